@@ -1,0 +1,454 @@
+"""
+A GPT whose feed-forward layers are fine-grained Mixture-of-Experts layers.
+
+nanoGPT's shape (pre-norm blocks, causal attention through F.scaled_dot_product_attention, tied
+embeddings) with the MLP replaced by MoE(config): a fp32 router picks top_k of n_expert SwiGLU
+experts of width expert_size per token. Three interchangeable backends compute the experts:
+  - "torch":      readable PyTorch, the numerical reference (groups tokens by expert, fp32 sum);
+  - "sonic":      our Triton kernels (sonic_kernels.py), IO-aware, constant activation memory;
+  - "grouped_mm": the torchtitan-style peer baseline on torch._grouped_mm (CUDA, Hopper only).
+All three take the same routing: a flat list of (token, expert, score) pairs in token order.
+"""
+
+import math
+import inspect
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
+MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
+ROUNDING_MODES = ("nearest", "up", "down")
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = False              # bias in Linears and LayerNorms (the router never has one)
+    # experts
+    n_expert: int = 64              # E, routed experts per MoE layer
+    top_k: int = 8                  # K, experts per token
+    expert_size: int = 256          # n, the SwiGLU width of one expert
+    n_shared_experts: int = 0       # experts every token passes through (one dense SwiGLU)
+    n_dense_layers: int = 0         # the first layers keep a dense MLP, as in DeepSeek
+    dense_size: int = 0             # width of those dense MLPs; 0 -> top_k*expert_size (iso active)
+    moe_backend: str = "torch"      # "torch" (reference) | "sonic" (Triton) | "grouped_mm" (peer)
+    # routing (all in fp32)
+    router_type: str = "softmax_topk"  # "softmax_topk" | "topk_softmax" (Qwen3) | "sigmoid" (DSv3)
+    norm_topk_prob: bool = True     # topk_softmax: renormalise the K selected probabilities
+    aux_loss_coef: float = 0.01     # switch load-balancing loss; 0 turns it off
+    z_loss_coef: float = 0.0        # router z-loss; 0 turns it off
+    bias_update_rate: float = 1e-3  # sigmoid: aux-loss-free balancing bias step per optimizer step
+    token_rounding: bool = False    # training only: round each expert's count to rounding_tile
+    rounding_tile: int = 128        # M_tile; the sonic kernels' M tile
+    rounding_mode: str = "nearest"  # "nearest" | "up" | "down"
+
+    def __post_init__(self):
+        def need(ok, msg):
+            if not ok:
+                raise ValueError(f"GPTConfig: {msg}")
+        need(self.n_embd % self.n_head == 0, f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        need(1 <= self.top_k <= self.n_expert, f"top_k={self.top_k} must be in [1, n_expert={self.n_expert}]")
+        need(self.expert_size > 0, "expert_size must be positive")
+        need(self.moe_backend in MOE_BACKENDS, f"moe_backend={self.moe_backend!r}; choose one of {MOE_BACKENDS}")
+        need(self.router_type in ROUTER_TYPES, f"router_type={self.router_type!r}; choose one of {ROUTER_TYPES}")
+        need(self.rounding_mode in ROUNDING_MODES, f"rounding_mode={self.rounding_mode!r}; choose one of {ROUNDING_MODES}")
+        need(self.rounding_tile >= 1, "rounding_tile must be >= 1")
+        need(0 <= self.n_dense_layers <= self.n_layer, "n_dense_layers must be in [0, n_layer]")
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (PyTorch's has no bias=False before 2.1)."""
+
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class SwiGLU(nn.Module):
+    """A dense SwiGLU MLP: the dense first layers and the shared experts."""
+
+    def __init__(self, n_embd, hidden, bias):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, 2 * hidden, bias=bias)  # [gate | up]
+        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
+
+    def forward(self, x):
+        g, u = self.c_fc(x).chunk(2, dim=-1)
+        return self.c_proj(F.silu(g) * u)
+
+
+# -----------------------------------------------------------------------------
+# Routing. Everything here is fp32 and runs on the device with no host sync.
+
+def route_topk(logits, config, expert_bias=None):
+    """Top-K selection and gate scores for the three router types.
+    logits: (T, E) fp32. Returns idx (T, K) int64, gates (T, K) fp32, probs (T, E) fp32, where
+    probs is the full score matrix used by the balancing loss and by token rounding."""
+    K = config.top_k
+    if config.router_type == "softmax_topk":
+        # SonicMoE's default: choose on the logits, softmax over the K chosen ones
+        probs = F.softmax(logits, dim=-1)
+        top_logits, idx = torch.topk(logits, K, dim=-1)
+        gates = F.softmax(top_logits, dim=-1)
+    elif config.router_type == "topk_softmax":
+        # Qwen3: softmax over all experts, then top-K, optionally renormalised
+        probs = F.softmax(logits, dim=-1)
+        gates, idx = torch.topk(probs, K, dim=-1)
+        if config.norm_topk_prob:
+            gates = gates / gates.sum(dim=-1, keepdim=True)
+    else:
+        # DeepSeek-V3: sigmoid affinities; the balancing bias steers selection but never the gates
+        probs = torch.sigmoid(logits)
+        sel = probs if expert_bias is None else probs + expert_bias
+        idx = torch.topk(sel, K, dim=-1).indices
+        gates = probs.gather(1, idx)
+        gates = gates / gates.sum(dim=-1, keepdim=True)
+    return idx, gates, probs
+
+
+def round_tokens(idx, gates, probs, tile, mode):
+    """Token rounding (SonicMoE section 5): round each expert's token count to a multiple of tile.
+    Going down drops that expert's lowest-scoring chosen tokens; going up adds the highest-scoring
+    tokens that did not choose it (scored from the full matrix probs). Each expert moves by at most
+    one tile. Tokens then have a variable number of experts, so the result is a fixed-capacity pair
+    list: R_max = T*K + E*(tile-1) slots in token order, unused slots marked (token T, expert E).
+    Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool."""
+    T, E = probs.shape
+    chosen = torch.zeros(T, E, dtype=torch.bool, device=probs.device).scatter_(1, idx, True)
+    f = chosen.sum(0)                                                   # (E,) top-K counts
+    lo, hi = (f // tile) * tile, ((f + tile - 1) // tile) * tile
+    if mode == "down":
+        c = lo
+    elif mode == "up":
+        c = hi
+    else:  # nearest; ties go up
+        c = torch.where(f - lo >= hi - f, hi, lo)
+    c = torch.where(c > T, lo, c)                                       # an expert cannot take more than T
+    # rank every token for every expert: chosen ones first, each group by descending score
+    key = probs.detach() + 2.0 * chosen                                 # probs are in [0, 1]
+    order = torch.sort(key, dim=0, descending=True, stable=True).indices  # (T, E)
+    rank_ok = torch.arange(T, device=probs.device)[:, None] < c[None, :]
+    sel = torch.zeros_like(chosen).scatter_(0, order, rank_ok)          # (T, E)
+    # gates: the router's gate where the token chose the expert, its full-matrix score where added
+    gate_full = torch.zeros_like(probs).scatter(1, idx, gates)
+    gate_full = torch.where(chosen, gate_full, probs)
+    # compact sel (token-major) into fixed-capacity slots without a host sync
+    R_max = min(T * E, T * idx.shape[1] + E * (tile - 1))
+    flat = sel.flatten()
+    pos = torch.where(flat, torch.cumsum(flat, 0) - 1, R_max)         # unselected go to a dump slot
+    src = torch.full((R_max + 1,), T * E, dtype=torch.long, device=probs.device)
+    src.scatter_(0, pos, torch.arange(T * E, device=probs.device))
+    src = src[:R_max]                                                   # flat (t*E + e), or T*E if unused
+    valid = src < T * E
+    pair_tok = torch.where(valid, src // E, T)
+    pair_exp = torch.where(valid, src % E, E)
+    pair_score = torch.cat([gate_full.flatten(), gate_full.new_zeros(1)])[src]
+    return pair_tok, pair_exp, pair_score, sel, chosen
+
+
+# -----------------------------------------------------------------------------
+# Expert backends. Each takes x (T, d), w1 (E, d, 2n) as [gate | up], w2 (E, n, d) and the pair
+# list (token order; pairs with expert == E are unused slots) and returns sum_k s * expert(x) (T, d).
+
+def experts_torch(x, w1, w2, pair_tok, pair_exp, pair_score):
+    """The reference: group the pairs by expert, run each expert's SwiGLU MLP on its rows, then
+    take the gate-weighted sum in fp32. Readable, with a loop over experts (never over tokens)."""
+    T, E = x.shape[0], w1.shape[0]
+    order = torch.argsort(pair_exp, stable=True)              # grouped order: pairs sorted by expert
+    counts = torch.bincount(pair_exp, minlength=E + 1)[:E].tolist()  # host sync: fine for a reference
+    rows = pair_tok[order]
+    ys, start = [], 0
+    for e, c in enumerate(counts):
+        if c == 0:
+            continue
+        xe = x[rows[start:start + c]]                          # (c, d)
+        g, u = (xe @ w1[e]).chunk(2, dim=-1)                   # (c, n) each
+        ys.append((F.silu(g) * u) @ w2[e])                     # (c, d)
+        start += c
+    out = torch.zeros(T, x.shape[1], dtype=torch.float32, device=x.device)
+    if ys:
+        y = torch.cat(ys).float() * pair_score[order[:start], None].float()
+        out.index_add_(0, rows[:start], y)
+    return out.to(x.dtype)
+
+
+def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
+    """The torchtitan-style peer baseline: sort, copy the gathered rows, two torch._grouped_mm
+    calls, SwiGLU, and a weighted index_add. Needs CUDA (Hopper) and bf16."""
+    if not x.is_cuda or not hasattr(torch, "_grouped_mm"):
+        raise RuntimeError("moe_backend='grouped_mm' needs a CUDA GPU (sm_90) and torch._grouped_mm; "
+                           "use moe_backend='torch' on this machine")
+    T, E = x.shape[0], w1.shape[0]
+    order = torch.argsort(pair_exp, stable=True)
+    counts = torch.zeros(E + 1, dtype=torch.int32, device=x.device).scatter_add_(
+        0, pair_exp, torch.ones_like(pair_exp, dtype=torch.int32))[:E]
+    offs = torch.cumsum(counts, 0, dtype=torch.int32)         # (E,) segment ends
+    rows = pair_tok[order].clamp(max=T - 1)                   # unused slots sit past offs[-1]
+    dt = torch.bfloat16
+    xs = x.to(dt)[rows]                                       # (R, d) the gathered copy
+    h = torch._grouped_mm(xs, w1.to(dt), offs=offs)           # (R, 2n)
+    g, u = h.chunk(2, dim=-1)
+    y = torch._grouped_mm((F.silu(g) * u).contiguous(), w2.to(dt), offs=offs)  # (R, d)
+    valid = (pair_exp[order] < E).float()
+    y = y.float() * (pair_score[order].float() * valid)[:, None]
+    out = torch.zeros(T, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
+    return out.to(x.dtype)
+
+
+def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
+    import sonic_kernels  # imported lazily: it needs triton, which the torch backend does not
+    return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score)
+
+
+EXPERT_BACKENDS = {"torch": experts_torch, "sonic": experts_sonic, "grouped_mm": experts_grouped_mm}
+
+
+class MoE(nn.Module):
+    """A fine-grained MoE feed-forward: fp32 router, top_k of n_expert SwiGLU experts."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        E, d, n = config.n_expert, config.n_embd, config.expert_size
+        self.router = nn.Linear(d, E, bias=False)
+        # stacked expert weights, laid out as the kernels read them: rows of x times w1[e]
+        self.w1 = nn.Parameter(torch.empty(E, d, 2 * n))   # [gate | up] concatenated along the last dim
+        self.w2 = nn.Parameter(torch.empty(E, n, d))
+        self.shared = SwiGLU(d, config.n_shared_experts * n, config.bias) if config.n_shared_experts > 0 else None
+        # DeepSeek-V3 balancing bias: selection only, updated outside autograd (update_expert_bias)
+        self.register_buffer("expert_bias", torch.zeros(E), persistent=True)
+        self.register_buffer("load_accum", torch.zeros(E), persistent=False)
+        self.tokens_per_expert = torch.zeros(E, dtype=torch.long)   # of the last forward
+        self.rounding_dropped = torch.zeros((), dtype=torch.long)    # chosen pairs dropped by rounding
+        self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
+        self.aux_loss = None
+
+    def forward(self, x):
+        cfg = self.config
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])                                  # (T, d)
+        T, E, K = x.shape[0], cfg.n_expert, cfg.top_k
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            logits = F.linear(x.float(), self.router.weight.float())  # (T, E) fp32 router
+            use_fused = (cfg.moe_backend == "sonic" and cfg.router_type == "softmax_topk"
+                         and not (self.training and cfg.token_rounding))
+            if use_fused:
+                import sonic_kernels
+                idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
+                probs = None
+            else:
+                idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
+            if self.training and cfg.token_rounding:
+                pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(
+                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode)
+                counts = sel.sum(0)
+                self.rounding_dropped = (chosen & ~sel).sum()
+                self.rounding_padded = (sel & ~chosen).sum()
+            else:
+                pair_tok = torch.arange(T, device=x.device).repeat_interleave(K)  # (T*K,) token order
+                pair_exp = idx.flatten()
+                pair_score = gates.flatten()
+                counts = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(
+                    0, pair_exp, torch.ones_like(pair_exp))
+                self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
+            self.tokens_per_expert = counts.detach()
+            if self.training:
+                self.load_accum += counts.detach().float()
+                self.aux_loss = self.router_losses(logits, probs, counts, T * K)
+        out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
+        if self.shared is not None:
+            out = out + self.shared(x)
+        return out.reshape(shape)
+
+    def router_losses(self, logits, probs, counts, n_pairs):
+        """Switch load-balancing loss E * sum_e f_e * P_e, and the z-loss mean(logsumexp^2)."""
+        cfg = self.config
+        loss = logits.new_zeros(())
+        if cfg.aux_loss_coef > 0:
+            if probs is None:
+                probs = F.softmax(logits, dim=-1)
+            elif cfg.router_type == "sigmoid":
+                probs = probs / probs.sum(dim=-1, keepdim=True)
+            f = counts.float() / n_pairs                               # fraction of routed pairs
+            loss = loss + cfg.aux_loss_coef * cfg.n_expert * (f * probs.mean(0)).sum()
+        if cfg.z_loss_coef > 0:
+            loss = loss + cfg.z_loss_coef * torch.logsumexp(logits, dim=-1).square().mean()
+        return loss
+
+    @torch.no_grad()
+    def update_expert_bias(self):
+        """Aux-loss-free balancing (DeepSeek-V3): raise the bias of under-loaded experts and lower
+        it for over-loaded ones, from the load seen since the last call. A no-op for other routers."""
+        if self.config.router_type == "sigmoid" and self.config.bias_update_rate > 0:
+            load = self.load_accum
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                load = load.clone()
+                torch.distributed.all_reduce(load)
+            self.expert_bias += self.config.bias_update_rate * torch.sign(load.mean() - load)
+        self.load_accum.zero_()
+
+
+class Block(nn.Module):
+
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        if layer_idx < config.n_dense_layers:
+            self.mlp = SwiGLU(config.n_embd, config.dense_size or config.top_k * config.expert_size, config.bias)
+        else:
+            self.mlp = MoE(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class GPT(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        assert config.vocab_size is not None
+        assert config.block_size is not None
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying
+        self.apply(self._init_weights)
+        # scaled init of the residual projections, per GPT-2
+        for pn, p in self.named_parameters():
+            if pn.endswith("c_proj.weight") or pn.endswith(".w2"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+            elif pn.endswith(".w1"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02)
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def moe_layers(self):
+        return [b.mlp for b in self.transformer.h if isinstance(b.mlp, MoE)]
+
+    def get_num_params(self, non_embedding=True):
+        """Total parameters. The position embeddings are left out by default; the token embeddings
+        count because they are tied to lm_head."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def get_num_active_params(self, non_embedding=True):
+        """Parameters one token touches: every MoE layer counts top_k of its n_expert experts."""
+        c = self.config
+        per_expert = 3 * c.n_embd * c.expert_size
+        return self.get_num_params(non_embedding) - len(self.moe_layers()) * (c.n_expert - c.top_k) * per_expert
+
+    def forward(self, idx, targets=None):
+        device = idx.device
+        b, t = idx.size()
+        assert t <= self.config.block_size, f"Cannot forward sequence of length {t}, block size is only {self.config.block_size}"
+        pos = torch.arange(0, t, dtype=torch.long, device=device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            if self.training:  # router losses steer training; eval reports pure cross-entropy
+                for moe in self.moe_layers():
+                    loss = loss + moe.aux_loss
+        else:
+            logits = self.lm_head(x[:, [-1], :])  # inference: only the last position
+            loss = None
+        return logits, loss
+
+    @torch.no_grad()
+    def update_expert_bias(self):
+        for moe in self.moe_layers():
+            moe.update_expert_bias()
+
+    def crop_block_size(self, block_size):
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        # weight decay on every matrix (expert stacks included), none on norms and biases
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        nodecay = [p for p in params if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": nodecay, "weight_decay": 0.0}]
+        use_fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **(dict(fused=True) if use_fused else {}))
+
+    def flops_per_token(self):
+        """Active training FLOPs per token (forward + backward), as in the PaLM appendix: 6 per
+        active weight plus attention."""
+        c = self.config
+        hd = c.n_embd // c.n_head
+        return 6 * self.get_num_active_params() + 12 * c.n_layer * c.n_head * hd * c.block_size
+
+    def estimate_mfu(self, fwdbwd_per_iter, dt, peak_flops=989e12):
+        """Model FLOPs utilisation over active FLOPs; the peak is dense bf16 of an H100/H200."""
+        flops_per_iter = self.flops_per_token() * self.config.block_size * fwdbwd_per_iter
+        return flops_per_iter / dt / peak_flops
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        for _ in range(max_new_tokens):
+            idx_cond = idx if idx.size(1) <= self.config.block_size else idx[:, -self.config.block_size:]
+            logits, _ = self(idx_cond)
+            logits = logits[:, -1, :] / temperature
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("Inf")
+            probs = F.softmax(logits, dim=-1)
+            idx_next = torch.multinomial(probs, num_samples=1)
+            idx = torch.cat((idx, idx_next), dim=1)
+        return idx

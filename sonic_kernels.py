@@ -1,0 +1,551 @@
+"""
+sonic_kernels.py: the fine-grained MoE expert layer in Triton, IO-aware after SonicMoE
+(arXiv 2512.14080). The "sonic" moe_backend of model.py.
+
+Notation: T tokens, d = n_embd, n = expert_size, E experts, K = top_k, R routed rows (pairs of a
+token and one of its experts: R = T*K under top-K, a fixed capacity under token rounding).
+Expert weights: w1 (E, d, 2n) holds [gate | up] along its last dim, w2 (E, n, d).
+
+THE MEMORY CONTRACT
+  The forward saves for backward only
+    x  (T, d)        the layer input, which is alive anyway,
+    h  (R, 2n)       the pre-activation [gate | up]: 4*R*n bytes in bf16,
+    O(R) metadata    gather index, reverse index, fp32 row scores, expert offsets, tile map
+                     (int32 and fp32; 20 bytes per row plus O(T + E)).
+  It never saves the gathered X (R, d), a (R, n), y (R, d), or any other R x d tensor. At
+  iso-FLOPs n*K is fixed, so the saved bytes stay the same as experts get finer (see
+  saved_bytes_formula and tests/test_sonic.py::test_memory_contract).
+  How: the gathers are fused into the GEMMs' loads; SwiGLU runs in the up-projection's epilogue;
+  the router-score gradient is dS = <dO, y> = <dA', a> with a recomputed from h, so y is never
+  needed; expert outputs are combined by a gather-and-sum in fp32, never by scatter-add, so the
+  result is deterministic (no atomics anywhere).
+
+THE KERNELS
+  _topk_softmax_kernel   router: top-K of the fp32 logits, softmax over the K chosen
+  _up_swiglu_kernel      h = X[gather] @ W1_e; a = silu(h_gate) * h_up               (forward)
+  _grouped_mm_kernel     C = A @ B_e per expert segment: y = a @ W2_e (forward),
+                         dX~ = dH @ W1_e^T (backward)
+  _down_bwd_kernel       dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
+                         dH = dSwiGLU(s * dA', h), A' = s * a                         (backward)
+  _wgrad_kernel          dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
+  _gather_sum_kernel     o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32; also dx, s = 1)
+All routing metadata is built on the device with torch ops: no .item(), .tolist() or any host
+sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
+
+Portability: plain tl.dot on pointer loads, which Triton lowers to wgmma on Hopper and to mma on
+sm_80/sm_89/Blackwell; no Hopper-only feature is used, so one path serves every bf16 GPU.
+On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
+bf16 arithmetic).
+"""
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK_M = 128  # the M tile of every expert-segmented kernel; token rounding rounds counts to this
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _configs(gpu_configs, cpu_config):
+    # the interpreter runs every config it is given, slowly: give it one small one
+    if INTERPRET:
+        return [triton.Config(cpu_config, num_warps=4, num_stages=1)]
+    return [triton.Config(kw, num_warps=w, num_stages=s) for kw, w, s in gpu_configs]
+
+
+# -----------------------------------------------------------------------------
+# Router: top-K + softmax over the chosen logits, fused.
+
+@triton.jit
+def _topk_softmax_kernel(
+    L, IDX, G,                       # logits (T, E) fp32; out: idx (T, K) int64, gates (T, K) fp32
+    T, E,
+    stride_lt, stride_ot,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    cols = tl.arange(0, BLOCK_E)
+    mask_t = rows < T
+    mask = mask_t[:, None] & (cols[None, :] < E)
+    # padded rows read 0 and padded experts -inf, so every row has a finite max
+    logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
+    logits = tl.where(cols[None, :] < E, logits, float("-inf"))
+    row_max = tl.max(logits, axis=1)
+    # K rounds of argmax (ties go to the lower expert index). rank[t, e] = k if e was the k-th
+    # choice of t, else -1; the outputs are then written by one masked scatter per row
+    work = logits
+    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
+    for k in tl.static_range(K):
+        i = tl.argmax(work, axis=1)
+        hit = cols[None, :] == i[:, None]
+        rank = tl.where(hit, k, rank)
+        work = tl.where(hit, float("-inf"), work)
+    chosen = (rank >= 0) & mask_t[:, None]
+    w = tl.where(chosen, tl.exp(logits - row_max[:, None]), 0.0)  # the top logit is the row max
+    gates = w / tl.sum(w, axis=1)[:, None]
+    out = rows[:, None].to(tl.int64) * stride_ot + rank
+    tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
+    tl.store(G + out, gates, mask=chosen)
+
+
+# -----------------------------------------------------------------------------
+# Forward GEMMs. Grids run over (M tile, N tile) with the N tile fastest, so the programs that
+# share one gathered block of rows run together and find it in L2. An M tile lies inside one
+# expert's segment of the grouped order; tile_expert / tile_row0 (built by _tile_map) say which.
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=64, BLOCK_K=64), 4, 4)],
+                     dict(BLOCK_N=32, BLOCK_K=32)),
+    key=["N", "D"],
+)
+@triton.jit
+def _up_swiglu_kernel(
+    X, W1, H, A, gather_idx, tile_expert, tile_row0, offsets,   # X (T, d), W1 (E, d, 2n), H (R, 2n), A (R, n)
+    N, D, E,                                                  # N = n, D = d
+    stride_xt, stride_we, stride_wk, stride_hr, stride_ar,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_n = tl.cdiv(N, BLOCK_N)
+    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
+    e = tl.load(tile_expert + pid_m)
+    if e >= E:  # surplus program of the static grid
+        return
+    row0 = tl.load(tile_row0 + pid_m)
+    row_end = tl.load(offsets + e + 1)
+    rows = row0 + tl.arange(0, BLOCK_M)
+    mask_m = rows < row_end
+    # the fused gather: the source token of each row; masked rows read token 0, a valid row
+    tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = cols < N
+    ks = tl.arange(0, BLOCK_K)
+    x_ptrs = X + tok[:, None] * stride_xt + ks[None, :]
+    w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
+    acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        mask_k = (k0 + ks) < D
+        x = tl.load(x_ptrs, mask=mask_k[None, :], other=0.0)
+        wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        acc_g = tl.dot(x, wg, acc_g, input_precision=DOT_PREC)
+        acc_u = tl.dot(x, wu, acc_u, input_precision=DOT_PREC)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K * stride_wk
+    # SwiGLU epilogue on h as stored, so that backward's recomputation of a is exact
+    g = acc_g.to(H.dtype.element_ty)
+    u = acc_u.to(H.dtype.element_ty)
+    gf, uf = g.to(tl.float32), u.to(tl.float32)
+    a = gf * tl.sigmoid(gf) * uf
+    mask = mask_m[:, None] & mask_n[None, :]
+    rows64 = rows.to(tl.int64)
+    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
+    tl.store(h_ptrs, g, mask=mask)
+    tl.store(h_ptrs + N, u, mask=mask)
+    tl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
+
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=256, BLOCK_K=64), 8, 3)],
+                     dict(BLOCK_N=32, BLOCK_K=32)),
+    key=["N", "KD"],
+)
+@triton.jit
+def _grouped_mm_kernel(
+    Am, B, C, tile_expert, tile_row0, offsets,   # Am (R, KD) grouped order, B_e (KD, N) by strides, C (R, N)
+    N, KD, E,
+    stride_ar, stride_be, stride_bk, stride_bn, stride_cr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_n = tl.cdiv(N, BLOCK_N)
+    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
+    e = tl.load(tile_expert + pid_m)
+    if e >= E:
+        return
+    row0 = tl.load(tile_row0 + pid_m)
+    row_end = tl.load(offsets + e + 1)
+    rows = row0 + tl.arange(0, BLOCK_M)
+    mask_m = rows < row_end
+    rows_safe = tl.where(mask_m, rows, row0).to(tl.int64)   # in-bounds rows, so A loads need no row mask
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = cols < N
+    ks = tl.arange(0, BLOCK_K)
+    a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
+    b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, KD, BLOCK_K):
+        mask_k = (k0 + ks) < KD
+        a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
+        b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K * stride_bk
+    c_ptrs = C + rows.to(tl.int64)[:, None] * stride_cr + cols[None, :]
+    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+@triton.jit
+def _gather_sum_kernel(
+    Y, S, rev, tok_offsets, O,        # Y (R, D) grouped order, S (R,) pair scores, O (T, D)
+    D,
+    stride_yr, stride_ot,
+    HAS_S: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    # o[t] = sum_{p in t's pairs} s_p * Y[rev[p]]: each output row is owned by one program, so the
+    # sum needs no atomics and is deterministic; it accumulates in fp32
+    t = tl.program_id(0)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask = cols < D
+    start = tl.load(tok_offsets + t)
+    end = tl.load(tok_offsets + t + 1)
+    acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for p in range(start, end):
+        r = tl.load(rev + p).to(tl.int64)
+        y = tl.load(Y + r * stride_yr + cols, mask=mask, other=0.0).to(tl.float32)
+        if HAS_S:
+            y = y * tl.load(S + p)
+        acc += y
+    tl.store(O + t.to(tl.int64) * stride_ot + cols, acc.to(O.dtype.element_ty), mask=mask)
+
+
+# -----------------------------------------------------------------------------
+# Backward kernels.
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=64, BLOCK_K=64), 4, 4)],
+                     dict(BLOCK_N=32, BLOCK_K=32)),
+    key=["N", "D"],
+)
+@triton.jit
+def _down_bwd_kernel(
+    dO, W2, H, S, gather_idx, tile_expert, tile_row0, offsets,   # dO (T, d), W2 (E, n, d), H (R, 2n), S (R,) row scores
+    dH, Ap, dS_part,                                             # out: dH (R, 2n), A' (R, n), dS_part (n_tiles, R) fp32
+    N, D, E, R,
+    stride_ot, stride_we, stride_wn, stride_wd, stride_hr, stride_ar,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_n = tl.cdiv(N, BLOCK_N)
+    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
+    e = tl.load(tile_expert + pid_m)
+    if e >= E:
+        return
+    row0 = tl.load(tile_row0 + pid_m)
+    row_end = tl.load(offsets + e + 1)
+    rows = row0 + tl.arange(0, BLOCK_M)
+    mask_m = rows < row_end
+    tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = cols < N
+    ks = tl.arange(0, BLOCK_K)
+    # dA' = dO[gather] @ W2_e^T; W2_e^T (d, n) is read through strides, never transposed in memory
+    o_ptrs = dO + tok[:, None] * stride_ot + ks[None, :]
+    w_ptrs = W2 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wd + cols[None, :] * stride_wn
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        mask_k = (k0 + ks) < D
+        o = tl.load(o_ptrs, mask=mask_k[None, :], other=0.0)
+        w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(o, w, acc, input_precision=DOT_PREC)
+        o_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K * stride_wd
+    # epilogue: recompute a from h (a is never saved), then the three outputs
+    rows64 = tl.where(mask_m, rows, row0).to(tl.int64)
+    mask = mask_m[:, None] & mask_n[None, :]
+    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
+    g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
+    s = tl.load(S + rows64, mask=mask_m, other=0.0)
+    sig = tl.sigmoid(g)
+    silu = g * sig
+    a = silu * u
+    # dS = <dO, y> = <dA', a>: this tile's share of the row sum (summed over N tiles on the host side)
+    tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, tl.sum(acc * a, axis=1), mask=mask_m)
+    da = acc * s[:, None]                                    # dL/da = s * dA'
+    dg = da * u * sig * (1.0 + g * (1.0 - sig))              # d silu(g) / dg = sig * (1 + g (1 - sig))
+    du = da * silu
+    dh_ptrs = dH + rows64[:, None] * stride_hr + cols[None, :]
+    tl.store(dh_ptrs, dg.to(dH.dtype.element_ty), mask=mask)
+    tl.store(dh_ptrs + N, du.to(dH.dtype.element_ty), mask=mask)
+    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * s[:, None]).to(Ap.dtype.element_ty), mask=mask)
+
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 8, 4)],
+                     dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
+    key=["M", "N"],
+)
+@triton.jit
+def _wgrad_kernel(
+    Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
+    M, N,
+    stride_ar, stride_br, stride_ce, stride_cm,
+    GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    # a grouped GEMM whose reduction runs over one expert's segment of rows (varlen-K); operands
+    # come from the grouped order or, through an index, straight from the token-order tensors
+    num_m, num_n = tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0)
+    e = pid // (num_m * num_n)
+    pid_m = (pid // num_n) % num_m
+    pid_n = pid % num_n
+    start = tl.load(offsets + e)
+    end = tl.load(offsets + e + 1)
+    cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_cm, mask_cn = cm < M, cn < N
+    ks = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for r0 in range(start, end, BLOCK_K):
+        rows = r0 + ks
+        mask_r = rows < end
+        if GATHER_A:
+            ia = tl.load(gather_a + rows, mask=mask_r, other=0).to(tl.int64)
+        else:
+            ia = rows.to(tl.int64)
+        if GATHER_B:
+            ib = tl.load(gather_b + rows, mask=mask_r, other=0).to(tl.int64)
+        else:
+            ib = rows.to(tl.int64)
+        a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & mask_cm[None, :], other=0.0)
+        b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & mask_cn[None, :], other=0.0)
+        acc = tl.dot(tl.trans(a), b, acc, input_precision=DOT_PREC)
+    # an expert with no rows writes zeros, which is its true gradient
+    c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
+    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
+
+
+# -----------------------------------------------------------------------------
+# Host side: metadata, launchers, custom ops.
+
+def _dot_prec(dtype):
+    # fp32 inputs get exact fp32 products (tf32 would cost ~1e-3 relative error); bf16/fp16 ignore it
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def _max_tiles(R, E):
+    # sum_e ceil(count_e / BLOCK_M) <= ceil(R / BLOCK_M) + E: a static grid bound with no host sync
+    return triton.cdiv(R, BLOCK_M) + E
+
+
+def routing_metadata(pair_tok, pair_exp, T, E):
+    """Device-side routing metadata from the pair list (token order; expert E marks an unused slot).
+    Returns gather_idx (R,) int32: source token of each grouped row; offsets (E+1,) int32: expert
+    segment bounds in the grouped order; rev (R,) int32: the grouped row of each pair; tok_offsets
+    (T+1,) int32: each token's range of pairs; tile_expert, tile_row0 (max_tiles,) int32: the
+    expert and first row of each BLOCK_M tile (expert E for surplus tiles); order (R,) int64."""
+    R, dev = pair_exp.numel(), pair_exp.device
+    order = torch.argsort(pair_exp, stable=True)                          # grouped row -> pair
+    gather_idx = pair_tok[order].to(torch.int32)
+    offsets = torch.searchsorted(pair_exp[order], torch.arange(E + 1, device=dev, dtype=pair_exp.dtype))
+    rev = torch.empty_like(order).scatter_(0, order, torch.arange(R, device=dev)).to(torch.int32)
+    tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype))
+    tiles = (offsets[1:] - offsets[:-1] + BLOCK_M - 1) // BLOCK_M         # (E,) M tiles per expert
+    tile_end = torch.cumsum(tiles, 0)
+    t = torch.arange(_max_tiles(R, E), device=dev)
+    tile_expert = torch.searchsorted(tile_end, t, right=True)             # E past the last tile
+    ec = tile_expert.clamp(max=E - 1)
+    tile_row0 = offsets[ec] + (t - (tile_end - tiles)[ec]) * BLOCK_M
+    i32 = torch.int32
+    return (gather_idx, offsets.to(i32), rev, tok_offsets.to(i32), tile_expert.to(i32),
+            tile_row0.to(i32), order)
+
+
+def saved_bytes_formula(T, d, n, R, E, dtype_bytes):
+    """The memory contract in bytes: what the forward saves for backward, weights aside."""
+    x_and_h = T * d * dtype_bytes + R * 2 * n * dtype_bytes
+    meta = 3 * R * 4 + (E + 1) * 4 + (T + 1) * 4 + 2 * _max_tiles(R, E) * 4  # gather_idx, rev, row_score; offsets; tok_offsets; tile map
+    return x_and_h + meta
+
+
+def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
+    if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3:
+        raise ValueError(f"sonic: expected x (T, d), w1 (E, d, 2n), w2 (E, n, d); got {tuple(x.shape)}, "
+                         f"{tuple(w1.shape)}, {tuple(w2.shape)}")
+    T, d = x.shape
+    E, n = w2.shape[0], w2.shape[1]
+    if tuple(w1.shape) != (E, d, 2 * n) or tuple(w2.shape) != (E, n, d):
+        raise ValueError(f"sonic: weight shapes {tuple(w1.shape)}, {tuple(w2.shape)} do not match x {tuple(x.shape)}")
+    if d % 16 or n % 16:
+        raise ValueError(f"sonic kernels need n_embd and expert_size to be multiples of 16 (tensor-core "
+                         f"tiles); got n_embd={d}, expert_size={n}. Round them up, or use moe_backend='torch'.")
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or w1.dtype != x.dtype or w2.dtype != x.dtype:
+        raise ValueError(f"sonic: x, w1, w2 must share one dtype of fp32/fp16/bf16; got {x.dtype}, {w1.dtype}, {w2.dtype}")
+    if not x.is_cuda and not INTERPRET:
+        raise RuntimeError("moe_backend='sonic' needs a CUDA GPU (or TRITON_INTERPRET=1 for the slow CPU "
+                           "interpreter); use moe_backend='torch' on this machine")
+    if not (pair_tok.shape == pair_exp.shape == pair_score.shape) or pair_tok.dim() != 1:
+        raise ValueError("sonic: pair_tok, pair_exp, pair_score must be 1-D and of one length")
+    if T >= 2**31 or pair_tok.numel() >= 2**31:
+        raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
+
+
+@torch.library.custom_op("sonic::moe_fwd", mutates_args=())
+def _moe_fwd(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
+             pair_exp: torch.Tensor, pair_score: torch.Tensor) -> tuple[(torch.Tensor,) * 9]:
+    T, d = x.shape
+    E, n = w2.shape[0], w2.shape[1]
+    R = pair_exp.numel()
+    x, w1, w2 = x.contiguous(), w1.contiguous(), w2.contiguous()
+    gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, order = routing_metadata(pair_tok, pair_exp, T, E)
+    row_score = pair_score.float()[order].contiguous()                  # (R,) scores in grouped order
+    h = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)            # saved
+    a = torch.empty(R, n, device=x.device, dtype=x.dtype)                # transient
+    prec, tiles = _dot_prec(x.dtype), _max_tiles(R, E)
+    grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
+    _up_swiglu_kernel[grid](x, w1, h, a, gather_idx, tile_expert, tile_row0, offsets, n, d, E,
+                            x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
+                            BLOCK_M=BLOCK_M, DOT_PREC=prec)
+    y = torch.empty(R, d, device=x.device, dtype=x.dtype)                # transient, grouped order
+    grid = lambda META: (tiles * triton.cdiv(d, META["BLOCK_N"]),)
+    _grouped_mm_kernel[grid](a, w2, y, tile_expert, tile_row0, offsets, d, n, E,
+                             a.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), y.stride(0),
+                             BLOCK_M=BLOCK_M, DOT_PREC=prec)
+    del a
+    out = torch.empty(T, d, device=x.device, dtype=x.dtype)
+    score = pair_score.float().contiguous()
+    _gather_sum_kernel[(T, triton.cdiv(d, 512))](y, score, rev, tok_offsets, out, d, y.stride(0), out.stride(0),
+                                                 HAS_S=True, BLOCK_D=512)
+    return out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score
+
+
+@_moe_fwd.register_fake
+def _(x, w1, w2, pair_tok, pair_exp, pair_score):
+    T, d = x.shape
+    E, n = w2.shape[0], w2.shape[1]
+    R = pair_exp.numel()
+    i32 = dict(dtype=torch.int32)
+    tiles = _max_tiles(R, E)
+    return (x.new_empty(T, d), x.new_empty(R, 2 * n), x.new_empty(R, **i32), x.new_empty(E + 1, **i32),
+            x.new_empty(R, **i32), x.new_empty(T + 1, **i32), x.new_empty(tiles, **i32), x.new_empty(tiles, **i32),
+            x.new_empty(R, dtype=torch.float32))
+
+
+@torch.library.custom_op("sonic::moe_bwd", mutates_args=())
+def _moe_bwd(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
+             gather_idx: torch.Tensor, offsets: torch.Tensor, rev: torch.Tensor, tok_offsets: torch.Tensor,
+             tile_expert: torch.Tensor, tile_row0: torch.Tensor, row_score: torch.Tensor) -> tuple[(torch.Tensor,) * 4]:
+    T, d = x.shape
+    E, n = w2.shape[0], w2.shape[1]
+    R = h.shape[0]
+    dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
+    prec, tiles = _dot_prec(x.dtype), _max_tiles(R, E)
+    # 1. dA' = dO[gather] @ W2_e^T with the dS / dH / A' epilogue
+    dH = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)
+    Ap = torch.empty(R, n, device=x.device, dtype=x.dtype)
+    dS_part = torch.zeros(triton.cdiv(n, 32), R, device=x.device, dtype=torch.float32)  # >= N tiles of any config
+    grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
+    _down_bwd_kernel[grid](dout, w2, h, row_score, gather_idx, tile_expert, tile_row0, offsets, dH, Ap, dS_part,
+                           n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
+                           h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=prec)
+    dS = dS_part.sum(0)                                                  # (R,) grouped order
+    dscore = dS[rev.long()]                                              # (R,) pair order
+    # 2. dW2_e = A'_e^T @ dO[gather_e], dW1_e = X[gather_e]^T @ dH_e (varlen-K over each segment)
+    dw2 = torch.empty_like(w2)
+    grid = lambda META: (E * triton.cdiv(n, META["BLOCK_M"]) * triton.cdiv(d, META["BLOCK_N"]),)
+    _wgrad_kernel[grid](Ap, dout, dw2, gather_idx, gather_idx, offsets, n, d,
+                        Ap.stride(0), dout.stride(0), dw2.stride(0), dw2.stride(1),
+                        GATHER_A=False, GATHER_B=True, DOT_PREC=prec)
+    del Ap
+    dw1 = torch.empty_like(w1)
+    grid = lambda META: (E * triton.cdiv(d, META["BLOCK_M"]) * triton.cdiv(2 * n, META["BLOCK_N"]),)
+    _wgrad_kernel[grid](x, dH, dw1, gather_idx, gather_idx, offsets, d, 2 * n,
+                        x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
+                        GATHER_A=True, GATHER_B=False, DOT_PREC=prec)
+    # 3. dX~ = dH @ W1_e^T (W1_e read transposed through strides), then dx by gather and sum
+    dxr = torch.empty(R, d, device=x.device, dtype=x.dtype)
+    grid = lambda META: (tiles * triton.cdiv(d, META["BLOCK_N"]),)
+    _grouped_mm_kernel[grid](dH, w1, dxr, tile_expert, tile_row0, offsets, d, 2 * n, E,
+                             dH.stride(0), w1.stride(0), w1.stride(2), w1.stride(1), dxr.stride(0),
+                             BLOCK_M=BLOCK_M, DOT_PREC=prec)
+    del dH
+    dx = torch.empty(T, d, device=x.device, dtype=x.dtype)
+    _gather_sum_kernel[(T, triton.cdiv(d, 512))](dxr, dxr, rev, tok_offsets, dx, d, dxr.stride(0), dx.stride(0),
+                                                 HAS_S=False, BLOCK_D=512)
+    return dx, dw1, dw2, dscore
+
+
+@_moe_bwd.register_fake
+def _(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score):
+    return torch.empty_like(x), torch.empty_like(w1), torch.empty_like(w2), row_score.new_empty(h.shape[0])
+
+
+def _moe_setup_context(ctx, inputs, output):
+    x, w1, w2, pair_tok, pair_exp, pair_score = inputs
+    out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score = output
+    # MEMORY CONTRACT: x, h (R x 2n) and O(R) metadata only; never the gathered X, a or y
+    ctx.save_for_backward(x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
+    ctx.score_dtype = pair_score.dtype
+
+
+def _moe_backward(ctx, dout, *_):
+    dx, dw1, dw2, dscore = torch.ops.sonic.moe_bwd(dout, *ctx.saved_tensors)
+    return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
+
+
+_moe_fwd.register_autograd(_moe_backward, setup_context=_moe_setup_context)
+
+
+def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
+    """out[t] = sum over t's pairs (t, e, s) of s * SwiGLU_e(x[t]).
+    x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
+    token order, pair_exp == E marking an unused slot (token rounding). Differentiable in x, w1,
+    w2 and pair_score. Under autocast everything runs in the autocast dtype."""
+    if torch.is_autocast_enabled(x.device.type):
+        dt = torch.get_autocast_dtype(x.device.type)
+        x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
+    _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
+    return torch.ops.sonic.moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]
+
+
+# -----------------------------------------------------------------------------
+# Router op.
+
+@torch.library.custom_op("sonic::topk_softmax", mutates_args=())
+def _topk_softmax(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    T, E = logits.shape
+    logits = logits.contiguous()
+    idx = torch.empty(T, k, device=logits.device, dtype=torch.int64)
+    gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
+    BLOCK_E = triton.next_power_of_2(E)
+    BLOCK_T = max(1, min(64, 4096 // BLOCK_E))
+    _topk_softmax_kernel[(triton.cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
+                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E)
+    return idx, gates
+
+
+@_topk_softmax.register_fake
+def _(logits, k):
+    T = logits.shape[0]
+    return logits.new_empty(T, k, dtype=torch.int64), logits.new_empty(T, k, dtype=torch.float32)
+
+
+def _topk_softmax_setup(ctx, inputs, output):
+    logits, k = inputs
+    idx, gates = output
+    ctx.save_for_backward(idx, gates)   # O(T*K): the (T, E) probabilities are not kept
+    ctx.E = logits.shape[1]
+
+
+def _topk_softmax_backward(ctx, didx, dgates):
+    idx, gates = ctx.saved_tensors
+    # softmax Jacobian over the K chosen logits; the others get zero
+    dsel = gates * (dgates - (gates * dgates).sum(-1, keepdim=True))
+    return torch.zeros(idx.shape[0], ctx.E, device=idx.device, dtype=torch.float32).scatter(1, idx, dsel), None
+
+
+_topk_softmax.register_autograd(_topk_softmax_backward, setup_context=_topk_softmax_setup)
+
+
+def topk_softmax(logits, k):
+    """Router: top-k of fp32 logits (T, E) and a softmax over the chosen. Returns idx (T, k) int64
+    and gates (T, k) fp32, differentiable in logits."""
+    if logits.dtype != torch.float32 or logits.dim() != 2:
+        raise ValueError(f"topk_softmax expects fp32 logits (T, E); got {logits.dtype} {tuple(logits.shape)}")
+    if not 1 <= k <= logits.shape[1]:
+        raise ValueError(f"topk_softmax: k={k} must be in [1, E={logits.shape[1]}]")
+    if not logits.is_cuda and not INTERPRET:
+        raise RuntimeError("topk_softmax needs a CUDA GPU or TRITON_INTERPRET=1")
+    return torch.ops.sonic.topk_softmax(logits, k)
