@@ -18,6 +18,11 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+try:  # the sonic backend needs triton; the torch reference does not
+    import sonic_kernels
+except ImportError:
+    sonic_kernels = None
+
 ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
 MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
 ROUNDING_MODES = ("nearest", "up", "down")
@@ -229,7 +234,8 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
 
 
 def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
-    import sonic_kernels  # imported lazily: it needs triton, which the torch backend does not
+    if sonic_kernels is None:
+        raise RuntimeError("moe_backend='sonic' needs triton (pip install triton); or use moe_backend='torch'")
     return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score)
 
 
@@ -265,8 +271,7 @@ class MoE(nn.Module):
             logits = F.linear(x.float(), self.router.weight.float())  # (T, E) fp32 router
             use_fused = (cfg.moe_backend == "sonic" and cfg.router_type == "softmax_topk"
                          and not (self.training and cfg.token_rounding))
-            if use_fused:
-                import sonic_kernels
+            if use_fused and sonic_kernels is not None:
                 idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
                 probs = None
             else:

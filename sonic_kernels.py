@@ -84,7 +84,7 @@ def _topk_softmax_kernel(
         work = tl.where(hit, float("-inf"), work)
     chosen = (rank >= 0) & mask_t[:, None]
     w = tl.where(chosen, tl.exp(logits - row_max[:, None]), 0.0)  # the top logit is the row max
-    gates = w / tl.sum(w, axis=1)[:, None]
+    gates = w / tl.maximum(tl.sum(w, axis=1), 1.0)[:, None]  # the sum is >= 1 (the top term is 1); padded rows give 0
     out = rows[:, None].to(tl.int64) * stride_ot + rank
     tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
     tl.store(G + out, gates, mask=chosen)
@@ -96,7 +96,7 @@ def _topk_softmax_kernel(
 # expert's segment of the grouped order; tile_expert / tile_row0 (built by _tile_map) say which.
 
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=64, BLOCK_K=64), 4, 4)],
+    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "D"],
 )
@@ -148,7 +148,8 @@ def _up_swiglu_kernel(
 
 
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=256, BLOCK_K=64), 8, 3)],
+    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
+                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "KD"],
 )
@@ -214,9 +215,11 @@ def _gather_sum_kernel(
 # Backward kernels.
 
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=64, BLOCK_K=64), 4, 4)],
+    configs=_configs([(dict(BLOCK_N=64, BLOCK_K=64), 8, 4), (dict(BLOCK_N=64, BLOCK_K=64), 8, 3),
+                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "D"],
+    reset_to_zero=["dS_part"],  # configs differ in N tiles; rows a config does not write must stay 0
 )
 @triton.jit
 def _down_bwd_kernel(
@@ -272,7 +275,7 @@ def _down_bwd_kernel(
 
 
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 8, 4)],
+    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
                      dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
     key=["M", "N"],
 )
@@ -406,8 +409,9 @@ def _moe_fwd(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torc
     del a
     out = torch.empty(T, d, device=x.device, dtype=x.dtype)
     score = pair_score.float().contiguous()
-    _gather_sum_kernel[(T, triton.cdiv(d, 512))](y, score, rev, tok_offsets, out, d, y.stride(0), out.stride(0),
-                                                 HAS_S=True, BLOCK_D=512)
+    bd = min(1024, triton.next_power_of_2(d))
+    _gather_sum_kernel[(T, triton.cdiv(d, bd))](y, score, rev, tok_offsets, out, d, y.stride(0), out.stride(0),
+                                                HAS_S=True, BLOCK_D=bd)
     return out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score
 
 
@@ -462,8 +466,9 @@ def _moe_bwd(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Te
                              BLOCK_M=BLOCK_M, DOT_PREC=prec)
     del dH
     dx = torch.empty(T, d, device=x.device, dtype=x.dtype)
-    _gather_sum_kernel[(T, triton.cdiv(d, 512))](dxr, dxr, rev, tok_offsets, dx, d, dxr.stride(0), dx.stride(0),
-                                                 HAS_S=False, BLOCK_D=512)
+    bd = min(1024, triton.next_power_of_2(d))
+    _gather_sum_kernel[(T, triton.cdiv(d, bd))](dxr, dxr, rev, tok_offsets, dx, d, dxr.stride(0), dx.stride(0),
+                                                HAS_S=False, BLOCK_D=bd)
     return dx, dw1, dw2, dscore
 
 

@@ -1,0 +1,276 @@
+"""
+The sonic kernels against plain PyTorch. On CPU they run in Triton's interpreter (fp32 and fp16,
+tiny shapes); on a CUDA device the same file also checks bf16, larger shapes, the int64 offsets,
+torch.compile and the absence of host syncs:
+    python -m pytest -q tests/test_sonic.py        # on the GPU: the whole suite in bf16 and fp32
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sonic_kernels as sk
+from model import GPTConfig, MoE, experts_torch, round_tokens, route_topk
+
+CUDA = torch.cuda.is_available()
+DEV = "cuda" if CUDA else "cpu"
+# (dtype, relative tolerance). fp32 runs with TF32 off; the interpreter has no bf16 arithmetic
+DTYPES = [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)] if CUDA else [(torch.float32, 1e-5), (torch.float16, 5e-3)]
+
+
+@pytest.fixture(autouse=True)
+def no_tf32():
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def naive_moe(x, wr, w1, w2, K):
+    """A per-token loop in float64: the plainest statement of the layer (softmax over the top-K)."""
+    x, wr, w1, w2 = x.double(), wr.double(), w1.double(), w2.double()
+    n = w2.shape[1]
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        logits = wr @ x[t]
+        top, idx = torch.topk(logits, K)
+        gates = torch.softmax(top, dim=0)
+        for s, e in zip(gates, idx):
+            h = x[t] @ w1[e]
+            out[t] += s * ((F.silu(h[:n]) * h[n:]) @ w2[e])
+    return out
+
+
+def make_moe(T, d, n, E, K, dtype, backend, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = GPTConfig(n_embd=d, n_head=1, n_expert=E, top_k=K, expert_size=n, moe_backend=backend,
+                    aux_loss_coef=0.0, **kw)
+    moe = MoE(cfg).to(DEV)
+    with torch.no_grad():  # weights large enough that every term matters
+        moe.router.weight.normal_(0, 1.0 / math.sqrt(d))
+        moe.w1.normal_(0, 1.0 / math.sqrt(d))
+        moe.w2.normal_(0, 1.0 / math.sqrt(n))
+    moe.w1.data, moe.w2.data = moe.w1.data.to(dtype), moe.w2.data.to(dtype)
+    x = torch.randn(T, d, device=DEV, dtype=dtype, requires_grad=True)
+    return moe, x
+
+
+def grads_of(moe, x, seed=1):
+    out = moe(x)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(out)
+    out.backward(g)
+    return [out.detach(), x.grad, moe.w1.grad, moe.w2.grad, moe.router.weight.grad]
+
+
+CASES = [  # (T, d, n, E, K)
+    (37, 32, 16, 4, 2),     # T not a multiple of any block
+    (1, 32, 16, 4, 1),      # T = 1, K = 1
+    (20, 64, 32, 5, 5),     # K = E
+    (3, 16, 16, 8, 1),      # most experts get no tokens
+    (150, 48, 32, 6, 3),    # several M tiles per expert, d not a power of two
+]
+if CUDA:
+    CASES += [(1000, 256, 128, 16, 4), (2049, 512, 256, 32, 8)]
+
+
+@pytest.mark.parametrize("T,d,n,E,K", CASES)
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_sonic_matches_references(T, d, n, E, K, dtype, tol):
+    sonic, x = make_moe(T, d, n, E, K, dtype, "sonic")
+    ref, x_ref = make_moe(T, d, n, E, K, dtype, "torch")
+    ref.load_state_dict(sonic.state_dict())
+    x_ref.data.copy_(x.data)
+    got = grads_of(sonic, x)
+    want = grads_of(ref, x_ref)
+    names = ["out", "dx", "dw1", "dw2", "drouter"]
+    for name, a, b in zip(names, got, want):
+        assert torch.isfinite(a).all(), name
+        if name == "drouter" and K == 1:
+            # one expert per token: its gate is exactly 1, so the router gets no gradient
+            assert a.abs().max() == 0 and b.abs().max() == 0
+            continue
+        # the torch backend in the same dtype is the close reference
+        assert rel(a, b) < tol, (name, rel(a, b))
+    # and the float64 per-token loop is the exact one (output and dx, through autograd)
+    wr = sonic.router.weight.detach().clone().requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    w1 = sonic.w1.detach().double().requires_grad_()
+    w2 = sonic.w2.detach().double().requires_grad_()
+    o64 = naive_moe(x64, wr, w1, w2, K) if T <= 150 else None
+    if o64 is not None:
+        o64.backward(torch.randn(o64.shape, generator=torch.Generator().manual_seed(1)).to(o64))
+        for name, a, b in zip(names, got, [o64, x64.grad, w1.grad, w2.grad, wr.grad]):
+            if name == "drouter" and K == 1:
+                continue
+            assert rel(a, b) < tol, (name, "vs float64", rel(a, b))
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_all_tokens_on_one_expert(dtype, tol):
+    T, d, n, E, K = 40, 32, 16, 4, 1
+    sonic, x = make_moe(T, d, n, E, K, dtype, "sonic")
+    with torch.no_grad():
+        sonic.router.weight.zero_()
+        sonic.router.weight[2] = 1.0          # expert 2 wins for every token with a positive sum
+        x.data = x.data.abs()
+    ref, x_ref = make_moe(T, d, n, E, K, dtype, "torch")
+    ref.load_state_dict(sonic.state_dict())
+    x_ref.data.copy_(x.data)
+    got, want = grads_of(sonic, x), grads_of(ref, x_ref)
+    assert sonic.tokens_per_expert.tolist() == [0, 0, T, 0]
+    for a, b in zip(got[:4], want[:4]):
+        assert rel(a, b) < tol
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_variable_experts_per_token(dtype, tol):
+    """Token rounding gives each token a variable number of experts and leaves unused slots; the
+    kernels and the gather-sum must take that as it is, with no padding copies."""
+    T, d, n, E, K, tile = 60, 32, 16, 6, 2, 8
+    torch.manual_seed(3)
+    x = torch.randn(T, d, device=DEV, dtype=dtype, requires_grad=True)
+    w1 = (torch.randn(E, d, 2 * n, device=DEV) / math.sqrt(d)).to(dtype).requires_grad_()
+    w2 = (torch.randn(E, n, d, device=DEV) / math.sqrt(n)).to(dtype).requires_grad_()
+    logits = torch.randn(T, E, device=DEV, requires_grad=True)
+    cfg = GPTConfig(n_embd=d, n_head=1, n_expert=E, top_k=K, expert_size=n)
+    idx, gates, probs = route_topk(logits, cfg)
+    pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(idx, gates, probs, tile, "nearest")
+    assert (pair_exp == E).any() and sel.sum(1).max() != sel.sum(1).min()  # unused slots, varied counts
+    res = []
+    for fn in (sk.moe_experts, experts_torch):
+        out = fn(x, w1, w2, pair_tok, pair_exp, pair_score)
+        g = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out)
+        res.append([out] + list(torch.autograd.grad(out, (x, w1, w2, logits), g, retain_graph=True)))
+    for a, b in zip(*res):
+        assert rel(a, b) < tol
+
+
+def test_topk_softmax_kernel():
+    torch.manual_seed(0)
+    for T, E, K in [(1, 4, 1), (33, 8, 3), (70, 13, 13), (5, 64, 8)]:
+        logits = torch.randn(T, E, device=DEV, requires_grad=True)
+        idx, gates = sk.topk_softmax(logits, K)
+        ref_logits = logits.detach().clone().requires_grad_()
+        top, ref_idx = torch.topk(ref_logits, K)
+        ref_gates = torch.softmax(top, -1)
+        assert torch.equal(idx, ref_idx)
+        assert rel(gates, ref_gates) < 1e-6
+        g = torch.randn(T, K, device=DEV)
+        (dl,) = torch.autograd.grad(gates, logits, g)
+        (dl_ref,) = torch.autograd.grad(ref_gates, ref_logits, g)
+        assert (dl - dl_ref).abs().max() < 1e-6
+
+
+def test_bad_shapes_get_clear_errors():
+    x = torch.randn(8, 24, device=DEV)
+    w1, w2 = torch.randn(4, 24, 32, device=DEV), torch.randn(4, 16, 24, device=DEV)
+    pt, pe, ps = torch.arange(8, device=DEV), torch.zeros(8, dtype=torch.long, device=DEV), torch.ones(8, device=DEV)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        sk.moe_experts(x, w1, w2, pt, pe, ps)
+    with pytest.raises(ValueError, match="do not match"):
+        sk.moe_experts(torch.randn(8, 32, device=DEV), w1, w2, pt, pe, ps)
+    with pytest.raises(ValueError, match="k=9"):
+        sk.topk_softmax(torch.randn(4, 8, device=DEV), 9)
+
+
+def saved_bytes(fn, module):
+    """Bytes saved for backward while fn() runs, counting each storage once and leaving out the
+    parameters' storages (weights are not activations)."""
+    seen = {}
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+
+    def pack(t):
+        st = t.untyped_storage()
+        seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(v for k, v in seen.items() if k not in params), out
+
+
+def test_memory_contract():
+    """At iso-FLOPs (n*K fixed) the sonic layer saves the same bytes as experts get finer, and
+    they match the contract's formula; the torch reference grows with K."""
+    T, d, E0, n0 = 128, 128, 4, 128
+    sonic_bytes, torch_bytes = [], []
+    for g in (1, 2, 4):  # (n, E, K) = (n0, E0, 1), (n0/2, 2E0, 2), (n0/4, 4E0, 4)
+        n, E, K = n0 // g, E0 * g, g
+        for backend, store in (("sonic", sonic_bytes), ("torch", torch_bytes)):
+            moe, x = make_moe(T, d, n, E, K, torch.float32, backend)
+            moe.train()
+            nbytes, out = saved_bytes(lambda: moe(x), moe)
+            store.append(nbytes)
+            if backend == "sonic":
+                # the formula: x, h, metadata; plus the router's idx (int64) and gates (fp32)
+                want = sk.saved_bytes_formula(T, d, n, T * K, E, 4) + T * K * (8 + 4)
+                assert abs(nbytes - want) / want < 0.03, (nbytes, want)
+            out.sum().backward()  # the saved graph is usable
+    assert max(sonic_bytes) / min(sonic_bytes) < 1.1, sonic_bytes
+    assert torch_bytes[2] > 1.5 * torch_bytes[0], torch_bytes
+    assert sonic_bytes[2] < torch_bytes[2] / 2
+
+
+# -----------------------------------------------------------------------------
+# GPU only
+
+gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+
+@gpu
+def test_no_host_sync():
+    moe, x = make_moe(4096, 256, 128, 32, 4, torch.bfloat16, "sonic")
+    grads_of(moe, x)                    # warm-up: compilation and autotuning may sync
+    x.grad = None
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = moe(x)
+        out.backward(torch.ones_like(out))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.cuda.synchronize()
+
+
+@gpu
+def test_torch_compile_fullgraph():
+    moe, x = make_moe(512, 128, 64, 8, 2, torch.bfloat16, "sonic")
+    eager = grads_of(moe, x)
+    moe.zero_grad(); x.grad = None
+    cmoe = torch.compile(moe, fullgraph=True)
+    compiled = grads_of(cmoe, x)
+    for a, b in zip(compiled, eager):
+        assert rel(a, b) < 1e-2
+
+
+@gpu
+def test_int64_offsets():
+    # T*K*d > 2^31: every row offset of the (T*K, d) buffers must be computed in int64
+    T, d, n, E, K = 65536 + 512, 4096, 64, 16, 8
+    assert T * K * d > 2**31
+    torch.manual_seed(0)
+    x = torch.randn(T, d, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    w1 = (torch.randn(E, d, 2 * n, device=DEV) / math.sqrt(d)).bfloat16().requires_grad_()
+    w2 = (torch.randn(E, n, d, device=DEV) / math.sqrt(n)).bfloat16().requires_grad_()
+    logits = torch.randn(T, E, device=DEV)
+    top, idx = torch.topk(logits, K)
+    score = torch.softmax(top, -1).flatten().requires_grad_()
+    pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
+    res = []
+    for fn in (sk.moe_experts, experts_torch):
+        out = fn(x, w1, w2, pair_tok, idx.flatten(), score)
+        g = torch.randn(out.shape, device=DEV, generator=torch.Generator(DEV).manual_seed(0)).bfloat16()
+        res.append([out] + list(torch.autograd.grad(out, (x, w1, w2, score), g)))
+        del out
+    for a, b in zip(*res):
+        assert rel(a, b) < 1e-2
+    # the last rows are right too, not only the bulk
+    assert rel(res[0][0][-100:], res[1][0][-100:]) < 1e-2
+    assert rel(res[0][1][-100:], res[1][1][-100:]) < 1e-2
