@@ -242,6 +242,46 @@ def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
 EXPERT_BACKENDS = {"torch": experts_torch, "sonic": experts_sonic, "grouped_mm": experts_grouped_mm}
 
 
+def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend):
+    """Expert parallelism: this rank holds experts [r*E_local, (r+1)*E_local) of every MoE layer.
+    Each routed row goes to the rank that owns its expert (all_to_all_single, counts first), the
+    local experts run there on whatever arrives, and the outputs come back by the reverse exchange.
+    The gate is applied here, at the source, so the router gradient stays local. Autograd runs
+    the same path backwards (all_to_all_single_autograd is differentiable).
+    top_k: K when every token has exactly K pairs in order (plain top-K), else None."""
+    import torch.distributed as dist
+    from torch.distributed._functional_collectives import all_to_all_single_autograd as a2a
+    ep, E_local = dist.get_world_size(group), w1.shape[0]
+    T, d = x.shape
+    dest = torch.clamp(pair_exp // E_local, max=ep)           # unused slots (expert E) go to "rank ep"
+    order = torch.argsort(dest, stable=True)                  # pairs grouped by destination rank
+    send = torch.zeros(ep + 1, dtype=torch.long, device=x.device).scatter_add_(0, dest, torch.ones_like(dest))[:ep]
+    recv = torch.empty_like(send)
+    dist.all_to_all_single(recv, send, group=group)           # the counts go first
+    send_splits, recv_splits = send.tolist(), recv.tolist()   # the one host sync: the collective needs sizes
+    S, Rr = sum(send_splits), sum(recv_splits)
+    idx = order[:S]
+    x_send = x[pair_tok[idx]]                                 # (S, d) the rows to dispatch
+    e_send = (pair_exp[idx] % E_local).contiguous()
+    x_recv = a2a(x_send, recv_splits, send_splits, group)
+    e_recv = torch.empty(Rr, dtype=e_send.dtype, device=x.device)
+    dist.all_to_all_single(e_recv, e_send, recv_splits, send_splits, group=group)
+    if Rr > 0:  # the local experts, one pair per received row, gate 1
+        ones = torch.ones(Rr, dtype=torch.float32, device=x.device)
+        y_recv = EXPERT_BACKENDS[backend](x_recv, w1, w2, torch.arange(Rr, device=x.device), e_recv, ones)
+    else:
+        y_recv = x_recv * 0                                   # keeps the graph; nothing to compute
+    y = a2a(y_recv.contiguous(), send_splits, recv_splits, group)
+    # combine at the source: back to pair order, then gate-weighted sum per token in fp32
+    y_pair = torch.zeros(pair_exp.numel(), d, dtype=torch.float32, device=x.device).index_copy(0, idx, y.float())
+    contrib = y_pair * pair_score.float()[:, None]
+    if top_k is not None:
+        out = contrib.view(T, top_k, d).sum(1)                # top-K: K pairs per token, in order
+    else:                                                     # token rounding: variable pairs per token
+        out = torch.zeros(T + 1, d, dtype=torch.float32, device=x.device).index_add_(0, pair_tok, contrib)[:T]
+    return out.to(x.dtype)
+
+
 class MoE(nn.Module):
     """A fine-grained MoE feed-forward: fp32 router, top_k of n_expert SwiGLU experts."""
 
@@ -261,6 +301,7 @@ class MoE(nn.Module):
         self.rounding_dropped = torch.zeros((), dtype=torch.long)    # chosen pairs dropped by rounding
         self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
         self.aux_loss = None
+        self.ep_group = None  # expert parallelism: set by GPT.setup_expert_parallel
 
     def forward(self, x):
         cfg = self.config
@@ -293,7 +334,11 @@ class MoE(nn.Module):
             if self.training:
                 self.load_accum += counts.detach().float()
                 self.aux_loss = self.router_losses(logits, probs, counts, T * K)
-        out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
+        if self.ep_group is not None:
+            fixed_k = None if (self.training and cfg.token_rounding) else K
+            out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
+        else:
+            out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
         if self.shared is not None:
             out = out + self.shared(x)
         return out.reshape(shape)
@@ -412,6 +457,25 @@ class GPT(nn.Module):
             logits = self.lm_head(x[:, [-1], :])  # inference: only the last position
             loss = None
         return logits, loss
+
+    def setup_expert_parallel(self, group):
+        """Keep only this rank's slice of every MoE layer's experts: rank r of the expert-parallel
+        group owns experts [r*E/ep, (r+1)*E/ep). Build the full model with one seed on every rank
+        first, so the slices together are exactly the single-process model."""
+        import torch.distributed as dist
+        ep, r = dist.get_world_size(group), dist.get_rank(group)
+        if self.config.n_expert % ep:
+            raise ValueError(f"n_expert={self.config.n_expert} is not divisible by ep_size={ep}; "
+                             f"choose an ep_size that divides the number of experts")
+        E_local = self.config.n_expert // ep
+        for moe in self.moe_layers():
+            moe.w1 = nn.Parameter(moe.w1.data[r * E_local:(r + 1) * E_local].clone())
+            moe.w2 = nn.Parameter(moe.w2.data[r * E_local:(r + 1) * E_local].clone())
+            moe.ep_group = group
+
+    def expert_param_names(self):
+        """Names of the parameters that expert parallelism splits across ranks."""
+        return [n for n, _ in self.named_parameters() if n.endswith(".w1") or n.endswith(".w2")]
 
     @torch.no_grad()
     def update_expert_bias(self):

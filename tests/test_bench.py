@@ -1,0 +1,136 @@
+"""
+bench.py end to end at tiny sizes, so that it cannot rot: every mode runs in a subprocess, as a user
+would run it, and its JSON and PNG outputs are checked. Without a GPU the sonic kernels run in
+Triton's CPU interpreter (fp32) and grouped_mm must come out as an error entry, not a crash.
+    python -m pytest -q tests/test_bench.py        # about a minute on 2 CPU cores
+"""
+
+import os
+import sys
+import json
+import math
+import subprocess
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CUDA = torch.cuda.is_available()
+# fp32 everywhere: on CPU the interpreter has no bf16, and fp32 makes the check errors sharp
+COMMON = ['--dtype=float32', '--backends=torch,sonic,grouped_mm', '--warmup=1', '--rep=1']
+
+
+def run_bench(tmp_path, *args):
+    env = dict(os.environ)
+    if not CUDA:
+        env['TRITON_INTERPRET'] = '1'
+    cmd = [sys.executable, os.path.join(ROOT, 'bench.py'), f'--out_dir={tmp_path}', *COMMON, *args]
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"bench.py failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p.stdout
+
+
+def load_json(path):
+    assert path.exists(), f"{path} was not written"
+    d = json.loads(path.read_text())
+    assert d['torch'] == torch.__version__ and d['command'].startswith('python ') and d['device']
+    return d
+
+
+def assert_png(path):
+    assert path.exists() and path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', f"{path} is not a PNG"
+
+
+def positive(v):
+    return isinstance(v, float) and math.isfinite(v) and v > 0
+
+
+def check_layer_rows(rows, shapes_routings):
+    """Every (shape, routing) has torch and sonic rows with positive timings and tiny errors, and a
+    grouped_mm row that is an error entry on CPU."""
+    assert {(r['label'], r['routing']) for r in rows} == shapes_routings
+    for r in rows:
+        if r['backend'] == 'grouped_mm' and not CUDA:
+            assert 'error' in r and 'CUDA' in r['error'], r
+            continue
+        assert 'error' not in r, r
+        for k in ('fwd_ms', 'bwd_ms', 'both_ms', 'fwd_tflops', 'bwd_tflops', 'both_tflops'):
+            assert positive(r[k]), (k, r)
+        # FLOPs count the valid pairs: fwd 6*R*n*d in the time measured
+        assert abs(r['fwd_tflops'] * r['fwd_ms'] * 1e9 - 6 * r['pairs'] * r['n'] * r['d']) < 1e-6 * 6 * r['pairs'] * r['n'] * r['d']
+        if r['backend'] != 'grouped_mm':  # grouped_mm computes in bf16 even from fp32 inputs
+            assert set(r['err']) == {'out', 'dx', 'dw1', 'dw2', 'dscore'}
+            assert all(0 <= e < 1e-4 for e in r['err'].values()), r['err']
+        if CUDA:
+            assert positive(r['mib_fwd']) and positive(r['mib_peak']) and r['mib_peak'] >= r['mib_fwd']
+        else:
+            assert r['mib_fwd'] is None and r['mib_peak'] is None
+
+
+def test_layer_topk_and_rounding(tmp_path):
+    # T=64, E=4, K=2 with rounding tile 24: the expert counts [30, 36, 32, 30] round to [24, 48, 24, 24],
+    # 120 valid pairs instead of 128, so the rounded row must count its own FLOPs
+    # the second shape has K odd and experts with few or no tokens; --only drops the third
+    out = run_bench(tmp_path, '--mode=layer', '--shapes=64x32:16/4/2,64x16:16/16/3,48x48:32/8/8', '--only=64x',
+                    '--routing=both', '--rounding_tile=24', '--check=True')
+    d = load_json(tmp_path / 'layer.json')
+    rows = d['results']
+    check_layer_rows(rows, {(lab, r) for lab in ('64x32 16/4/2', '64x16 16/16/3') for r in ('topk', 'rounding')})
+    pairs = {(r['label'], r['routing']): r['pairs'] for r in rows}
+    assert pairs[('64x32 16/4/2', 'topk')] == 128 and pairs[('64x32 16/4/2', 'rounding')] == 120
+    assert pairs[('64x16 16/16/3', 'topk')] == 64 * 3
+    assert d['reference']['SonicMoE H100 (paper)']['7B 256/128/8'] == {'fwd_tflops': 363, 'bwd_tflops': 404}
+    assert 'check sonic' in out and 'vs gmm' in out
+    assert_png(tmp_path / 'layer_tflops.png')
+    assert_png(tmp_path / 'layer_memory.png')
+
+
+def test_sweep(tmp_path):
+    # n*K = 64 from n=32 (K=2, E=4) down to n=16 (K=4, E=8)
+    run_bench(tmp_path, '--mode=sweep', '--sweep_T=48', '--sweep_d=32', '--sweep_nK=64', '--sweep_E0=4',
+              '--sweep_n_min=16', '--check=True')
+    rows = load_json(tmp_path / 'sweep.json')['results']
+    check_layer_rows(rows, {('48x32 32/4/2', 'topk'), ('48x32 16/8/4', 'topk')})
+    # the memory contract is the same at both granularities, up to O(R) metadata
+    c = sorted(r['mib_contract'] for r in rows)
+    assert positive(c[0]) and c[-1] < 1.2 * c[0]
+    assert_png(tmp_path / 'sweep.png')
+
+
+def test_train(tmp_path):
+    run_bench(tmp_path, '--mode=train', '--n_layer=2', '--n_head=2', '--n_embd=32', '--n_expert=4', '--top_k=2',
+              '--expert_size=16', '--block_size=16', '--batch_size=2', '--vocab_size=64', '--burnin=1', '--steps=2')
+    rows = load_json(tmp_path / 'train.json')['results']
+    assert [r['backend'] for r in rows] == ['torch', 'sonic', 'grouped_mm']
+    for r in rows:
+        if r['backend'] == 'grouped_mm' and not CUDA:
+            assert 'CUDA' in r['error']
+            continue
+        for k in ('step_ms', 'tokens_per_s', 'mfu', 'loss'):
+            assert positive(r[k]), (k, r)
+        assert r['active_params'] < r['params']
+        if CUDA:
+            assert positive(r['peak_mib']) and positive(r['moe_layer_mib_fwd'])
+        else:
+            assert r['peak_mib'] is None and r['moe_layer_mib_fwd'] is None
+    # same seed, same data, same routing: the backends train the same model to the same loss
+    assert abs(rows[0]['loss'] - rows[1]['loss']) < 1e-3
+
+
+def test_load(tmp_path):
+    # train.py's format: per log interval, tokens per expert of each MoE layer (2 layers, 4 experts)
+    recs = [{'iter': 0, 'tokens_per_expert': [[10, 10, 10, 10], [40, 0, 0, 0]]},
+            {'iter': 10, 'tokens_per_expert': [[5, 15, 10, 10], [10, 10, 10, 10]]},
+            {'iter': 20, 'tokens_per_expert': [[0, 20, 10, 10], [30, 10, 0, 0]]}]
+    (tmp_path / 'expert_load.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
+    run_bench(tmp_path, '--mode=load', f"--load_file={tmp_path / 'expert_load.jsonl'}")
+    d = load_json(tmp_path / 'load.json')
+    assert d['last_interval'] == {'0': {'max_over_mean': 2.0, 'min_over_mean': 0.0},
+                                  '1': {'max_over_mean': 3.0, 'min_over_mean': 0.0}}
+    assert_png(tmp_path / 'expert_load.png')
+
+
+def test_bad_shape_message(tmp_path):
+    env = dict(os.environ, TRITON_INTERPRET='1')
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--shapes=64x32:16/4', f'--out_dir={tmp_path}'],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and 'TxD:n/E/K' in p.stderr
