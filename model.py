@@ -222,13 +222,14 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
         0, pair_exp, torch.ones_like(pair_exp, dtype=torch.int32))[:E]
     offs = torch.cumsum(counts, 0, dtype=torch.int32)         # (E,) segment ends
     rows = pair_tok[order].clamp(max=T - 1)                   # unused slots sit past offs[-1]
+    # _grouped_mm leaves rows past offs[-1] unset (they can hold NaN): mask them in both directions
+    valid = (pair_exp[order] < E)[:, None]
     dt = torch.bfloat16
-    xs = x.to(dt)[rows]                                       # (R, d) the gathered copy
+    xs = torch.where(valid, x.to(dt)[rows], 0)                # (R, d) the gathered copy
     h = torch._grouped_mm(xs, w1.to(dt), offs=offs)           # (R, 2n)
     g, u = h.chunk(2, dim=-1)
     y = torch._grouped_mm((F.silu(g) * u).contiguous(), w2.to(dt), offs=offs)  # (R, d)
-    valid = (pair_exp[order] < E).float()
-    y = y.float() * (pair_score[order].float() * valid)[:, None]
+    y = torch.where(valid, y.float() * pair_score[order].float()[:, None], 0)
     out = torch.zeros(T, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
     return out.to(x.dtype)
 
@@ -293,6 +294,8 @@ class MoE(nn.Module):
         # stacked expert weights, laid out as the kernels read them: rows of x times w1[e]
         self.w1 = nn.Parameter(torch.empty(E, d, 2 * n))   # [gate | up] concatenated along the last dim
         self.w2 = nn.Parameter(torch.empty(E, n, d))
+        nn.init.normal_(self.w1, std=0.02)  # GPT re-initialises these; this keeps MoE(config) usable alone
+        nn.init.normal_(self.w2, std=0.02)
         self.shared = SwiGLU(d, config.n_shared_experts * n, config.bias) if config.n_shared_experts > 0 else None
         # DeepSeek-V3 balancing bias: selection only, updated outside autograd (update_expert_bias)
         self.register_buffer("expert_bias", torch.zeros(E), persistent=True)
@@ -320,7 +323,7 @@ class MoE(nn.Module):
             if self.training and cfg.token_rounding:
                 pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(
                     idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode)
-                counts = sel.sum(0)
+                counts, choices = sel.sum(0), chosen.sum(0)  # the load after rounding; the router's own choices
                 self.rounding_dropped = (chosen & ~sel).sum()
                 self.rounding_padded = (sel & ~chosen).sum()
             else:
@@ -329,11 +332,12 @@ class MoE(nn.Module):
                 pair_score = gates.flatten()
                 counts = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(
                     0, pair_exp, torch.ones_like(pair_exp))
+                choices = counts
                 self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
             self.tokens_per_expert = counts.detach()
-            if self.training:
-                self.load_accum += counts.detach().float()
-                self.aux_loss = self.router_losses(logits, probs, counts, T * K)
+            if self.training:  # balancing acts on the router's choices, before any rounding
+                self.load_accum += choices.detach().float()
+                self.aux_loss = self.router_losses(logits, probs, choices, T * K)
         if self.ep_group is not None:
             fixed_k = None if (self.training and cfg.token_rounding) else K
             out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
@@ -487,13 +491,20 @@ class GPT(nn.Module):
         self.config.block_size = block_size
         self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        # weight decay on every matrix (expert stacks included), none on norms and biases
-        params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        nodecay = [p for p in params if p.dim() < 2]
+    def optimizer_param_names(self):
+        """Parameter names in the order configure_optimizers hands them to AdamW: matrices (expert
+        stacks included) get weight decay, norms and biases do not. Checkpoints use it to map
+        optimizer state to parameters when experts are split (EP) or sharded (FSDP2)."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        return [n for n, p in named if p.dim() >= 2] + [n for n, p in named if p.dim() < 2]
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True):
+        params = dict(self.named_parameters())
+        names = self.optimizer_param_names()
+        decay = [params[n] for n in names if params[n].dim() >= 2]
+        nodecay = [params[n] for n in names if params[n].dim() < 2]
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": nodecay, "weight_decay": 0.0}]
-        use_fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        use_fused = fused and device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **(dict(fused=True) if use_fused else {}))
 
     def flops_per_token(self):

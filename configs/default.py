@@ -1,0 +1,52 @@
+# The default run: a small fine-grained MoE GPT on the embedded stdlib corpus (bytes, vocab 256).
+# Adapts to the machine:
+#   - no GPU: 4 layers, 16 experts of width 64, top-4; 600 iterations in a few minutes on 2 CPU cores;
+#   - a GPU:  8 layers, d=512, 64 experts of width 128, top-8, block 1024, bf16, the Triton 'sonic'
+#             experts; 3000 iterations (~200M tokens), well under an hour on one H100/H200.
+# Launch:
+#   python data/stdlib/prepare.py && python train.py configs/default.py
+#   torchrun --standalone --nproc_per_node=8 train.py configs/default.py   # several GPUs
+import torch
+
+out_dir = 'out-default'
+dataset = 'stdlib'
+wandb_run_name = 'default'
+
+if torch.cuda.is_available():
+    n_layer = 8
+    n_head = 8
+    n_embd = 512
+    n_expert = 64
+    top_k = 8
+    expert_size = 128
+    moe_backend = 'sonic'
+    block_size = 1024
+    batch_size = 16
+    gradient_accumulation_steps = 4 # global: 64 sequences, 65k tokens per iteration
+    learning_rate = 1e-3
+    max_iters = 3000
+    lr_decay_iters = 3000
+    min_lr = 1e-4
+    warmup_iters = 200
+    eval_interval = 250
+    eval_iters = 50
+    log_interval = 10
+else:
+    n_layer = 4
+    n_head = 4
+    n_embd = 128
+    n_expert = 16
+    top_k = 4
+    expert_size = 64
+    moe_backend = 'torch' # the readable reference; the Triton kernels need a GPU
+    block_size = 128
+    batch_size = 16
+    gradient_accumulation_steps = 1
+    learning_rate = 2e-3 # a tiny model tolerates a high rate
+    max_iters = 600
+    lr_decay_iters = 600
+    min_lr = 2e-4
+    warmup_iters = 50
+    eval_interval = 200
+    eval_iters = 10
+    log_interval = 25

@@ -1,0 +1,68 @@
+"""
+OpenWebText (~9B GPT-2 tokens, ~54 GB of download cache), as in nanoGPT. Needs the network and
+`pip install datasets tiktoken`; takes hours on a few cores.
+
+    python data/openwebtext/prepare.py --num_proc=16
+
+Writes train.bin (~17 GB) and val.bin (~8.5 MB) as uint16 GPT-2 BPE ids, read with np.memmap,
+and meta.pkl naming the encoding. A 0.05% slice of the documents is the val split.
+With a datasets release that no longer runs dataset scripts, if the default repository fails to
+load, try --revision=refs/convert/parquet (the hub's parquet export).
+"""
+import os
+import pickle
+import argparse
+
+import numpy as np
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--num_proc', type=int, default=max(1, os.cpu_count() // 2), help='worker processes')
+    parser.add_argument('--hf_name', default='Skylion007/openwebtext', help='the dataset on the Hugging Face hub')
+    parser.add_argument('--revision', default=None, help='a branch of the dataset repository')
+    parser.add_argument('--out_dir', default=os.path.dirname(os.path.abspath(__file__)), help='where to write')
+    args = parser.parse_args()
+    try:  # imported here: the rest of the repo needs neither package
+        import tiktoken
+        from datasets import load_dataset
+    except ImportError as e:
+        raise SystemExit(f"{e}. OpenWebText needs two more packages: pip install datasets tiktoken")
+
+    try:
+        enc = tiktoken.get_encoding("gpt2")
+        dataset = load_dataset(args.hf_name, revision=args.revision, num_proc=args.num_proc)
+    except Exception as e:  # offline shows up as one of many exception types
+        raise SystemExit(f"could not load the gpt2 encoding or '{args.hf_name}' ({type(e).__name__}: {e}).\n"
+                         f"This script needs the network. Offline, use the embedded corpus instead: "
+                         f"python data/stdlib/prepare.py")
+
+    split = dataset["train"].train_test_split(test_size=0.0005, seed=2357, shuffle=True)
+    split['val'] = split.pop('test')
+
+    def process(example):
+        ids = enc.encode_ordinary(example['text'])  # ignores special tokens
+        ids.append(enc.eot_token)  # 50256, <|endoftext|> ends each document
+        return {'ids': ids, 'len': len(ids)}
+
+    tokenized = split.map(process, remove_columns=['text'], desc="tokenizing", num_proc=args.num_proc)
+    os.makedirs(args.out_dir, exist_ok=True)
+    for name, dset in tokenized.items():
+        arr_len = np.sum(dset['len'], dtype=np.uint64)
+        filename = os.path.join(args.out_dir, f'{name}.bin')
+        arr = np.memmap(filename, dtype=np.uint16, mode='w+', shape=(arr_len,))  # enc.max_token_value < 2**16
+        idx, total_batches = 0, 1024
+        for batch_idx in range(total_batches):  # write in shards so the whole split never sits in memory
+            batch = dset.shard(num_shards=total_batches, index=batch_idx, contiguous=True).with_format('numpy')
+            arr_batch = np.concatenate(batch['ids'])
+            arr[idx: idx + len(arr_batch)] = arr_batch
+            idx += len(arr_batch)
+        arr.flush()
+        print(f"{name}: {arr_len:,} tokens -> {filename}")
+    with open(os.path.join(args.out_dir, 'meta.pkl'), 'wb') as f:
+        # 50257 padded up to a multiple of 64: the spare logits are never targets and cost nothing
+        pickle.dump({'vocab_size': 50304, 'encoding': 'gpt2'}, f)
+
+
+if __name__ == '__main__':
+    main()  # the guard matters where worker processes start by re-importing this file (macOS)

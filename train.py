@@ -1,0 +1,472 @@
+"""
+Trains a fine-grained Mixture-of-Experts GPT, on a CPU, one GPU, or several GPUs with DDP.
+
+One process (a CPU or one GPU):
+$ python train.py configs/default.py --batch_size=32
+
+DDP on 8 GPUs of one node:
+$ torchrun --standalone --nproc_per_node=8 train.py configs/owt_moe_gpt2s.py
+
+DDP on 2 nodes of 8 GPUs each; run this on each node, with --node_rank=1 on the second:
+$ torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --master_addr=10.0.0.1 --master_port=29500 \
+    train.py configs/owt_moe_gpt2s.py
+(if the nodes have no Infiniband, prepend NCCL_IB_DISABLE=1)
+
+Writes to out_dir: ckpt.pt, log.jsonl (one line per log interval and per eval) and
+expert_load.jsonl (tokens routed to each expert of each MoE layer, summed over each log interval).
+"""
+
+import os
+import json
+import math
+import time
+import pickle
+import random
+from contextlib import nullcontext
+from dataclasses import fields
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from model import GPTConfig, GPT
+
+# -----------------------------------------------------------------------------
+# default config values: a small MoE on the stdlib corpus; configs/*.py and --key=value override
+# I/O
+out_dir = 'out'
+eval_interval = 250 # evaluate (and maybe checkpoint) every this many iterations
+log_interval = 10 # print, and check the loss is finite, every this many iterations
+eval_iters = 50 # batches per split in each evaluation
+eval_only = False # if True, evaluate once and exit
+always_save_checkpoint = True # if False, save only when val loss improves, and at the end
+init_from = 'scratch' # 'scratch' or 'resume' (from out_dir/ckpt.pt, with the same config)
+# wandb logging
+wandb_log = False # needs `pip install wandb`; WANDB_MODE=offline works without an account
+wandb_project = 'sonicmoe'
+wandb_run_name = 'run'
+# data
+dataset = 'stdlib' # data/<dataset>/ holds train.bin, val.bin and meta.pkl, see data/*/prepare.py
+data_dir = '' # '' means data/<dataset>; set it to train on data prepared elsewhere
+gradient_accumulation_steps = 1 # global: divided among the DDP ranks
+batch_size = 16 # micro-batch size of one rank
+block_size = 256 # context length
+# model: see GPTConfig in model.py for what each field means
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.0
+bias = False
+n_expert = 64
+top_k = 8
+expert_size = 128
+n_shared_experts = 0
+n_dense_layers = 0
+dense_size = 0
+moe_backend = 'torch' # 'torch' | 'sonic' (Triton kernels, GPU) | 'grouped_mm' (Hopper)
+router_type = 'softmax_topk' # 'softmax_topk' | 'topk_softmax' | 'sigmoid'
+norm_topk_prob = True
+aux_loss_coef = 0.01
+z_loss_coef = 0.0
+bias_update_rate = 1e-3
+token_rounding = False
+rounding_tile = 128
+rounding_mode = 'nearest'
+# adamw optimizer
+learning_rate = 6e-4 # max learning rate
+max_iters = 5000 # total number of optimizer steps
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0 # clip gradients at this norm, or disable if == 0.0
+# learning rate decay settings
+decay_lr = True # whether to decay the learning rate
+warmup_iters = 100 # how many steps to warm up for
+lr_decay_iters = 5000 # should be ~= max_iters per Chinchilla
+min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchilla
+# system
+device = 'auto' # 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
+dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloat16' or 'float16'
+compile = False # use PyTorch 2.0 to compile the model to be faster
+seed = 1337
+# parallelism beyond DDP: hooks for FSDP2 and expert parallelism, not implemented yet
+fsdp = False # shard parameters, gradients and optimizer state with FSDP2
+ep_size = 1 # expert-parallel degree: ranks that split each layer's experts
+# testing
+debug_nan_iter = -1 # tests only: make the loss NaN at this iteration to exercise the NaN stop
+# -----------------------------------------------------------------------------
+config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
+exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator.py')).read()) # overrides from the command line or a config file
+config = {k: globals()[k] for k in config_keys} # will be useful for logging
+# -----------------------------------------------------------------------------
+
+if fsdp:
+    raise SystemExit("fsdp=True is not supported yet; train with DDP (torchrun) and fsdp=False")
+if ep_size != 1:
+    raise SystemExit(f"ep_size={ep_size}: expert parallelism is not supported yet; use ep_size=1")
+
+# various inits, derived attributes, I/O setup
+ddp = int(os.environ.get('RANK', -1)) != -1 # is this a torchrun launch?
+if device == 'auto':
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+device_type = device.split(':')[0] # for torch.autocast and the RNG states
+if ddp:
+    ddp_rank = int(os.environ['RANK'])
+    ddp_local_rank = int(os.environ['LOCAL_RANK'])
+    ddp_world_size = int(os.environ['WORLD_SIZE'])
+    if gradient_accumulation_steps % ddp_world_size != 0:
+        raise SystemExit(f"gradient_accumulation_steps={gradient_accumulation_steps} is global and must be "
+                         f"divisible by the {ddp_world_size} DDP ranks; set it to a multiple of {ddp_world_size}")
+    gradient_accumulation_steps //= ddp_world_size
+    if device_type == 'cuda':
+        device = f'cuda:{ddp_local_rank}'
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend='nccl' if device_type == 'cuda' else 'gloo')
+else:
+    ddp_rank, ddp_local_rank, ddp_world_size = 0, 0, 1
+master_process = ddp_rank == 0 # this process will do logging, checkpointing etc.
+tokens_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size * block_size
+if master_process:
+    print(f"tokens per iteration will be: {tokens_per_iter:,}")
+    os.makedirs(out_dir, exist_ok=True)
+torch.manual_seed(seed + ddp_rank) # dropout differs per rank; the weights come from rank 0 via DDP
+np.random.seed(seed + ddp_rank)
+random.seed(seed + ddp_rank)
+torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
+torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
+if dtype == 'auto':
+    dtype = 'bfloat16' if device_type == 'cuda' else 'float32'
+ptdtypes = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+if dtype not in ptdtypes:
+    raise SystemExit(f"dtype={dtype!r}; use 'auto' or one of {', '.join(ptdtypes)}")
+ptdtype = ptdtypes[dtype]
+ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+
+# data: uint16 token ids in train.bin and val.bin, the vocabulary in meta.pkl
+data_root = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data') # where prepare.py scripts write
+data_dir = data_dir or os.path.join(data_root, dataset)
+for name in ('train.bin', 'val.bin', 'meta.pkl'):
+    if not os.path.exists(os.path.join(data_dir, name)):
+        if not os.path.exists(os.path.join(data_root, dataset, 'prepare.py')):
+            known = sorted(d for d in os.listdir(data_root) if os.path.exists(os.path.join(data_root, d, 'prepare.py')))
+            raise SystemExit(f"unknown dataset '{dataset}': there is no data/{dataset}/prepare.py. "
+                             f"Known datasets: {', '.join(known)}")
+        out = f" --out_dir={data_dir}" if os.path.abspath(data_dir) != os.path.join(data_root, dataset) else ""
+        raise SystemExit(f"dataset '{dataset}' is not prepared: {os.path.join(data_dir, name)} is missing.\n"
+                         f"Prepare it first with: python data/{dataset}/prepare.py{out}")
+with open(os.path.join(data_dir, 'meta.pkl'), 'rb') as f:
+    meta_vocab_size = pickle.load(f)['vocab_size']
+for split in ('train', 'val'):
+    n_tokens = len(np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r'))
+    if n_tokens <= block_size:
+        raise SystemExit(f"{split}.bin in {data_dir} has {n_tokens} tokens, fewer than block_size+1="
+                         f"{block_size + 1}; use a smaller block_size or more data")
+
+def get_batch(split, gen):
+    # recreate np.memmap every batch to avoid a memory leak, as per
+    # https://stackoverflow.com/questions/45132940/numpy-memmap-memory-usage-want-to-iterate-once/61472122#61472122
+    data = np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r')
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=gen)
+    x = torch.stack([torch.from_numpy((data[i:i+block_size]).astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy((data[i+1:i+1+block_size]).astype(np.int64)) for i in ix])
+    if device_type == 'cuda':
+        # pin arrays x,y, which allows us to move them to GPU asynchronously (non_blocking=True)
+        x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    else:
+        x, y = x.to(device), y.to(device)
+    return x, y
+
+# the training batches come from their own generator, saved in checkpoints so a resume replays
+# exactly the batches the uninterrupted run would have seen
+train_gen = torch.Generator().manual_seed(seed + ddp_rank)
+
+# model init
+ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+iter_num = 0
+best_val_loss = 1e9
+model_args = {f.name: globals()[f.name] for f in fields(GPTConfig) if f.name in globals()}
+model_args['vocab_size'] = meta_vocab_size
+if init_from == 'resume':
+    if not os.path.exists(ckpt_path):
+        raise SystemExit(f"init_from='resume' but there is no checkpoint at {ckpt_path}; "
+                         f"check out_dir, or start over with --init_from=scratch")
+    try:
+        # weights_only: a checkpoint holds only tensors and plain values, so loading runs no pickled code.
+        # map to cpu: the RNG states must stay on the cpu; load_state_dict moves the rest to the device.
+        checkpoint = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+        missing = {'model', 'optimizer', 'model_args', 'iter_num', 'best_val_loss', 'rng'} - set(checkpoint)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
+    except Exception as e:
+        raise SystemExit(f"cannot resume: {ckpt_path} is corrupt or not a checkpoint of this train.py "
+                         f"({type(e).__name__}: {e}).\nRestore a good copy, or start over with --init_from=scratch")
+    # the architecture comes from the checkpoint; only the expert backend and dropout may change
+    for k, v in checkpoint['model_args'].items():
+        if k not in ('moe_backend', 'dropout'):
+            if k in model_args and model_args[k] != v and master_process:
+                print(f"note: {k}={v!r} from the checkpoint, not {model_args[k]!r}")
+            model_args[k] = v
+    iter_num = checkpoint['iter_num']
+    best_val_loss = checkpoint['best_val_loss']
+elif init_from != 'scratch':
+    raise SystemExit(f"init_from={init_from!r}; use 'scratch' or 'resume'")
+try:
+    gptconf = GPTConfig(**model_args)
+except ValueError as e:
+    raise SystemExit(f"config error: {e}")
+model = GPT(gptconf)
+if init_from == 'resume':
+    model.load_state_dict(checkpoint['model'])
+model.to(device)
+if master_process:
+    print(f"parameters: {model.get_num_params() / 1e6:.2f}M total, {model.get_num_active_params() / 1e6:.2f}M "
+          f"active per token; {len(model.moe_layers())} MoE layers of {n_expert} experts, top_k={top_k}")
+
+# initialize a GradScaler. If enabled=False scaler is a no-op
+scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+if init_from == 'resume':
+    optimizer.load_state_dict(checkpoint['optimizer'])
+    scaler.load_state_dict(checkpoint.get('scaler', {}))
+    rng = checkpoint['rng']
+    if len(rng) == ddp_world_size: # restore last, after model init has drawn its random numbers
+        r = rng[ddp_rank]
+        as_bytes = lambda l: torch.tensor(l, dtype=torch.uint8)
+        torch.set_rng_state(as_bytes(r['torch']))
+        if device_type == 'cuda' and r['cuda'] is not None:
+            torch.cuda.set_rng_state(as_bytes(r['cuda']))
+        np.random.set_state((r['numpy'][0], np.array(r['numpy'][1], dtype=np.uint32), *r['numpy'][2:]))
+        random.setstate(r['python'])
+        train_gen.set_state(as_bytes(r['sampler']))
+    else:
+        if master_process:
+            print(f"note: the checkpoint was written by {len(rng)} ranks and this run has {ddp_world_size}, "
+                  f"so the data order differs from an uninterrupted run")
+        train_gen.manual_seed(seed + ddp_rank + 1000 * iter_num) # do not replay the first batches
+    checkpoint = None # free up memory
+
+raw_model = model # the plain GPT: state_dict, moe_layers, estimate_mfu
+if compile:
+    print("compiling the model... (takes a ~minute)")
+    model = torch.compile(model) # requires PyTorch 2.0
+eval_model = model # compiled but without DDP, for evaluation on every rank
+if ddp:
+    # broadcast_buffers=False: the MoE buffers are either kept equal by the model itself (expert_bias,
+    # updated from all-reduced loads) or are rank-local on purpose (load_accum)
+    model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None, broadcast_buffers=False)
+
+@torch.no_grad()
+def estimate_loss():
+    """Mean loss of eval_iters batches per split, averaged over the ranks. The batches come from a
+    generator seeded afresh at every evaluation, so successive evaluations score the same text."""
+    out = {}
+    eval_model.eval()
+    for split in ['train', 'val']:
+        gen = torch.Generator().manual_seed(seed + 7919 * (ddp_rank + 1))
+        losses = torch.zeros(eval_iters, device=device)
+        for k in range(eval_iters):
+            X, Y = get_batch(split, gen)
+            with ctx:
+                logits, loss = eval_model(X, Y)
+            losses[k] = loss
+        mean = losses.mean()
+        if ddp:
+            dist.all_reduce(mean) # sum; every rank gets the same value, so all take the same decisions
+            mean /= ddp_world_size
+        out[split] = mean.item()
+    eval_model.train()
+    return out
+
+# learning rate decay scheduler (cosine with warmup)
+def get_lr(it):
+    # 1) linear warmup for warmup_iters steps
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    # 2) if it > lr_decay_iters, return min learning rate
+    if it > lr_decay_iters:
+        return min_lr
+    # 3) in between, use cosine decay down to min learning rate
+    decay_ratio = (it - warmup_iters) / max(1, lr_decay_iters - warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio)) # coeff ranges 0..1
+    return min_lr + coeff * (learning_rate - min_lr)
+
+def rng_states():
+    """This rank's random states as plain lists and numbers: loadable with weights_only=True, and
+    gatherable with all_gather_object, which fails to unpickle tensors in torch 2.13."""
+    np_state = np.random.get_state()
+    return {'torch': torch.get_rng_state().tolist(),
+            'cuda': torch.cuda.get_rng_state().tolist() if device_type == 'cuda' else None,
+            'numpy': (np_state[0], np_state[1].tolist(), *np_state[2:]),
+            'python': random.getstate(),
+            'sampler': sampler_state.tolist()} # the state that drew the batch waiting in X, Y
+
+def save_checkpoint():
+    states = [None] * ddp_world_size
+    if ddp:
+        dist.all_gather_object(states, rng_states()) # every rank's, so a resume continues each exactly
+    else:
+        states[0] = rng_states()
+    if not master_process:
+        return
+    checkpoint = {'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(),
+                  'scaler': scaler.state_dict(), 'model_args': model_args, 'iter_num': iter_num,
+                  'best_val_loss': best_val_loss, 'config': config, 'rng': states}
+    tmp_path = ckpt_path + '.tmp'
+    try:
+        torch.save(checkpoint, tmp_path)
+        os.replace(tmp_path, ckpt_path) # atomic: a crash while saving leaves the previous checkpoint whole
+    except Exception as e:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise SystemExit(f"failed to write the checkpoint ({type(e).__name__}: {e}); "
+                         f"{ckpt_path} still holds the previous one, if there was one")
+    print(f"saved checkpoint to {ckpt_path}")
+
+def stop_if_nonfinite():
+    """Stops the run if any loss since the last check was NaN or inf. Called at every log and before
+    every checkpoint, so a diverged model never overwrites the last good checkpoint."""
+    flag = nonfinite.int()
+    if ddp:
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if flag.item():
+        kept = (f"The last good checkpoint, {ckpt_path} (iter {last_ckpt_iter}), is kept."
+                if last_ckpt_iter is not None else "No checkpoint was written by this run.")
+        if ddp:
+            dist.destroy_process_group()
+        raise SystemExit(f"stopping: the loss became NaN or inf at or before iter {iter_num} (checked every "
+                         f"log_interval={log_interval} iters and before each checkpoint). {kept}\n"
+                         f"Try a lower learning_rate, a smaller grad_clip, or dtype='bfloat16' instead of float16.")
+
+# logging
+if master_process:
+    mode = 'a' if init_from == 'resume' else 'w' # a resumed run appends to the log of the run it continues
+    log_file = open(os.path.join(out_dir, 'log.jsonl'), mode)
+    load_file = open(os.path.join(out_dir, 'expert_load.jsonl'), mode)
+if wandb_log and master_process:
+    try:
+        import wandb
+    except ImportError:
+        raise SystemExit("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log=True)")
+    wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+
+def log(d):
+    log_file.write(json.dumps(d) + '\n')
+    log_file.flush()
+
+# training loop
+moe_layers = raw_model.moe_layers()
+load = torch.zeros(len(moe_layers), n_expert, dtype=torch.long, device=device) # tokens per expert, per layer
+rounding = torch.zeros(2, dtype=torch.long, device=device) # pairs dropped and padded by token rounding
+nonfinite = torch.zeros((), dtype=torch.bool, device=device) # did any loss go NaN or inf since the last check
+last_ckpt_iter = iter_num if init_from == 'resume' else None
+sampler_state = train_gen.get_state()
+X, Y = get_batch('train', train_gen) # fetch the very first batch
+t0 = time.time()
+t_start = t0
+iters_since_log = 0
+while True:
+
+    # determine and set the learning rate for this iteration
+    lr = get_lr(iter_num) if decay_lr else learning_rate
+    for param_group in optimizer.param_groups:
+        param_group['lr'] = lr
+
+    # evaluate the loss on train/val sets and write checkpoints
+    if iter_num % eval_interval == 0 or iter_num == max_iters or eval_only:
+        t_eval = time.time()
+        stop_if_nonfinite()
+        losses = estimate_loss()
+        if master_process:
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            log({'iter': iter_num, 'train_loss': losses['train'], 'val_loss': losses['val']})
+            if wandb_log:
+                wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val']})
+        if eval_only:
+            break
+        if iter_num > 0 and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
+            best_val_loss = min(best_val_loss, losses['val'])
+            save_checkpoint()
+            last_ckpt_iter = iter_num
+        t0 += time.time() - t_eval # evaluation and checkpointing do not count toward the training speed
+    if iter_num >= max_iters:
+        break
+
+    # forward backward update, with optional gradient accumulation to simulate larger batch size
+    # and using the GradScaler if data type is float16
+    for micro_step in range(gradient_accumulation_steps):
+        # DDP all-reduces the gradients on the last micro-step only; the others just accumulate
+        sync_ctx = model.no_sync() if ddp and micro_step < gradient_accumulation_steps - 1 else nullcontext()
+        with sync_ctx:
+            with ctx:
+                logits, loss = model(X, Y)
+                if iter_num == debug_nan_iter:
+                    loss = loss * float('nan')
+                loss = loss / gradient_accumulation_steps # scale the loss to account for gradient accumulation
+            # bookkeeping on the device, read only at log time: no host sync in the hot loop
+            nonfinite |= ~torch.isfinite(loss.detach())
+            if moe_layers:
+                load += torch.stack([m.tokens_per_expert for m in moe_layers])
+                rounding += torch.stack([torch.stack([m.rounding_dropped, m.rounding_padded]) for m in moe_layers]).sum(0)
+            # immediately async prefetch next batch while model is doing the forward pass on the GPU
+            sampler_state = train_gen.get_state()
+            X, Y = get_batch('train', train_gen)
+            # backward pass, with gradient scaling if training in fp16
+            scaler.scale(loss).backward()
+    # clip the gradient
+    if grad_clip != 0.0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    # step the optimizer and scaler if training in fp16
+    scaler.step(optimizer)
+    scaler.update()
+    # flush the gradients as soon as we can, no need for this memory anymore
+    optimizer.zero_grad(set_to_none=True)
+    raw_model.update_expert_bias() # aux-loss-free balancing; a no-op unless router_type='sigmoid'
+
+    # timing and logging
+    iters_since_log += 1
+    if iter_num % log_interval == 0:
+        stop_if_nonfinite() # on every rank: it is a collective under DDP
+        if ddp:
+            dist.all_reduce(load) # the expert load of all ranks
+            dist.all_reduce(rounding)
+        if master_process:
+            dt = (time.time() - t0) / iters_since_log # seconds per iteration over the interval
+            lossf = loss.item() * gradient_accumulation_steps # the last micro-step's loss, on rank 0
+            mfu = raw_model.estimate_mfu(batch_size * gradient_accumulation_steps, dt)
+            counts = load.tolist() # [layer][expert], summed over the interval and the ranks
+            ratio = ' '.join(f"{max(c) / max(1e-9, sum(c) / len(c)):.2f}" for c in counts)
+            msg = f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f}ms/iter, {tokens_per_iter / dt:,.0f} tok/s"
+            rec = {'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000,
+                   'tok_per_s': tokens_per_iter / dt, 'mfu': mfu}
+            if device_type == 'cuda': # mfu counts against the H100/H200 bf16 peak, meaningless on a cpu
+                rec['peak_mem_gib'] = torch.cuda.max_memory_allocated() / 2**30
+                msg += f", mfu {mfu * 100:.2f}%, mem {rec['peak_mem_gib']:.1f}GiB"
+            if moe_layers:
+                msg += f" | load max/mean per layer: {ratio}"
+            if token_rounding and moe_layers:
+                routed = iters_since_log * tokens_per_iter * top_k * len(moe_layers) # pairs before rounding
+                dropped, padded = (v / routed for v in rounding.tolist())
+                rec.update(rounding_dropped=dropped, rounding_padded=padded)
+                msg += f" | rounding dropped {dropped * 100:.2f}% padded {padded * 100:.2f}%"
+            print(msg)
+            log(rec)
+            load_file.write(json.dumps({'iter': iter_num, 'tokens_per_expert': counts}) + '\n')
+            load_file.flush()
+            if wandb_log:
+                wandb.log({'iter': iter_num, 'train/loss': lossf, 'lr': lr, 'mfu': mfu,
+                           'tok_per_s': tokens_per_iter / dt,
+                           **{f"load_layer{l}/expert{e}": n for l, c in enumerate(counts) for e, n in enumerate(c)}})
+        load.zero_()
+        rounding.zero_()
+        iters_since_log = 0
+        t0 = time.time()
+    iter_num += 1
+
+if master_process:
+    print(f"done: {iter_num} iterations in {time.time() - t_start:.1f}s; "
+          f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")
+if ddp:
+    dist.barrier() # gloo may abort a rank that tears down while another is still saving
+    dist.destroy_process_group()
