@@ -11,7 +11,7 @@ THE MEMORY CONTRACT
     x  (T, d)        the layer input, which is alive anyway,
     h  (R, 2n)       the pre-activation [gate | up]: 4*R*n bytes in bf16,
     O(R) metadata    gather index, reverse index, fp32 row scores, expert offsets, tile map
-                     (int32 and fp32; 20 bytes per row plus O(T + E)).
+                     (int32 and fp32; 12 bytes per row plus O(T + E)).
   It never saves the gathered X (R, d), a (R, n), y (R, d), or any other R x d tensor. At
   iso-FLOPs n*K is fixed, so the saved bytes stay the same as experts get finer (see
   saved_bytes_formula and tests/test_sonic.py::test_memory_contract).

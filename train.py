@@ -41,6 +41,7 @@ log_interval = 10 # print, and check the loss is finite, every this many iterati
 eval_iters = 50 # batches per split in each evaluation
 eval_only = False # if True, evaluate once and exit
 always_save_checkpoint = True # if False, save only when val loss improves, and at the end
+save_checkpoints = True # False: write no checkpoint at all (throughput runs of big models)
 init_from = 'scratch' # 'scratch' or 'resume' (from out_dir/ckpt.pt, with the same config)
 # wandb logging
 wandb_log = False # needs `pip install wandb`; WANDB_MODE=offline works without an account
@@ -91,8 +92,8 @@ dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloa
 compile = False # use PyTorch 2.0 to compile the model to be faster
 seed = 1337
 # parallelism beyond DDP: hooks for FSDP2 and expert parallelism, not implemented yet
-fsdp = False # shard parameters, gradients and optimizer state with FSDP2
-ep_size = 1 # expert-parallel degree: ranks that split each layer's experts
+fsdp = False # shard parameters, gradients and optimizer state with FSDP2 (torchrun)
+ep_size = 0 # expert parallelism (torchrun): 0 off; k splits each layer's experts over groups of k ranks
 # testing
 debug_nan_iter = -1 # tests only: make the loss NaN at this iteration to exercise the NaN stop
 # -----------------------------------------------------------------------------
@@ -101,10 +102,14 @@ exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator
 config = {k: globals()[k] for k in config_keys} # will be useful for logging
 # -----------------------------------------------------------------------------
 
-if fsdp:
-    raise SystemExit("fsdp=True is not supported yet; train with DDP (torchrun) and fsdp=False")
-if ep_size != 1:
-    raise SystemExit(f"ep_size={ep_size}: expert parallelism is not supported yet; use ep_size=1")
+if ep_size < 0:
+    raise SystemExit(f"ep_size={ep_size}; use 0 (off) or the number of ranks that split the experts")
+if fsdp and ep_size > 0:
+    raise SystemExit("fsdp=True with ep_size>0 is not supported: FSDP2 would shard the expert slices that EP "
+                     "already split. Use EP with data parallelism (fsdp=False), or FSDP2 alone (ep_size=0)")
+if ep_size > 0 and n_expert % ep_size:
+    raise SystemExit(f"n_expert={n_expert} is not divisible by ep_size={ep_size}; each rank must own "
+                     f"n_expert/ep_size experts, so pick an ep_size that divides n_expert")
 
 # various inits, derived attributes, I/O setup
 ddp = int(os.environ.get('RANK', -1)) != -1 # is this a torchrun launch?
@@ -125,12 +130,30 @@ if ddp:
     dist.init_process_group(backend='nccl' if device_type == 'cuda' else 'gloo')
 else:
     ddp_rank, ddp_local_rank, ddp_world_size = 0, 0, 1
+    if fsdp or ep_size > 0:
+        raise SystemExit(f"{'fsdp=True' if fsdp else f'ep_size={ep_size}'} needs a torchrun launch, e.g. "
+                         f"torchrun --standalone --nproc_per_node=2 train.py ... (--nproc_per_node=1 works too)")
+ep_group = edp_group = None
+if ep_size > 0:
+    # ranks [0, ep), [ep, 2ep), ... each split all experts; ranks with the same index in their EP
+    # group hold the same experts and average those gradients (expert data parallelism)
+    if ddp_world_size % ep_size:
+        raise SystemExit(f"world size {ddp_world_size} is not divisible by ep_size={ep_size}; "
+                         f"launch a multiple of {ep_size} processes or change ep_size")
+    for i in range(ddp_world_size // ep_size): # every rank creates every group, as new_group requires
+        g = dist.new_group(list(range(i * ep_size, (i + 1) * ep_size)))
+        if ddp_rank // ep_size == i:
+            ep_group = g
+    for j in range(ep_size):
+        g = dist.new_group(list(range(j, ddp_world_size, ep_size)))
+        if ddp_rank % ep_size == j:
+            edp_group = g
 master_process = ddp_rank == 0 # this process will do logging, checkpointing etc.
 tokens_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size * block_size
 if master_process:
     print(f"tokens per iteration will be: {tokens_per_iter:,}")
     os.makedirs(out_dir, exist_ok=True)
-torch.manual_seed(seed + ddp_rank) # dropout differs per rank; the weights come from rank 0 via DDP
+torch.manual_seed(seed) # the same initial weights on every rank: FSDP2 and EP shard them in place
 np.random.seed(seed + ddp_rank)
 random.seed(seed + ddp_rank)
 torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
@@ -217,17 +240,59 @@ except ValueError as e:
     raise SystemExit(f"config error: {e}")
 model = GPT(gptconf)
 if init_from == 'resume':
-    model.load_state_dict(checkpoint['model'])
+    model.load_state_dict(checkpoint['model']) # checkpoints are always whole, whatever the mode that wrote them
+torch.manual_seed(seed + ddp_rank) # dropout and the like differ per rank
+expert_names = set(model.expert_param_names())
+if ep_size > 0:
+    model.setup_expert_parallel(ep_group) # keep this rank's slice of every layer's experts
 model.to(device)
+if fsdp:
+    from torch.distributed.fsdp import fully_shard
+    for block in model.transformer.h:
+        fully_shard(block) # one all-gather per block; the root holds the (tied) embeddings
+    fully_shard(model)
 if master_process:
     print(f"parameters: {model.get_num_params() / 1e6:.2f}M total, {model.get_num_active_params() / 1e6:.2f}M "
           f"active per token; {len(model.moe_layers())} MoE layers of {n_expert} experts, top_k={top_k}")
 
 # initialize a GradScaler. If enabled=False scaler is a no-op
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+                                       fused=not fsdp) # foreach AdamW for FSDP2's sharded parameters
+opt_names = model.optimizer_param_names() # optimizer state index -> parameter name
+
+def gather_experts(t):
+    """This rank's slice of an expert tensor -> all experts (concatenated over the EP group)."""
+    parts = [torch.empty_like(t) for _ in range(ep_size)]
+    dist.all_gather(parts, t.contiguous(), group=ep_group)
+    return torch.cat(parts)
+
+def full_tensor(name, t):
+    """A parameter or optimizer-state tensor as the single-process model holds it."""
+    if fsdp and hasattr(t, 'full_tensor'):
+        t = t.full_tensor() # a collective: every rank calls it
+    if ep_size > 0 and name in expert_names and t.dim() > 0:
+        t = gather_experts(t)
+    return t.cpu()
+
+def local_tensor(name, t, like):
+    """The inverse of full_tensor: the slice or shard of a whole tensor that this rank holds."""
+    if ep_size > 0 and name in expert_names and t.dim() > 0:
+        E_local = n_expert // ep_size
+        r = dist.get_rank(ep_group)
+        t = t[r * E_local:(r + 1) * E_local]
+    if fsdp and hasattr(like, 'device_mesh') and t.dim() > 0:
+        from torch.distributed.tensor import distribute_tensor
+        t = distribute_tensor(t.to(like.device), like.device_mesh, like.placements)
+    return t
+
 if init_from == 'resume':
-    optimizer.load_state_dict(checkpoint['optimizer'])
+    osd = checkpoint['optimizer']
+    if fsdp or ep_size > 0:
+        params = dict(model.named_parameters())
+        osd['state'] = {i: {k: local_tensor(opt_names[i], v, params[opt_names[i]]) for k, v in st.items()}
+                        for i, st in osd['state'].items()}
+    optimizer.load_state_dict(osd)
     scaler.load_state_dict(checkpoint.get('scaler', {}))
     rng = checkpoint['rng']
     if len(rng) == ddp_world_size: # restore last, after model init has drawn its random numbers
@@ -246,12 +311,12 @@ if init_from == 'resume':
         train_gen.manual_seed(seed + ddp_rank + 1000 * iter_num) # do not replay the first batches
     checkpoint = None # free up memory
 
-raw_model = model # the plain GPT: state_dict, moe_layers, estimate_mfu
+raw_model = model # the plain GPT (FSDP2 shards it in place): state_dict, moe_layers, estimate_mfu
 if compile:
     print("compiling the model... (takes a ~minute)")
     model = torch.compile(model) # requires PyTorch 2.0
 eval_model = model # compiled but without DDP, for evaluation on every rank
-if ddp:
+if ddp and not fsdp and ep_size == 0:
     # broadcast_buffers=False: the MoE buffers are either kept equal by the model itself (expert_bias,
     # updated from all-reduced loads) or are rank-local on purpose (load_accum)
     model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None, broadcast_buffers=False)
@@ -307,9 +372,14 @@ def save_checkpoint():
         dist.all_gather_object(states, rng_states()) # every rank's, so a resume continues each exactly
     else:
         states[0] = rng_states()
+    model_sd, opt_sd = raw_model.state_dict(), optimizer.state_dict()
+    if fsdp or ep_size > 0: # whole tensors, so any world size (one process too) can resume or evaluate
+        model_sd = {k: full_tensor(k, v) for k, v in model_sd.items()}
+        opt_sd = {'state': {i: {k: full_tensor(opt_names[i], v) for k, v in st.items()} for i, st in opt_sd['state'].items()},
+                  'param_groups': opt_sd['param_groups']}
     if not master_process:
         return
-    checkpoint = {'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(),
+    checkpoint = {'model': model_sd, 'optimizer': opt_sd,
                   'scaler': scaler.state_dict(), 'model_args': model_args, 'iter_num': iter_num,
                   'best_val_loss': best_val_loss, 'config': config, 'rng': states}
     tmp_path = ckpt_path + '.tmp'
@@ -322,6 +392,27 @@ def save_checkpoint():
         raise SystemExit(f"failed to write the checkpoint ({type(e).__name__}: {e}); "
                          f"{ckpt_path} still holds the previous one, if there was one")
     print(f"saved checkpoint to {ckpt_path}")
+
+def sync_expert_parallel_grads():
+    """EP has no DDP wrapper: average the gradients by hand. Replicated weights average over all
+    ranks. An expert's gradient already sums what every rank of its EP group sent it, so it sums
+    over the ranks holding the same experts and divides by the world size too: both become the
+    gradient of the mean loss over the global batch."""
+    for name, p in raw_model.named_parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad, group=edp_group if name in expert_names else None)
+        p.grad /= ddp_world_size
+
+def clip_expert_parallel_grads(max_norm):
+    """clip_grad_norm_ over the whole model when each EP rank holds different experts."""
+    sq = {True: torch.zeros((), device=device), False: torch.zeros((), device=device)}
+    for name, p in raw_model.named_parameters():
+        sq[name in expert_names] += p.grad.float().square().sum()
+    dist.all_reduce(sq[True], group=ep_group) # each EP group holds every expert once
+    coef = (max_norm / ((sq[True] + sq[False]).sqrt() + 1e-6)).clamp(max=1.0)
+    for p in raw_model.parameters():
+        p.grad.mul_(coef)
 
 def stop_if_nonfinite():
     """Stops the run if any loss since the last check was NaN or inf. Called at every log and before
@@ -384,7 +475,7 @@ while True:
                 wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val']})
         if eval_only:
             break
-        if iter_num > 0 and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
+        if save_checkpoints and iter_num > 0 and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
             best_val_loss = min(best_val_loss, losses['val'])
             save_checkpoint()
             last_ckpt_iter = iter_num
@@ -395,8 +486,11 @@ while True:
     # forward backward update, with optional gradient accumulation to simulate larger batch size
     # and using the GradScaler if data type is float16
     for micro_step in range(gradient_accumulation_steps):
-        # DDP all-reduces the gradients on the last micro-step only; the others just accumulate
-        sync_ctx = model.no_sync() if ddp and micro_step < gradient_accumulation_steps - 1 else nullcontext()
+        # DDP and FSDP2 reduce the gradients on the last micro-step only; the others just accumulate
+        last = micro_step == gradient_accumulation_steps - 1
+        if fsdp:
+            raw_model.set_requires_gradient_sync(last)
+        sync_ctx = model.no_sync() if isinstance(model, DDP) and not last else nullcontext()
         with sync_ctx:
             with ctx:
                 logits, loss = model(X, Y)
@@ -413,10 +507,15 @@ while True:
             X, Y = get_batch('train', train_gen)
             # backward pass, with gradient scaling if training in fp16
             scaler.scale(loss).backward()
+    if ep_size > 0:
+        sync_expert_parallel_grads()
     # clip the gradient
     if grad_clip != 0.0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if ep_size > 0:
+            clip_expert_parallel_grads(grad_clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     # step the optimizer and scaler if training in fp16
     scaler.step(optimizer)
     scaler.update()
