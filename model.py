@@ -221,17 +221,19 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
     counts = torch.zeros(E + 1, dtype=torch.int32, device=x.device).scatter_add_(
         0, pair_exp, torch.ones_like(pair_exp, dtype=torch.int32))[:E]
     offs = torch.cumsum(counts, 0, dtype=torch.int32)         # (E,) segment ends
-    rows = pair_tok[order].clamp(max=T - 1)                   # unused slots sit past offs[-1]
-    # _grouped_mm leaves rows past offs[-1] unset (they can hold NaN): mask them in both directions
-    valid = (pair_exp[order] < E)[:, None]
+    # unused slots (token rounding) sort past offs[-1], where _grouped_mm leaves its output rows
+    # unset (they can hold NaN): they read and write a spare row T, dropped at the end, so nothing
+    # from them reaches x, its gradient or the output, and top-K pays no masking pass
+    rows = torch.where(pair_exp[order] < E, pair_tok[order], T)
     dt = torch.bfloat16
-    xs = torch.where(valid, x.to(dt)[rows], 0)                # (R, d) the gathered copy
+    x_ext = torch.cat([x.to(dt), x.new_zeros(1, x.shape[1], dtype=dt)])  # (T+1, d)
+    xs = x_ext[rows]                                          # (R, d) the gathered copy
     h = torch._grouped_mm(xs, w1.to(dt), offs=offs)           # (R, 2n)
     g, u = h.chunk(2, dim=-1)
     y = torch._grouped_mm((F.silu(g) * u).contiguous(), w2.to(dt), offs=offs)  # (R, d)
-    y = torch.where(valid, y.float() * pair_score[order].float()[:, None], 0)
-    out = torch.zeros(T, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
-    return out.to(x.dtype)
+    y = y.float() * pair_score[order].float()[:, None]
+    out = torch.zeros(T + 1, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
+    return out[:T].to(x.dtype)
 
 
 def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
