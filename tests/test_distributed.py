@@ -126,15 +126,21 @@ def test_expert_parallel_matches_single_process(token_rounding, tmp_path):
             assert torch.allclose(g, want, rtol=1e-4, atol=1e-6), name
 
 
-def test_ep_size_must_divide_experts():
+def test_ep_size_must_divide_experts(monkeypatch):
+    """setup_expert_parallel refuses a group whose size does not divide n_expert, and slices the
+    experts when it does. A 1-rank gloo group stands in for a group of 2 (world size patched)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
+        monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
         cfg = tiny_config()
         cfg.n_expert = 3
-        model = GPT(cfg)
-        model.setup_expert_parallel(dist.group.WORLD)  # 3 % 1 == 0: fine
-        assert model.moe_layers()[0].w1.shape[0] == 3
+        with pytest.raises(ValueError, match="n_expert=3 is not divisible by ep_size=2"):
+            GPT(cfg).setup_expert_parallel(dist.group.WORLD)
+        model = GPT(tiny_config())  # 4 experts over 2 ranks: rank 0 keeps experts 0 and 1
+        full = model.moe_layers()[0].w1.detach().clone()
+        model.setup_expert_parallel(dist.group.WORLD)
+        assert torch.equal(model.moe_layers()[0].w1, full[:2])
     finally:
         dist.destroy_process_group()
 
