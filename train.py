@@ -567,5 +567,11 @@ if master_process:
     print(f"done: {iter_num} iterations in {time.time() - t_start:.1f}s; "
           f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")
 if ddp:
-    dist.barrier() # gloo may abort a rank that tears down while another is still saving
+    # gloo may abort a rank that tears down while another is still working: meet on every group,
+    # then take the EP subgroups down before the default group
+    for g in (ep_group, edp_group):
+        if g is not None:
+            dist.barrier(group=g)
+            dist.destroy_process_group(g)
+    dist.barrier()
     dist.destroy_process_group()
