@@ -7,6 +7,7 @@ Modes (--mode=...):
   sweep  T, d and n*K fixed while experts get finer (n halves, K and E double): memory and TFLOPS
   train  full training steps of the GPT for each backend: tokens/s, MFU, peak memory
   load   heatmaps of the per-expert load that train.py logs to expert_load.jsonl
+  curves train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line) and PNG plots.
 
 On the GPU:
@@ -15,6 +16,7 @@ On the GPU:
   python bench.py --mode=sweep
   python bench.py --mode=train --backends=sonic,grouped_mm
   python bench.py --mode=load --load_file=out-default/expert_load.jsonl
+  python bench.py --mode=curves --log_files=out-a/log.jsonl,out-b/log.jsonl --labels=sonic,torch
 On CPU, tiny and slow (tests/test_bench.py does this):
   TRITON_INTERPRET=1 python bench.py --shapes=64x32:16/4/2 --backends=torch,sonic
 """
@@ -41,13 +43,14 @@ import model
 from model import GPT, GPTConfig, EXPERT_BACKENDS
 
 # -----------------------------------------------------------------------------
-mode = 'layer' # 'layer' | 'sweep' | 'train' | 'load'
+mode = 'layer' # 'layer' | 'sweep' | 'train' | 'load' | 'curves'
 device = 'auto' # 'auto' (cuda if available) | 'cuda' | 'cpu'
 dtype = 'bfloat16' # 'bfloat16' | 'float16' | 'float32'; always float32 on CPU (the Triton interpreter has no bf16)
 backends = 'sonic,torch,grouped_mm' # comma-separated keys of model.EXPERT_BACKENDS
 out_dir = 'bench_out' # JSON and PNG files go here
 warmup = 25 # ms of warm-up per timing (triton.testing.do_bench)
 rep = 100 # ms of timed runs per timing; the median is reported
+min_runs = 5 # CUDA: at least this many timed runs, whatever rep says
 seed = 1337
 # layer mode
 shapes = 'paper' # 'paper' (12 shapes) | 'rounding' (E sweep at 7B widths) | 'TxD:n/E/K,...' e.g. '4096x512:64/8/4'
@@ -81,6 +84,9 @@ burnin = 5 # untimed steps (autotuning, allocator warm-up)
 steps = 10 # timed steps
 # load mode
 load_file = 'out/expert_load.jsonl' # written by train.py into its out_dir
+# curves mode
+log_files = '' # comma-separated log.jsonl files that train.py writes into its out_dir
+labels = '' # comma-separated names for them; '' uses each file's folder name
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
 if __name__ == '__main__':  # importing bench (tests, other scripts) must not parse their argv
@@ -144,7 +150,18 @@ def bench_ms(fn, grad_to_none=None):
     CPU: a timer loop, at least 3 runs and about rep ms."""
     if device_type == 'cuda':
         import triton.testing
-        return triton.testing.do_bench(fn, warmup=warmup, rep=rep, grad_to_none=grad_to_none, return_mode='median')
+        # do_bench times about rep / (one call's time) calls, and only 1 when a call outlasts rep (the
+        # 120B shapes' fwd+bwd take ~50 ms): stretch rep so that at least min_runs calls are timed
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        fn()
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        for t in grad_to_none or []:
+            t.grad = None
+        return triton.testing.do_bench(fn, warmup=warmup, rep=max(rep, min_runs * start.elapsed_time(end)),
+                                       grad_to_none=grad_to_none, return_mode='median')
     fn()
     times = []
     while len(times) < 3 or (sum(times) < rep and len(times) < 100):
@@ -485,10 +502,42 @@ def plot_expert_load(jsonl_path, png_path):
     return summary
 
 
+def plot_curves(paths, names, png_path):
+    """Train loss (every log interval, thin) and val loss (every eval, markers) against iteration,
+    one colour per train.py log.jsonl. Returns {name: {iter: val_loss}} for the JSON."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    vals = {}
+    for i, (path, name) in enumerate(zip(paths, names)):
+        if not os.path.exists(path):
+            raise SystemExit(f"{path} not found; train.py writes log.jsonl into its out_dir")
+        with open(path) as f:
+            recs = [json.loads(line) for line in f if line.strip()]
+        train = [(r['iter'], r['loss']) for r in recs if 'loss' in r]
+        val = [(r['iter'], r['val_loss']) for r in recs if 'val_loss' in r]
+        if not train and not val:
+            raise SystemExit(f"{path} holds no losses; is it a train.py log.jsonl?")
+        c = f'C{i}'
+        if train:
+            ax.plot(*zip(*train), color=c, lw=0.8, alpha=0.6, label=f'{name} train')
+        if val:
+            ax.plot(*zip(*val), color=c, marker='o', lw=1.5, label=f'{name} val')
+        vals[name] = {it: v for it, v in val}
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('loss')
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, png_path)
+    return vals
+
+
 # -----------------------------------------------------------------------------
 if __name__ == '__main__':
     bad = [b for b in backend_names if b not in EXPERT_BACKENDS]
-    for ok, msg in [(mode in ('layer', 'sweep', 'train', 'load'), f"mode={mode!r}: choose layer, sweep, train or load"),
+    curve_files, curve_names = [p for p in log_files.split(',') if p], [n for n in labels.split(',') if n]
+    for ok, msg in [(mode in ('layer', 'sweep', 'train', 'load', 'curves'), f"mode={mode!r}: choose layer, sweep, train, load or curves"),
+                    (mode != 'curves' or curve_files, "mode=curves needs --log_files=a/log.jsonl,b/log.jsonl"),
+                    (not curve_names or len(curve_names) == len(curve_files),
+                     f"--labels gives {len(curve_names)} names for {len(curve_files)} --log_files: give one per file, or none"),
                     (routing in ('topk', 'rounding', 'both'), f"routing={routing!r}: choose topk, rounding or both"),
                     (dt is not None, f"dtype={dtype!r}: choose bfloat16, float16 or float32"),
                     (backend_names and not bad, f"backends={backends!r}: choose from {list(EXPERT_BACKENDS)}"),
@@ -534,6 +583,12 @@ if __name__ == '__main__':
                       f"loss {r['loss']:.3f}"))
                 path = write_json('train.json', dict(results=rows))
         print(f"wrote {path}")
+    elif mode == 'curves':
+        names = curve_names or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in curve_files]
+        vals = plot_curves(curve_files, names, os.path.join(out_dir, 'curves.png'))
+        for name, v in vals.items():
+            print(f"{name:<24} val loss " + ', '.join(f"{it}: {x:.4f}" for it, x in v.items()))
+        print(f"wrote {write_json('curves.json', dict(log_files=curve_files, val_loss=vals))}")
     else:
         summary = plot_expert_load(load_file, os.path.join(out_dir, 'expert_load.png'))
         print(f"wrote {write_json('load.json', dict(load_file=load_file, last_interval=summary))}")

@@ -214,10 +214,32 @@ def _gather_sum_kernel(
 # -----------------------------------------------------------------------------
 # Backward kernels.
 
+@triton.jit
+def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar):
+    # recompute a from h (a is never saved), write dH and A', return this block's share of dS.
+    # dS and A' go first so that a need not stay live while dH is formed
+    mask = mask_m[:, None] & (cols < N)[None, :]
+    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
+    g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
+    sig = tl.sigmoid(g)
+    silu = g * sig
+    a = silu * u
+    ds = tl.sum(acc * a, axis=1)                              # dS = <dO, y> = <dA', a>, this block's share
+    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * s[:, None]).to(Ap.dtype.element_ty), mask=mask)
+    da = acc * s[:, None]                                     # dL/da = s * dA'
+    dh_ptrs = dH + rows64[:, None] * stride_hr + cols[None, :]
+    tl.store(dh_ptrs + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
+    dg = da * u * sig * (1.0 + g * (1.0 - sig))               # d silu(g) / dg = sig * (1 + g (1 - sig))
+    tl.store(dh_ptrs, dg.to(dH.dtype.element_ty), mask=mask)
+    return ds
+
+
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=64, BLOCK_K=64), 8, 4), (dict(BLOCK_N=64, BLOCK_K=64), 8, 3),
-                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
-                     dict(BLOCK_N=32, BLOCK_K=32)),
+    configs=_configs([(dict(SPLIT_M=2, NACC=2, BLOCK_N=64, BLOCK_K=64), 4, 4),
+                      (dict(SPLIT_M=2, NACC=2, BLOCK_N=128, BLOCK_K=64), 8, 4),
+                      (dict(SPLIT_M=1, NACC=2, BLOCK_N=64, BLOCK_K=64), 8, 5)],
+                     dict(SPLIT_M=2, NACC=2, BLOCK_N=16, BLOCK_K=32)),
     key=["N", "D"],
     reset_to_zero=["dS_part"],  # configs differ in N tiles; rows a config does not write must stay 0
 )
@@ -228,50 +250,52 @@ def _down_bwd_kernel(
     N, D, E, R,
     stride_ot, stride_we, stride_wn, stride_wd, stride_hr, stride_ar,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    SPLIT_M: tl.constexpr, NACC: tl.constexpr,
 ):
-    num_n = tl.cdiv(N, BLOCK_N)
+    # A program covers BLOCK_M // SPLIT_M rows of one M tile and NACC * BLOCK_N columns, as NACC
+    # accumulators that share each gathered dO block. The epilogue holds h, a and dA' at once, so
+    # one 128 x 128 accumulator spills heavily (390+ registers), while 128 x 64 re-reads the
+    # gathered dO once per 64 columns; two accumulators, on 64-row programs for narrow d, ran the
+    # 7B shape 1.2x faster than one 128 x 64 (docs/PERF.md, v3).
+    SUB_M: tl.constexpr = BLOCK_M // SPLIT_M
+    num_n = tl.cdiv(N, NACC * BLOCK_N)
     pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
-    e = tl.load(tile_expert + pid_m)
+    tile = pid_m // SPLIT_M
+    e = tl.load(tile_expert + tile)
     if e >= E:
         return
-    row0 = tl.load(tile_row0 + pid_m)
+    row0 = tl.load(tile_row0 + tile) + (pid_m % SPLIT_M) * SUB_M
     row_end = tl.load(offsets + e + 1)
-    rows = row0 + tl.arange(0, BLOCK_M)
+    if row0 >= row_end:  # the empty lower half of an expert's last tile
+        return
+    rows = row0 + tl.arange(0, SUB_M)
     mask_m = rows < row_end
     tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = cols < N
+    cols = pid_n * NACC * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
     # dA' = dO[gather] @ W2_e^T; W2_e^T (d, n) is read through strides, never transposed in memory
     o_ptrs = dO + tok[:, None] * stride_ot + ks[None, :]
     w_ptrs = W2 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wd + cols[None, :] * stride_wn
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    mask_n0, mask_n1 = cols < N, (cols + BLOCK_N) < N
+    acc0 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
+    acc1 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, D, BLOCK_K):
         mask_k = (k0 + ks) < D
         o = tl.load(o_ptrs, mask=mask_k[None, :], other=0.0)
-        w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(o, w, acc, input_precision=DOT_PREC)
+        w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n0[None, :], other=0.0)
+        acc0 = tl.dot(o, w, acc0, input_precision=DOT_PREC)
+        if NACC == 2:
+            w = tl.load(w_ptrs + BLOCK_N * stride_wn, mask=mask_k[:, None] & mask_n1[None, :], other=0.0)
+            acc1 = tl.dot(o, w, acc1, input_precision=DOT_PREC)
         o_ptrs += BLOCK_K
         w_ptrs += BLOCK_K * stride_wd
-    # epilogue: recompute a from h (a is never saved), then the three outputs
     rows64 = tl.where(mask_m, rows, row0).to(tl.int64)
-    mask = mask_m[:, None] & mask_n[None, :]
-    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
-    g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
-    u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
     s = tl.load(S + rows64, mask=mask_m, other=0.0)
-    sig = tl.sigmoid(g)
-    silu = g * sig
-    a = silu * u
-    # dS = <dO, y> = <dA', a>: this tile's share of the row sum (summed over N tiles on the host side)
-    tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, tl.sum(acc * a, axis=1), mask=mask_m)
-    da = acc * s[:, None]                                    # dL/da = s * dA'
-    dg = da * u * sig * (1.0 + g * (1.0 - sig))              # d silu(g) / dg = sig * (1 + g (1 - sig))
-    du = da * silu
-    dh_ptrs = dH + rows64[:, None] * stride_hr + cols[None, :]
-    tl.store(dh_ptrs, dg.to(dH.dtype.element_ty), mask=mask)
-    tl.store(dh_ptrs + N, du.to(dH.dtype.element_ty), mask=mask)
-    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * s[:, None]).to(Ap.dtype.element_ty), mask=mask)
+    ds = _down_bwd_epilogue(acc0, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar)
+    if NACC == 2:
+        ds += _down_bwd_epilogue(acc1, s, rows64, mask_m, cols + BLOCK_N, N, H, dH, Ap, stride_hr, stride_ar)
+    # this program's share of the row sum; the N programs' shares are summed by the launcher
+    tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, ds, mask=mask_m)
 
 
 @triton.autotune(
@@ -440,7 +464,7 @@ def _moe_bwd(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Te
     dH = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)
     Ap = torch.empty(R, n, device=x.device, dtype=x.dtype)
     dS_part = torch.zeros(triton.cdiv(n, 32), R, device=x.device, dtype=torch.float32)  # >= N tiles of any config
-    grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
+    grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
     _down_bwd_kernel[grid](dout, w2, h, row_score, gather_idx, tile_expert, tile_row0, offsets, dH, Ap, dS_part,
                            n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
                            h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=prec)

@@ -134,3 +134,21 @@ def test_bad_shape_message(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--shapes=64x32:16/4', f'--out_dir={tmp_path}'],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and 'TxD:n/E/K' in p.stderr
+
+
+def test_curves(tmp_path):
+    # train.py's log.jsonl: eval records carry val_loss, log-interval records carry loss
+    for name, shift in (('a', 0.0), ('b', 0.1)):
+        (tmp_path / name).mkdir()
+        recs = [{'iter': 0, 'train_loss': 5.0, 'val_loss': 5.0 + shift}, {'iter': 0, 'loss': 5.1, 'lr': 1e-3},
+                {'iter': 10, 'loss': 3.0, 'lr': 1e-3}, {'iter': 20, 'train_loss': 2.0, 'val_loss': 2.5 + shift}]
+        (tmp_path / name / 'log.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
+    files = f"{tmp_path / 'a' / 'log.jsonl'},{tmp_path / 'b' / 'log.jsonl'}"
+    run_bench(tmp_path, '--mode=curves', f'--log_files={files}')
+    d = load_json(tmp_path / 'curves.json')
+    assert d['val_loss'] == {'a': {'0': 5.0, '20': 2.5}, 'b': {'0': 5.1, '20': 2.6}}
+    assert_png(tmp_path / 'curves.png')
+    env = dict(os.environ, TRITON_INTERPRET='1')
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--mode=curves', f'--log_files={files}',
+                        '--labels=only_one', f'--out_dir={tmp_path}'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and 'one per file' in p.stderr

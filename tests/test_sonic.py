@@ -152,6 +152,43 @@ def test_variable_experts_per_token(dtype, tol):
         assert rel(a, b) < tol
 
 
+@pytest.mark.parametrize("split_m,nacc", [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_down_bwd_kernel_variants(split_m, nacc):
+    # the dA' kernel's program shapes (autotune picks one per shape, so call each directly): rows
+    # split in halves or not, one or two accumulators, n not a multiple of nacc * BLOCK_N, an expert
+    # with no rows, partial M tiles; dH, A' and dS against the chain rule in float64
+    T, d, n, E, K = 300, 48, 80, 5, 2
+    bn = 32 if CUDA else 16
+    torch.manual_seed(0)
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)  # expert E-1 gets no rows
+    pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
+    gi, off, rev, tok_off, te, tr0, order = sk.routing_metadata(pair_tok, idx.flatten(), T, E)
+    R = T * K
+    s = torch.rand(R, device=DEV)
+    dO, w2, h = torch.randn(T, d, device=DEV), torch.randn(E, n, d, device=DEV), torch.randn(R, 2 * n, device=DEV)
+    dH, Ap = torch.empty(R, 2 * n, device=DEV), torch.empty(R, n, device=DEV)
+    dS_part = torch.zeros(triton_cdiv(n, 16), R, device=DEV)
+    grid = (sk._max_tiles(R, E) * split_m * triton_cdiv(n, nacc * bn),)
+    sk._down_bwd_kernel.fn[grid](dO, w2, h, s, gi, te, tr0, off, dH, Ap, dS_part, n, d, E, R,
+                                 dO.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), h.stride(0), Ap.stride(0),
+                                 BLOCK_M=sk.BLOCK_M, BLOCK_N=bn, BLOCK_K=16, DOT_PREC="ieee", SPLIT_M=split_m, NACC=nacc)
+    # float64 reference in grouped order: row r belongs to expert e(r) and token gi[r]
+    exp_of_row = torch.repeat_interleave(torch.arange(E, device=DEV), (off[1:] - off[:-1]).long())
+    dA = torch.einsum("rd,rnd->rn", dO.double()[gi.long()], w2.double()[exp_of_row])
+    g, u = h.double().chunk(2, dim=1)
+    a = F.silu(g) * u
+    sd = s.double()[:, None]
+    sig = torch.sigmoid(g)
+    dH_ref = torch.cat([sd * dA * u * sig * (1 + g * (1 - sig)), sd * dA * F.silu(g)], dim=1)
+    assert rel(dH, dH_ref) < 1e-5
+    assert rel(Ap, sd * a) < 1e-5
+    assert rel(dS_part.sum(0), (dA * a).sum(1)) < 1e-5
+
+
+def triton_cdiv(a, b):
+    return -(-a // b)
+
+
 def test_topk_softmax_kernel():
     torch.manual_seed(0)
     for T, E, K in [(1, 4, 1), (33, 8, 3), (70, 13, 13), (5, 64, 8)]:
