@@ -167,8 +167,8 @@ def test_down_bwd_kernel_variants(split_m, nacc):
     s = torch.rand(R, device=DEV)
     dO, w2, h = torch.randn(T, d, device=DEV), torch.randn(E, n, d, device=DEV), torch.randn(R, 2 * n, device=DEV)
     dH, Ap = torch.empty(R, 2 * n, device=DEV), torch.empty(R, n, device=DEV)
-    dS_part = torch.zeros(triton_cdiv(n, 16), R, device=DEV)
-    grid = (sk._max_tiles(R, E) * split_m * triton_cdiv(n, nacc * bn),)
+    dS_part = torch.zeros(sk.triton.cdiv(n, 16), R, device=DEV)
+    grid = (sk._max_tiles(R, E) * split_m * sk.triton.cdiv(n, nacc * bn),)
     sk._down_bwd_kernel.fn[grid](dO, w2, h, s, gi, te, tr0, off, dH, Ap, dS_part, n, d, E, R,
                                  dO.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), h.stride(0), Ap.stride(0),
                                  BLOCK_M=sk.BLOCK_M, BLOCK_N=bn, BLOCK_K=16, DOT_PREC="ieee", SPLIT_M=split_m, NACC=nacc)
@@ -183,10 +183,6 @@ def test_down_bwd_kernel_variants(split_m, nacc):
     assert rel(dH, dH_ref) < 1e-5
     assert rel(Ap, sd * a) < 1e-5
     assert rel(dS_part.sum(0), (dA * a).sum(1)) < 1e-5
-
-
-def triton_cdiv(a, b):
-    return -(-a // b)
 
 
 def test_topk_softmax_kernel():
