@@ -222,17 +222,21 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
         0, pair_exp, torch.ones_like(pair_exp, dtype=torch.int32))[:E]
     offs = torch.cumsum(counts, 0, dtype=torch.int32)         # (E,) segment ends
     # unused slots (token rounding) sort past offs[-1], where _grouped_mm leaves its output rows
-    # unset (they can hold NaN): they read and write a spare row T, dropped at the end, so nothing
-    # from them reaches x, its gradient or the output, and top-K pays no masking pass
-    rows = torch.where(pair_exp[order] < E, pair_tok[order], T)
+    # unset (they can hold NaN): they read and write spare rows T..T+S-1, dropped at the end, so
+    # nothing from them reaches x, its gradient or the output, and top-K pays no masking pass.
+    # S rows, not one: the gathered copy's backward adds up the duplicates of one index serially,
+    # and the ~E*M_tile unused slots on a single spare row made the rounded backward collapse
+    S = 256
+    spare = T + torch.arange(order.numel(), device=x.device) % S
+    rows = torch.where(pair_exp[order] < E, pair_tok[order], spare)
     dt = torch.bfloat16
-    x_ext = torch.cat([x.to(dt), x.new_zeros(1, x.shape[1], dtype=dt)])  # (T+1, d)
+    x_ext = torch.cat([x.to(dt), x.new_zeros(S, x.shape[1], dtype=dt)])  # (T+S, d)
     xs = x_ext[rows]                                          # (R, d) the gathered copy
     h = torch._grouped_mm(xs, w1.to(dt), offs=offs)           # (R, 2n)
     g, u = h.chunk(2, dim=-1)
     y = torch._grouped_mm((F.silu(g) * u).contiguous(), w2.to(dt), offs=offs)  # (R, d)
     y = y.float() * pair_score[order].float()[:, None]
-    out = torch.zeros(T + 1, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
+    out = torch.zeros(T + S, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
     return out[:T].to(x.dtype)
 
 

@@ -217,7 +217,8 @@ def _gather_sum_kernel(
 @triton.jit
 def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar):
     # recompute a from h (a is never saved), write dH and A', return this block's share of dS.
-    # dS and A' go first so that a need not stay live while dH is formed
+    # Every output is formed before the first store: the stores may alias as far as the compiler
+    # knows, so a store between two results keeps whole fp32 tiles alive across it (docs/PERF.md, v4)
     mask = mask_m[:, None] & (cols < N)[None, :]
     h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
     g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
@@ -226,12 +227,14 @@ def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, st
     silu = g * sig
     a = silu * u
     ds = tl.sum(acc * a, axis=1)                              # dS = <dO, y> = <dA', a>, this block's share
-    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * s[:, None]).to(Ap.dtype.element_ty), mask=mask)
     da = acc * s[:, None]                                     # dL/da = s * dA'
+    ap = (a * s[:, None]).to(Ap.dtype.element_ty)
+    d_up = (da * silu).to(dH.dtype.element_ty)
+    d_gate = (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty)  # d silu / dg = sig (1 + g (1 - sig))
+    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], ap, mask=mask)
     dh_ptrs = dH + rows64[:, None] * stride_hr + cols[None, :]
-    tl.store(dh_ptrs + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
-    dg = da * u * sig * (1.0 + g * (1.0 - sig))               # d silu(g) / dg = sig * (1 + g (1 - sig))
-    tl.store(dh_ptrs, dg.to(dH.dtype.element_ty), mask=mask)
+    tl.store(dh_ptrs, d_gate, mask=mask)
+    tl.store(dh_ptrs + N, d_up, mask=mask)
     return ds
 
 

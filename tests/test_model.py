@@ -719,12 +719,11 @@ def test_grouped_mm_needs_cuda():
                            torch.ones(2))
 
 
-# BUG (model.py, experts_grouped_mm): torch._grouped_mm writes only the rows before offs[-1] and
-# leaves the rest of its output uninitialised (pytorch/pytorch#154557). Token rounding's unused
-# slots (token T, expert E) sit past offs[-1]; their rows are clamped onto token T-1 and added in
-# with score 0, but 0 * NaN = NaN, and in backward the uninitialised rows of dX are added into
-# x.grad[T-1] with no mask at all. Fails on a GPU until the unused rows are masked out (e.g. run
-# only the first offs[-1] rows, or index_add only rows with pair_exp < E). Skipped on the CPU.
+# Regression test (model.py, experts_grouped_mm): torch._grouped_mm writes only the rows before
+# offs[-1] and leaves the rest of its output uninitialised (pytorch/pytorch#154557). Token rounding's
+# unused slots (token T, expert E) sit past offs[-1]. An early version clamped them onto token T-1
+# with score 0, but 0 * NaN = NaN, and in backward their uninitialised dX rows reached x.grad[T-1].
+# They now read and write spare rows past T, which are dropped. Skipped on the CPU.
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="grouped_mm needs a CUDA GPU")
 @pytest.mark.parametrize("poison_before", ["forward", "backward"])
 def test_grouped_mm_ignores_unused_slots(poison_before):

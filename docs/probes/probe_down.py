@@ -1,7 +1,7 @@
 # GPU probe kept for docs/PERF.md (v3): the dA' kernel's SPLIT_M / NACC variants, each checked
 # against the v2 config and timed, with Triton's register report; then a per-kernel profile of one
 # sonic forward+backward under top-K and token rounding. Run from the repo root:
-#   python docs/probes/probe_down.py [down] [round]
+#   python docs/probes/probe_down.py [down] [down2] [down3] [down4] [round] [fwd]
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 import torch, triton, torch.nn.functional as F
 from triton.testing import do_bench
@@ -17,6 +17,15 @@ ROUND1 = [(1,1,64,64,8,4), (1,1,64,64,8,3), (1,1,128,64,8,4), (1,1,64,128,8,3),
 # round 2: around round 1's best two, (2,2,64,64,4,4) at 7B and (1,2,64,64,8,4) at 30B
 ROUND2 = [(1,1,64,64,8,4), (2,2,64,64,4,4), (2,2,64,64,4,3), (2,2,64,64,4,5), (2,2,64,32,4,5), (2,2,32,64,4,4),
           (2,2,64,128,4,3), (1,2,64,64,8,4), (1,2,64,64,8,5), (1,2,64,32,8,5), (2,2,128,64,8,4), (2,1,128,64,8,5)]
+# round 3 (v4): the 120B shape (n=2048, d=4096), where the kernel ran at ~310 TFLOPS in the layer profile
+# while the other GEMMs ran at 400-600: the v3 list first, then wider programs
+ROUND3 = [(1,1,64,64,8,4), (2,2,64,64,4,4), (2,2,128,64,8,4), (1,2,64,64,8,5), (1,2,64,64,8,4),
+          (1,2,128,64,8,3), (1,2,128,64,8,4), (1,2,128,32,8,5), (1,1,128,64,8,4), (1,1,128,64,8,3),
+          (2,1,128,64,8,4), (2,2,128,64,8,3), (2,2,128,32,8,5), (1,2,64,128,8,3)]
+# round 4 (v4, after the epilogue forms every output before its stores): 16 warps, so that a 128 x 256
+# program's accumulators take 64 registers a thread instead of 128
+ROUND4 = [(1,2,64,64,8,5), (2,2,64,64,4,4), (1,2,64,128,8,3), (1,2,128,64,16,3), (1,2,128,64,16,4),
+          (1,1,128,64,16,4), (1,1,256,64,16,3), (1,2,64,64,16,4), (2,2,128,64,16,4), (1,2,128,32,16,5)]
 
 def down(T, d, n, E, K, variants):
     torch.manual_seed(0)
@@ -105,6 +114,11 @@ for r, variants in (('down', ROUND1), ('down2', ROUND2)):
         down(24576, 1536, 256, 128, 8, variants)
         down(32768, 4096, 512, 128, 8, variants)
         down(40960, 768, 256, 128, 8, variants) if r == 'down2' else None
+if 'down3' in what:
+    down(32768, 4096, 2048, 64, 4, ROUND3)
+if 'down4' in what:
+    for shape in ((24576, 1536, 256, 128, 8), (32768, 4096, 512, 128, 8), (32768, 4096, 2048, 64, 4)):
+        down(*shape, ROUND4)
 if 'round' in what:
     for E in (64, 256):
         layer(16384, 1536, 256, E, 8, 'topk')
