@@ -38,7 +38,6 @@ On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the in
 bf16 arithmetic).
 """
 
-import functools
 import os
 
 import torch
@@ -309,7 +308,7 @@ def _down_bwd_kernel(
     key=["M", "N"],
 )
 @triton.jit
-def _wgrad_tile_kernel(
+def _wgrad_kernel(
     Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
     M, N,
     stride_ar, stride_br, stride_ce, stride_cm,
@@ -349,102 +348,12 @@ def _wgrad_tile_kernel(
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
 
 
-@triton.autotune(
-    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, CTAS_PER_SM=2), 4, 3),
-                      (dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, CTAS_PER_SM=1), 8, 3),
-                      (dict(BLOCK_M=256, BLOCK_N=128, BLOCK_K=64, CTAS_PER_SM=1), 8, 3),
-                      (dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, CTAS_PER_SM=1), 8, 4)],
-                     dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32, CTAS_PER_SM=1)),
-    key=["M", "N", "E"],
-)
-@triton.jit
-def _wgrad_kernel(
-    Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
-    M, N, E,
-    stride_ar, stride_br, stride_ce, stride_cm,
-    GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, CTAS_PER_SM: tl.constexpr,
-    DOT_PREC: tl.constexpr,
-):
-    # _wgrad_tile_kernel's GEMM on a persistent grid. Each expert has only ~T*K/E rows to reduce over
-    # (32 steps of 64 at 120B), so a one-tile program spends much of its life filling its pipeline
-    # and storing its tile. Here program p owns output tiles ("items") p, p+P, p+2P, ... (item =
-    # e*Q + q) and runs all their BLOCK_K steps as ONE flat loop, so the pipeliner prefetches the
-    # next tile's first rows while this tile is finished and stored. CTAS_PER_SM only sizes the grid.
-    num_n = tl.cdiv(N, BLOCK_N)
-    Q = tl.cdiv(M, BLOCK_M) * num_n                    # output tiles per expert
-    n_items = E * Q
-    pid, P = tl.program_id(0), tl.num_programs(0)
-    # this program's steps in all: an item takes ceil(rows_e / BLOCK_K) steps, and an empty
-    # expert one fully masked step, so that its zero gradient is stored too
-    steps = 0
-    for base in range(pid, n_items, P * 1024):
-        it = base + P * tl.arange(0, 1024)
-        ok = it < n_items
-        cnt = tl.load(offsets + it // Q + 1, mask=ok, other=0) - tl.load(offsets + it // Q, mask=ok, other=0)
-        steps += tl.sum(tl.where(ok, tl.maximum(tl.cdiv(cnt, BLOCK_K), 1), 0))
-    ks = tl.arange(0, BLOCK_K)
-    item = pid - P
-    ki = -1                                            # step within the current item
-    kt = 0                                             # the current item's step count
-    e = 0
-    pid_m = 0
-    pid_n = 0
-    start = 0
-    end = 0
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for _ in range(0, steps):
-        ki = tl.where(ki == kt - 1, 0, ki + 1)
-        if ki == 0:                                    # the next item: its expert, tile and rows
-            item += P
-            e = item // Q
-            pid_m = (item % Q) // num_n
-            pid_n = item % num_n
-            start = tl.load(offsets + e)
-            end = tl.load(offsets + e + 1)
-            kt = tl.maximum(tl.cdiv(end - start, BLOCK_K), 1)
-        rows = start + ki * BLOCK_K + ks
-        mask_r = rows < end
-        cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-        cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        if GATHER_A:
-            ia = tl.load(gather_a + rows, mask=mask_r, other=0).to(tl.int64)
-        else:
-            ia = rows.to(tl.int64)
-        if GATHER_B:
-            ib = tl.load(gather_b + rows, mask=mask_r, other=0).to(tl.int64)
-        else:
-            ib = rows.to(tl.int64)
-        a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & (cm < M)[None, :], other=0.0)
-        b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & (cn < N)[None, :], other=0.0)
-        acc = tl.dot(tl.trans(a), b, acc, input_precision=DOT_PREC)
-        if ki == kt - 1:                               # the item's last step: store its tile, start afresh
-            c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
-            tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=(cm < M)[:, None] & (cn < N)[None, :])
-            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-
-
 # -----------------------------------------------------------------------------
 # Host side: metadata, launchers, custom ops.
 
 def _dot_prec(dtype):
     # fp32 inputs get exact fp32 products (tf32 would cost ~1e-3 relative error); bf16/fp16 ignore it
     return "ieee" if dtype == torch.float32 else "tf32"
-
-
-@functools.lru_cache
-def _num_sms(device):
-    # the persistent grid's size; the interpreter gets a few programs, so each walks several tiles
-    if device.type != "cuda":
-        return 4
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-def _wgrad_grid(E, M, N, device):
-    # one program per resident slot of the GPU, never more than there are output tiles
-    sms = _num_sms(device)
-    return lambda META: (min(E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),
-                             sms * META["CTAS_PER_SM"]),)
 
 
 def _max_tiles(R, E):
@@ -567,14 +476,16 @@ def _moe_bwd(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Te
     dscore = dS[rev.long()]                                              # (R,) pair order
     # 2. dW2_e = A'_e^T @ dO[gather_e], dW1_e = X[gather_e]^T @ dH_e (varlen-K over each segment)
     dw2 = torch.empty_like(w2)
-    _wgrad_kernel[_wgrad_grid(E, n, d, x.device)](Ap, dout, dw2, gather_idx, gather_idx, offsets, n, d, E,
-                                               Ap.stride(0), dout.stride(0), dw2.stride(0), dw2.stride(1),
-                                               GATHER_A=False, GATHER_B=True, DOT_PREC=prec)
+    grid = lambda META: (E * triton.cdiv(n, META["BLOCK_M"]) * triton.cdiv(d, META["BLOCK_N"]),)
+    _wgrad_kernel[grid](Ap, dout, dw2, gather_idx, gather_idx, offsets, n, d,
+                        Ap.stride(0), dout.stride(0), dw2.stride(0), dw2.stride(1),
+                        GATHER_A=False, GATHER_B=True, DOT_PREC=prec)
     del Ap
     dw1 = torch.empty_like(w1)
-    _wgrad_kernel[_wgrad_grid(E, d, 2 * n, x.device)](x, dH, dw1, gather_idx, gather_idx, offsets, d, 2 * n, E,
-                                                   x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
-                                                   GATHER_A=True, GATHER_B=False, DOT_PREC=prec)
+    grid = lambda META: (E * triton.cdiv(d, META["BLOCK_M"]) * triton.cdiv(2 * n, META["BLOCK_N"]),)
+    _wgrad_kernel[grid](x, dH, dw1, gather_idx, gather_idx, offsets, d, 2 * n,
+                        x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
+                        GATHER_A=True, GATHER_B=False, DOT_PREC=prec)
     # 3. dX~ = dH @ W1_e^T (W1_e read transposed through strides), then dx by gather and sum
     dxr = torch.empty(R, d, device=x.device, dtype=x.dtype)
     grid = lambda META: (tiles * triton.cdiv(d, META["BLOCK_N"]),)

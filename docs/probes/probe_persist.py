@@ -1,12 +1,14 @@
-# GPU probe kept for docs/PERF.md (v5): the persistent weight-gradient kernel (_wgrad_kernel) against
-# v4's one-tile-per-program kernel (_wgrad_tile_kernel, its best config), each config checked
-# against the tile kernel and timed twice, at the 1.4B, 7B, 30B and 120B shapes; then where the host
-# time of one sonic forward goes (cProfile). Run from the repo root:
+# GPU probe kept for docs/PERF.md (v5): a persistent weight-gradient kernel, defined here because
+# it lost (sonic_kernels keeps its one-tile-per-program _wgrad_kernel), against _wgrad_kernel's
+# best config; each config checked against _wgrad_kernel and timed twice, at the 1.4B, 7B, 30B
+# and 120B shapes. Then where the host time of one sonic forward goes (cProfile).
+# Run from the repo root:
 #   python docs/probes/probe_persist.py [wgrad] [host] [prof]
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cProfile, pstats, time
 import torch, triton
+import triton.language as tl
 from triton.testing import do_bench
 import sonic_kernels as sk, model
 what = sys.argv[1:] = sys.argv[1:] or ['wgrad', 'host']
@@ -20,6 +22,73 @@ PERSIST = [(128, 128, 64, 4, 3, 2), (128, 128, 64, 4, 3, 3), (128, 128, 64, 4, 4
            (128, 256, 64, 8, 3, 1), (256, 128, 64, 8, 3, 1), (128, 256, 64, 8, 4, 1), (128, 256, 32, 8, 4, 1),
            (128, 128, 64, 8, 3, 2)]
 SMS = torch.cuda.get_device_properties(0).multi_processor_count
+
+
+@triton.jit
+def wgrad_persistent_kernel(
+    Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
+    M, N, E,
+    stride_ar, stride_br, stride_ce, stride_cm,
+    GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, CTAS_PER_SM: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # sonic_kernels._wgrad_kernel's GEMM on a persistent grid. Each expert has only ~T*K/E rows to
+    # reduce over (32 steps of 64 at 120B), so a one-tile program spends much of its life filling its pipeline
+    # and storing its tile. Here program p owns output tiles ("items") p, p+P, p+2P, ... (item =
+    # e*Q + q) and runs all their BLOCK_K steps as ONE flat loop, so the pipeliner prefetches the
+    # next tile's first rows while this tile is finished and stored. CTAS_PER_SM only sizes the grid.
+    num_n = tl.cdiv(N, BLOCK_N)
+    Q = tl.cdiv(M, BLOCK_M) * num_n                    # output tiles per expert
+    n_items = E * Q
+    pid, P = tl.program_id(0), tl.num_programs(0)
+    # this program's steps in all: an item takes ceil(rows_e / BLOCK_K) steps, and an empty
+    # expert one fully masked step, so that its zero gradient is stored too
+    steps = 0
+    for base in range(pid, n_items, P * 1024):
+        it = base + P * tl.arange(0, 1024)
+        ok = it < n_items
+        cnt = tl.load(offsets + it // Q + 1, mask=ok, other=0) - tl.load(offsets + it // Q, mask=ok, other=0)
+        steps += tl.sum(tl.where(ok, tl.maximum(tl.cdiv(cnt, BLOCK_K), 1), 0))
+    ks = tl.arange(0, BLOCK_K)
+    item = pid - P
+    ki = -1                                            # step within the current item
+    kt = 0                                             # the current item's step count
+    e = 0
+    pid_m = 0
+    pid_n = 0
+    start = 0
+    end = 0
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for _ in range(0, steps):
+        ki = tl.where(ki == kt - 1, 0, ki + 1)
+        if ki == 0:                                    # the next item: its expert, tile and rows
+            item += P
+            e = item // Q
+            pid_m = (item % Q) // num_n
+            pid_n = item % num_n
+            start = tl.load(offsets + e)
+            end = tl.load(offsets + e + 1)
+            kt = tl.maximum(tl.cdiv(end - start, BLOCK_K), 1)
+        rows = start + ki * BLOCK_K + ks
+        mask_r = rows < end
+        cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        if GATHER_A:
+            ia = tl.load(gather_a + rows, mask=mask_r, other=0).to(tl.int64)
+        else:
+            ia = rows.to(tl.int64)
+        if GATHER_B:
+            ib = tl.load(gather_b + rows, mask=mask_r, other=0).to(tl.int64)
+        else:
+            ib = rows.to(tl.int64)
+        a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & (cm < M)[None, :], other=0.0)
+        b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & (cn < N)[None, :], other=0.0)
+        acc = tl.dot(tl.trans(a), b, acc, input_precision=DOT_PREC)
+        if ki == kt - 1:                               # the item's last step: store its tile, start afresh
+            c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
+            tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=(cm < M)[:, None] & (cn < N)[None, :])
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
 
 
 def wgrad(T, d, n, E, K):
@@ -36,13 +105,13 @@ def wgrad(T, d, n, E, K):
         print(f"== {title} T={T} d={d} n={n} E={E} K={K}", flush=True)
         def tile(v=TILE):
             BM, BN, BK, w, s = v
-            return sk._wgrad_tile_kernel.fn[(E * triton.cdiv(M, BM) * triton.cdiv(N, BN),)](
+            return sk._wgrad_kernel.fn[(E * triton.cdiv(M, BM) * triton.cdiv(N, BN),)](
                 A, B, C, gi, gi, off, M, N, A.stride(0), B.stride(0), C.stride(0), C.stride(1),
                 GATHER_A=ga, GATHER_B=gb, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, DOT_PREC="tf32", num_warps=w, num_stages=s)
         def persist(v):
             BM, BN, BK, w, s, c = v
             grid = (min(E * triton.cdiv(M, BM) * triton.cdiv(N, BN), SMS * c),)
-            return sk._wgrad_kernel.fn[grid](
+            return wgrad_persistent_kernel[grid](
                 A, B, C, gi, gi, off, M, N, E, A.stride(0), B.stride(0), C.stride(0), C.stride(1),
                 GATHER_A=ga, GATHER_B=gb, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, CTAS_PER_SM=c, DOT_PREC="tf32",
                 num_warps=w, num_stages=s)

@@ -1,0 +1,188 @@
+"""
+Every sonic kernel, at every config its autotuner may pick, compiled for the H100/H200 (sm_90) on
+a machine with no GPU: Triton's own ptxas and cuobjdump ship in its wheel. The interpreter, which
+the other CPU tests use, never runs the GPU compiler, so without this a config that does not build
+(too many registers, too much shared memory) or a main loop the pipeliner gave up on would show
+only on the GPU. The test fails on any of those. Run as a script it prints the report, registers and
+spilled bytes included, which docs/PERF.md quotes:
+    python tests/test_sm90.py          # 7B layer shape, bf16; about a minute on 2 cores
+The arguments are specialised as a launch at that shape would be: integers equal to 1 become
+constants and multiples of 16 are marked divisible by 16 (contiguity decides whether loads can be
+asynchronous copies).
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SMEM_LIMIT = 227 * 1024     # the most shared memory one Hopper program may use
+SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
+
+
+def launches():
+    """(name, kernel, {arg: value}) for every launch in sonic_kernels at SHAPE. A value is a dtype
+    string for a pointer, an int for an integer argument, or anything else for a constexpr."""
+    import sonic_kernels as sk
+    T, d, n, E, K = SHAPE.values()
+    R = T * K
+    bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
+    meta = dict(gather_idx=i32, tile_expert=i32, tile_row0=i32, offsets=i32)
+    return [
+        ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
+         stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
+         N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
+         N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
+         N=n, D=d, E=E, R=R, stride_ot=d, stride_we=n * d, stride_wn=d, stride_wd=1, stride_hr=2 * n, stride_ar=n,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d,
+         stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True, DOT_PREC='tf32')),
+        ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n,
+         stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
+         DOT_PREC='tf32')),
+        ('gather_sum', sk._gather_sum_kernel, dict(Y=bf, S=f32, rev=i32, tok_offsets=i32, O=bf, D=d, stride_yr=d,
+         stride_ot=d, HAS_S=True, BLOCK_D=1024)),
+        ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
+         K=K, BLOCK_T=32, BLOCK_E=E)),
+    ]
+
+
+def compile_sm90(jit_fn, args, num_warps, num_stages):
+    """Compiles one specialisation for sm_90; returns (registers, spilled bytes, shared bytes,
+    synchronous tile loads left inside loops)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    sig, consts, attrs = {}, {}, {}
+    for i, p in enumerate(jit_fn.params):
+        a, v = p.name, args[p.name]
+        if p.is_constexpr:
+            sig[a], consts[(i,)] = 'constexpr', v
+        elif isinstance(v, str) and v.startswith('*'):
+            sig[a], attrs[(i,)] = v, [['tt.divisibility', 16]]      # torch allocations are 256-byte aligned
+        elif v == 1:                                                 # Triton makes an integer 1 a constant
+            sig[a], consts[(i,)] = 'constexpr', v
+        else:
+            sig[a] = 'i32'
+            if v % 16 == 0:
+                attrs[(i,)] = [['tt.divisibility', 16]]
+    src = ASTSource(jit_fn, sig, constexprs=consts, attrs=attrs)
+    k = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=num_warps, num_stages=num_stages))
+    cuobjdump = Path(triton.__file__).parent / 'backends' / 'nvidia' / 'bin' / 'cuobjdump'
+    with tempfile.NamedTemporaryFile(suffix='.cubin') as f:
+        f.write(k.asm['cubin'])
+        f.flush()
+        res = subprocess.run([str(cuobjdump), '-res-usage', f.name], capture_output=True, text=True).stdout
+    m = re.search(r'REG:(\d+) STACK:(\d+)', res)
+    return int(m.group(1)), int(m.group(2)), k.metadata.shared, loop_tile_loads(k.asm['ttgir'])
+
+
+def loop_tile_loads(ttgir):
+    """Plain (synchronous) loads of 2-D tiles inside loops. The pipeliner turns a main loop's tile
+    loads into asynchronous copies issued stages ahead; a tt.load left in the loop was not."""
+    count, loop_indents = 0, []
+    for line in ttgir.splitlines():
+        indent = len(line) - len(line.lstrip())
+        while loop_indents and indent <= loop_indents[-1] and line.strip().startswith('}'):
+            loop_indents.pop()
+        if loop_indents and re.search(r'= tt\.load .*: tensor<\d+x\d+x!tt\.ptr', line):
+            count += 1
+        if '= scf.for ' in line:
+            loop_indents.append(indent)
+    return count
+
+
+def report(cases=None):
+    """One row per (launch, config); rows with 'error' did not compile. cases: (name, kernel, args,
+    configs or None for the autotuner's), default every launch at every config."""
+    import triton
+    rows = []
+    for name, kern, args, *cfgs in cases or launches():
+        configs = cfgs[0] if cfgs and cfgs[0] else kern.configs if isinstance(kern, triton.runtime.Autotuner) \
+            else [triton.Config({}, num_warps=4, num_stages=3)]
+        fn = kern.fn if isinstance(kern, triton.runtime.Autotuner) else kern
+        for c in configs:
+            row = dict(kernel=name, config=' '.join(f'{k}={v}' for k, v in c.kwargs.items()),
+                       warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src)
+            try:
+                row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'] = \
+                    compile_sm90(fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)
+            except Exception as e:
+                row['error'] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
+            rows.append(row)
+    return rows
+
+
+def problems(rows):
+    bad = []
+    for r in rows:
+        where = f"{r['kernel']} [{r['config']} w{r['warps']} s{r['stages']}]"
+        if 'error' in r:
+            bad.append(f"{where} does not compile for sm_90: {r['error']}")
+        elif r['smem'] > SMEM_LIMIT:
+            bad.append(f"{where} needs {r['smem']} bytes of shared memory, more than a Hopper program gets ({SMEM_LIMIT})")
+        elif r['gemm'] and r['sync_loads']:
+            bad.append(f"{where}: {r['sync_loads']} tile loads in its main loop are not asynchronous copies, so it is not "
+                       "software-pipelined")
+    return bad
+
+
+def run_script(flag):
+    # in a subprocess without TRITON_INTERPRET, which the CPU tests set and under which @triton.jit
+    # gives interpreter functions and the autotuners carry only their one CPU config
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    p = subprocess.run([sys.executable, __file__, flag], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return p.stdout
+
+
+def test_every_config_compiles_for_sm90():
+    assert 'configs compiled, all pipelined' in run_script('--check')
+
+
+def test_checker_flags_bad_configs():
+    assert 'both bad cases flagged' in run_script('--selftest')
+
+
+def selftest():
+    """The checker must flag what it claims to: a config ptxas cannot fit (a 256 x 256 fp32
+    accumulator on 512 threads at 128 registers each, seen on the H200 in v4) and a main loop whose
+    weight loads cannot be copied asynchronously (W2's k stride not 1)."""
+    import triton
+    named = {name: (kern, args) for name, kern, args in launches()}
+    kern, args = named['wgrad dW1']
+    big = [triton.Config(dict(BLOCK_M=256, BLOCK_N=256, BLOCK_K=64), num_warps=16, num_stages=3)]
+    kern2, args2 = named['down_bwd']
+    strided = {**args2, 'stride_wd': 2, 'stride_wn': 2 * args2['stride_wn']}
+    rows = report([('wgrad dW1', kern, args, big), ('down_bwd', kern2, strided, kern2.configs[:1])])
+    bad = problems(rows)
+    assert len(bad) == 2 and 'does not compile' in bad[0] and 'not software-pipelined' in bad[1], bad
+    print("selftest: both bad cases flagged")
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, str(REPO))
+    if '--selftest' in sys.argv:
+        selftest()
+        sys.exit(0)
+    rows = report()
+    print(f"sm_90, bf16, {' '.join(f'{k}={v}' for k, v in SHAPE.items())}")
+    print(f"{'kernel':<15}{'config':<52}{'w':>3}{'s':>3}{'regs':>6}{'spill B':>9}{'smem KiB':>10}{'sync loads':>11}")
+    for r in rows:
+        if 'error' in r:
+            print(f"{r['kernel']:<15}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}  {r['error']}")
+        else:
+            print(f"{r['kernel']:<15}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}{r['regs']:>6}"
+                  f"{r['spill_bytes']:>9}{r['smem'] / 1024:>10.1f}{r['sync_loads']:>11}")
+    bad = problems(rows)
+    print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined and within shared memory")
+    if '--check' in sys.argv and bad:
+        sys.exit(1)
