@@ -3,7 +3,7 @@
 # best config; each config checked against _wgrad_kernel and timed twice, at the 1.4B, 7B, 30B
 # and 120B shapes. Then where the host time of one sonic forward goes (cProfile).
 # Run from the repo root:
-#   python docs/probes/probe_persist.py [wgrad] [host] [prof]
+#   python docs/probes/probe_persist.py [wgrad] [host] [host2] [prof]
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cProfile, pstats, time
@@ -152,6 +152,43 @@ def host(T, d, n, E, K, route):
     pstats.Stats(pr, stream=sys.stdout).sort_stats('tottime').print_stats(18)
 
 
+def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
+    # the host time of one forward, piece by piece, on a shape small enough that the GPU keeps up:
+    # microseconds to enqueue one call (no sync inside the timed loop; the queue never fills)
+    x, w1, w2, pt, pe, ps = layer_args(T, d, n, E, K, 'topk')
+    xd, w1d, w2d, psd = x.detach(), w1.detach(), w2.detach(), ps.detach()
+    gi, off, rev, tokoff, te, tr0, order = sk.routing_metadata(pt, pe, T, E)
+    R, tiles = pe.numel(), sk._max_tiles(pe.numel(), E)
+    h = torch.empty(R, 2 * n, device='cuda', dtype=dt); a = torch.empty(R, n, device='cuda', dtype=dt)
+    y = torch.empty(R, d, device='cuda', dtype=dt); out = torch.empty(T, d, device='cuda', dtype=dt)
+    score = psd.float().contiguous()
+    up = lambda: sk._up_swiglu_kernel[lambda M: (tiles * triton.cdiv(n, M["BLOCK_N"]),)](
+        xd, w1d, h, a, gi, te, tr0, off, n, d, E, xd.stride(0), w1d.stride(0), w1d.stride(1), h.stride(0), a.stride(0),
+        BLOCK_M=128, DOT_PREC="tf32")
+    mm = lambda: sk._grouped_mm_kernel[lambda M: (tiles * triton.cdiv(d, M["BLOCK_N"]),)](
+        a, w2d, y, te, tr0, off, d, n, E, a.stride(0), w2d.stride(0), w2d.stride(1), w2d.stride(2), y.stride(0),
+        BLOCK_M=128, DOT_PREC="tf32")
+    gs = lambda: sk._gather_sum_kernel[(T, 1)](y, score, rev, tokoff, out, d, y.stride(0), out.stride(0),
+                                               HAS_S=True, BLOCK_D=1024)
+    pieces = [('routing_metadata (torch ops)', lambda: sk.routing_metadata(pt, pe, T, E)),
+              ('_up_swiglu_kernel launch (autotuner)', up), ('_grouped_mm_kernel launch (autotuner)', mm),
+              ('_gather_sum_kernel launch (plain jit)', gs),
+              ('_moe_fwd body, called directly', lambda: sk._moe_fwd._init_fn(xd, w1d, w2d, pt, pe, psd)),
+              ('torch.ops.sonic.moe_fwd, no grad', lambda: torch.ops.sonic.moe_fwd(xd, w1d, w2d, pt, pe, psd)),
+              ('model.experts_sonic, grad enabled', lambda: model.experts_sonic(x, w1, w2, pt, pe, ps)),
+              ('model.experts_sonic fwd+bwd', lambda: model.experts_sonic(x, w1, w2, pt, pe, ps).sum().backward())]
+    print(f"== host time per call, T={T} d={d} n={n} E={E} K={K}", flush=True)
+    for name, f in pieces:
+        for _ in range(3): f()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(calls): f()
+        t1 = time.perf_counter(); torch.cuda.synchronize(); t2 = time.perf_counter()
+        print(f"{name:40s} enqueue {(t1-t0)/calls*1e6:7.0f} us   done {(t2-t0)/calls*1e6:7.0f} us", flush=True)
+
+
+if 'host2' in what:
+    host2()
 if 'wgrad' in what:
     for name, shape in SHAPES.items():
         wgrad(*shape)
