@@ -413,8 +413,7 @@ def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
         raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
 
 
-@torch.library.custom_op("sonic::moe_fwd", mutates_args=())
-def _moe_fwd(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
+def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
              pair_exp: torch.Tensor, pair_score: torch.Tensor) -> tuple[(torch.Tensor,) * 9]:
     T, d = x.shape
     E, n = w2.shape[0], w2.shape[1]
@@ -443,6 +442,10 @@ def _moe_fwd(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torc
     return out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score
 
 
+# torch.compile sees the layer as two opaque custom ops; their fake functions give output shapes
+_moe_fwd = torch.library.custom_op("sonic::moe_fwd", mutates_args=())(moe_fwd_impl)
+
+
 @_moe_fwd.register_fake
 def _(x, w1, w2, pair_tok, pair_exp, pair_score):
     T, d = x.shape
@@ -455,8 +458,7 @@ def _(x, w1, w2, pair_tok, pair_exp, pair_score):
             x.new_empty(R, dtype=torch.float32))
 
 
-@torch.library.custom_op("sonic::moe_bwd", mutates_args=())
-def _moe_bwd(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
+def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
              gather_idx: torch.Tensor, offsets: torch.Tensor, rev: torch.Tensor, tok_offsets: torch.Tensor,
              tile_expert: torch.Tensor, tile_row0: torch.Tensor, row_score: torch.Tensor) -> tuple[(torch.Tensor,) * 4]:
     T, d = x.shape
@@ -500,6 +502,9 @@ def _moe_bwd(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Te
     return dx, dw1, dw2, dscore
 
 
+_moe_bwd = torch.library.custom_op("sonic::moe_bwd", mutates_args=())(moe_bwd_impl)
+
+
 @_moe_bwd.register_fake
 def _(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score):
     return torch.empty_like(x), torch.empty_like(w1), torch.empty_like(w2), row_score.new_empty(h.shape[0])
@@ -521,6 +526,24 @@ def _moe_backward(ctx, dout, *_):
 _moe_fwd.register_autograd(_moe_backward, setup_context=_moe_setup_context)
 
 
+class _SonicExperts(torch.autograd.Function):
+    """The same two functions for eager mode. A call through the custom op's dispatcher cost ~0.65 ms
+    more host time per forward than calling its body (H200, torch 2.11; docs/PERF.md v5), which
+    bounded the small layers; autograd.Function costs little. Both save exactly the same tensors."""
+
+    @staticmethod
+    def forward(ctx, x, w1, w2, pair_tok, pair_exp, pair_score):
+        inputs = (x, w1, w2, pair_tok, pair_exp, pair_score)
+        output = moe_fwd_impl(*inputs)
+        _moe_setup_context(ctx, inputs, output)
+        return output[0]
+
+    @staticmethod
+    def backward(ctx, dout):
+        dx, dw1, dw2, dscore = moe_bwd_impl(dout, *ctx.saved_tensors)
+        return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
+
+
 def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
     """out[t] = sum over t's pairs (t, e, s) of s * SwiGLU_e(x[t]).
     x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
@@ -530,14 +553,15 @@ def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
         dt = torch.get_autocast_dtype(x.device.type)
         x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
     _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
-    return torch.ops.sonic.moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]
+    if torch.compiler.is_compiling():
+        return torch.ops.sonic.moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]
+    return _SonicExperts.apply(x, w1, w2, pair_tok, pair_exp, pair_score)
 
 
 # -----------------------------------------------------------------------------
 # Router op.
 
-@torch.library.custom_op("sonic::topk_softmax", mutates_args=())
-def _topk_softmax(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     T, E = logits.shape
     logits = logits.contiguous()
     idx = torch.empty(T, k, device=logits.device, dtype=torch.int64)
@@ -547,6 +571,9 @@ def _topk_softmax(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
     _topk_softmax_kernel[(triton.cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
                                                       K=k, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E)
     return idx, gates
+
+
+_topk_softmax = torch.library.custom_op("sonic::topk_softmax", mutates_args=())(topk_softmax_impl)
 
 
 @_topk_softmax.register_fake
@@ -572,6 +599,18 @@ def _topk_softmax_backward(ctx, didx, dgates):
 _topk_softmax.register_autograd(_topk_softmax_backward, setup_context=_topk_softmax_setup)
 
 
+class _TopkSoftmax(torch.autograd.Function):
+    # eager mode, as _SonicExperts
+    @staticmethod
+    def forward(ctx, logits, k):
+        idx, gates = topk_softmax_impl(logits, k)
+        _topk_softmax_setup(ctx, (logits, k), (idx, gates))
+        ctx.mark_non_differentiable(idx)
+        return idx, gates
+
+    backward = staticmethod(_topk_softmax_backward)
+
+
 def topk_softmax(logits, k):
     """Router: top-k of fp32 logits (T, E) and a softmax over the chosen. Returns idx (T, k) int64
     and gates (T, k) fp32, differentiable in logits."""
@@ -581,4 +620,6 @@ def topk_softmax(logits, k):
         raise ValueError(f"topk_softmax: k={k} must be in [1, E={logits.shape[1]}]")
     if not logits.is_cuda and not INTERPRET:
         raise RuntimeError("topk_softmax needs a CUDA GPU or TRITON_INTERPRET=1")
-    return torch.ops.sonic.topk_softmax(logits, k)
+    if torch.compiler.is_compiling():
+        return torch.ops.sonic.topk_softmax(logits, k)
+    return _TopkSoftmax.apply(logits, k)

@@ -152,6 +152,30 @@ def test_variable_experts_per_token(dtype, tol):
         assert rel(a, b) < tol
 
 
+def test_custom_ops_match_eager_path():
+    # eager mode runs the layer and the router through autograd.Function; torch.compile sees the
+    # custom ops sonic::moe_fwd / moe_bwd / topk_softmax instead. Same kernels, so the same numbers
+    T, d, n, E, K = 40, 32, 16, 5, 2
+    torch.manual_seed(0)
+    logits = torch.randn(T, E, device=DEV, requires_grad=True)
+    x = torch.randn(T, d, device=DEV, requires_grad=True)
+    w1 = (torch.randn(E, d, 2 * n, device=DEV) / math.sqrt(d)).requires_grad_()
+    w2 = (torch.randn(E, n, d, device=DEV) / math.sqrt(n)).requires_grad_()
+    g = torch.randn(T, d, device=DEV)
+    res = []
+    for via_op in (False, True):
+        if via_op:
+            idx, gates = torch.ops.sonic.topk_softmax(logits, K)
+        else:
+            idx, gates = sk.topk_softmax(logits, K)
+        pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
+        args = (x, w1, w2, pair_tok, idx.flatten(), gates.flatten())
+        out = torch.ops.sonic.moe_fwd(*args)[0] if via_op else sk.moe_experts(*args)
+        res.append([out] + list(torch.autograd.grad(out, (x, w1, w2, logits), g)))
+    for a, b in zip(*res):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("split_m,nacc", [(1, 1), (1, 2), (2, 1), (2, 2)])
 def test_down_bwd_kernel_variants(split_m, nacc):
     # the dA' kernel's program shapes (autotune picks one per shape, so call each directly): rows

@@ -176,6 +176,7 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
               ('_moe_fwd body, called directly', lambda: sk._moe_fwd._init_fn(xd, w1d, w2d, pt, pe, psd)),
               ('torch.ops.sonic.moe_fwd, no grad', lambda: torch.ops.sonic.moe_fwd(xd, w1d, w2d, pt, pe, psd)),
               ('model.experts_sonic, grad enabled', lambda: model.experts_sonic(x, w1, w2, pt, pe, ps)),
+              ('torch.ops.sonic.moe_fwd fwd+bwd', lambda: torch.ops.sonic.moe_fwd(x, w1, w2, pt, pe, ps)[0].sum().backward()),
               ('model.experts_sonic fwd+bwd', lambda: model.experts_sonic(x, w1, w2, pt, pe, ps).sum().backward())]
     print(f"== host time per call, T={T} d={d} n={n} E={E} K={K}", flush=True)
     for name, f in pieces:
@@ -184,11 +185,17 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
         t0 = time.perf_counter()
         for _ in range(calls): f()
         t1 = time.perf_counter(); torch.cuda.synchronize(); t2 = time.perf_counter()
-        print(f"{name:40s} enqueue {(t1-t0)/calls*1e6:7.0f} us   done {(t2-t0)/calls*1e6:7.0f} us", flush=True)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            for _ in range(5): f()
+            torch.cuda.synchronize()
+        gpu = sum(e.device_time_total for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA) / 5
+        print(f"{name:40s} enqueue {(t1-t0)/calls*1e6:7.0f} us   done {(t2-t0)/calls*1e6:7.0f} us   "
+              f"kernels {gpu:7.0f} us", flush=True)
 
 
 if 'host2' in what:
     host2()
+    host2(24576, 1536, 256, 128, 8, calls=20)
 if 'wgrad' in what:
     for name, shape in SHAPES.items():
         wgrad(*shape)
