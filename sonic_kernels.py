@@ -349,7 +349,7 @@ def _wgrad_kernel(
 
 
 # -----------------------------------------------------------------------------
-# Host side: metadata, launchers, custom ops.
+# Host side: metadata, launchers, custom ops (torch.compile) and autograd Functions (eager).
 
 def _dot_prec(dtype):
     # fp32 inputs get exact fp32 products (tf32 would cost ~1e-3 relative error); bf16/fp16 ignore it
