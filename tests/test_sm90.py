@@ -51,6 +51,12 @@ def launches():
          stride_ot=d, HAS_S=True, BLOCK_D=1024)),
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
          K=K, BLOCK_T=32, BLOCK_E=E)),
+        ('route_count', sk._route_count_kernel, dict(pair_exp=i64, counts=i32, R=R, n_blk=R // sk.META_BLOCK,
+         BLOCK=sk.META_BLOCK, NB=2 * E)),
+        ('route_scatter', sk._route_scatter_kernel, dict(pair_tok=i64, pair_exp=i64, counts=i32, ends=i32,
+         gather_idx=i32, rev=i32, order=i64, R=R, n_blk=R // sk.META_BLOCK, BLOCK=sk.META_BLOCK)),
+        ('tile_map', sk._tile_map_kernel, dict(ends=i32, offsets=i32, tile_expert=i32, tile_row0=i32,
+         n_blk=R // sk.META_BLOCK, E=E, n_tiles=sk._max_tiles(R, E), BLOCK_M=sk.BLOCK_M, NB=2 * E, BLOCK_T=32)),
     ]
 
 

@@ -152,6 +152,40 @@ def test_variable_experts_per_token(dtype, tol):
         assert rel(a, b) < tol
 
 
+def reference_metadata(pair_tok, pair_exp, T, E):
+    """routing_metadata's outputs from plain torch ops (a stable argsort; the v1-v4 implementation)."""
+    R, bm = pair_exp.numel(), sk.BLOCK_M
+    order = torch.argsort(pair_exp, stable=True)
+    offsets = torch.searchsorted(pair_exp[order], torch.arange(E + 1, device=DEV))
+    rev = torch.empty_like(order).scatter_(0, order, torch.arange(R, device=DEV))
+    tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=DEV))
+    tiles = (offsets[1:] - offsets[:-1] + bm - 1) // bm
+    tile_end = torch.cumsum(tiles, 0)
+    t = torch.arange(sk._max_tiles(R, E), device=DEV)
+    tile_expert = torch.searchsorted(tile_end, t, right=True)
+    ec = tile_expert.clamp(max=E - 1)
+    tile_row0 = offsets[ec] + (t - (tile_end - tiles)[ec]) * bm
+    return pair_tok[order], offsets, rev, tok_offsets, tile_expert, tile_row0, order
+
+
+@pytest.mark.parametrize("T,E,K,unused", [(300, 5, 2, 0.0), (70, 7, 3, 0.2), (100, 8, 1, 0.5), (1, 4, 1, 0.0),
+                                          (1000, 16, 4, 0.1)])
+def test_routing_metadata_matches_a_stable_argsort(T, E, K, unused):
+    # the counting-sort kernels against the torch version they replaced: R not a multiple of the
+    # 128-pair blocks, E + 1 at and past a power of two, unused slots, an expert with no rows
+    torch.manual_seed(T + E)
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    idx[torch.rand(T, K, device=DEV) < unused] = E                                 # unused slots
+    pair_tok, pair_exp = torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten()
+    got = sk.routing_metadata(pair_tok, pair_exp, T, E)
+    want = reference_metadata(pair_tok, pair_exp, T, E)
+    for name, a, b in zip(("gather_idx", "offsets", "rev", "tok_offsets", "tile_expert"), got, want):
+        assert torch.equal(a.long(), b.long()), name
+    n_tiles = int((want[4] < E).sum())                      # tile_row0 of surplus tiles is unused
+    assert torch.equal(got[5][:n_tiles].long(), want[5][:n_tiles].long())
+    assert torch.equal(got[6], want[6])
+
+
 def test_custom_ops_match_eager_path():
     # eager mode runs the layer and the router through autograd.Function; torch.compile sees the
     # custom ops sonic::moe_fwd / moe_bwd / topk_softmax instead. Same kernels, so the same numbers

@@ -170,7 +170,7 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
         BLOCK_M=128, DOT_PREC="tf32")
     gs = lambda: sk._gather_sum_kernel[(T, 1)](y, score, rev, tokoff, out, d, y.stride(0), out.stride(0),
                                                HAS_S=True, BLOCK_D=1024)
-    pieces = [('routing_metadata (torch ops)', lambda: sk.routing_metadata(pt, pe, T, E)),
+    pieces = [('routing_metadata', lambda: sk.routing_metadata(pt, pe, T, E)),
               ('_up_swiglu_kernel launch (autotuner)', up), ('_grouped_mm_kernel launch (autotuner)', mm),
               ('_gather_sum_kernel launch (plain jit)', gs),
               ('_moe_fwd body, called directly', lambda: sk._moe_fwd._init_fn(xd, w1d, w2d, pt, pe, psd)),
