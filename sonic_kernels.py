@@ -29,7 +29,10 @@ THE KERNELS
                          dH = dSwiGLU(s * dA', h), A' = s * a                         (backward)
   _wgrad_kernel          dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
   _gather_sum_kernel     o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32; also dx, s = 1)
-All routing metadata is built on the device with torch ops: no .item(), .tolist() or any host
+  _route_count_kernel, _route_scatter_kernel, _tile_map_kernel
+                         routing metadata: a stable counting sort of the pairs by expert, and
+                         the expert and first row of every BLOCK_M tile
+All routing metadata is built on the device: no .item(), .tolist() or any host
 sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
 
 Portability: plain tl.dot on pointer loads, which Triton lowers to wgmma on Hopper and to mma on
@@ -93,7 +96,7 @@ def _topk_softmax_kernel(
 # -----------------------------------------------------------------------------
 # Forward GEMMs. Grids run over (M tile, N tile) with the N tile fastest, so the programs that
 # share one gathered block of rows run together and find it in L2. An M tile lies inside one
-# expert's segment of the grouped order; tile_expert / tile_row0 (built by _tile_map) say which.
+# expert's segment of the grouped order; tile_expert / tile_row0 (built by _tile_map_kernel) say which.
 
 @triton.autotune(
     configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
