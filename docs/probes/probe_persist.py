@@ -130,21 +130,28 @@ def wgrad(T, d, n, E, K):
                 print(f"{name:40s} ERR {type(ex).__name__}: {str(ex)[:150]}", flush=True)
 
 
-def host(T, d, n, E, K, route):
-    # where the host's time goes in one forward: enqueue time against GPU time, then cProfile
-    x, w1, w2, pt, pe, ps = layer_args(T, d, n, E, K, route)
-    f = lambda: model.experts_sonic(x, w1, w2, pt, pe, ps)
+def host_us(f, calls):
+    # us per call: to enqueue (no sync inside the timed loop; the queue never fills), to finish,
+    # and the GPU time of its kernels (profiler)
     for _ in range(3): f()
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for _ in range(20): f()
+    for _ in range(calls): f()
     t1 = time.perf_counter(); torch.cuda.synchronize(); t2 = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(5): f()
         torch.cuda.synchronize()
-    gpu = sum(ev.device_time_total for ev in prof.events() if ev.device_type == torch.autograd.DeviceType.CUDA) / 5e3
-    print(f"== host {route} T={T} d={d} n={n} E={E} K={K}: enqueue {(t1-t0)/20*1e3:.3f} ms/call, "
-          f"done {(t2-t0)/20*1e3:.3f} ms/call, kernels {gpu:.3f} ms/call", flush=True)
+    gpu = sum(e.device_time_total for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA) / 5
+    return (t1 - t0) / calls * 1e6, (t2 - t0) / calls * 1e6, gpu
+
+
+def host(T, d, n, E, K, route):
+    # where the host's time goes in one forward: enqueue time against GPU time, then cProfile
+    x, w1, w2, pt, pe, ps = layer_args(T, d, n, E, K, route)
+    f = lambda: model.experts_sonic(x, w1, w2, pt, pe, ps)
+    enq, done, gpu = host_us(f, 20)
+    print(f"== host {route} T={T} d={d} n={n} E={E} K={K}: enqueue {enq/1e3:.3f} ms/call, "
+          f"done {done/1e3:.3f} ms/call, kernels {gpu/1e3:.3f} ms/call", flush=True)
     pr = cProfile.Profile()
     pr.enable()
     for _ in range(20): f()
@@ -153,8 +160,7 @@ def host(T, d, n, E, K, route):
 
 
 def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
-    # the host time of one forward, piece by piece, on a shape small enough that the GPU keeps up:
-    # microseconds to enqueue one call (no sync inside the timed loop; the queue never fills)
+    # the host time of one forward, piece by piece, on a shape small enough that the GPU keeps up
     x, w1, w2, pt, pe, ps = layer_args(T, d, n, E, K, 'topk')
     xd, w1d, w2d, psd = x.detach(), w1.detach(), w2.detach(), ps.detach()
     gi, off, rev, tokoff, te, tr0, order = sk.routing_metadata(pt, pe, T, E)
@@ -173,24 +179,15 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
     pieces = [('routing_metadata', lambda: sk.routing_metadata(pt, pe, T, E)),
               ('_up_swiglu_kernel launch (autotuner)', up), ('_grouped_mm_kernel launch (autotuner)', mm),
               ('_gather_sum_kernel launch (plain jit)', gs),
-              ('_moe_fwd body, called directly', lambda: sk._moe_fwd._init_fn(xd, w1d, w2d, pt, pe, psd)),
+              ('_moe_fwd body, called directly', lambda: sk.moe_fwd_impl(xd, w1d, w2d, pt, pe, psd)),
               ('torch.ops.sonic.moe_fwd, no grad', lambda: torch.ops.sonic.moe_fwd(xd, w1d, w2d, pt, pe, psd)),
               ('model.experts_sonic, grad enabled', lambda: model.experts_sonic(x, w1, w2, pt, pe, ps)),
               ('torch.ops.sonic.moe_fwd fwd+bwd', lambda: torch.ops.sonic.moe_fwd(x, w1, w2, pt, pe, ps)[0].sum().backward()),
               ('model.experts_sonic fwd+bwd', lambda: model.experts_sonic(x, w1, w2, pt, pe, ps).sum().backward())]
     print(f"== host time per call, T={T} d={d} n={n} E={E} K={K}", flush=True)
     for name, f in pieces:
-        for _ in range(3): f()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(calls): f()
-        t1 = time.perf_counter(); torch.cuda.synchronize(); t2 = time.perf_counter()
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            for _ in range(5): f()
-            torch.cuda.synchronize()
-        gpu = sum(e.device_time_total for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA) / 5
-        print(f"{name:40s} enqueue {(t1-t0)/calls*1e6:7.0f} us   done {(t2-t0)/calls*1e6:7.0f} us   "
-              f"kernels {gpu:7.0f} us", flush=True)
+        enq, done, gpu = host_us(f, calls)
+        print(f"{name:40s} enqueue {enq:7.0f} us   done {done:7.0f} us   kernels {gpu:7.0f} us", flush=True)
 
 
 if 'host2' in what:
