@@ -354,11 +354,12 @@ def _wgrad_kernel(
 # -----------------------------------------------------------------------------
 # Routing metadata: a stable counting sort of the pairs by expert, in blocks of META_BLOCK pairs.
 
-META_BLOCK = 128
+META_BLOCK = 128  # pairs per program; a pair's stable rank compares it with every pair of its block
 
 
 @triton.jit
-def _route_count_kernel(pair_exp, counts, R, n_blk, BLOCK: tl.constexpr, NB: tl.constexpr):
+def _route_count_kernel(pair_exp, counts, R, n_blk,      # pair_exp (R,) in [0, E]; out: counts (NB, n_blk) int32
+                        BLOCK: tl.constexpr, NB: tl.constexpr):
     # counts[e, b] = pairs of block b routed to expert e (bin E: unused slots)
     p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     e = tl.load(pair_exp + p, mask=p < R, other=0).to(tl.int32)
@@ -367,8 +368,9 @@ def _route_count_kernel(pair_exp, counts, R, n_blk, BLOCK: tl.constexpr, NB: tl.
 
 
 @triton.jit
-def _route_scatter_kernel(pair_tok, pair_exp, counts, ends, gather_idx, rev, order, R, n_blk,
-                          BLOCK: tl.constexpr):
+def _route_scatter_kernel(pair_tok, pair_exp, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
+                          gather_idx, rev, order,              # out: (R,) int32, (R,) int32, (R,) int64
+                          R, n_blk, BLOCK: tl.constexpr):
     # a pair's grouped row = where its (expert, block) run starts + how many earlier pairs of the
     # block share its expert, so the sort is stable: rows of an expert stay in token order
     b = tl.program_id(0)
@@ -386,8 +388,8 @@ def _route_scatter_kernel(pair_tok, pair_exp, counts, ends, gather_idx, rev, ord
 
 
 @triton.jit
-def _tile_map_kernel(ends, offsets, tile_expert, tile_row0, n_blk, E, n_tiles,
-                     BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
+def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+1,), the tile map (n_tiles,) x 2
+                     n_blk, E, n_tiles, BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
     # expert offsets, then the BLOCK_M tiles of each expert's segment: tile t belongs to the expert
     # whose tiles end past t; every program derives the (small) per-expert vectors itself
     ex = tl.arange(0, NB)
