@@ -149,7 +149,9 @@ def round_tokens(idx, gates, probs, tile, mode):
     Going down drops that expert's lowest-scoring chosen tokens; going up adds the highest-scoring
     tokens that did not choose it (scored from the full matrix probs). Each expert moves by at most
     one tile. Tokens then have a variable number of experts, so the result is a fixed-capacity pair
-    list: R_max = T*K + E*(tile-1) slots in token order, unused slots marked (token T, expert E).
+    list in token order, unused slots marked (token T, expert E). Its R_max slots are the most that
+    mode can select: T*K plus, per expert, tile-1 (up), tile//2 (nearest: it goes up only from a
+    remainder of at least half a tile) or 0 (down); every slot costs metadata work and h rows.
     Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool."""
     T, E = probs.shape
     chosen = torch.zeros(T, E, dtype=torch.bool, device=probs.device).scatter_(1, idx, True)
@@ -171,7 +173,7 @@ def round_tokens(idx, gates, probs, tile, mode):
     gate_full = torch.zeros_like(probs).scatter(1, idx, gates)
     gate_full = torch.where(chosen, gate_full, probs)
     # compact sel (token-major) into fixed-capacity slots without a host sync
-    R_max = min(T * E, T * idx.shape[1] + E * (tile - 1))
+    R_max = min(T * E, T * idx.shape[1] + E * {"up": tile - 1, "down": 0}.get(mode, tile // 2))
     flat = sel.flatten()
     pos = torch.where(flat, torch.cumsum(flat, 0) - 1, R_max)         # unselected go to a dump slot
     src = torch.full((R_max + 1,), T * E, dtype=torch.long, device=probs.device)

@@ -306,20 +306,24 @@ def _down_bwd_kernel(
 
 
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
+    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 2), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3),
+                      (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
                      dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
-    key=["M", "N"],
+    key=["M", "N", "rows_hint"],
 )
 @triton.jit
 def _wgrad_kernel(
     Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
-    M, N,
+    M, N, rows_hint,                         # rows_hint: mean rows per expert as a power of 2, a tuning key only
     stride_ar, stride_br, stride_ce, stride_cm,
     GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     # a grouped GEMM whose reduction runs over one expert's segment of rows (varlen-K); operands
-    # come from the grouped order or, through an index, straight from the token-order tensors
+    # come from the grouped order or, through an index, straight from the token-order tensors.
+    # The best pipeline depth depends on the loop's length, not only on M and N: with ~256-512 rows
+    # an expert (4-8 steps) two stages ran 10-13% faster than three (docs/PERF.md, v6), so the
+    # autotuner keys on the rows too
     num_m, num_n = tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0)
     e = pid // (num_m * num_n)
@@ -368,8 +372,8 @@ def _route_count_kernel(pair_exp, counts, R, n_blk,      # pair_exp (R,) in [0, 
 
 
 @triton.jit
-def _route_scatter_kernel(pair_tok, pair_exp, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
-                          gather_idx, rev, order,              # out: (R,) int32, (R,) int32, (R,) int64
+def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
+                          gather_idx, rev, row_score,                     # out: (R,) int32, (R,) int32, (R,) fp32
                           R, n_blk, BLOCK: tl.constexpr):
     # a pair's grouped row = where its (expert, block) run starts + how many earlier pairs of the
     # block share its expert, so the sort is stable: rows of an expert stay in token order
@@ -384,7 +388,7 @@ def _route_scatter_kernel(pair_tok, pair_exp, counts, ends,   # ends (NB * n_blk
     row = tl.load(ends + run, mask=mask, other=0) - tl.load(counts + run, mask=mask, other=0) + rank
     tl.store(gather_idx + row, tl.load(pair_tok + p, mask=mask, other=0).to(tl.int32), mask=mask)
     tl.store(rev + p, row, mask=mask)
-    tl.store(order + row, p.to(tl.int64), mask=mask)
+    tl.store(row_score + row, tl.load(pair_score + p, mask=mask, other=0.0).to(tl.float32), mask=mask)
 
 
 @triton.jit
@@ -421,13 +425,13 @@ def _max_tiles(R, E):
     return triton.cdiv(R, BLOCK_M) + E
 
 
-def routing_metadata(pair_tok, pair_exp, T, E):
+def routing_metadata(pair_tok, pair_exp, pair_score, T, E):
     """Device-side routing metadata from the pair list (token order; expert E marks an unused slot).
     Returns gather_idx (R,) int32: source token of each grouped row; offsets (E+1,) int32: expert
     segment bounds in the grouped order; rev (R,) int32: the grouped row of each pair; tok_offsets
     (T+1,) int32: each token's range of pairs; tile_expert, tile_row0 (max_tiles,) int32: the
-    expert and first row of each BLOCK_M tile (expert E for surplus tiles); order (R,) int64: the
-    pair of each grouped row. The grouped order is a stable sort of the pairs by expert.
+    expert and first row of each BLOCK_M tile (expert E for surplus tiles); row_score (R,) fp32: the
+    pair scores in grouped order. The grouped order is a stable sort of the pairs by expert.
     A counting sort in three small kernels and one cumsum: a stable argsort and the ~30 torch ops
     that built this before took 0.36-0.49 ms of host time per forward (docs/PERF.md, v5)."""
     R, dev = pair_exp.numel(), pair_exp.device
@@ -438,16 +442,16 @@ def routing_metadata(pair_tok, pair_exp, T, E):
     # expert-major running count: where each (expert, block) run ends in the grouped order
     ends = torch.cumsum(counts.view(-1), 0, dtype=torch.int32)
     gather_idx, rev = torch.empty(R, **i32), torch.empty(R, **i32)
-    order = torch.empty(R, device=dev, dtype=torch.int64)
-    _route_scatter_kernel[(n_blk,)](pair_tok, pair_exp, counts, ends, gather_idx, rev, order, R, n_blk,
-                                    BLOCK=META_BLOCK)
+    row_score = torch.empty(R, device=dev, dtype=torch.float32)
+    _route_scatter_kernel[(n_blk,)](pair_tok, pair_exp, pair_score, counts, ends, gather_idx, rev, row_score,
+                                    R, n_blk, BLOCK=META_BLOCK)
     tiles = _max_tiles(R, E)
     offsets, tile_expert, tile_row0 = torch.empty(E + 1, **i32), torch.empty(tiles, **i32), torch.empty(tiles, **i32)
     bt = max(1, min(32, 8192 // nb))                  # a program holds a (bt, nb) table
     _tile_map_kernel[(triton.cdiv(tiles, bt),)](ends, offsets, tile_expert, tile_row0, n_blk, E, tiles,
                                                 BLOCK_M=BLOCK_M, NB=nb, BLOCK_T=bt)
     tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True)
-    return gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, order
+    return gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score
 
 
 def saved_bytes_formula(T, d, n, R, E, dtype_bytes):
@@ -485,8 +489,9 @@ def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: 
     E, n = w2.shape[0], w2.shape[1]
     R = pair_exp.numel()
     x, w1, w2 = x.contiguous(), w1.contiguous(), w2.contiguous()
-    gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, order = routing_metadata(pair_tok, pair_exp, T, E)
-    row_score = pair_score.float()[order].contiguous()                  # (R,) scores in grouped order
+    score = pair_score.float().contiguous()                             # (R,) token order, for the gather-sum
+    gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score = routing_metadata(
+        pair_tok, pair_exp, score, T, E)                                # row_score (R,): grouped order
     h = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)            # saved
     a = torch.empty(R, n, device=x.device, dtype=x.dtype)                # transient
     prec, tiles = _dot_prec(x.dtype), _max_tiles(R, E)
@@ -501,7 +506,6 @@ def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: 
                              BLOCK_M=BLOCK_M, DOT_PREC=prec)
     del a
     out = torch.empty(T, d, device=x.device, dtype=x.dtype)
-    score = pair_score.float().contiguous()
     bd = min(1024, triton.next_power_of_2(d))
     _gather_sum_kernel[(T, triton.cdiv(d, bd))](y, score, rev, tok_offsets, out, d, y.stride(0), out.stride(0),
                                                 HAS_S=True, BLOCK_D=bd)
@@ -544,14 +548,15 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
     dscore = dS[rev.long()]                                              # (R,) pair order
     # 2. dW2_e = A'_e^T @ dO[gather_e], dW1_e = X[gather_e]^T @ dH_e (varlen-K over each segment)
     dw2 = torch.empty_like(w2)
+    rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(n, META["BLOCK_M"]) * triton.cdiv(d, META["BLOCK_N"]),)
-    _wgrad_kernel[grid](Ap, dout, dw2, gather_idx, gather_idx, offsets, n, d,
+    _wgrad_kernel[grid](Ap, dout, dw2, gather_idx, gather_idx, offsets, n, d, rows,
                         Ap.stride(0), dout.stride(0), dw2.stride(0), dw2.stride(1),
                         GATHER_A=False, GATHER_B=True, DOT_PREC=prec)
     del Ap
     dw1 = torch.empty_like(w1)
     grid = lambda META: (E * triton.cdiv(d, META["BLOCK_M"]) * triton.cdiv(2 * n, META["BLOCK_N"]),)
-    _wgrad_kernel[grid](x, dH, dw1, gather_idx, gather_idx, offsets, d, 2 * n,
+    _wgrad_kernel[grid](x, dH, dw1, gather_idx, gather_idx, offsets, d, 2 * n, rows,
                         x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
                         GATHER_A=True, GATHER_B=False, DOT_PREC=prec)
     # 3. dX~ = dH @ W1_e^T (W1_e read transposed through strides), then dx by gather and sum

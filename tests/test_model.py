@@ -490,8 +490,9 @@ def test_round_tokens(router_type, mode, tile):
             assert probs[added, e].min() > probs[~sel[:, e], e].max() if (~sel[:, e]).any() else True
 
     # the pair list: sel in token order, then unused slots (T, E) with score 0
-    R_max = min(T * E, T * K + E * (tile - 1))
+    R_max = min(T * E, T * K + E * {"up": tile - 1, "nearest": tile // 2, "down": 0}[mode])
     assert pair_tok.shape == pair_exp.shape == pair_score.shape == (R_max,)
+    assert int(sel.sum()) <= R_max                                # the capacity holds every selected pair
     n = int(sel.sum())
     t_sel, e_sel = sel.nonzero(as_tuple=True)                     # row-major: token order
     assert torch.equal(pair_tok[:n], t_sel) and torch.equal(pair_exp[:n], e_sel)

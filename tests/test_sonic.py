@@ -152,7 +152,7 @@ def test_variable_experts_per_token(dtype, tol):
         assert rel(a, b) < tol
 
 
-def reference_metadata(pair_tok, pair_exp, T, E):
+def reference_metadata(pair_tok, pair_exp, pair_score, T, E):
     """routing_metadata's outputs from plain torch ops (a stable argsort; the v1-v4 implementation)."""
     R, bm = pair_exp.numel(), sk.BLOCK_M
     order = torch.argsort(pair_exp, stable=True)
@@ -165,7 +165,7 @@ def reference_metadata(pair_tok, pair_exp, T, E):
     tile_expert = torch.searchsorted(tile_end, t, right=True)
     ec = tile_expert.clamp(max=E - 1)
     tile_row0 = offsets[ec] + (t - (tile_end - tiles)[ec]) * bm
-    return pair_tok[order], offsets, rev, tok_offsets, tile_expert, tile_row0, order
+    return pair_tok[order], offsets, rev, tok_offsets, tile_expert, tile_row0, pair_score.float()[order]
 
 
 @pytest.mark.parametrize("T,E,K,unused", [(300, 5, 2, 0.0), (70, 7, 3, 0.2), (100, 8, 1, 0.5), (1, 4, 1, 0.0),
@@ -177,8 +177,9 @@ def test_routing_metadata_matches_a_stable_argsort(T, E, K, unused):
     idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
     idx[torch.rand(T, K, device=DEV) < unused] = E                                 # unused slots
     pair_tok, pair_exp = torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten()
-    got = sk.routing_metadata(pair_tok, pair_exp, T, E)
-    want = reference_metadata(pair_tok, pair_exp, T, E)
+    pair_score = torch.rand(T * K, device=DEV)
+    got = sk.routing_metadata(pair_tok, pair_exp, pair_score, T, E)
+    want = reference_metadata(pair_tok, pair_exp, pair_score, T, E)
     for name, a, b in zip(("gather_idx", "offsets", "rev", "tok_offsets", "tile_expert"), got, want):
         assert torch.equal(a.long(), b.long()), name
     n_tiles = int((want[4] < E).sum())                      # tile_row0 of surplus tiles is unused
@@ -220,9 +221,8 @@ def test_down_bwd_kernel_variants(split_m, nacc):
     torch.manual_seed(0)
     idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)  # expert E-1 gets no rows
     pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
-    gi, off, rev, tok_off, te, tr0, order = sk.routing_metadata(pair_tok, idx.flatten(), T, E)
     R = T * K
-    s = torch.rand(R, device=DEV)
+    gi, off, rev, tok_off, te, tr0, s = sk.routing_metadata(pair_tok, idx.flatten(), torch.rand(R, device=DEV), T, E)
     dO, w2, h = torch.randn(T, d, device=DEV), torch.randn(E, n, d, device=DEV), torch.randn(R, 2 * n, device=DEV)
     dH, Ap = torch.empty(R, 2 * n, device=DEV), torch.empty(R, n, device=DEV)
     dS_part = torch.zeros(sk.triton.cdiv(n, 16), R, device=DEV)

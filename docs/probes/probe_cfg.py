@@ -14,8 +14,8 @@ def run_shape(T,d,n,E,K):
     logits = torch.randn(T,E,device='cuda')
     top, idx = torch.topk(logits,K); s = torch.softmax(top,-1).flatten()
     pt = torch.arange(T,device='cuda').repeat_interleave(K); pe = idx.flatten()
-    gi, off, rev, tokoff, te, tr0, order = sk.routing_metadata(pt,pe,T,E)
-    R = T*K; tiles = sk._max_tiles(R,E); rs = s[order].contiguous()
+    gi, off, rev, tokoff, te, tr0, rs = sk.routing_metadata(pt,pe,s,T,E)
+    R = T*K; tiles = sk._max_tiles(R,E)
     F = 2*R*n*d
     dO = torch.randn(T,d,device='cuda').to(dt)
     h = torch.randn(R,2*n,device='cuda').to(dt); a = torch.randn(R,n,device='cuda').to(dt)
@@ -46,8 +46,8 @@ def run_shape(T,d,n,E,K):
             t(f"gmm dX~ {lay} BN{BN} BK{BK} w{w} s{st}", 2*F, lambda: sk._grouped_mm_kernel.fn[(tiles*triton.cdiv(d,BN),)](h,W,y,te,tr0,off,d,2*n,E,h.stride(0),W.stride(0),sk_,sn,y.stride(0),BLOCK_M=128,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st))
     dw1 = torch.empty_like(w1); dw2 = torch.empty_like(w2)
     for BM,BN,BK,w,st in [(128,128,64,4,3),(128,128,64,8,3),(128,256,64,8,3),(256,128,64,8,3),(128,128,32,4,4),(64,128,64,4,4)]:
-        t(f"wgrad dW2 BM{BM} BN{BN} BK{BK} w{w} s{st}", F, lambda: sk._wgrad_kernel.fn[(E*triton.cdiv(n,BM)*triton.cdiv(d,BN),)](Ap,dO,dw2,gi,gi,off,n,d,Ap.stride(0),dO.stride(0),dw2.stride(0),dw2.stride(1),GATHER_A=False,GATHER_B=True,BLOCK_M=BM,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st))
-        t(f"wgrad dW1 BM{BM} BN{BN} BK{BK} w{w} s{st}", 2*F, lambda: sk._wgrad_kernel.fn[(E*triton.cdiv(d,BM)*triton.cdiv(2*n,BN),)](x,dH,dw1,gi,gi,off,d,2*n,x.stride(0),dH.stride(0),dw1.stride(0),dw1.stride(1),GATHER_A=True,GATHER_B=False,BLOCK_M=BM,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st))
+        t(f"wgrad dW2 BM{BM} BN{BN} BK{BK} w{w} s{st}", F, lambda: sk._wgrad_kernel.fn[(E*triton.cdiv(n,BM)*triton.cdiv(d,BN),)](Ap,dO,dw2,gi,gi,off,n,d,0,Ap.stride(0),dO.stride(0),dw2.stride(0),dw2.stride(1),GATHER_A=False,GATHER_B=True,BLOCK_M=BM,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st))
+        t(f"wgrad dW1 BM{BM} BN{BN} BK{BK} w{w} s{st}", 2*F, lambda: sk._wgrad_kernel.fn[(E*triton.cdiv(d,BM)*triton.cdiv(2*n,BN),)](x,dH,dw1,gi,gi,off,d,2*n,0,x.stride(0),dH.stride(0),dw1.stride(0),dw1.stride(1),GATHER_A=True,GATHER_B=False,BLOCK_M=BM,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st))
     out = torch.empty(T,d,device='cuda',dtype=dt)
     for BD in [256,512,1024]:
         t(f"gather_sum BD{BD}", 0, lambda: sk._gather_sum_kernel[(T,triton.cdiv(d,BD))](y,s,rev,tokoff,out,d,y.stride(0),out.stride(0),HAS_S=True,BLOCK_D=BD))

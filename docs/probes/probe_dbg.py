@@ -12,11 +12,10 @@ w2 = (torch.randn(E,n,d,device='cuda')/n**0.5).to(dt)
 logits = torch.randn(T,E,device='cuda')
 top, idx = torch.topk(logits,K); s = torch.softmax(top,-1).flatten()
 pt = torch.arange(T,device='cuda').repeat_interleave(K); pe = idx.flatten()
-gi, off, rev, tokoff, te, tr0, order = sk.routing_metadata(pt,pe,T,E)
+gi, off, rev, tokoff, te, tr0, rs = sk.routing_metadata(pt,pe,s,T,E)
 R = T*K; tiles = sk._max_tiles(R,E)
-rs = s[order].contiguous()
 # references in fp32
-eid = pe[order]
+eid = pe[torch.argsort(pe, stable=True)]  # expert of each grouped row
 xg = x[gi.long()].float()
 href = torch.bmm(xg[:,None,:], w1[eid].float()).squeeze(1)
 g_, u_ = href.chunk(2,-1); aref = torch.nn.functional.silu(g_)*u_
@@ -48,5 +47,5 @@ Apb = Ap_ref.to(dt)
 dW2_ref = torch.zeros(E,n,d,device='cuda').index_add_(0, eid, Apb.float()[:,:,None]*dO[gi.long()].float()[:,None,:]) if R*n*d < 4e9 else None
 for BM,BN,BK,w,st in [(128,128,64,4,3),(128,128,32,8,4)]:
     dw2 = torch.empty_like(w2)
-    sk._wgrad_kernel.fn[(E*triton.cdiv(n,BM)*triton.cdiv(d,BN),)](Apb,dO,dw2,gi,gi,off,n,d,Apb.stride(0),dO.stride(0),dw2.stride(0),dw2.stride(1),GATHER_A=False,GATHER_B=True,BLOCK_M=BM,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st)
+    sk._wgrad_kernel.fn[(E*triton.cdiv(n,BM)*triton.cdiv(d,BN),)](Apb,dO,dw2,gi,gi,off,n,d,0,Apb.stride(0),dO.stride(0),dw2.stride(0),dw2.stride(1),GATHER_A=False,GATHER_B=True,BLOCK_M=BM,BLOCK_N=BN,BLOCK_K=BK,DOT_PREC="tf32",num_warps=w,num_stages=st)
     print("wgrad", BM,BN,BK,w,st, "dW2", rel(dw2,dW2_ref) if dW2_ref is not None else "-")

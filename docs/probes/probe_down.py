@@ -33,8 +33,8 @@ def down(T, d, n, E, K, variants):
     logits = torch.randn(T, E, device='cuda')
     top, idx = torch.topk(logits, K); s = torch.softmax(top, -1).flatten()
     pt = torch.arange(T, device='cuda').repeat_interleave(K); pe = idx.flatten()
-    gi, off, rev, tokoff, te, tr0, order = sk.routing_metadata(pt, pe, T, E)
-    R = T * K; tiles = sk._max_tiles(R, E); rs = s[order].contiguous()
+    gi, off, rev, tokoff, te, tr0, rs = sk.routing_metadata(pt, pe, s, T, E)
+    R = T * K; tiles = sk._max_tiles(R, E)
     dO = torch.randn(T, d, device='cuda').to(dt); h = torch.randn(R, 2 * n, device='cuda').to(dt)
     print(f"== dA' kernel, T={T} d={d} n={n} E={E} K={K}", flush=True)
     ref = None

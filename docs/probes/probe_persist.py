@@ -94,7 +94,8 @@ def wgrad_persistent_kernel(
 def wgrad(T, d, n, E, K):
     torch.manual_seed(0)
     idx = torch.topk(torch.randn(T, E, device='cuda'), K).indices
-    gi, off, *_ = sk.routing_metadata(torch.arange(T, device='cuda').repeat_interleave(K), idx.flatten(), T, E)
+    gi, off, *_ = sk.routing_metadata(torch.arange(T, device='cuda').repeat_interleave(K), idx.flatten(),
+                                      torch.ones(T * K, device='cuda'), T, E)
     R = T * K
     x = torch.randn(T, d, device='cuda', dtype=dt); dO = torch.randn(T, d, device='cuda', dtype=dt)
     Ap = torch.randn(R, n, device='cuda', dtype=dt); dH = torch.randn(R, 2 * n, device='cuda', dtype=dt)
@@ -106,7 +107,7 @@ def wgrad(T, d, n, E, K):
         def tile(v=TILE):
             BM, BN, BK, w, s = v
             return sk._wgrad_kernel.fn[(E * triton.cdiv(M, BM) * triton.cdiv(N, BN),)](
-                A, B, C, gi, gi, off, M, N, A.stride(0), B.stride(0), C.stride(0), C.stride(1),
+                A, B, C, gi, gi, off, M, N, 0, A.stride(0), B.stride(0), C.stride(0), C.stride(1),
                 GATHER_A=ga, GATHER_B=gb, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, DOT_PREC="tf32", num_warps=w, num_stages=s)
         def persist(v):
             BM, BN, BK, w, s, c = v
@@ -163,7 +164,7 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
     # the host time of one forward, piece by piece, on a shape small enough that the GPU keeps up
     x, w1, w2, pt, pe, ps = layer_args(T, d, n, E, K, 'topk')
     xd, w1d, w2d, psd = x.detach(), w1.detach(), w2.detach(), ps.detach()
-    gi, off, rev, tokoff, te, tr0, order = sk.routing_metadata(pt, pe, T, E)
+    gi, off, rev, tokoff, te, tr0, rs = sk.routing_metadata(pt, pe, ps.detach().float(), T, E)
     R, tiles = pe.numel(), sk._max_tiles(pe.numel(), E)
     h = torch.empty(R, 2 * n, device='cuda', dtype=dt); a = torch.empty(R, n, device='cuda', dtype=dt)
     y = torch.empty(R, d, device='cuda', dtype=dt); out = torch.empty(T, d, device='cuda', dtype=dt)
@@ -176,7 +177,7 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
         BLOCK_M=128, DOT_PREC="tf32")
     gs = lambda: sk._gather_sum_kernel[(T, 1)](y, score, rev, tokoff, out, d, y.stride(0), out.stride(0),
                                                HAS_S=True, BLOCK_D=1024)
-    pieces = [('routing_metadata', lambda: sk.routing_metadata(pt, pe, T, E)),
+    pieces = [('routing_metadata', lambda: sk.routing_metadata(pt, pe, score, T, E)),
               ('_up_swiglu_kernel launch (autotuner)', up), ('_grouped_mm_kernel launch (autotuner)', mm),
               ('_gather_sum_kernel launch (plain jit)', gs),
               ('_moe_fwd body, called directly', lambda: sk.moe_fwd_impl(xd, w1d, w2d, pt, pe, psd)),

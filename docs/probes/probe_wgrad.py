@@ -2,7 +2,9 @@
 # at their v1 lists, the weight gradients (_wgrad_kernel: dW2, dW1) and the dX~ / y grouped GEMM
 # (_grouped_mm_kernel), at the 7B, 30B and 120B shapes; each config checked against the first
 # (the current autotune pick's neighbour) and timed twice. Then a per-kernel profile of one layer.
-# Run from the repo root:  python docs/probes/probe_wgrad.py [wgrad] [wgrad2] [mm] [prof]
+# v6 adds 'sparse': the weight gradients at the token-rounding shape (16384, 1536, 256, K=8) with
+# E = 64, 256 and 512, where an expert has only ~2048, ~512 and ~256 rows: short reduction loops.
+# Run from the repo root:  python docs/probes/probe_wgrad.py [wgrad] [wgrad2] [mm] [prof] [sparse]
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch, triton
@@ -20,6 +22,11 @@ WGRAD = [(128, 128, 64, 4, 3), (128, 128, 32, 4, 4), (128, 128, 64, 8, 3), (128,
 WGRAD2 = [(128, 128, 64, 4, 3), (128, 128, 64, 8, 3), (128, 256, 64, 8, 4), (128, 256, 64, 16, 3),
           (256, 128, 64, 16, 3), (128, 256, 64, 16, 4), (128, 128, 128, 8, 3), (128, 128, 128, 4, 2),
           (256, 256, 64, 16, 3)]
+# v6, short loops (4-8 steps of BLOCK_K): fewer stages (more programs per SM, so one's store
+# overlaps another's MMAs), narrower K steps, wider or narrower tiles
+SPARSE = [(128, 128, 64, 4, 3), (128, 128, 32, 4, 4), (128, 128, 64, 4, 2), (128, 128, 32, 4, 3),
+          (128, 128, 32, 4, 2), (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 256, 32, 8, 3),
+          (256, 128, 64, 8, 3), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3), (64, 256, 64, 4, 3)]
 # (BLOCK_N, BLOCK_K, warps, stages); BLOCK_M is the routing tile, 128; the first three are the list
 MM = [(256, 64, 8, 3), (256, 32, 8, 4), (128, 64, 8, 4), (256, 64, 8, 4), (128, 64, 4, 4),
       (128, 128, 8, 3), (256, 128, 8, 2), (64, 64, 4, 4)]
@@ -29,7 +36,7 @@ def routing(T, E, K):
     logits = torch.randn(T, E, device='cuda')
     idx = torch.topk(logits, K).indices
     pt = torch.arange(T, device='cuda').repeat_interleave(K)
-    return sk.routing_metadata(pt, idx.flatten(), T, E)
+    return sk.routing_metadata(pt, idx.flatten(), torch.ones(T * K, device='cuda'), T, E)
 
 def run_variants(title, fl, call, outs, variants, fmt):
     print(f"== {title}", flush=True)
@@ -57,18 +64,18 @@ def wgrad(T, d, n, E, K, variants=WGRAD):
     def call2(v):
         BM, BN, BK, w, s = v
         return sk._wgrad_kernel.fn[(E * triton.cdiv(n, BM) * triton.cdiv(d, BN),)](
-            Ap, dO, dw2, gi, gi, off, n, d, Ap.stride(0), dO.stride(0), dw2.stride(0), dw2.stride(1),
+            Ap, dO, dw2, gi, gi, off, n, d, 0, Ap.stride(0), dO.stride(0), dw2.stride(0), dw2.stride(1),
             GATHER_A=False, GATHER_B=True, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, DOT_PREC="tf32", num_warps=w, num_stages=s)
     def call1(v):
         BM, BN, BK, w, s = v
         return sk._wgrad_kernel.fn[(E * triton.cdiv(d, BM) * triton.cdiv(2 * n, BN),)](
-            x, dH, dw1, gi, gi, off, d, 2 * n, x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
+            x, dH, dw1, gi, gi, off, d, 2 * n, 0, x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
             GATHER_A=True, GATHER_B=False, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, DOT_PREC="tf32", num_warps=w, num_stages=s)
     run_variants(f"dW2 T={T} d={d} n={n} E={E} K={K}", 2 * R * n * d, call2, [dw2], variants, fmt)
     run_variants(f"dW1 T={T} d={d} n={n} E={E} K={K}", 4 * R * n * d, call1, [dw1], variants, fmt)
 
 def mm(T, d, n, E, K):
-    gi, off, rev, tokoff, te, tr0, order = routing(T, E, K)
+    gi, off, rev, tokoff, te, tr0, rs = routing(T, E, K)
     R, tiles = T * K, sk._max_tiles(T * K, E)
     w1 = (torch.randn(E, d, 2 * n, device='cuda') / d**0.5).to(dt); w2 = (torch.randn(E, n, d, device='cuda') / n**0.5).to(dt)
     a = torch.randn(R, n, device='cuda', dtype=dt); dH = torch.randn(R, 2 * n, device='cuda', dtype=dt)
@@ -94,6 +101,9 @@ for name, shape in SHAPES.items():
         wgrad(*shape, WGRAD2)
     if 'mm' in what:
         mm(*shape)
+if 'sparse' in what:
+    for E in (64, 256, 512):
+        wgrad(16384, 1536, 256, E, 8, SPARSE)
 if 'prof' in what:
     for name in ('7B', '120B'):
         layer(*SHAPES[name], 'topk')
