@@ -502,6 +502,22 @@ def test_round_tokens(router_type, mode, tile):
     assert torch.equal(pair_score[:n], want_score)
 
 
+@pytest.mark.parametrize("mode,added", [("nearest", 4), ("up", 7), ("down", 0)])
+def test_round_tokens_capacity_is_tight(mode, added):
+    """The pair list's capacity is the most a mode can select, and it can be reached: an expert
+    chosen by 9 tokens (1 past a multiple of 8) goes up by 7 under up; chosen by 12 (half a tile
+    past one) it goes up by 4 under nearest, its largest move up; down never adds, so T*K."""
+    E, K, tile = 4, 1, 8
+    f = 12 if mode == "nearest" else (9 if mode == "up" else 16)
+    T = E * f
+    idx = torch.arange(E).repeat_interleave(f)[:, None]                # token t chose expert t // f
+    probs = torch.rand(T, E)
+    gates = torch.ones(T, K)
+    pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, tile, mode)
+    assert pair_exp.numel() == T * K + E * added == int(sel.sum())   # full: no unused slot left
+    assert torch.all(pair_exp < E)
+
+
 @pytest.mark.parametrize("mode", ["nearest", "up"])
 def test_round_tokens_cap_at_T(mode):
     """An expert every token chose cannot round up past T: it takes the multiple below and drops
