@@ -84,15 +84,18 @@ def layer(T, d, n, E, K, route):
     tf = [do_bench(lambda: model.experts_sonic(*args), warmup=10, rep=100) for _ in range(2)]
     print(f"== layer {route} T={T} d={d} n={n} E={E} K={K}: R={R} slots={pe.numel()} fwd+bwd ms {[round(v,3) for v in t]} "
           f"({fl/min(t)/1e9:.0f} TF) fwd ms {[round(v,3) for v in tf]}", flush=True)
+    kernel_profile(step)
+
+def kernel_profile(step, reps=5, top=14):
+    # GPU time per kernel name, in us per step(), summed over reps steps; the largest first
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(5): step()
+        for _ in range(reps): step()
         torch.cuda.synchronize()
     tot = {}
     for ev in prof.events():
         if ev.device_type == torch.autograd.DeviceType.CUDA:
-            key = ev.name[:60]
-            tot[key] = tot.get(key, 0) + ev.device_time_total / 5
-    for k_, v in sorted(tot.items(), key=lambda kv: -kv[1])[:14]:
+            tot[ev.name[:60]] = tot.get(ev.name[:60], 0) + ev.device_time_total / reps
+    for k_, v in sorted(tot.items(), key=lambda kv: -kv[1])[:top]:
         print(f"   {v:8.1f} us  {k_}")
     print(f"   {sum(tot.values()):8.1f} us  total", flush=True)
 
@@ -109,20 +112,21 @@ def fwd_only(T, d, n, E, K, route):
             t1 = time.perf_counter(); torch.cuda.synchronize(); t2 = time.perf_counter()
         print(f"== fwd only {route} E={E} grad={grad}: enqueue {(t1-t0)/20*1e3:.3f} ms/call, done {(t2-t0)/20*1e3:.3f} ms/call", flush=True)
 
-for r, variants in (('down', ROUND1), ('down2', ROUND2)):
-    if r in what:
-        down(24576, 1536, 256, 128, 8, variants)
-        down(32768, 4096, 512, 128, 8, variants)
-        down(40960, 768, 256, 128, 8, variants) if r == 'down2' else None
-if 'down3' in what:
-    down(32768, 4096, 2048, 64, 4, ROUND3)
-if 'down4' in what:
-    for shape in ((24576, 1536, 256, 128, 8), (32768, 4096, 512, 128, 8), (32768, 4096, 2048, 64, 4)):
-        down(*shape, ROUND4)
-if 'round' in what:
-    for E in (64, 256):
-        layer(16384, 1536, 256, E, 8, 'topk')
-        layer(16384, 1536, 256, E, 8, 'rounding')
-if 'fwd' in what:
-    for route in ('topk', 'rounding'):
-        fwd_only(16384, 1536, 256, 256, 8, route)
+if __name__ == '__main__':  # importable: probe_wgrad and probe_round use layer and kernel_profile
+    for r, variants in (('down', ROUND1), ('down2', ROUND2)):
+        if r in what:
+            down(24576, 1536, 256, 128, 8, variants)
+            down(32768, 4096, 512, 128, 8, variants)
+            down(40960, 768, 256, 128, 8, variants) if r == 'down2' else None
+    if 'down3' in what:
+        down(32768, 4096, 2048, 64, 4, ROUND3)
+    if 'down4' in what:
+        for shape in ((24576, 1536, 256, 128, 8), (32768, 4096, 512, 128, 8), (32768, 4096, 2048, 64, 4)):
+            down(*shape, ROUND4)
+    if 'round' in what:
+        for E in (64, 256):
+            layer(16384, 1536, 256, E, 8, 'topk')
+            layer(16384, 1536, 256, E, 8, 'rounding')
+    if 'fwd' in what:
+        for route in ('topk', 'rounding'):
+            fwd_only(16384, 1536, 256, 256, 8, route)

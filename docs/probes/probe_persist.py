@@ -12,7 +12,7 @@ import triton.language as tl
 from triton.testing import do_bench
 import sonic_kernels as sk, model
 what = sys.argv[1:] = sys.argv[1:] or ['wgrad', 'host']
-from probe_down import layer, layer_args, rel   # probe_down runs its own modes only, none of which are in argv
+from probe_down import layer, layer_args, rel   # probe_down runs nothing when imported
 dt = torch.bfloat16
 SHAPES = {'1.4B': (40960, 768, 256, 128, 8), '7B': (24576, 1536, 256, 128, 8),
           '30B': (32768, 4096, 512, 128, 8), '120B': (32768, 4096, 2048, 64, 4)}

@@ -8,9 +8,11 @@
 # Then 'surplus': what programs of the static grid that find no tile and exit cost, per kernel.
 # Run from the repo root:  python docs/probes/probe_round.py [round] [surplus]
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-import torch, triton, torch.nn.functional as F
+import torch, triton
 from triton.testing import do_bench
 import sonic_kernels as sk, model
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_down import kernel_profile, layer_args
 what = sys.argv[1:] or ['round', 'surplus']
 dt = torch.bfloat16
 T, d, n, K = 16384, 1536, 256, 8
@@ -18,21 +20,13 @@ max_tiles = sk._max_tiles
 
 
 def args_for(E, route):
-    torch.manual_seed(0)
-    x = torch.randn(T, d, device='cuda', dtype=dt).requires_grad_()
-    w1 = (torch.randn(E, d, 2 * n, device='cuda', dtype=dt) / d**0.5).requires_grad_()
-    w2 = (torch.randn(E, n, d, device='cuda', dtype=dt) / n**0.5).requires_grad_()
-    logits = torch.randn(T, E, device='cuda')
-    top, idx = torch.topk(logits, K, dim=-1); gates = F.softmax(top, dim=-1)
-    if route == 'topk':
-        pt, pe, ps = torch.arange(T, device='cuda').repeat_interleave(K), idx.flatten(), gates.flatten()
-    else:
-        pt, pe, ps, _, _ = model.round_tokens(idx, gates, F.softmax(logits, -1), 128, 'nearest')
-        if route == 'round_old':  # unused slots go last in token order, so padding keeps the list valid
-            pad = T * K + E * 127 - pe.numel()
-            pt = torch.cat([pt, pt.new_full((pad,), T)]); pe = torch.cat([pe, pe.new_full((pad,), E)])
-            ps = torch.cat([ps, ps.new_zeros(pad)])
-    return x, w1, w2, pt, pe, ps.detach().clone().requires_grad_()
+    # probe_down's inputs (same seed, weights and routing); round_old pads the rounded list
+    x, w1, w2, pt, pe, ps = layer_args(T, d, n, E, K, 'topk' if route == 'topk' else 'rounding')
+    if route == 'round_old':  # unused slots go last in token order, so padding keeps the list valid
+        pad = T * K + E * 127 - pe.numel()
+        pt = torch.cat([pt, pt.new_full((pad,), T)]); pe = torch.cat([pe, pe.new_full((pad,), E)])
+        ps = torch.cat([ps.detach(), ps.new_zeros(pad)]).requires_grad_()
+    return x, w1, w2, pt, pe, ps
 
 
 def layer(E, route):
@@ -49,16 +43,7 @@ def layer(E, route):
     tf = [do_bench(lambda: model.experts_sonic(*args), warmup=10, rep=100) for _ in range(2)]
     print(f"== E={E} {route:13s} R={R} slots={pe.numel()} tiles used {tiles} / grid bound {sk._max_tiles(pe.numel(), E)}: "
           f"fwd+bwd ms {min(t):.3f} {[round(v, 3) for v in t]} ({18 * R * n * d / min(t) / 1e9:.0f} TF) fwd ms {min(tf):.3f}", flush=True)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(5): step()
-        torch.cuda.synchronize()
-    tot = {}
-    for ev in prof.events():
-        if ev.device_type == torch.autograd.DeviceType.CUDA:
-            tot[ev.name[:50]] = tot.get(ev.name[:50], 0) + ev.device_time_total / 5
-    for k_, v in sorted(tot.items(), key=lambda kv: -kv[1])[:9]:
-        print(f"   {v:8.1f} us  {k_}")
-    print(f"   {sum(tot.values()):8.1f} us  total", flush=True)
+    kernel_profile(step, top=9)
     sk._max_tiles = max_tiles
     return min(t)
 

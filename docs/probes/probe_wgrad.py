@@ -11,7 +11,7 @@ import torch, triton
 from triton.testing import do_bench
 import sonic_kernels as sk
 what = sys.argv[1:] = sys.argv[1:] or ['wgrad', 'mm', 'prof']
-from probe_down import layer, rel   # probe_down runs its own modes only, none of which are in argv
+from probe_down import layer, rel   # probe_down runs nothing when imported
 dt = torch.bfloat16
 SHAPES = {'7B': (24576, 1536, 256, 128, 8), '30B': (32768, 4096, 512, 128, 8), '120B': (32768, 4096, 2048, 64, 4)}
 # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages); the first two are v1-v3's list
