@@ -563,6 +563,11 @@ while True:
         t0 = time.time()
     iter_num += 1
 
+if ddp and device_type == 'cuda': # every rank's peak: EP ranks differ with their experts' load
+    peaks = [None] * ddp_world_size
+    dist.all_gather_object(peaks, torch.cuda.max_memory_allocated() / 2**30)
+    if master_process:
+        print("peak memory per rank: " + ", ".join(f"{p:.1f}GiB" for p in peaks))
 if master_process:
     print(f"done: {iter_num} iterations in {time.time() - t_start:.1f}s; "
           f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Issue #7: DDP, EP=2 and FSDP2 on two H200s against one H200, on the end-to-end config
+# (configs/h200_moe.py, sonic backend). Every run takes the same global batch, 32,768 tokens:
+# two ranks of 8 x 2048, or one GPU with 2 micro-steps, so the loss curves can be compared.
+#   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
+#   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
+# Logs go to $OUT (default scaling_out/). NVLink multicast stays off (the device README says why).
+set -u
+OUT=${OUT:-scaling_out}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+PY=${PY:-python3}
+CFG="configs/h200_moe.py --gradient_accumulation_steps=2"
+
+[ -f data/stdlib/train.bin ] || $PY data/stdlib/prepare.py > "$OUT/prepare.txt" 2>&1
+
+run() { # name, time limit (s), command...
+    local name=$1 limit=$2; shift 2
+    echo "== $name: $*" | tee "$OUT/$name.txt"
+    local t0=$(date +%s)
+    timeout "$limit" "$@" --out_dir="out-$name" >> "$OUT/$name.txt" 2>&1
+    echo "== $name: exit $? after $(( $(date +%s) - t0 ))s" | tee -a "$OUT/$name.txt"
+    cp "out-$name/log.jsonl" "$OUT/${name}_log.jsonl" 2>/dev/null
+    tail -4 "$OUT/$name.txt"
+}
+
+case ${1:-2gpu} in
+2gpu)
+    { nvidia-smi -L; nvidia-smi topo -m; $PY -c 'import torch; print(torch.__version__, torch.cuda.device_count())'; } > "$OUT/env.txt" 2>&1
+    TR="$PY -m torch.distributed.run --standalone --nproc_per_node=2"
+    run ddp 170 $TR train.py $CFG
+    run ep2 170 $TR train.py $CFG --ep_size=2
+    run fsdp2 170 $TR train.py $CFG --fsdp=True
+    ;;
+1gpu)
+    export CUDA_VISIBLE_DEVICES=0
+    run gpu1 200 $PY train.py $CFG
+    ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu"; exit 2 ;;
+esac
