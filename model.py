@@ -253,15 +253,22 @@ EXPERT_BACKENDS = {"torch": experts_torch, "sonic": experts_sonic, "grouped_mm":
 
 def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend):
     """Expert parallelism: this rank holds experts [r*E_local, (r+1)*E_local) of every MoE layer.
-    Each routed row goes to the rank that owns its expert (all_to_all_single, counts first), the
-    local experts run there on whatever arrives, and the outputs come back by the reverse exchange.
-    The gate is applied here, at the source, so the router gradient stays local. Autograd runs
-    the same path backwards (all_to_all_single_autograd is differentiable).
+    Each routed row and its gate go to the rank that owns its expert (all_to_all_single, counts
+    first); the local experts run there on whatever arrives, gate applied, and the weighted rows come
+    back by the reverse exchange, to be summed per token. The gate is applied where the expert runs,
+    so the sonic backend gets the gate gradient as <dA', a> there, the exchange carries it home, and
+    no expert output is saved for backward. Autograd runs the same path backwards
+    (all_to_all_single_autograd is differentiable).
     top_k: K when every token has exactly K pairs in order (plain top-K), else None."""
     import torch.distributed as dist
-    from torch.distributed._functional_collectives import all_to_all_single_autograd as a2a
+    import torch.distributed._functional_collectives as fc
+    # wait_tensor: the result comes back as a lazy wrapper that waits only when a torch op touches
+    # it, and a Triton kernel reads raw pointers, so wait here (autograd passes through the wait)
+    def a2a(t, out_splits, in_splits):
+        return fc.wait_tensor(fc.all_to_all_single_autograd(t, out_splits, in_splits, group))
     ep, E_local = dist.get_world_size(group), w1.shape[0]
     T, d = x.shape
+    P = pair_exp.numel()
     dest = torch.clamp(pair_exp // E_local, max=ep)           # unused slots (expert E) go to "rank ep"
     order = torch.argsort(dest, stable=True)                  # pairs grouped by destination rank
     send = torch.zeros(ep + 1, dtype=torch.long, device=x.device).scatter_add_(0, dest, torch.ones_like(dest))[:ep]
@@ -269,26 +276,24 @@ def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend)
     dist.all_to_all_single(recv, send, group=group)           # the counts go first
     send_splits, recv_splits = send.tolist(), recv.tolist()   # the one host sync: the collective needs sizes
     S, Rr = sum(send_splits), sum(recv_splits)
-    idx = order[:S]
-    x_send = x[pair_tok[idx]]                                 # (S, d) the rows to dispatch
+    idx = order[:S]                                           # (S,) pair of each sent row
+    x_recv = a2a(x[pair_tok[idx]], recv_splits, send_splits)                   # (Rr, d)
+    s_recv = a2a(pair_score[idx].float().contiguous(), recv_splits, send_splits)  # (Rr,)
     e_send = (pair_exp[idx] % E_local).contiguous()
-    x_recv = a2a(x_send, recv_splits, send_splits, group)
     e_recv = torch.empty(Rr, dtype=e_send.dtype, device=x.device)
     dist.all_to_all_single(e_recv, e_send, recv_splits, send_splits, group=group)
-    if Rr > 0:  # the local experts, one pair per received row, gate 1
-        ones = torch.ones(Rr, dtype=torch.float32, device=x.device)
-        y_recv = EXPERT_BACKENDS[backend](x_recv, w1, w2, torch.arange(Rr, device=x.device), e_recv, ones)
+    if Rr > 0:  # the local experts, one pair per received row: s * expert(x) (Rr, d)
+        y_recv = EXPERT_BACKENDS[backend](x_recv, w1, w2, torch.arange(Rr, device=x.device), e_recv, s_recv)
     else:
-        y_recv = x_recv * 0                                   # keeps the graph; nothing to compute
-    y = a2a(y_recv.contiguous(), send_splits, recv_splits, group)
-    # combine at the source: back to pair order, then gate-weighted sum per token in fp32
-    y_pair = torch.zeros(pair_exp.numel(), d, dtype=torch.float32, device=x.device).index_copy(0, idx, y.float())
-    contrib = y_pair * pair_score.float()[:, None]
+        y_recv = x_recv * s_recv[:, None].to(x_recv.dtype)   # keeps the graph; nothing to compute
+    y = a2a(y_recv.contiguous(), send_splits, recv_splits)  # (S, d) weighted rows, back home
+    # sum per token, from pair order; index_copy's backward is a gather of the output's gradient
+    y_pair = (y.new_empty(P, d) if S == P else y.new_zeros(P, d)).index_copy(0, idx, y)  # (P, d)
     if top_k is not None:
-        out = contrib.view(T, top_k, d).sum(1)                # top-K: K pairs per token, in order
-    else:                                                     # token rounding: variable pairs per token
-        out = torch.zeros(T + 1, d, dtype=torch.float32, device=x.device).index_add_(0, pair_tok, contrib)[:T]
-    return out.to(x.dtype)
+        return y_pair.view(T, top_k, d).sum(1)                # top-K: K pairs per token, in order
+    # token rounding: a variable number of pairs per token (unused slots point at row T)
+    out = torch.zeros(T + 1, d, dtype=torch.float32, device=x.device).index_add_(0, pair_tok, y_pair.float())
+    return out[:T].to(x.dtype)
 
 
 class MoE(nn.Module):
@@ -440,6 +445,8 @@ class GPT(nn.Module):
         """Total parameters. The position embeddings are left out by default; the token embeddings
         count because they are tied to lm_head."""
         n = sum(p.numel() for p in self.parameters())
+        for moe in self.moe_layers():  # expert parallelism: count the experts other ranks hold
+            n += (self.config.n_expert - moe.w1.shape[0]) * (moe.w1[0].numel() + moe.w2[0].numel())
         if non_embedding:
             n -= self.transformer.wpe.weight.numel()
         return n

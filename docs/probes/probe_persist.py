@@ -3,7 +3,10 @@
 # best config; each config checked against _wgrad_kernel and timed twice, at the 1.4B, 7B, 30B
 # and 120B shapes. Then where the host time of one sonic forward goes (cProfile).
 # Run from the repo root:
-#   python docs/probes/probe_persist.py [wgrad] [host] [host2] [prof]
+#   python docs/probes/probe_persist.py [wgrad] [host] [host2] [prof] [sparse]
+# v7 adds 'sparse': the token-rounding shape (16384, 1536, 256, K=8) at E = 64, 256 and 512, where
+# an expert has ~2048, ~512 and ~256 rows (short loops), against both of _wgrad_kernel's 128x128x64
+# configs (stages 2 and 3).
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cProfile, pstats, time
@@ -91,7 +94,7 @@ def wgrad_persistent_kernel(
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
 
 
-def wgrad(T, d, n, E, K):
+def wgrad(T, d, n, E, K, tiles=(TILE,), persist_list=PERSIST):
     torch.manual_seed(0)
     idx = torch.topk(torch.randn(T, E, device='cuda'), K).indices
     gi, off, *_ = sk.routing_metadata(torch.arange(T, device='cuda').repeat_interleave(K), idx.flatten(),
@@ -117,8 +120,8 @@ def wgrad(T, d, n, E, K):
                 GATHER_A=ga, GATHER_B=gb, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, CTAS_PER_SM=c, DOT_PREC="tf32",
                 num_warps=w, num_stages=s)
         ref = None
-        for name, call in [("tile BM{} BN{} BK{} w{} s{}".format(*TILE), tile)] + \
-                [("persist BM{} BN{} BK{} w{} s{} ctas{}".format(*v), (lambda v=v: persist(v))) for v in PERSIST]:
+        for name, call in [("tile BM{} BN{} BK{} w{} s{}".format(*v), (lambda v=v: tile(v))) for v in tiles] + \
+                [("persist BM{} BN{} BK{} w{} s{} ctas{}".format(*v), (lambda v=v: persist(v))) for v in persist_list]:
             try:
                 C.fill_(float('nan'))
                 k = call(); torch.cuda.synchronize()
@@ -191,6 +194,12 @@ def host2(T=4096, d=768, n=256, E=128, K=8, calls=50):
         print(f"{name:40s} enqueue {enq:7.0f} us   done {done:7.0f} us   kernels {gpu:7.0f} us", flush=True)
 
 
+if 'sparse' in what:
+    # short loops: two stages leave room for 2-3 programs an SM, so one tile's store can overlap
+    short = [(128, 128, 64, 4, 2, 2), (128, 128, 64, 4, 2, 3), (128, 128, 64, 4, 3, 2), (128, 128, 32, 4, 3, 2),
+             (128, 128, 32, 4, 2, 3), (128, 256, 64, 8, 2, 1), (128, 256, 64, 8, 3, 1)]
+    for E in (64, 256, 512):
+        wgrad(16384, 1536, 256, E, 8, tiles=((128, 128, 64, 4, 2), TILE), persist_list=short)
 if 'host2' in what:
     host2()
     host2(24576, 1536, 256, 128, 8, calls=20)
