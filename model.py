@@ -445,8 +445,10 @@ class GPT(nn.Module):
         """Total parameters. The position embeddings are left out by default; the token embeddings
         count because they are tied to lm_head."""
         n = sum(p.numel() for p in self.parameters())
+        c = self.config
         for moe in self.moe_layers():  # expert parallelism: count the experts other ranks hold
-            n += (self.config.n_expert - moe.w1.shape[0]) * (moe.w1[0].numel() + moe.w2[0].numel())
+            # from shapes only: indexing an FSDP2-sharded weight is a collective, and only rank 0 prints
+            n += (c.n_expert - moe.w1.shape[0]) * 3 * c.n_embd * c.expert_size
         if non_embedding:
             n -= self.transformer.wpe.weight.numel()
         return n

@@ -4,6 +4,7 @@
 # two ranks of 8 x 2048, or one GPU with 2 micro-steps, so the loss curves can be compared.
 #   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
+#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
 # Logs go to $OUT (default scaling_out/). NVLink multicast stays off (the device README says why).
 set -u
 OUT=${OUT:-scaling_out}
@@ -24,17 +25,16 @@ run() { # name, time limit (s), command...
     tail -4 "$OUT/$name.txt"
 }
 
+TR="$PY -m torch.distributed.run --standalone --nproc_per_node=2"
+env_txt() { { nvidia-smi -L; nvidia-smi topo -m; $PY -c 'import torch; print(torch.__version__, torch.cuda.device_count())'; } > "$OUT/env.txt" 2>&1; }
+gpu1() { CUDA_VISIBLE_DEVICES=0 run gpu1 160 $PY train.py $CFG; }
+ep2() { run ep2 150 $TR train.py $CFG --ep_size=2; }
+ddp() { run ddp 130 $TR train.py $CFG; }
+fsdp2() { run fsdp2 160 $TR train.py $CFG --fsdp=True; }
+
 case ${1:-2gpu} in
-2gpu)
-    { nvidia-smi -L; nvidia-smi topo -m; $PY -c 'import torch; print(torch.__version__, torch.cuda.device_count())'; } > "$OUT/env.txt" 2>&1
-    TR="$PY -m torch.distributed.run --standalone --nproc_per_node=2"
-    run ep2 150 $TR train.py $CFG --ep_size=2
-    run ddp 130 $TR train.py $CFG
-    run fsdp2 130 $TR train.py $CFG --fsdp=True
-    ;;
-1gpu)
-    export CUDA_VISIBLE_DEVICES=0
-    run gpu1 160 $PY train.py $CFG
-    ;;
-*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu"; exit 2 ;;
+2gpu) env_txt; ep2; ddp; fsdp2 ;;
+1gpu) gpu1 ;;
+gpu1|ep2|ddp|fsdp2) $1 ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2"; exit 2 ;;
 esac
