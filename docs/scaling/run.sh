@@ -5,6 +5,7 @@
 #   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
 #   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
+#   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
 # Logs go to $OUT (default scaling_out/). NVLink multicast stays off (the device README says why).
 set -u
 OUT=${OUT:-scaling_out}
@@ -31,10 +32,13 @@ gpu1() { CUDA_VISIBLE_DEVICES=0 run gpu1 160 $PY train.py $CFG; }
 ep2() { run ep2 150 $TR train.py $CFG --ep_size=2; }
 ddp() { run ddp 130 $TR train.py $CFG; }
 fsdp2() { run fsdp2 160 $TR train.py $CFG --fsdp=True; }
+# token rounding under EP against DDP: each rank rounds its own tokens in both, so they must agree
+R="--token_rounding=True --max_iters=60 --lr_decay_iters=60 --warmup_iters=10 --eval_interval=30 --eval_iters=10 --log_interval=5"
+rounding() { run ddp_rounding 120 $TR train.py $CFG $R; run ep2_rounding 120 $TR train.py $CFG $R --ep_size=2; }
 
 case ${1:-2gpu} in
 2gpu) env_txt; ep2; ddp; fsdp2 ;;
 1gpu) gpu1 ;;
-gpu1|ep2|ddp|fsdp2) $1 ;;
-*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2"; exit 2 ;;
+gpu1|ep2|ddp|fsdp2|rounding) $1 ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2|rounding"; exit 2 ;;
 esac
