@@ -266,6 +266,8 @@ def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend)
     # it, and a Triton kernel reads raw pointers, so wait here (autograd passes through the wait)
     def a2a(t, out_splits, in_splits):
         return fc.wait_tensor(fc.all_to_all_single_autograd(t, out_splits, in_splits, group))
+    if torch.is_autocast_enabled(x.device.type):  # the experts cast to bf16 anyway: send bf16 rows, not fp32
+        x = x.to(torch.get_autocast_dtype(x.device.type))
     ep, E_local = dist.get_world_size(group), w1.shape[0]
     T, d = x.shape
     P = pair_exp.numel()

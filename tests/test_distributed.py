@@ -152,40 +152,66 @@ def test_ep_size_must_divide_experts(monkeypatch):
         dist.destroy_process_group()
 
 
+def one_rank_ep_layer(token_rounding):
+    """A 1-rank gloo group (the caller destroys it) and one layer's inputs for model.experts_ep: the
+    whole exchange path runs, every row to this rank. d != 2n, so shapes tell x from h."""
+    import model as M
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    T, d, n, E, K = 64, 48, 16, 8, 2
+    torch.manual_seed(0)
+    x = torch.randn(T, d, requires_grad=True)
+    w1 = torch.randn(E, d, 2 * n, requires_grad=True)
+    w2 = torch.randn(E, n, d, requires_grad=True)
+    probs = torch.softmax(torch.randn(T, E), -1)
+    gates, idx = probs.topk(K, -1)
+    if token_rounding:
+        pair_tok, pair_exp, pair_score, _, _ = M.round_tokens(idx, gates, probs, 8, "nearest")
+    else:
+        pair_tok, pair_exp, pair_score = torch.arange(T).repeat_interleave(K), idx.flatten(), gates.flatten()
+    return x, w1, w2, pair_tok, pair_exp, pair_score.clone().requires_grad_(), None if token_rounding else K
+
+
 @pytest.mark.parametrize("token_rounding", [False, True])
 def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
     """EP's memory contract with the sonic backend: for backward, the layer keeps the rows it
     received (the experts' input), h and the received gates, plus integer indices; no expert output
-    and no fp32 copy of the routed rows. A 1-rank gloo group runs the whole exchange path."""
+    and no fp32 copy of the routed rows."""
     pytest.importorskip("triton")
     import model as M
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-    dist.init_process_group("gloo", rank=0, world_size=1)
     try:
-        T, d, n, E, K = 64, 48, 16, 8, 2  # d != 2n, so the shapes tell x from h
-        torch.manual_seed(0)
-        x = torch.randn(T, d, requires_grad=True)
-        w1 = torch.randn(E, d, 2 * n, requires_grad=True)
-        w2 = torch.randn(E, n, d, requires_grad=True)
-        probs = torch.softmax(torch.randn(T, E), -1)
-        gates, idx = probs.topk(K, -1)
-        if token_rounding:
-            pair_tok, pair_exp, pair_score, _, _ = M.round_tokens(idx, gates, probs, 8, "nearest")
-        else:
-            pair_tok, pair_exp, pair_score = torch.arange(T).repeat_interleave(K), idx.flatten(), gates.flatten()
-        pair_score = pair_score.clone().requires_grad_()
+        x, w1, w2, pair_tok, pair_exp, pair_score, K = one_rank_ep_layer(token_rounding)
         saved = {}
         def pack(t):
             if t.is_floating_point() and t.data_ptr() not in (w1.data_ptr(), w2.data_ptr()):
                 saved[t.untyped_storage().data_ptr()] = tuple(t.shape)
             return t
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = M.experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, None if token_rounding else K,
-                               dist.group.WORLD, "sonic")
-        R = int((pair_exp < E).sum())  # rows sent, and with one rank, received
-        assert sorted(saved.values()) == sorted([(R, d), (R, 2 * n), (R,)]), saved
+            out = M.experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, K, dist.group.WORLD, "sonic")
+        R, d, n2 = int((pair_exp < w1.shape[0]).sum()), w1.shape[1], w1.shape[2]  # rows sent = received
+        assert sorted(saved.values()) == sorted([(R, d), (R, n2), (R,)]), saved
         out.sum().backward()  # and the saved set is enough for backward
         assert x.grad is not None and pair_score.grad is not None
+    finally:
+        dist.destroy_process_group()
+
+
+def test_expert_parallel_sends_autocast_rows(monkeypatch):
+    """Under bf16 autocast the experts run in bf16, so EP sends bf16 rows (half the bytes of the fp32
+    residual stream) and still agrees with the one-process backend."""
+    pytest.importorskip("triton")
+    import torch.distributed._functional_collectives as fc
+    import model as M
+    sent = []
+    a2a = fc.all_to_all_single_autograd
+    monkeypatch.setattr(fc, "all_to_all_single_autograd", lambda t, *a: sent.append(t.dtype) or a2a(t, *a))
+    try:
+        x, w1, w2, pair_tok, pair_exp, pair_score, K = one_rank_ep_layer(False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = M.experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, K, dist.group.WORLD, "sonic")
+            ref = M.experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score)
+        assert sent == [torch.bfloat16, torch.float32, torch.bfloat16]  # rows, gates, weighted rows
+        assert (out.float() - ref.float()).norm() / ref.float().norm() < 1e-2
     finally:
         dist.destroy_process_group()
 
