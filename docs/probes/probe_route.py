@@ -13,8 +13,8 @@
 # one tile, so only its `tile` lowest chosen and `tile` highest unchosen tokens can change), after
 # checking that both select the same tokens up to ties.
 # Run from the repo root:  python docs/probes/probe_route.py [layer] [select]
-# On a CPU, `python docs/probes/probe_route.py cpu [layer] [select]` checks the probe's logic on a tiny shape with
-# the torch backend (its times mean nothing there).
+# On a CPU, `python docs/probes/probe_route.py cpu [layer] [select]` checks the probe's logic on a
+# tiny shape with the torch backend (its times mean nothing there).
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 import time
 import torch
