@@ -289,15 +289,13 @@ def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend)
     else:
         y_recv = x_recv * s_recv[:, None].to(x_recv.dtype)   # keeps the graph; nothing to compute
     y = a2a(y_recv.contiguous(), send_splits, recv_splits)  # (S, d) weighted rows, back home
-    # back to pair order, then a sum per token. index_put_ saves only idx for backward (a gather of
-    # the gradient); index_copy and index_add_ would save their (S, d) or (P, d) source as well
-    y_pair = (y.new_empty(P, d) if S == P else y.new_zeros(P, d)).index_put_((idx,), y)  # (P, d)
-    if top_k is not None:
-        return y_pair.view(T, top_k, d).sum(1)                # top-K: K pairs per token, in order
-    # token rounding: a variable number of pairs per token (unused slots point at row T). index_put_
-    # with accumulate saves only the indices for backward; index_add_ would save the (P, d) source
-    out = torch.zeros(T + 1, d, dtype=torch.float32, device=x.device).index_put_((pair_tok,), y_pair.float(), accumulate=True)
-    return out[:T].to(x.dtype)
+    # index_put_ saves only the indices for backward; index_copy and index_add_ would save their
+    # (S, d) source as well
+    if top_k is not None:  # every pair was sent: back to pair order, K rows per token, and a sum
+        return y.new_empty(P, d).index_put_((idx,), y).view(T, top_k, d).sum(1)
+    # token rounding: a variable number of pairs per token, so each row is added to its token
+    out = torch.zeros(T, d, dtype=torch.float32, device=x.device)
+    return out.index_put_((pair_tok[idx],), y.float(), accumulate=True).to(x.dtype)
 
 
 class MoE(nn.Module):
