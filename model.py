@@ -149,13 +149,20 @@ def round_tokens(idx, gates, probs, tile, mode):
     Going down drops that expert's lowest-scoring chosen tokens; going up adds the highest-scoring
     tokens that did not choose it (scored from the full matrix probs). Each expert moves by at most
     one tile. Tokens then have a variable number of experts, so the result is a fixed-capacity pair
-    list in token order, unused slots marked (token T, expert E). Its R_max slots are the most that
-    mode can select: T*K plus, per expert, tile-1 (up), tile//2 (nearest: it goes up only from a
-    remainder of at least half a tile) or 0 (down); every slot costs metadata work and h rows.
-    Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool."""
+    list in token order (a token's pairs by expert), unused slots marked (token T, expert E). Its
+    R_max slots are the most that mode can select: T*K plus, per expert, tile-1 (up), tile//2
+    (nearest: it goes up only from a remainder of at least half a tile) or 0 (down); every slot
+    costs metadata work and h rows.
+    Only an expert's `tile` lowest chosen and `tile//2` (nearest) highest unchosen tokens can move,
+    so two top-k per expert replace a sort of the whole (T, E) matrix, and the list is built from
+    the T*K chosen pairs plus the added candidates, never by compacting (T, E). The first version
+    (a (T, E) sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one
+    dump index) cost 2.3-5.5 ms a layer at E=128-512 (docs/PERF.md, session 7).
+    Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool (the
+    selection) and chosen (T, E) bool (top-K's)."""
     T, E = probs.shape
-    chosen = torch.zeros(T, E, dtype=torch.bool, device=probs.device).scatter_(1, idx, True)
-    f = chosen.sum(0)                                                   # (E,) top-K counts
+    K, dev = idx.shape[1], probs.device
+    f = torch.zeros(E, dtype=torch.long, device=dev).scatter_add_(0, idx.flatten(), torch.ones_like(idx.flatten()))
     lo, hi = (f // tile) * tile, ((f + tile - 1) // tile) * tile
     if mode == "down":
         c = lo
@@ -164,26 +171,32 @@ def round_tokens(idx, gates, probs, tile, mode):
     else:  # nearest; ties go up
         c = torch.where(f - lo >= hi - f, hi, lo)
     c = torch.where(c > T, lo, c)                                       # an expert cannot take more than T
-    # rank every token for every expert: chosen ones first, each group by descending score
-    key = probs.detach() + 2.0 * chosen                                 # probs are in [0, 1]
-    order = torch.sort(key, dim=0, descending=True, stable=True).indices  # (T, E)
-    rank_ok = torch.arange(T, device=probs.device)[:, None] < c[None, :]
-    sel = torch.zeros_like(chosen).scatter_(0, order, rank_ok)          # (T, E)
-    # gates: the router's gate where the token chose the expert, its full-matrix score where added
-    gate_full = torch.zeros_like(probs).scatter(1, idx, gates)
-    gate_full = torch.where(chosen, gate_full, probs)
-    # compact sel (token-major) into fixed-capacity slots without a host sync
-    R_max = min(T * E, T * idx.shape[1] + E * {"up": tile - 1, "down": 0}.get(mode, tile // 2))
-    flat = sel.flatten()
-    pos = torch.where(flat, torch.cumsum(flat, 0) - 1, R_max)         # unselected go to a dump slot
-    src = torch.full((R_max + 1,), T * E, dtype=torch.long, device=probs.device)
-    src.scatter_(0, pos, torch.arange(T * E, device=probs.device))
-    src = src[:R_max]                                                   # flat (t*E + e), or T*E if unused
-    valid = src < T * E
-    pair_tok = torch.where(valid, src // E, T)
-    pair_exp = torch.where(valid, src % E, E)
-    pair_score = torch.cat([gate_full.flatten(), gate_full.new_zeros(1)])[src]
-    return pair_tok, pair_exp, pair_score, sel, chosen
+    n_drop, n_add = (f - c).clamp(min=0), (c - f).clamp(min=0)          # (E,) each; one of them is 0
+    # expert-major (E, T) layout, so each expert's top-k runs along contiguous memory
+    chosen = torch.zeros(E, T, dtype=torch.bool, device=dev).scatter_(0, idx.t(), True)   # (E, T)
+    pt, pd = probs.t(), probs.detach().t().contiguous()                 # (E, T): a view (for gradients), a copy
+    k_drop = min(tile - 1, T)                                           # at most tile-1 drops (also when capped at T)
+    k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)
+    j = torch.arange(max(k_drop, k_add, 1), device=dev)
+    # drop: each expert's n_drop lowest-scoring chosen tokens (unchosen ones sort last as +inf)
+    low = torch.topk(torch.where(chosen, pd, float("inf")), k_drop, dim=1, largest=False).indices
+    dropped = torch.zeros_like(chosen).scatter_(1, low, j[:k_drop][None, :] < n_drop[:, None])   # (E, T)
+    keep = ~dropped.gather(0, idx.t()).t()                              # (T, K): the chosen pair survives
+    # add: each expert's n_add highest-scoring unchosen tokens (chosen ones sort last as -inf)
+    high = torch.topk(torch.where(chosen, float("-inf"), pd), k_add, dim=1).indices     # (E, k_add)
+    add = j[:k_add][None, :] < n_add[:, None]                           # (E, k_add)
+    # the list: chosen pairs, then added candidates; sorted by (token, expert), unused slots last
+    tok = torch.cat([torch.arange(T, device=dev).repeat_interleave(K), high.flatten()])
+    exp = torch.cat([idx.flatten(), torch.arange(E, device=dev).repeat_interleave(k_add)])
+    valid = torch.cat([keep.flatten(), add.flatten()])
+    score = torch.cat([gates.flatten(), pt.gather(1, high).flatten()])  # the added score is differentiable
+    key, order = torch.sort(torch.where(valid, tok * (E + 1) + exp, T * (E + 1) + E))
+    R_max = min(T * E, T * K + E * k_add)                               # valid pairs never exceed this
+    key, order = key[:R_max], order[:R_max]
+    pair_tok, pair_exp = key // (E + 1), key % (E + 1)
+    pair_score = torch.where(valid, score, 0.0).gather(0, order)        # a permutation: its backward has no duplicates
+    sel = (chosen & ~dropped).scatter_(1, high, add | chosen.gather(1, high) & ~dropped.gather(1, high))
+    return pair_tok, pair_exp, pair_score, sel.t(), chosen.t()
 
 
 # -----------------------------------------------------------------------------

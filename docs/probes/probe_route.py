@@ -1,4 +1,4 @@
-# GPU probe for docs/PERF.md "Open" (session 6, not yet run on a GPU): what token rounding costs in a
+# GPU probe for docs/PERF.md (written in session 6, first run in session 7): what token rounding costs in a
 # training step beyond the experts. bench.py times the experts with the routing made beforehand; a
 # step also runs the router and model.round_tokens in every layer. On two H200s a DDP step of
 # configs/h200_moe.py took 146.5 ms with rounding against 129.7 with top-K (runs 2 and 4), while
@@ -8,12 +8,12 @@
 #   experts  model.experts_sonic forward+backward on the same routing, made beforehand (ms)
 #   route    route_topk + round_tokens alone, forward only (ms)
 # then the module's 12 costliest CUDA kernels (torch.profiler).
-# 'select' times round_tokens whole and a candidate for its selection step: the sort of the whole
-# (T, E) score matrix against two top-`tile` selections per expert (each expert moves by at most
-# one tile, so only its `tile` lowest chosen and `tile` highest unchosen tokens can change), after
-# checking that both select the same tokens up to ties.
-# Run from the repo root:  python docs/probes/probe_route.py [layer] [select]
-# On a CPU, `python docs/probes/probe_route.py cpu [layer] [select]` checks the probe's logic on a
+# 'compare' checks model.round_tokens against its first version (v1, kept below: a sort of the
+# whole (T, E) score matrix and a T*E compaction) in every mode, and times both, forward and
+# forward+backward. (Session 6's 'select' mode timed two top-`tile` selections along T of the
+# (T, E) matrix: 1.1 ms at every E, slower than v1's sort; session 7 rewrote round_tokens instead.)
+# Run from the repo root:  python docs/probes/probe_route.py [compare] [layer]
+# On a CPU, `python docs/probes/probe_route.py cpu [compare] [layer]` checks the probe's logic on a
 # tiny shape with the torch backend (its times mean nothing there).
 import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 import time
@@ -21,7 +21,7 @@ import torch
 import model
 
 cpu = 'cpu' in sys.argv[1:]
-what = [a for a in sys.argv[1:] if a != 'cpu'] or ['layer', 'select']
+what = [a for a in sys.argv[1:] if a != 'cpu'] or ['compare', 'layer']
 dev = 'cpu' if cpu else 'cuda'
 T, d, n, K = (256, 64, 32, 4) if cpu else (16384, 1536, 256, 8)
 ES = (8, 16) if cpu else (128, 256, 512)
@@ -89,56 +89,82 @@ def probe(E, rounding):
     return t_mod, t_exp
 
 
-def targets(f, tile, T):
-    # round_tokens' per-expert target counts, mode nearest
+def round_tokens_v1(idx, gates, probs, tile, mode):
+    # model.round_tokens up to session 6: a stable sort of the whole (T, E) key, then a T*E compaction
+    T, E = probs.shape
+    chosen = torch.zeros(T, E, dtype=torch.bool, device=probs.device).scatter_(1, idx, True)
+    f = chosen.sum(0)                                                   # (E,) top-K counts
     lo, hi = (f // tile) * tile, ((f + tile - 1) // tile) * tile
-    c = torch.where(f - lo >= hi - f, hi, lo)
-    return torch.where(c > T, lo, c)
+    if mode == "down":
+        c = lo
+    elif mode == "up":
+        c = hi
+    else:  # nearest; ties go up
+        c = torch.where(f - lo >= hi - f, hi, lo)
+    c = torch.where(c > T, lo, c)                                       # an expert cannot take more than T
+    # rank every token for every expert: chosen ones first, each group by descending score
+    key = probs.detach() + 2.0 * chosen                                 # probs are in [0, 1]
+    order = torch.sort(key, dim=0, descending=True, stable=True).indices  # (T, E)
+    rank_ok = torch.arange(T, device=probs.device)[:, None] < c[None, :]
+    sel = torch.zeros_like(chosen).scatter_(0, order, rank_ok)          # (T, E)
+    # gates: the router's gate where the token chose the expert, its full-matrix score where added
+    gate_full = torch.zeros_like(probs).scatter(1, idx, gates)
+    gate_full = torch.where(chosen, gate_full, probs)
+    # compact sel (token-major) into fixed-capacity slots without a host sync
+    R_max = min(T * E, T * idx.shape[1] + E * {"up": tile - 1, "down": 0}.get(mode, tile // 2))
+    flat = sel.flatten()
+    pos = torch.where(flat, torch.cumsum(flat, 0) - 1, R_max)         # unselected go to a dump slot
+    src = torch.full((R_max + 1,), T * E, dtype=torch.long, device=probs.device)
+    src.scatter_(0, pos, torch.arange(T * E, device=probs.device))
+    src = src[:R_max]                                                   # flat (t*E + e), or T*E if unused
+    valid = src < T * E
+    pair_tok = torch.where(valid, src // E, T)
+    pair_exp = torch.where(valid, src % E, E)
+    pair_score = torch.cat([gate_full.flatten(), gate_full.new_zeros(1)])[src]
+    return pair_tok, pair_exp, pair_score, sel, chosen
 
 
-def select_sort(probs, chosen, c):
-    # round_tokens' way: rank every token for every expert, chosen first, each by descending score
-    T = probs.shape[0]
-    order = torch.sort(probs + 2.0 * chosen, dim=0, descending=True, stable=True).indices
-    return torch.zeros_like(chosen).scatter_(0, order, torch.arange(T, device=probs.device)[:, None] < c[None, :])
-
-
-def select_topk(probs, chosen, c, tile):
-    # the candidate: drop the f-c lowest chosen (c < f) or add the c-f highest unchosen (c > f)
-    k = min(tile, probs.shape[0])
-    f = chosen.sum(0)
-    low = torch.topk(torch.where(chosen, probs, 2.0), k, dim=0, largest=False).indices    # (k, E)
-    high = torch.topk(torch.where(chosen, -1.0, probs), k, dim=0).indices                  # (k, E)
-    j = torch.arange(k, device=probs.device)[:, None]
-    sel = chosen.clone()
-    sel.scatter_(0, low, torch.where(j < (f - c)[None, :], False, sel.gather(0, low)))
-    sel.scatter_(0, high, torch.where(j < (c - f)[None, :], True, sel.gather(0, high)))
-    return sel
-
-
-def select(E, tile=128):
+def compare(E, tile=128, mode='nearest'):
+    # v1 against model.round_tokens: the same pairs (up to ties: v1's key probs + 2 rounds scores
+    # within ~2.4e-7 together, the new one compares raw scores), the same scores, then forward and
+    # forward+backward times (the backward runs through pair_score into gates and probs)
     torch.manual_seed(0)
-    probs = torch.softmax(torch.randn(T, E, device=dev), -1)
-    gates, idx = probs.topk(K, -1)
-    chosen = torch.zeros(T, E, dtype=torch.bool, device=dev).scatter_(1, idx, True)
-    c = targets(chosen.sum(0), tile, T)
-    a, b = select_sort(probs, chosen, c), select_topk(probs, chosen, c, tile)
-    # the same tokens up to ties: equal scores (the sort's key, probs + 2 in fp32, also ties scores
-    # within its rounding, ~2.4e-7) may be broken differently, so compare each expert's key sum
-    key = (probs + 2.0 * chosen).double()
-    assert torch.equal(a.sum(0), c) and torch.equal(b.sum(0), c), "wrong counts"
-    assert torch.allclose((key * a).sum(0), (key * b).sum(0), rtol=0, atol=1e-9), "the selections differ"
-    print(f"E={E:4d}: {int((a != b).sum()) // 2} tied tokens chosen differently", flush=True)
-    t_all = ms(lambda: model.round_tokens(idx, gates, probs, tile, 'nearest'))
-    t_sort, t_topk = ms(lambda: select_sort(probs, chosen, c)), ms(lambda: select_topk(probs, chosen, c, tile))
-    print(f"E={E:4d} tile={tile}: round_tokens {t_all:.3f} ms, of which the sort selection {t_sort:.3f} ms; "
-          f"top-tile selection {t_topk:.3f} ms", flush=True)
+    logits = torch.randn(T, E, device=dev, requires_grad=True)
+    probs = torch.softmax(logits, -1)
+    top, idx = torch.topk(logits, K, -1)
+    gates = torch.softmax(top, -1)
+    a, b = round_tokens_v1(idx, gates, probs, tile, mode), model.round_tokens(idx, gates, probs, tile, mode)
+    same = torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(a[3].sum(0), b[3].sum(0)), "different counts"
+    key = (probs + 2.0 * a[4]).double().detach()
+    assert torch.allclose((key * a[3]).sum(0), (key * b[3]).sum(0), rtol=0, atol=1e-9), "the selections differ"
+    if same:
+        assert torch.equal(a[2], b[2]), "different scores"
+    print(f"E={E:4d} {mode}: pair lists {'identical' if same else 'differ by ties'}; "
+          f"{int((a[3] != b[3]).sum()) // 2} tied tokens chosen differently", flush=True)
+    g = torch.randn(a[2].shape, device=dev)
+    for name, fn in (('v1', round_tokens_v1), ('new', model.round_tokens)):
+        t_f = ms(lambda: fn(idx, gates, probs, tile, mode))
+        def fb():
+            logits.grad = None
+            out = fn(idx, gates, probs, tile, mode)
+            torch.autograd.backward(out[2], g, retain_graph=True)
+        t_fb = ms(fb)
+        print(f"E={E:4d} {mode} round_tokens {name:3s}: forward {t_f:.3f} ms, forward+backward {t_fb:.3f} ms", flush=True)
+    if not cpu:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                logits.grad = None
+                torch.autograd.backward(model.round_tokens(idx, gates, probs, tile, mode)[2], g, retain_graph=True)
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by='cuda_time_total', row_limit=10), flush=True)
 
 
 if 'layer' in what:
     for E in ES:
         (m0, e0), (m1, e1) = probe(E, False), probe(E, True)
         print(f"E={E:4d} top-K / rounded: module {m0 / m1:.3f}x, experts {e0 / e1:.3f}x", flush=True)
-if 'select' in what:
+if 'compare' in what:
     for E in ES:
-        select(E, tile=16 if cpu else 128)
+        for mode in ('nearest', 'up', 'down'):
+            compare(E, tile=16 if cpu else 128, mode=mode)
