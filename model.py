@@ -144,7 +144,7 @@ def route_topk(logits, config, expert_bias=None):
     return idx, gates, probs
 
 
-def round_tokens(idx, gates, probs, tile, mode):
+def round_tokens(idx, gates, probs, tile, mode, fused=False):
     """Token rounding (SonicMoE section 5): round each expert's token count to a multiple of tile.
     Going down drops that expert's lowest-scoring chosen tokens; going up adds the highest-scoring
     tokens that did not choose it (scored from the full matrix probs). Each expert moves by at most
@@ -153,11 +153,12 @@ def round_tokens(idx, gates, probs, tile, mode):
     R_max slots are the most that mode can select: T*K plus, per expert, tile-1 (up), tile//2
     (nearest: it goes up only from a remainder of at least half a tile) or 0 (down); every slot
     costs metadata work and h rows.
-    Only an expert's `tile` lowest chosen and `tile//2` (nearest) highest unchosen tokens can move,
-    so two top-k per expert replace a sort of the whole (T, E) matrix, and the list is built from
-    the T*K chosen pairs plus the added candidates, never by compacting (T, E). The first version
-    (a (T, E) sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one
-    dump index) cost 2.3-5.5 ms a layer at E=128-512 (docs/PERF.md, session 7).
+    Only an expert's tile-1 lowest chosen and tile//2 (nearest) highest unchosen tokens can move,
+    so two top-k per expert (or, with fused=True, one Triton radix select per expert: the sonic
+    backend's path) replace a sort of the whole (T, E) matrix, and the list is built from the T*K
+    chosen pairs plus the added candidates, never by compacting (T, E). The first version (a (T, E)
+    sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one dump index)
+    cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/PERF.md, session 7).
     Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool (the
     selection) and chosen (T, E) bool (top-K's)."""
     T, E = probs.shape
@@ -175,16 +176,21 @@ def round_tokens(idx, gates, probs, tile, mode):
     # expert-major (E, T) layout, so each expert's top-k runs along contiguous memory
     chosen = torch.zeros(E, T, dtype=torch.bool, device=dev).scatter_(0, idx.t(), True)   # (E, T)
     pt, pd = probs.t(), probs.detach().t().contiguous()                 # (E, T): a view (for gradients), a copy
-    k_drop = min(tile - 1, T)                                           # at most tile-1 drops (also when capped at T)
-    k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)
-    j = torch.arange(max(k_drop, k_add, 1), device=dev)
-    # drop: each expert's n_drop lowest-scoring chosen tokens (unchosen ones sort last as +inf)
-    low = torch.topk(torch.where(chosen, pd, float("inf")), k_drop, dim=1, largest=False).indices
-    dropped = torch.zeros_like(chosen).scatter_(1, low, j[:k_drop][None, :] < n_drop[:, None])   # (E, T)
-    keep = ~dropped.gather(0, idx.t()).t()                              # (T, K): the chosen pair survives
-    # add: each expert's n_add highest-scoring unchosen tokens (chosen ones sort last as -inf)
-    high = torch.topk(torch.where(chosen, float("-inf"), pd), k_add, dim=1).indices     # (E, k_add)
-    add = j[:k_add][None, :] < n_add[:, None]                           # (E, k_add)
+    k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)   # the most an expert can add
+    add = torch.arange(k_add, device=dev)[None, :] < n_add[:, None]     # (E, k_add): a real addition
+    if fused:  # one Triton kernel: a radix select per expert (sonic backend)
+        sel, high = sonic_kernels.round_select(pd, chosen, c, k_add)    # (E, T), (E, k_add)
+    else:
+        # drop: each expert's n_drop lowest-scoring chosen tokens (unchosen ones sort last as +inf);
+        # at most tile-1, also when an expert is capped at T
+        k_drop = min(tile - 1, T)
+        low = torch.topk(torch.where(chosen, pd, float("inf")), k_drop, dim=1, largest=False).indices
+        drop = torch.arange(k_drop, device=dev)[None, :] < n_drop[:, None]
+        sel = chosen & ~torch.zeros_like(chosen).scatter_(1, low, drop)
+        # add: each expert's n_add highest-scoring unchosen tokens (chosen ones sort last as -inf)
+        high = torch.topk(torch.where(chosen, float("-inf"), pd), k_add, dim=1).indices     # (E, k_add)
+        sel.scatter_(1, high, add | sel.gather(1, high))
+    keep = sel.gather(0, idx.t()).t()                                   # (T, K): the chosen pair survives
     # the list: chosen pairs, then added candidates; sorted by (token, expert), unused slots last
     tok = torch.cat([torch.arange(T, device=dev).repeat_interleave(K), high.flatten()])
     exp = torch.cat([idx.flatten(), torch.arange(E, device=dev).repeat_interleave(k_add)])
@@ -195,7 +201,6 @@ def round_tokens(idx, gates, probs, tile, mode):
     key, order = key[:R_max], order[:R_max]
     pair_tok, pair_exp = key // (E + 1), key % (E + 1)
     pair_score = torch.where(valid, score, 0.0).gather(0, order)        # a permutation: its backward has no duplicates
-    sel = (chosen & ~dropped).scatter_(1, high, add | chosen.gather(1, high) & ~dropped.gather(1, high))
     return pair_tok, pair_exp, pair_score, sel.t(), chosen.t()
 
 
@@ -350,7 +355,8 @@ class MoE(nn.Module):
                 idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
             if self.training and cfg.token_rounding:
                 pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(
-                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode)
+                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode,
+                    fused=cfg.moe_backend == "sonic" and sonic_kernels is not None)
                 counts, choices = sel.sum(0), chosen.sum(0)  # the load after rounding; the router's own choices
                 self.rounding_dropped = (chosen & ~sel).sum()
                 self.rounding_padded = (sel & ~chosen).sum()

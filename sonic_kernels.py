@@ -32,6 +32,7 @@ THE KERNELS
   _route_count_kernel, _route_scatter_kernel, _tile_map_kernel
                          routing metadata: a stable counting sort of the pairs by expert, and
                          the expert and first row of every BLOCK_M tile
+  _round_select_kernel   token rounding: each expert's kept and added tokens, by a radix select
 All routing metadata is built on the device: no .item(), .tolist() or any host
 sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
 
@@ -410,6 +411,75 @@ def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+
     row0 = tl.sum(tl.where(ex[None, :] == e_t[:, None], off[None, :], 0), axis=1) + (t - first) * BLOCK_M
     tl.store(tile_expert + t, e_t, mask=t < n_tiles)
     tl.store(tile_row0 + t, tl.where(e_t < E, row0, 0), mask=t < n_tiles)
+
+
+# -----------------------------------------------------------------------------
+# Token rounding's selection (model.round_tokens with the sonic backend).
+
+@triton.jit
+def _round_key(P, CH, base, t, m):
+    # chosen tokens rank first, then by score: the scores are >= 0 (softmax or sigmoid), so their
+    # fp32 bits order like their values, and key = chosen * 2^31 + bits orders like (chosen, score)
+    p = tl.load(P + base + t, mask=m, other=0.0)
+    ch = tl.load(CH + base + t, mask=m, other=0)
+    return (ch.to(tl.int64) << 31) | p.to(tl.int32, bitcast=True).to(tl.int64)
+
+
+@triton.jit
+def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T) int8 chosen, C (E,) counts to keep
+                         T, KA,                # out: SEL (E, T) int8, ADD (E, KA) int64: the unchosen tokens taken
+                         BLOCK_T: tl.constexpr):
+    # one program per expert takes its C[e] highest keys. A radix select (four passes of 8-bit
+    # digits, from the top) finds the C[e]-th highest key without sorting the row; a fifth pass
+    # takes every key above it and, of the keys equal to it, the lowest tokens, as a stable sort would
+    e = tl.program_id(0)
+    base = e.to(tl.int64) * T
+    need = tl.load(C + e).to(tl.int32)          # how many to take at or below the digits fixed so far
+    prefix = e.to(tl.int64) * 0                  # the key's digits fixed so far
+    bins = tl.arange(0, 256)
+    for i in tl.static_range(4):
+        shift: tl.constexpr = 24 - 8 * i
+        hist = tl.zeros((256,), dtype=tl.int32)
+        for t0 in range(0, T, BLOCK_T):
+            t = t0 + tl.arange(0, BLOCK_T)
+            m = t < T
+            key = _round_key(P, CH, base, t, m)
+            match = m & ((key >> (shift + 8)) == prefix)
+            hist += tl.histogram(((key >> shift) & 255).to(tl.int32), 256, mask=match)
+        at_or_above = tl.sum(hist, axis=0) - tl.cumsum(hist, 0) + hist  # keys with this digit or a higher one
+        d = tl.sum((at_or_above >= need).to(tl.int32), axis=0) - 1      # the highest digit with enough
+        need -= tl.sum(tl.where(bins > d, hist, 0), axis=0)
+        prefix = prefix * 256 + d
+    # C[e] == 0 leaves need = 0 and prefix = 2^32 - 1, above every key: nothing is taken
+    n_eq = need * 0
+    n_add = need * 0
+    for t0 in range(0, T, BLOCK_T):
+        t = t0 + tl.arange(0, BLOCK_T)
+        m = t < T
+        key = _round_key(P, CH, base, t, m)
+        eq = m & (key == prefix)
+        rank = n_eq + tl.cumsum(eq.to(tl.int32), 0) - 1                # among equal keys, in token order
+        take = m & ((key > prefix) | (eq & (rank < need)))
+        n_eq += tl.sum(eq.to(tl.int32), axis=0)
+        tl.store(SEL + base + t, take.to(tl.int8), mask=m)
+        new = take & (key < (1 << 31))                                  # taken but not chosen: added
+        pos = n_add + tl.cumsum(new.to(tl.int32), 0) - 1
+        tl.store(ADD + e.to(tl.int64) * KA + pos, t.to(tl.int64), mask=new)
+        n_add += tl.sum(new.to(tl.int32), axis=0)
+
+
+def round_select(scores, chosen, counts, k_add):
+    """Per expert e, the counts[e] highest-ranked tokens: top-K's chosen ones first, each group by
+    descending score, ties to the lower token. scores (E, T) fp32 >= 0, chosen (E, T) bool, counts
+    (E,) int, with counts[e] - (chosen tokens of e) <= k_add. Returns sel (E, T) bool and added (E,
+    k_add) int64: the unchosen tokens taken, in token order, then zeros. One kernel, no host sync."""
+    E, T = scores.shape
+    scores, chosen = scores.contiguous(), chosen.contiguous()
+    sel = torch.empty(E, T, dtype=torch.int8, device=scores.device)
+    added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
+    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel, added, T, k_add,
+                               BLOCK_T=min(2048, triton.next_power_of_2(T)))
+    return sel.view(torch.bool), added
 
 
 # -----------------------------------------------------------------------------

@@ -152,6 +152,68 @@ def test_variable_experts_per_token(dtype, tol):
         assert rel(a, b) < tol
 
 
+@pytest.mark.parametrize("router_type", ["softmax_topk", "sigmoid"])
+@pytest.mark.parametrize("mode,tile", [("nearest", 8), ("up", 16), ("down", 8), ("nearest", 1), ("up", 64)])
+def test_round_select_matches_round_tokens(router_type, mode, tile):
+    """The sonic backend's token-rounding selection (one radix-select kernel per expert) gives the
+    same pair list, scores, selection and score gradients as round_tokens' top-k path."""
+    T, E, K = 150, 8, 2
+    torch.manual_seed(tile + len(mode))
+    logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
+    with torch.no_grad():
+        logits[:, 1] -= 1.5   # uneven counts: some experts go down, some up
+    cfg = GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16, router_type=router_type)
+    idx, gates, probs = route_topk(logits, cfg)
+    want = round_tokens(idx, gates, probs, tile, mode)
+    got = round_tokens(idx, gates, probs, tile, mode, fused=True)
+    if tile > 1:
+        assert (want[3] != want[4]).any(), "rounding changed nothing: the case is not exercised"
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    g = torch.randn(want[2].shape, device=DEV)
+    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
+    assert torch.equal(ga, gb)
+
+
+def test_round_select_across_blocks():
+    """The kernel walks each expert's tokens in blocks of 2048: additions that straddle a block
+    boundary must land in order, after those of the earlier block."""
+    T, E, K, tile = 2500, 2, 1, 32
+    torch.manual_seed(4)
+    idx = torch.zeros(T, K, dtype=torch.long, device=DEV)
+    idx[:20] = 1                                  # expert 1: 20 tokens, rounds up to 32: adds 12
+    probs = torch.rand(T, E, device=DEV) * 0.5
+    probs[2042:2054, 1] += 0.5                    # its 12 best unchosen tokens straddle token 2048
+    gates = torch.ones(T, K, device=DEV)
+    want = round_tokens(idx, gates, probs, tile, "nearest")
+    got = round_tokens(idx, gates, probs, tile, "nearest", fused=True)
+    assert torch.equal(want[3][2042:2054, 1], torch.ones(12, dtype=torch.bool, device=DEV))
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("T", [100, 2500])   # 2500: more than one 2048-token block per expert
+def test_round_select_ties_go_to_lower_tokens(T):
+    """With every score equal, the kernel still takes exactly counts[e] tokens: of the chosen it
+    keeps the lowest token indices, of the unchosen it adds the lowest ones, as a stable sort would."""
+    E, tile = 4, 16
+    idx = torch.arange(T, device=DEV)[:, None] % 3       # experts 0-2 share the tokens
+    idx[:12] = 3                                           # expert 3: 12 tokens (rounds down to 0, or up to 16)
+    probs = torch.full((T, E), 0.25, device=DEV)
+    chosen = torch.zeros(E, T, dtype=torch.bool, device=DEV).scatter_(0, idx.t(), True)
+    f = chosen.sum(1)
+    for counts in (torch.div(f, tile, rounding_mode="floor") * tile, (f + tile - 1) // tile * tile):
+        sel, added = sk.round_select(probs.t().contiguous(), chosen, counts, tile - 1)
+        assert torch.equal(sel.sum(1), counts)
+        for e in range(E):
+            mine, others = chosen[e].nonzero().flatten(), (~chosen[e]).nonzero().flatten()
+            kept = int(min(counts[e], f[e]))
+            assert torch.equal(sel[e, mine], torch.arange(len(mine), device=DEV) < kept)
+            n_add = int(counts[e] - kept)
+            assert torch.equal(sel[e, others], torch.arange(len(others), device=DEV) < n_add)
+            assert torch.equal(added[e, :n_add], others[:n_add]) and torch.all(added[e, n_add:] == 0)
+
+
 def reference_metadata(pair_tok, pair_exp, pair_score, T, E):
     """routing_metadata's outputs from plain torch ops (a stable argsort; the v1-v4 implementation)."""
     R, bm = pair_exp.numel(), sk.BLOCK_M

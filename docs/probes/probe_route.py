@@ -10,7 +10,8 @@
 # then the module's 12 costliest CUDA kernels (torch.profiler).
 # 'compare' checks model.round_tokens against its first version (v1, kept below: a sort of the
 # whole (T, E) score matrix and a T*E compaction) in every mode, and times both, forward and
-# forward+backward. (Session 6's 'select' mode timed two top-`tile` selections along T of the
+# forward+backward: v1, v2 (two torch.topk per expert) and v2 fused (the sonic path, one Triton
+# radix select per expert). (Session 6's 'select' mode timed two top-`tile` selections along T of the
 # (T, E) matrix: 1.1 ms at every E, slower than v1's sort; session 7 rewrote round_tokens instead.)
 # Run from the repo root:  python docs/probes/probe_route.py [compare] [layer]
 # On a CPU, `python docs/probes/probe_route.py cpu [compare] [layer]` checks the probe's logic on a
@@ -134,6 +135,11 @@ def compare(E, tile=128, mode='nearest'):
     top, idx = torch.topk(logits, K, -1)
     gates = torch.softmax(top, -1)
     a, b = round_tokens_v1(idx, gates, probs, tile, mode), model.round_tokens(idx, gates, probs, tile, mode)
+    if not cpu:  # the sonic path against the top-k path: identical unless two scores tie exactly
+        c = model.round_tokens(idx, gates, probs, tile, mode, fused=True)
+        assert torch.equal(b[3].sum(0), c[3].sum(0)), "fused: different counts"
+        assert torch.equal((probs.double() * b[3]).sum(0), (probs.double() * c[3]).sum(0)), "fused: the selections differ"
+        print(f"E={E:4d} {mode}: fused and top-k paths {'identical' if all(map(torch.equal, b, c)) else 'differ by exact ties'}")
     same = torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert torch.equal(a[3].sum(0), b[3].sum(0)), "different counts"
     key = (probs + 2.0 * a[4]).double().detach()
@@ -143,19 +149,20 @@ def compare(E, tile=128, mode='nearest'):
     print(f"E={E:4d} {mode}: pair lists {'identical' if same else 'differ by ties'}; "
           f"{int((a[3] != b[3]).sum()) // 2} tied tokens chosen differently", flush=True)
     g = torch.randn(a[2].shape, device=dev)
-    for name, fn in (('v1', round_tokens_v1), ('new', model.round_tokens)):
+    fused = lambda *args: model.round_tokens(*args, fused=True)
+    for name, fn in (('v1', round_tokens_v1), ('topk', model.round_tokens)) + ((('fused', fused),) if not cpu else ()):
         t_f = ms(lambda: fn(idx, gates, probs, tile, mode))
         def fb():
             logits.grad = None
             out = fn(idx, gates, probs, tile, mode)
             torch.autograd.backward(out[2], g, retain_graph=True)
         t_fb = ms(fb)
-        print(f"E={E:4d} {mode} round_tokens {name:3s}: forward {t_f:.3f} ms, forward+backward {t_fb:.3f} ms", flush=True)
+        print(f"E={E:4d} {mode} round_tokens {name:5s}: forward {t_f:.3f} ms, forward+backward {t_fb:.3f} ms", flush=True)
     if not cpu:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             for _ in range(5):
                 logits.grad = None
-                torch.autograd.backward(model.round_tokens(idx, gates, probs, tile, mode)[2], g, retain_graph=True)
+                torch.autograd.backward(fused(idx, gates, probs, tile, mode)[2], g, retain_graph=True)
             torch.cuda.synchronize()
         print(prof.key_averages().table(sort_by='cuda_time_total', row_limit=10), flush=True)
 
