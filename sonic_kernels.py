@@ -438,7 +438,7 @@ def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T)
     prefix = e.to(tl.int64) * 0                  # the key's digits fixed so far
     bins = tl.arange(0, 256)
     for i in tl.static_range(4):
-        shift: tl.constexpr = 24 - 8 * i
+        shift = 24 - 8 * i                       # the digit: bits shift .. shift+7
         hist = tl.zeros((256,), dtype=tl.int32)
         for t0 in range(0, T, BLOCK_T):
             t = t0 + tl.arange(0, BLOCK_T)
