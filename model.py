@@ -175,7 +175,7 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     n_drop, n_add = (f - c).clamp(min=0), (c - f).clamp(min=0)          # (E,) each; one of them is 0
     # expert-major (E, T) layout, so each expert's top-k runs along contiguous memory
     chosen = torch.zeros(E, T, dtype=torch.bool, device=dev).scatter_(0, idx.t(), True)   # (E, T)
-    pt, pd = probs.t(), probs.detach().t().contiguous()                 # (E, T): a view (for gradients), a copy
+    pd = probs.detach().t().contiguous()                                # (E, T)
     k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)   # the most an expert can add
     add = torch.arange(k_add, device=dev)[None, :] < n_add[:, None]     # (E, k_add): a real addition
     if fused:  # one Triton kernel: a radix select per expert (sonic backend)
@@ -195,7 +195,10 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     tok = torch.cat([torch.arange(T, device=dev).repeat_interleave(K), high.flatten()])
     exp = torch.cat([idx.flatten(), torch.arange(E, device=dev).repeat_interleave(k_add)])
     valid = torch.cat([keep.flatten(), add.flatten()])
-    score = torch.cat([gates.flatten(), pt.gather(1, high).flatten()])  # the added score is differentiable
+    # the added scores, gathered from probs as it lies (t*E + e), so their backward adds into a
+    # contiguous gradient, not through a transposed view
+    added_score = probs.reshape(-1).gather(0, (high * E + torch.arange(E, device=dev)[:, None]).flatten())
+    score = torch.cat([gates.flatten(), added_score])
     key, order = torch.sort(torch.where(valid, tok * (E + 1) + exp, T * (E + 1) + E))
     R_max = min(T * E, T * K + E * k_add)                               # valid pairs never exceed this
     key, order = key[:R_max], order[:R_max]
@@ -346,34 +349,37 @@ class MoE(nn.Module):
         T, E, K = x.shape[0], cfg.n_expert, cfg.top_k
         with torch.autocast(device_type=x.device.type, enabled=False):
             logits = F.linear(x.float(), self.router.weight.float())  # (T, E) fp32 router
-            use_fused = (cfg.moe_backend == "sonic" and cfg.router_type == "softmax_topk"
-                         and not (self.training and cfg.token_rounding))
+            rounding = self.training and cfg.token_rounding
+            use_fused = cfg.moe_backend == "sonic" and cfg.router_type == "softmax_topk"
             if use_fused and sonic_kernels is not None:
                 idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
-                probs = None
+                probs = F.softmax(logits, dim=-1) if rounding else None  # rounding scores additions from all E
             else:
                 idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
-            if self.training and cfg.token_rounding:
-                pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(
+            ones = torch.ones(idx.numel(), dtype=torch.long, device=x.device)
+            choices = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(0, idx.flatten(), ones)
+            if rounding:
+                pair_tok, pair_exp, pair_score, _, _ = round_tokens(
                     idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode,
                     fused=cfg.moe_backend == "sonic" and sonic_kernels is not None)
-                counts, choices = sel.sum(0), chosen.sum(0)  # the load after rounding; the router's own choices
-                self.rounding_dropped = (chosen & ~sel).sum()
-                self.rounding_padded = (sel & ~chosen).sum()
+                # the load after rounding (the last bin counts unused slots); an expert either
+                # drops or adds, so the counts alone give both fractions, with no (T, E) pass
+                counts = torch.zeros(E + 1, dtype=torch.long, device=x.device).scatter_add_(
+                    0, pair_exp, torch.ones_like(pair_exp))[:E]
+                self.rounding_dropped = (choices - counts).clamp(min=0).sum()
+                self.rounding_padded = (counts - choices).clamp(min=0).sum()
             else:
                 pair_tok = torch.arange(T, device=x.device).repeat_interleave(K)  # (T*K,) token order
                 pair_exp = idx.flatten()
                 pair_score = gates.flatten()
-                counts = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(
-                    0, pair_exp, torch.ones_like(pair_exp))
-                choices = counts
+                counts = choices
                 self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
             self.tokens_per_expert = counts.detach()
             if self.training:  # balancing acts on the router's choices, before any rounding
                 self.load_accum += choices.detach().float()
                 self.aux_loss = self.router_losses(logits, probs, choices, T * K)
         if self.ep_group is not None:
-            fixed_k = None if (self.training and cfg.token_rounding) else K
+            fixed_k = None if rounding else K
             out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
         else:
             out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
