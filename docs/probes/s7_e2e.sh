@@ -7,7 +7,7 @@
 #   train     bench.py --mode=train at configs/h200_moe.py's widths (E=128, or E=... in the environment),
 #             top-K and rounding
 #   train_v1  the same, rounding only, with round_tokens v1 (kept in probe_route.py) patched in
-OUT=${OUT:-.}
+OUT=${OUT:-.}; mkdir -p "$OUT"
 ARGS="--mode=train --backends=sonic --n_embd=1536 --n_expert=${E:-128} --batch_size=8 --block_size=2048 --steps=20"
 for what in "$@"; do case $what in
   tests) timeout 150 python -m pytest -q tests/test_sonic.py -k "round or variable" > $OUT/pytest_gpu_round.log 2>&1
