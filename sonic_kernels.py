@@ -473,6 +473,9 @@ def round_select(scores, chosen, counts, k_add):
     descending score, ties to the lower token. scores (E, T) fp32 >= 0, chosen (E, T) bool, counts
     (E,) int, with counts[e] - (chosen tokens of e) <= k_add. Returns sel (E, T) bool and added (E,
     k_add) int64: the unchosen tokens taken, in token order, then zeros. One kernel, no host sync."""
+    if not scores.is_cuda and not INTERPRET:
+        raise RuntimeError("token rounding with moe_backend='sonic' needs a CUDA GPU (or TRITON_INTERPRET=1 "
+                           "for the slow CPU interpreter); use moe_backend='torch' on this machine")
     E, T = scores.shape
     scores, chosen = scores.contiguous(), chosen.contiguous()
     sel = torch.empty(E, T, dtype=torch.int8, device=scores.device)

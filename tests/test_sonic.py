@@ -192,6 +192,18 @@ def test_round_select_across_blocks():
         assert torch.equal(a, b)
 
 
+@pytest.mark.skipif(CUDA, reason="checks the CPU error")
+def test_round_select_off_the_gpu_says_what_to_do(monkeypatch):
+    """Without a GPU or the interpreter, a sonic MoE training with token rounding stops with an error
+    that names the fix, whatever its router (the sigmoid one reaches the selection first)."""
+    monkeypatch.setattr(sk, "INTERPRET", False)
+    cfg = GPTConfig(n_embd=16, n_head=1, n_expert=4, top_k=2, expert_size=16, moe_backend="sonic",
+                    router_type="sigmoid", token_rounding=True, rounding_tile=4)
+    moe = MoE(cfg).train()
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU.*moe_backend='torch'"):
+        moe(torch.randn(12, 16))
+
+
 @pytest.mark.parametrize("T", [100, 2500])   # 2500: more than one 2048-token block per expert
 def test_round_select_ties_go_to_lower_tokens(T):
     """With every score equal, the kernel still takes exactly counts[e] tokens: of the chosen it
