@@ -194,14 +194,12 @@ def test_round_select_across_blocks():
 
 @pytest.mark.skipif(CUDA, reason="checks the CPU error")
 def test_round_select_off_the_gpu_says_what_to_do(monkeypatch):
-    """Without a GPU or the interpreter, a sonic MoE training with token rounding stops with an error
-    that names the fix, whatever its router (the sigmoid one reaches the selection first)."""
+    """Without a GPU or the interpreter, the fused selection stops with an error that names the fix
+    (in a model, the sigmoid router reaches it before any other sonic kernel)."""
     monkeypatch.setattr(sk, "INTERPRET", False)
-    cfg = GPTConfig(n_embd=16, n_head=1, n_expert=4, top_k=2, expert_size=16, moe_backend="sonic",
-                    router_type="sigmoid", token_rounding=True, rounding_tile=4)
-    moe = MoE(cfg).train()
+    chosen = torch.zeros(4, 12, dtype=torch.bool)
     with pytest.raises(RuntimeError, match="needs a CUDA GPU.*moe_backend='torch'"):
-        moe(torch.randn(12, 16))
+        sk.round_select(torch.rand(4, 12), chosen, torch.zeros(4, dtype=torch.long), 2)
 
 
 @pytest.mark.parametrize("T", [100, 2500])   # 2500: more than one 2048-token block per expert
