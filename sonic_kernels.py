@@ -468,6 +468,27 @@ def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T)
         n_add += tl.sum(new.to(tl.int32), axis=0)
 
 
+def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.Tensor,
+                      k_add: int) -> tuple[torch.Tensor, torch.Tensor]:
+    E, T = scores.shape
+    scores, chosen = scores.contiguous(), chosen.contiguous()
+    sel = torch.empty(E, T, dtype=torch.bool, device=scores.device)
+    added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
+    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel.view(torch.int8), added, T, k_add,
+                               BLOCK_T=min(2048, triton.next_power_of_2(T)))
+    return sel, added
+
+
+# an opaque op for torch.compile, as the layer's; its outputs are integers, so it has no gradient
+_round_select = torch.library.custom_op("sonic::round_select", mutates_args=())(round_select_impl)
+
+
+@_round_select.register_fake
+def _(scores, chosen, counts, k_add):
+    E, T = scores.shape
+    return scores.new_empty(E, T, dtype=torch.bool), scores.new_empty(E, k_add, dtype=torch.int64)
+
+
 def round_select(scores, chosen, counts, k_add):
     """Per expert e, the counts[e] highest-ranked tokens: top-K's chosen ones first, each group by
     descending score, ties to the lower token. scores (E, T) fp32 >= 0, chosen (E, T) bool, counts
@@ -476,13 +497,9 @@ def round_select(scores, chosen, counts, k_add):
     if not scores.is_cuda and not INTERPRET:
         raise RuntimeError("token rounding with moe_backend='sonic' needs a CUDA GPU (or TRITON_INTERPRET=1 "
                            "for the slow CPU interpreter); use moe_backend='torch' on this machine")
-    E, T = scores.shape
-    scores, chosen = scores.contiguous(), chosen.contiguous()
-    sel = torch.empty(E, T, dtype=torch.int8, device=scores.device)
-    added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
-    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel, added, T, k_add,
-                               BLOCK_T=min(2048, triton.next_power_of_2(T)))
-    return sel.view(torch.bool), added
+    if torch.compiler.is_compiling():
+        return torch.ops.sonic.round_select(scores, chosen, counts, k_add)
+    return round_select_impl(scores, chosen, counts, k_add)
 
 
 # -----------------------------------------------------------------------------

@@ -192,6 +192,20 @@ def test_round_select_across_blocks():
         assert torch.equal(a, b)
 
 
+def test_round_select_under_torch_compile():
+    """torch.compile traces the fused selection as the opaque op sonic::round_select, in one graph,
+    and gets what eager mode gets (aot_eager: no C++ compiler needed on the CPU)."""
+    T, E, K = 150, 8, 2
+    torch.manual_seed(6)
+    logits = torch.randn(T, E, device=DEV) * 2
+    idx, gates, probs = route_topk(logits, GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16))
+    fn = lambda i, g, p: round_tokens(i, g, p, 8, "nearest", fused=True)
+    torch._dynamo.reset()
+    got = torch.compile(fn, fullgraph=True, backend="aot_eager")(idx, gates, probs)
+    for a, b in zip(got, fn(idx, gates, probs)):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.skipif(CUDA, reason="checks the CPU error")
 def test_round_select_off_the_gpu_says_what_to_do(monkeypatch):
     """Without a GPU or the interpreter, the fused selection stops with an error that names the fix
@@ -388,8 +402,9 @@ gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 
 
 @gpu
-def test_no_host_sync():
-    moe, x = make_moe(4096, 256, 128, 32, 4, torch.bfloat16, "sonic")
+@pytest.mark.parametrize("extra", [{}, {"token_rounding": True, "rounding_tile": 128}], ids=["topk", "rounding"])
+def test_no_host_sync(extra):
+    moe, x = make_moe(4096, 256, 128, 32, 4, torch.bfloat16, "sonic", **extra)
     grads_of(moe, x)                    # warm-up: compilation and autotuning may sync
     x.grad = None
     torch.cuda.synchronize()
@@ -403,8 +418,9 @@ def test_no_host_sync():
 
 
 @gpu
-def test_torch_compile_fullgraph():
-    moe, x = make_moe(512, 128, 64, 8, 2, torch.bfloat16, "sonic")
+@pytest.mark.parametrize("extra", [{}, {"token_rounding": True, "rounding_tile": 16}], ids=["topk", "rounding"])
+def test_torch_compile_fullgraph(extra):
+    moe, x = make_moe(512, 128, 64, 8, 2, torch.bfloat16, "sonic", **extra)
     eager = grads_of(moe, x)
     moe.zero_grad(); x.grad = None
     cmoe = torch.compile(moe, fullgraph=True)
