@@ -450,13 +450,21 @@ def random_routing(router_type, T, E, K, seed):
     return idx, gates, probs
 
 
+# fused=True is the sonic backend's selection: one Triton kernel, run here on CPU tensors in the
+# interpreter (tests/test_sonic.py checks it on the GPU against the top-k path)
+FUSED = [pytest.param(False, id="topk"),
+         pytest.param(True, id="fused", marks=pytest.mark.skipif(torch.cuda.is_available(),
+                                                                 reason="CPU tensors need the interpreter"))]
+
+
+@pytest.mark.parametrize("fused", FUSED)
 @pytest.mark.parametrize("tile", [1, 4, 8, 64])
 @pytest.mark.parametrize("mode", ["nearest", "up", "down"])
 @pytest.mark.parametrize("router_type", ["softmax_topk", "topk_softmax", "sigmoid"])
-def test_round_tokens(router_type, mode, tile):
+def test_round_tokens(router_type, mode, tile, fused):
     T, E, K = 77, 8, 2
     idx, gates, probs = random_routing(router_type, T, E, K, seed=tile * 7 + len(mode))
-    pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(idx, gates, probs, tile, mode)
+    pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(idx, gates, probs, tile, mode, fused=fused)
     want_chosen, f, c, want_sel = expected_rounding(idx, probs, tile, mode)
     counts = sel.sum(0)
 
@@ -502,8 +510,9 @@ def test_round_tokens(router_type, mode, tile):
     assert torch.equal(pair_score[:n], want_score)
 
 
+@pytest.mark.parametrize("fused", FUSED)
 @pytest.mark.parametrize("mode,added", [("nearest", 4), ("up", 7), ("down", 0)])
-def test_round_tokens_capacity_is_tight(mode, added):
+def test_round_tokens_capacity_is_tight(mode, added, fused):
     """The pair list's capacity is the most a mode can select, and it can be reached: an expert
     chosen by 9 tokens (1 past a multiple of 8) goes up by 7 under up; chosen by 12 (half a tile
     past one) it goes up by 4 under nearest, its largest move up; down never adds, so T*K."""
@@ -513,13 +522,14 @@ def test_round_tokens_capacity_is_tight(mode, added):
     idx = torch.arange(E).repeat_interleave(f)[:, None]                # token t chose expert t // f
     probs = torch.rand(T, E)
     gates = torch.ones(T, K)
-    pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, tile, mode)
+    pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, tile, mode, fused=fused)
     assert pair_exp.numel() == T * K + E * added == int(sel.sum())   # full: no unused slot left
     assert torch.all(pair_exp < E)
 
 
+@pytest.mark.parametrize("fused", FUSED)
 @pytest.mark.parametrize("mode", ["nearest", "up"])
-def test_round_tokens_cap_at_T(mode):
+def test_round_tokens_cap_at_T(mode, fused):
     """An expert every token chose cannot round up past T: it takes the multiple below and drops
     its lowest-scoring tokens."""
     T, E, K, tile = 50, 8, 2, 8
@@ -527,19 +537,20 @@ def test_round_tokens_cap_at_T(mode):
     logits = torch.randn(T, E)
     logits[:, 0] += 5
     idx, gates, probs = route_topk(logits, config(n_expert=E, top_k=K), None)
-    _, _, _, sel, chosen = round_tokens(idx, gates, probs, tile, mode)
+    _, _, _, sel, chosen = round_tokens(idx, gates, probs, tile, mode, fused=fused)
     assert chosen[:, 0].all()
     assert sel[:, 0].sum() == 48
     dropped = ~sel[:, 0]
     assert probs[dropped, 0].max() < probs[sel[:, 0], 0].min()
 
 
-def test_round_tokens_tile_above_T_drops_every_pair():
+@pytest.mark.parametrize("fused", FUSED)
+def test_round_tokens_tile_above_T_drops_every_pair(fused):
     """The code's rule, stated: with tile > T every count rounds to 0 in every mode, so no pairs."""
     T, E, K = 20, 4, 2
     idx, gates, probs = random_routing("softmax_topk", T, E, K, seed=13)
     for mode in ("nearest", "up", "down"):
-        pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, 32, mode)
+        pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, 32, mode, fused=fused)
         assert sel.sum() == 0 and torch.all(pair_exp == E) and torch.all(pair_tok == T)
 
 
