@@ -75,10 +75,16 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode):
     # results go through files: tensors in a multiprocessing queue die with the process
     torch.save((lt.item() / world, grads, model.get_num_params()), os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
+    open(os.path.join(out_dir, f"rank{rank}.done"), "w").close()  # every rank has saved: only teardown is left
     dist.destroy_process_group()
 
 
 def spawn(cfg, idx, tgt, tmp_path, mode):
+    """Runs worker on two spawned ranks and returns each rank's saved (loss, grads, n_params).
+    Gloo on torch 2.13 now and then aborts a rank while it tears down, after all the work is done
+    ('terminate called without an active exception', SIGABRT; seen once in a CI run of the whole
+    suite, see torchrun below). Only a SIGABRT after the rank passed the final barrier is accepted;
+    any other exit fails, with every rank's exit code in the message."""
     ctx = mp.get_context("spawn")
     port = free_port()
     procs = [ctx.Process(target=worker, args=(r, 2, port, cfg, idx, tgt, str(tmp_path), mode)) for r in range(2)]
@@ -86,7 +92,14 @@ def spawn(cfg, idx, tgt, tmp_path, mode):
         p.start()
     for p in procs:
         p.join(timeout=120)
-        assert p.exitcode == 0
+    for p in procs:  # a rank still running after the timeout would hold the port: stop it
+        if p.is_alive():
+            p.kill()
+            p.join()
+    codes = [p.exitcode for p in procs]
+    done = [(tmp_path / f"rank{r}.done").exists() for r in range(2)]
+    for r, (code, d) in enumerate(zip(codes, done)):
+        assert code == 0 or (code == -6 and d), f"rank {r} exited {code} (exit codes {codes}, passed barrier {done})"
     return {r: torch.load(tmp_path / f"rank{r}.pt") for r in range(2)}
 
 
