@@ -91,7 +91,7 @@ device = 'auto' # 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1',
 dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloat16' or 'float16'
 compile = False # use PyTorch 2.0 to compile the model to be faster
 seed = 1337
-# parallelism beyond DDP: hooks for FSDP2 and expert parallelism, not implemented yet
+# parallelism beyond DDP (torchrun)
 fsdp = False # shard parameters, gradients and optimizer state with FSDP2 (torchrun)
 ep_size = 0 # expert parallelism (torchrun): 0 off; k splits each layer's experts over groups of k ranks
 # testing
@@ -102,6 +102,39 @@ exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator
 config = {k: globals()[k] for k in config_keys} # will be useful for logging
 # -----------------------------------------------------------------------------
 
+# a resumed run takes its architecture from its checkpoint (only the expert backend and dropout may
+# change). Read it first, so that everything below (the checks, the batch shape, the data check, the
+# expert counters) uses the checkpoint's values and not the command line's
+ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+checkpoint, resume_notes = None, []
+if init_from == 'resume':
+    if not os.path.exists(ckpt_path):
+        raise SystemExit(f"init_from='resume' but there is no checkpoint at {ckpt_path}; "
+                         f"check out_dir, or start over with --init_from=scratch")
+    try:
+        # weights_only: a checkpoint holds only tensors and plain values, so loading runs no pickled code.
+        # map to cpu: the RNG states must stay on the cpu; load_state_dict moves the rest to the device.
+        checkpoint = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+        missing = {'model', 'optimizer', 'model_args', 'iter_num', 'best_val_loss', 'rng'} - set(checkpoint)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
+    except Exception as e:
+        raise SystemExit(f"cannot resume: {ckpt_path} is corrupt or not a checkpoint of this train.py "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}).\n"
+                         f"Restore a good copy, or start over with --init_from=scratch")
+    for k, v in checkpoint['model_args'].items():
+        if k in config and k not in ('moe_backend', 'dropout') and config[k] != v:
+            resume_notes.append(f"note: {k}={v!r} from the checkpoint, not {config[k]!r}")
+            globals()[k] = config[k] = v
+elif init_from != 'scratch':
+    raise SystemExit(f"init_from={init_from!r}; use 'scratch' or 'resume'")
+
+# settings that must be positive; 0 or less would fail later with an obscure error
+for k in ('batch_size', 'block_size', 'gradient_accumulation_steps', 'eval_interval', 'eval_iters', 'log_interval'):
+    if globals()[k] < 1:
+        raise SystemExit(f"{k}={globals()[k]}; it must be at least 1")
+if max_iters < 0:
+    raise SystemExit(f"max_iters={max_iters}; it must be 0 or more")
 if ep_size < 0:
     raise SystemExit(f"ep_size={ep_size}; use 0 (off) or the number of ranks that split the experts")
 if fsdp and ep_size > 0:
@@ -205,35 +238,21 @@ def get_batch(split, gen):
 train_gen = torch.Generator().manual_seed(seed + ddp_rank)
 
 # model init
-ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 iter_num = 0
 best_val_loss = 1e9
 model_args = {f.name: globals()[f.name] for f in fields(GPTConfig) if f.name in globals()}
 model_args['vocab_size'] = meta_vocab_size
 if init_from == 'resume':
-    if not os.path.exists(ckpt_path):
-        raise SystemExit(f"init_from='resume' but there is no checkpoint at {ckpt_path}; "
-                         f"check out_dir, or start over with --init_from=scratch")
-    try:
-        # weights_only: a checkpoint holds only tensors and plain values, so loading runs no pickled code.
-        # map to cpu: the RNG states must stay on the cpu; load_state_dict moves the rest to the device.
-        checkpoint = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-        missing = {'model', 'optimizer', 'model_args', 'iter_num', 'best_val_loss', 'rng'} - set(checkpoint)
-        if missing:
-            raise KeyError(f"no {', '.join(sorted(missing))}")
-    except Exception as e:
-        raise SystemExit(f"cannot resume: {ckpt_path} is corrupt or not a checkpoint of this train.py "
-                         f"({type(e).__name__}: {e}).\nRestore a good copy, or start over with --init_from=scratch")
-    # the architecture comes from the checkpoint; only the expert backend and dropout may change
-    for k, v in checkpoint['model_args'].items():
+    for note in resume_notes:
+        if master_process:
+            print(note)
+    for k, v in checkpoint['model_args'].items(): # also those train.py has no setting for (vocab_size)
         if k not in ('moe_backend', 'dropout'):
             if k in model_args and model_args[k] != v and master_process:
                 print(f"note: {k}={v!r} from the checkpoint, not {model_args[k]!r}")
             model_args[k] = v
     iter_num = checkpoint['iter_num']
     best_val_loss = checkpoint['best_val_loss']
-elif init_from != 'scratch':
-    raise SystemExit(f"init_from={init_from!r}; use 'scratch' or 'resume'")
 try:
     gptconf = GPTConfig(**model_args)
 except ValueError as e:
@@ -415,8 +434,9 @@ def clip_expert_parallel_grads(max_norm):
         p.grad.mul_(coef)
 
 def stop_if_nonfinite():
-    """Stops the run if any loss since the last check was NaN or inf. Called at every log and before
-    every checkpoint, so a diverged model never overwrites the last good checkpoint."""
+    """Stops the run if any loss since the last check was NaN or inf. Called at every log, at every
+    evaluation and on a NaN or inf eval loss, before any checkpoint is written, so a diverged model
+    never overwrites the last good checkpoint."""
     flag = nonfinite.int()
     if ddp:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -425,13 +445,14 @@ def stop_if_nonfinite():
                 if last_ckpt_iter is not None else "No checkpoint was written by this run.")
         if ddp:
             dist.destroy_process_group()
-        raise SystemExit(f"stopping: the loss became NaN or inf at or before iter {iter_num} (checked every "
-                         f"log_interval={log_interval} iters and before each checkpoint). {kept}\n"
+        raise SystemExit(f"stopping: the loss became NaN or inf at or before iter {iter_num} (training losses are "
+                         f"checked every log_interval={log_interval} iters, eval losses at each evaluation). {kept}\n"
                          f"Try a lower learning_rate, a smaller grad_clip, or dtype='bfloat16' instead of float16.")
 
 # logging
 if master_process:
-    mode = 'a' if init_from == 'resume' else 'w' # a resumed run appends to the log of the run it continues
+    # a resumed run appends to the log of the run it continues, and an evaluation never erases a log
+    mode = 'a' if init_from == 'resume' or eval_only else 'w'
     log_file = open(os.path.join(out_dir, 'log.jsonl'), mode)
     load_file = open(os.path.join(out_dir, 'expert_load.jsonl'), mode)
 if wandb_log and master_process:
@@ -475,6 +496,11 @@ while True:
                 wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val']})
         if eval_only:
             break
+        if not all(math.isfinite(v) for v in losses.values()):
+            # a finite training loss can still leave NaN weights (an inf gradient, say): the eval
+            # loss shows it, and nothing is saved
+            nonfinite.fill_(True)
+            stop_if_nonfinite()
         if save_checkpoints and iter_num > 0 and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
             best_val_loss = min(best_val_loss, losses['val'])
             save_checkpoint()

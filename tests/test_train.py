@@ -82,11 +82,36 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, log_i
     assert all(torch.isfinite(v).all() for v in ckpt['model'].values())
 
 
+def train_patched(patch, data_dir, out_dir, *args):
+    """Runs train.py after the lines of patch, which replace a torch function to inject a fault."""
+    code = "import runpy, sys, torch\ncalls = [0]\n" + patch + "sys.argv = sys.argv[1:]\nrunpy.run_path('train.py', run_name='__main__')\n"
+    return run(sys.executable, '-c', code, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={out_dir}', *args)
+
+
+def test_nonfinite_weights_under_a_finite_loss_are_never_saved(data_dir, tmp_path):
+    # an inf gradient in iter 9 turns the weights NaN (clipping scales every gradient by 1/inf) in a
+    # step whose loss was finite; no training loss is checked before the evaluation at iter 10, whose
+    # NaN eval loss must stop the run and keep the checkpoint of iter 5
+    patch = (
+        "real_clip = torch.nn.utils.clip_grad_norm_\n"
+        "def clip(params, *a, **k):\n"
+        "    params = list(params)\n"
+        "    calls[0] += 1\n"
+        "    if calls[0] == 10:\n"
+        "        params[0].grad.fill_(float('inf'))\n"
+        "    return real_clip(params, *a, **k)\n"
+        "torch.nn.utils.clip_grad_norm_ = clip\n")
+    r = train_patched(patch, data_dir, tmp_path, '--max_iters=10', '--eval_interval=5', '--log_interval=100')
+    assert r.returncode != 0
+    assert 'step 10: train loss nan' in r.stdout and 'last good checkpoint' in r.stderr, r.stdout + r.stderr
+    ckpt = load_ckpt(tmp_path)
+    assert ckpt['iter_num'] == 5
+    assert all(torch.isfinite(v).all() for v in ckpt['model'].values())
+
+
 def test_failed_save_keeps_previous_checkpoint(data_dir, tmp_path):
     # torch.save writes half a file, then fails, on its second call (the checkpoint at iter 4)
     patch = (
-        "import runpy, sys, torch\n"
-        "calls = [0]\n"
         "real_save = torch.save\n"
         "def flaky_save(obj, f, *a, **k):\n"
         "    calls[0] += 1\n"
@@ -94,11 +119,8 @@ def test_failed_save_keeps_previous_checkpoint(data_dir, tmp_path):
         "        open(f, 'wb').write(b'PK half a zip')\n"
         "        raise OSError(28, 'No space left on device')\n"
         "    return real_save(obj, f, *a, **k)\n"
-        "torch.save = flaky_save\n"
-        "sys.argv = sys.argv[1:]\n"
-        "runpy.run_path('train.py', run_name='__main__')\n")
-    r = run(sys.executable, '-c', patch, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
-            '--max_iters=6', '--eval_interval=2')
+        "torch.save = flaky_save\n")
+    r = train_patched(patch, data_dir, tmp_path, '--max_iters=6', '--eval_interval=2')
     assert r.returncode != 0
     assert 'failed to write the checkpoint' in r.stderr and 'No space left' in r.stderr, r.stderr
     assert load_ckpt(tmp_path)['iter_num'] == 2
@@ -122,6 +144,37 @@ def test_resume_errors_are_clear(data_dir, trained, tmp_path):
         (out / 'ckpt.pt').write_bytes(corrupt((trained / 'ckpt.pt').read_bytes()))
         r = train(data_dir, out, '--init_from=resume', '--max_iters=20')
         assert r.returncode != 0 and 'corrupt' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tmp_path):
+    # the command line asks for another block_size and n_expert: the checkpoint's win everywhere
+    # (the batches, the expert counters), with a note, and evaluations append to the run's logs
+    out = tmp_path / 'run'
+    shutil.copytree(trained, out)
+    r = ok(train(data_dir, out, '--init_from=resume', '--max_iters=12', '--eval_interval=6',
+                 '--block_size=16', '--n_expert=8'))
+    assert 'note: block_size=32 from the checkpoint, not 16' in r.stdout, r.stdout
+    assert 'note: n_expert=4 from the checkpoint, not 8' in r.stdout, r.stdout
+    assert 'tokens per iteration will be: 256' in r.stdout  # 8 x 32, not 8 x 16
+    loads = [json.loads(l) for l in (out / 'expert_load.jsonl').read_text().splitlines()]
+    assert [len(c) for c in loads[-1]['tokens_per_expert']] == [4, 4]
+    assert load_ckpt(out)['iter_num'] == 12
+    n_log, n_load = len((out / 'log.jsonl').read_text().splitlines()), len(loads)
+    for extra in (['--init_from=resume'], []):  # an evaluation of the run, then of a fresh model
+        r = ok(train(data_dir, out, '--eval_only=True', *extra))
+        assert (out / 'expert_load.jsonl').read_text().count('\n') == n_load  # kept, not truncated
+        n_log += 1
+        assert len((out / 'log.jsonl').read_text().splitlines()) == n_log
+    assert load_ckpt(out)['iter_num'] == 12
+
+
+@pytest.mark.parametrize('flag', ['--log_interval=0', '--eval_interval=0', '--eval_iters=0', '--batch_size=0',
+                                  '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1'])
+def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
+    r = train(data_dir, tmp_path, flag)
+    key = flag[2:].split('=')[0]
+    assert r.returncode != 0 and f'{key}=' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path / 'ckpt.pt').exists()
 
 
 def test_sample_prints_text(trained):
