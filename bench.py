@@ -479,12 +479,18 @@ def plot_expert_load(jsonl_path, png_path):
     if not os.path.exists(jsonl_path):
         raise SystemExit(f"{jsonl_path} not found; train.py writes expert_load.jsonl into its out_dir: "
                          f"pass --load_file=<out_dir>/expert_load.jsonl")
-    with open(jsonl_path) as f:
-        recs = [json.loads(line) for line in f if line.strip()]
+    try:
+        with open(jsonl_path) as f:
+            recs = [json.loads(line) for line in f if line.strip()]
+        iters = [r['iter'] for r in recs]
+        loads = np.array([r['tokens_per_expert'] for r in recs], dtype=np.float64)  # (intervals, MoE layers, E)
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{jsonl_path} is not train.py's expert_load.jsonl ({type(e).__name__}: {e}); "
+                         f"pass --load_file=<out_dir>/expert_load.jsonl")
     if not recs:
         raise SystemExit(f"{jsonl_path} holds no records; train.py writes one per log interval")
-    iters = [r['iter'] for r in recs]
-    loads = np.array([r['tokens_per_expert'] for r in recs], dtype=np.float64)  # (intervals, MoE layers, E)
+    if loads.ndim != 3 or loads.shape[1] == 0:
+        raise SystemExit(f"{jsonl_path} records no MoE layer (did n_dense_layers cover every layer?)")
     fig, axes = plt.subplots(loads.shape[1], 1, figsize=(10, 1.5 + 2.2 * loads.shape[1]), sharex=True, squeeze=False)
     summary = {}
     for l, ax in enumerate(axes[:, 0]):

@@ -359,6 +359,10 @@ class MoE(nn.Module):
             ones = torch.ones(idx.numel(), dtype=torch.long, device=x.device)
             choices = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(0, idx.flatten(), ones)
             if rounding:
+                if T < cfg.rounding_tile:  # every count would round to 0 or to more than T: all dropped
+                    raise ValueError(f"token rounding needs at least rounding_tile={cfg.rounding_tile} tokens a "
+                                     f"forward, and this one has {T}: lower rounding_tile, raise batch_size or "
+                                     f"block_size, or set token_rounding=False")
                 pair_tok, pair_exp, pair_score, _, _ = round_tokens(
                     idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode,
                     fused=cfg.moe_backend == "sonic" and sonic_kernels is not None)

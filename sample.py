@@ -39,6 +39,12 @@ if dtype == 'auto':
 ptdtypes = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 if dtype not in ptdtypes:
     raise SystemExit(f"dtype={dtype!r}; use 'auto' or one of {', '.join(ptdtypes)}")
+if temperature <= 0:
+    raise SystemExit(f"temperature={temperature}; it must be above 0 (for greedy decoding use --top_k=1)")
+if top_k is not None and top_k < 1:
+    raise SystemExit(f"top_k={top_k}; it must be 1 or more (it keeps the top_k most likely tokens)")
+if num_samples < 1 or max_new_tokens < 0:
+    raise SystemExit(f"num_samples={num_samples}, max_new_tokens={max_new_tokens}; use at least 1 and 0")
 ptdtype = ptdtypes[dtype]
 ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
 
@@ -50,13 +56,17 @@ if not os.path.exists(ckpt_path):
 try:
     checkpoint = torch.load(ckpt_path, map_location=device, weights_only=True)
     model_args, state_dict, train_config = checkpoint['model_args'], checkpoint['model'], checkpoint['config']
-except Exception as e:
-    raise SystemExit(f"cannot read {ckpt_path}: corrupt or not a checkpoint of train.py ({type(e).__name__}: {e})")
+except Exception as e: # the first line only: torch's advice to load with weights_only=False does not apply
+    raise SystemExit(f"cannot read {ckpt_path}: corrupt or not a checkpoint of train.py "
+                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
 if moe_backend:
     model_args['moe_backend'] = moe_backend
 elif device_type == 'cpu' and model_args['moe_backend'] != 'torch':
     model_args['moe_backend'] = 'torch' # the GPU backends cannot run here; 'torch' computes the same thing
-model = GPT(GPTConfig(**model_args))
+try:
+    model = GPT(GPTConfig(**model_args))
+except ValueError as e:
+    raise SystemExit(f"config error: {e}")
 model.load_state_dict(state_dict)
 model.eval()
 model.to(device)
@@ -79,8 +89,13 @@ elif meta.get('encoding') == 'bytes':
     encode = lambda s: list(s.encode('utf-8'))
     decode = lambda l: bytes(l).decode('utf-8', errors='replace') # a sample may cut a character in two
 elif meta.get('encoding') == 'gpt2':
-    import tiktoken
-    enc = tiktoken.get_encoding("gpt2")
+    try:
+        import tiktoken
+        enc = tiktoken.get_encoding("gpt2") # downloads its vocabulary once, then reads it from a cache
+    except Exception as e: # not installed, or offline on first use: many exception types
+        raise SystemExit(f"this model's text is GPT-2 BPE, and the gpt2 encoding could not be loaded "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}).\n"
+                         f"pip install tiktoken, and run once with the network so it caches the vocabulary")
     encode = lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})
     decode = lambda l: enc.decode([i for i in l if i < enc.n_vocab]) # skip the padding ids past 50256
 else:
@@ -88,8 +103,11 @@ else:
 
 # encode the beginning of the prompt
 if start.startswith('FILE:'):
-    with open(start[5:], 'r', encoding='utf-8') as f:
-        start = f.read()
+    try:
+        with open(start[5:], 'r', encoding='utf-8') as f:
+            start = f.read()
+    except OSError as e:
+        raise SystemExit(f"--start={start}: cannot read the prompt file ({e.strerror}: {start[5:]})")
 start_ids = encode(start) or encode("\n")
 x = torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...]
 

@@ -135,6 +135,10 @@ for k in ('batch_size', 'block_size', 'gradient_accumulation_steps', 'eval_inter
         raise SystemExit(f"{k}={globals()[k]}; it must be at least 1")
 if max_iters < 0:
     raise SystemExit(f"max_iters={max_iters}; it must be 0 or more")
+if token_rounding and batch_size * block_size < rounding_tile:
+    raise SystemExit(f"token_rounding=True with rounding_tile={rounding_tile}, but a micro-batch has only "
+                     f"batch_size*block_size={batch_size * block_size} tokens, so every expert would round to 0 "
+                     f"and drop all its tokens. Lower rounding_tile, or raise batch_size or block_size")
 if ep_size < 0:
     raise SystemExit(f"ep_size={ep_size}; use 0 (off) or the number of ranks that split the experts")
 if fsdp and ep_size > 0:
@@ -475,7 +479,7 @@ last_ckpt_iter = iter_num if init_from == 'resume' else None
 sampler_state = train_gen.get_state()
 X, Y = get_batch('train', train_gen) # fetch the very first batch
 t0 = time.time()
-t_start = t0
+t_start, iter_start = t0, iter_num
 iters_since_log = 0
 while True:
 
@@ -595,7 +599,7 @@ if ddp and device_type == 'cuda': # every rank's peak: EP ranks differ with thei
     if master_process:
         print("peak memory per rank: " + ", ".join(f"{p:.1f}GiB" for p in peaks))
 if master_process:
-    print(f"done: {iter_num} iterations in {time.time() - t_start:.1f}s; "
+    print(f"done: iter {iter_num}, {iter_num - iter_start} iterations in {time.time() - t_start:.1f}s; "
           f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")
 if ddp:
     # gloo may abort a rank that tears down while another is still working: meet on every group,

@@ -127,6 +127,13 @@ def test_load(tmp_path):
     assert d['last_interval'] == {'0': {'max_over_mean': 2.0, 'min_over_mean': 0.0},
                                   '1': {'max_over_mean': 3.0, 'min_over_mean': 0.0}}
     assert_png(tmp_path / 'expert_load.png')
+    # the wrong file (a train.py log.jsonl), and a run with no MoE layer: a message each
+    (tmp_path / 'log.jsonl').write_text(json.dumps({'iter': 0, 'loss': 5.0}) + '\n')
+    (tmp_path / 'dense.jsonl').write_text(json.dumps({'iter': 0, 'tokens_per_expert': []}) + '\n')
+    for name, says in (('log.jsonl', "not train.py's expert_load.jsonl"), ('dense.jsonl', 'no MoE layer')):
+        p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--mode=load', f'--load_file={tmp_path / name}',
+                            f'--out_dir={tmp_path}'], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and says in p.stderr and 'Traceback' not in p.stderr, p.stderr
 
 
 def test_bad_shape_message(tmp_path):

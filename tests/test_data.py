@@ -26,6 +26,8 @@ def test_stdlib(tmp_path):
     assert meta == {'vocab_size': 256, 'encoding': 'bytes'}
     for name in ('train.bin', 'val.bin', 'meta.pkl'):  # deterministic
         assert (a / name).read_bytes() == (b / name).read_bytes()
+    r = run(sys.executable, 'data/stdlib/prepare.py', '--max_bytes=500', f'--out_dir={tmp_path / "c"}')
+    assert r.returncode != 0 and '--max_bytes=500' in r.stderr and 'full Python install' not in r.stderr, r.stderr
 
 
 def test_shakespeare_char_from_local_file(tmp_path):

@@ -610,6 +610,17 @@ def test_token_rounding_off_in_eval():
     assert_rel(out, ref, TOL, "eval out")
 
 
+def test_token_rounding_needs_a_tile_of_tokens():
+    # fewer tokens than a tile would round every expert to 0 and drop everything: an error instead
+    moe = make_moe(seed=16, token_rounding=True, rounding_tile=64)
+    moe.train()
+    with pytest.raises(ValueError, match="at least rounding_tile=64 tokens"):
+        moe(torch.randn(63, D))
+    moe(torch.randn(64, D))
+    moe.eval()
+    moe(torch.randn(8, D))  # eval routes plain top-K, at any size
+
+
 # -----------------------------------------------------------------------------
 # 6. tokens_per_expert under top-K
 

@@ -2,6 +2,7 @@
 stop, clear errors, and DDP on gloo."""
 import ast
 import json
+import pickle
 import shutil
 import sys
 from dataclasses import fields
@@ -169,10 +170,12 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
 
 
 @pytest.mark.parametrize('flag', ['--log_interval=0', '--eval_interval=0', '--eval_iters=0', '--batch_size=0',
-                                  '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1'])
+                                  '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1',
+                                  '--token_rounding=True --rounding_tile=257'])
 def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
-    r = train(data_dir, tmp_path, flag)
-    key = flag[2:].split('=')[0]
+    # and token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32 = 256)
+    r = train(data_dir, tmp_path, *flag.split())
+    key = flag.split()[-1][2:].split('=')[0]
     assert r.returncode != 0 and f'{key}=' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path / 'ckpt.pt').exists()
 
@@ -187,12 +190,32 @@ def test_sample_prints_text(trained):
         assert 'def ' in s and len(s) >= 40  # the prompt and 40 bytes after it
 
 
-def test_sample_errors_are_clear(tmp_path):
+def test_sample_errors_are_clear(trained, tmp_path, monkeypatch):
     r = run(sys.executable, 'sample.py', f'--out_dir={tmp_path}')
     assert r.returncode != 0 and 'no checkpoint at' in r.stderr, r.stderr
     (tmp_path / 'ckpt.pt').write_bytes(b'garbage')
     r = run(sys.executable, 'sample.py', f'--out_dir={tmp_path}')
-    assert r.returncode != 0 and 'corrupt' in r.stderr, r.stderr
+    assert r.returncode != 0 and 'corrupt' in r.stderr and 'weights_only=False' not in r.stderr, r.stderr
+    for flag, says in [('--start=FILE:no_such_prompt.txt', 'cannot read the prompt file'),
+                       ('--moe_backend=sonik', 'config error'), ('--temperature=0', 'temperature=0'),
+                       ('--top_k=0', 'top_k=0')]:
+        r = run(sys.executable, 'sample.py', f'--out_dir={trained}', '--device=cpu', flag)
+        assert r.returncode != 0 and says in r.stderr and 'Traceback' not in r.stderr, (flag, r.stderr)
+    # a GPT-2 BPE model, offline and with no cached vocabulary: a message, not a network traceback
+    data = tmp_path / 'bpe'
+    data.mkdir()
+    with open(data / 'meta.pkl', 'wb') as f:
+        pickle.dump({'vocab_size': 64, 'encoding': 'gpt2'}, f)
+    ckpt = load_ckpt(trained)
+    ckpt['config']['data_dir'] = str(data)
+    out = tmp_path / 'bpe_run'
+    out.mkdir()
+    torch.save(ckpt, out / 'ckpt.pt')
+    monkeypatch.setenv('TIKTOKEN_CACHE_DIR', str(tmp_path / 'no_cache'))
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')  # nothing listens there: offline, even with a network
+    monkeypatch.setenv('https_proxy', 'http://127.0.0.1:9')
+    r = run(sys.executable, 'sample.py', f'--out_dir={out}', '--device=cpu', '--max_new_tokens=2')
+    assert r.returncode != 0 and 'gpt2 encoding could not be loaded' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 
 def test_every_model_field_is_a_train_setting():

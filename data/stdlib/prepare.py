@@ -23,6 +23,8 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument('--max_bytes', type=int, default=40_000_000, help='cap on the corpus size')
 parser.add_argument('--out_dir', default=os.path.dirname(os.path.abspath(__file__)), help='where to write')
 args = parser.parse_args()
+if args.max_bytes < 1000:
+    raise SystemExit(f"--max_bytes={args.max_bytes}; use at least 1000, enough for a train and a val split")
 
 def source_files(root):
     for dirpath, dirnames, filenames in os.walk(root):
