@@ -59,6 +59,11 @@ def check_layer_rows(rows, shapes_routings):
         assert abs(r['fwd_tflops'] * r['fwd_ms'] * 1e9 - 6 * r['pairs'] * r['n'] * r['d']) < 1e-6 * 6 * r['pairs'] * r['n'] * r['d']
         if r['backend'] != 'grouped_mm':  # grouped_mm computes in bf16 even from fp32 inputs
             assert set(r['err']) == {'out', 'dx', 'dw1', 'dw2', 'dscore'}
+            # the reference is the torch backend in fp32, so in fp32 the torch row is its own
+            # reference (exactly 0 on the CPU, where it has no atomics: it checks the plumbing);
+            # sonic's errors are the real check
+            if r['backend'] == 'torch' and not CUDA:
+                assert all(e == 0 for e in r['err'].values()), r['err']
             assert all(0 <= e < 1e-4 for e in r['err'].values()), r['err']
         if CUDA:
             assert positive(r['mib_fwd']) and positive(r['mib_peak']) and r['mib_peak'] >= r['mib_fwd']

@@ -210,8 +210,10 @@ def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
 
 
 def test_expert_parallel_sends_autocast_rows(monkeypatch):
-    """Under bf16 autocast the experts run in bf16, so EP sends bf16 rows (half the bytes of the fp32
-    residual stream) and still agrees with the one-process backend."""
+    """Under autocast the experts run in its dtype (bf16 on a GPU), so EP sends half-precision rows
+    (half the bytes of the fp32 residual stream) and still agrees with the one-process backend, and
+    with the fp32 torch reference to half precision, output and every gradient. fp16 here: the
+    Triton interpreter stores bf16 as raw uint16 and computes garbage with it (shared/GPU.md)."""
     pytest.importorskip("triton")
     import torch.distributed._functional_collectives as fc
     import model as M
@@ -220,11 +222,18 @@ def test_expert_parallel_sends_autocast_rows(monkeypatch):
     monkeypatch.setattr(fc, "all_to_all_single_autograd", lambda t, *a: sent.append(t.dtype) or a2a(t, *a))
     try:
         x, w1, w2, pair_tok, pair_exp, pair_score, K = one_rank_ep_layer(False)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.float16):
             out = M.experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, K, dist.group.WORLD, "sonic")
             ref = M.experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score)
-        assert sent == [torch.bfloat16, torch.float32, torch.bfloat16]  # rows, gates, weighted rows
+        assert sent == [torch.float16, torch.float32, torch.float16]  # rows, gates, weighted rows
         assert (out.float() - ref.float()).norm() / ref.float().norm() < 1e-2
+        leaves = (x, w1, w2, pair_score)
+        g = torch.randn(out.shape)
+        got = [out.float()] + list(torch.autograd.grad(out.float(), leaves, g))
+        fp32 = M.experts_torch(x, w1, w2, pair_tok, pair_exp, pair_score)  # no autocast
+        want = [fp32] + list(torch.autograd.grad(fp32, leaves, g))
+        for name, a, b in zip(("out", "x", "w1", "w2", "score"), got, want):
+            assert (a - b).norm() / b.norm() < 2e-2, name
     finally:
         dist.destroy_process_group()
 

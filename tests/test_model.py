@@ -312,7 +312,7 @@ def test_router_losses_and_their_router_gradient(router_type, norm, aux, z):
     with torch.no_grad():
         moe.router.weight.mul_(3.0)  # peaked logits: a large z-loss and an unbalanced load
         moe.expert_bias.normal_(0, 0.3)
-    x = torch.randn(40, D)
+    x = torch.randn(40, D, requires_grad=True)
     moe.train()
     moe(x)
     moe.aux_loss.backward()
@@ -322,6 +322,7 @@ def test_router_losses_and_their_router_gradient(router_type, norm, aux, z):
     assert ref.item() > 0
     assert_rel(moe.aux_loss, ref, TOL, "aux_loss")
     assert_rel(moe.router.weight.grad, wr64.grad, TOL, "grad router.weight of aux_loss")
+    assert_rel(x.grad, x64.grad, TOL, "grad x of aux_loss")  # it reaches the residual stream too
 
 
 def test_router_losses_off():
@@ -643,28 +644,39 @@ def test_tokens_per_expert(router_type, norm, train):
 # -----------------------------------------------------------------------------
 # 7. Shared experts and dense layers
 
-@pytest.mark.parametrize("n_shared", [1, 2])
-def test_shared_experts_add_a_dense_swiglu(n_shared):
-    moe = make_moe(seed=17, n_shared_experts=n_shared).eval()
+@pytest.mark.parametrize("router_type,norm", ROUTERS, ids=ROUTER_IDS)
+@pytest.mark.parametrize("n_shared,bias", [(1, False), (2, True)])
+def test_shared_experts_add_a_dense_swiglu(n_shared, bias, router_type, norm):
+    moe = make_moe(seed=17, n_shared_experts=n_shared, bias=bias, router_type=router_type,
+                   norm_topk_prob=norm).eval()
     assert isinstance(moe.shared, SwiGLU)
     assert moe.shared.c_fc.weight.shape == (2 * n_shared * N, D)
     assert moe.shared.c_proj.weight.shape == (D, n_shared * N)
+    with torch.no_grad():
+        moe.expert_bias.normal_(0, 0.3)  # sigmoid: the balancing bias must steer selection only
+        for p in moe.shared.parameters():
+            p.normal_(0, p.shape[-1] ** -0.5)  # biases too: the same size as the weights' terms
+    shared_params = [moe.shared.c_fc.weight, moe.shared.c_proj.weight]
+    if bias:
+        shared_params += [moe.shared.c_fc.bias, moe.shared.c_proj.bias]
     x = torch.randn(19, D, requires_grad=True)
     g = torch.randn(19, D)
     out = moe(x)
     (out * g).sum().backward()
-    x64, wr64, w164, w264, fc64, pr64 = leaves64(x, moe.router.weight, moe.w1, moe.w2,
-                                                 moe.shared.c_fc.weight, moe.shared.c_proj.weight)
-    routed, _ = naive_moe(x64, wr64, w164, w264, moe.config, None)
-    gate, up = (x64 @ fc64.T).chunk(2, dim=-1)
-    shared = (gate * torch.sigmoid(gate) * up) @ pr64.T
+    x64, wr64, w164, w264, *sh64 = leaves64(x, moe.router.weight, moe.w1, moe.w2, *shared_params)
+    routed, _ = naive_moe(x64, wr64, w164, w264, moe.config, moe.expert_bias.double())
+    fc_w, pr_w = sh64[0], sh64[1]
+    h = x64 @ fc_w.T + (sh64[2] if bias else 0)
+    gate, up = h.chunk(2, dim=-1)
+    shared = (gate * torch.sigmoid(gate) * up) @ pr_w.T + (sh64[3] if bias else 0)
     (((routed + shared) * g.double()).sum()).backward()
-    assert_rel(out - moe.shared(x), routed, TOL, "out - shared(x)")
     assert_rel(out, routed + shared, TOL, "out")
-    assert_rel(shared, routed, 10.0, "shared is not negligible")  # sanity: both terms are of one size
-    for name, a, b in [("x", x.grad, x64.grad), ("shared.c_fc", moe.shared.c_fc.weight.grad, fc64.grad),
-                       ("shared.c_proj", moe.shared.c_proj.weight.grad, pr64.grad),
-                       ("w1", moe.w1.grad, w164.grad), ("router", moe.router.weight.grad, wr64.grad)]:
+    assert shared.norm() > 0.2 * routed.norm() and routed.norm() > 0.2 * shared.norm()  # both terms matter
+    names = ["c_fc.weight", "c_proj.weight", "c_fc.bias", "c_proj.bias"]
+    pairs = [("x", x.grad, x64.grad), ("w1", moe.w1.grad, w164.grad), ("w2", moe.w2.grad, w264.grad),
+             ("router", moe.router.weight.grad, wr64.grad)]
+    pairs += [(f"shared.{n}", p.grad, r.grad) for n, p, r in zip(names, shared_params, sh64)]
+    for name, a, b in pairs:
         assert_rel(a, b, TOL, f"grad {name}")
 
 
