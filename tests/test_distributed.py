@@ -29,12 +29,18 @@ def tiny_config(**kw):
                      expert_size=16, n_dense_layers=0, aux_loss_coef=0.0, **kw)
 
 
+def expert_biases(model):
+    return {n: b.clone() for n, b in model.named_buffers() if n.endswith("expert_bias")}
+
+
 def reference(cfg, idx, tgt):
+    """One process on the whole batch: loss, gradients, and the balancing biases after one update."""
     torch.manual_seed(0)
     model = GPT(cfg)
     _, loss = model(idx, tgt)
     loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.update_expert_bias()  # sigmoid router: from the whole batch's load; else a no-op
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}, expert_biases(model)
 
 
 def worker(rank, world, port, cfg, idx, tgt, out_dir, mode):
@@ -70,10 +76,12 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode):
                 dist.all_reduce(p.grad)
             p.grad /= world
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.update_expert_bias()  # sigmoid router: each rank must update from the global batch's load
     lt = torch.tensor([loss.item()])
     dist.all_reduce(lt)
     # results go through files: tensors in a multiprocessing queue die with the process
-    torch.save((lt.item() / world, grads, model.get_num_params()), os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.save((lt.item() / world, grads, model.get_num_params(), expert_biases(model)),
+               os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     open(os.path.join(out_dir, f"rank{rank}.done"), "w").close()  # every rank has saved: only teardown is left
     dist.destroy_process_group()
@@ -103,17 +111,24 @@ def spawn(cfg, idx, tgt, tmp_path, mode):
     return {r: torch.load(tmp_path / f"rank{r}.pt") for r in range(2)}
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
-def test_data_parallel_matches_single_process(mode, tmp_path):
-    cfg = tiny_config()  # no aux loss: it balances each rank's own tokens, so it is per rank by design
+@pytest.mark.parametrize("mode,router_type", [("ddp", "softmax_topk"), ("fsdp", "softmax_topk"), ("ddp", "sigmoid")])
+def test_data_parallel_matches_single_process(mode, router_type, tmp_path):
+    # no aux loss: it balances each rank's own tokens, so it is per rank by design. The sigmoid
+    # router's balancing bias is not: every rank updates it from the load of the global batch
+    cfg = tiny_config(router_type=router_type)
     torch.manual_seed(1)
     idx, tgt = torch.randint(0, 64, (4, 16)), torch.randint(0, 64, (4, 16))
-    ref_loss, ref_grads = reference(cfg, idx, tgt)
-    for rank, (loss, grads, n_params) in spawn(cfg, idx, tgt, tmp_path, mode).items():
+    ref_loss, ref_grads, ref_biases = reference(cfg, idx, tgt)
+    if router_type == "sigmoid":
+        assert all(b.abs().sum() > 0 for b in ref_biases.values())  # the update moved every layer's bias
+    for rank, (loss, grads, n_params, biases) in spawn(cfg, idx, tgt, tmp_path, mode).items():
         assert n_params == GPT(cfg).get_num_params()  # FSDP2 counts whole parameters, not shards
         assert abs(loss - ref_loss) < 1e-5, (loss, ref_loss)
         for name, g in grads.items():
             assert torch.allclose(g, ref_grads[name], rtol=1e-4, atol=1e-6), name
+        assert biases.keys() == ref_biases.keys()
+        for name, b in biases.items():
+            assert torch.equal(b, ref_biases[name]), name
 
 
 @pytest.mark.parametrize("backend,token_rounding", [("torch", False), ("torch", True), ("sonic", False), ("sonic", True)])
@@ -133,9 +148,9 @@ def test_expert_parallel_matches_single_process(backend, token_rounding, tmp_pat
         ref_loss = sum(h[0] for h in halves) / 2
         ref_grads = {n: (halves[0][1][n] + halves[1][1][n]) / 2 for n in halves[0][1]}
     else:
-        ref_loss, ref_grads = reference(cfg, idx, tgt)
+        ref_loss, ref_grads, _ = reference(cfg, idx, tgt)
     results = spawn(cfg, idx, tgt, tmp_path, "ep")
-    for rank, (loss, grads, n_params) in results.items():
+    for rank, (loss, grads, n_params, _) in results.items():
         assert n_params == GPT(cfg).get_num_params()  # the experts on the other rank count too
         assert abs(loss - ref_loss) < 1e-5, (loss, ref_loss)
         for name, g in grads.items():
