@@ -8,7 +8,8 @@ Modes (--mode=...):
   train  full training steps of the GPT for each backend: tokens/s, MFU, peak memory
   load   heatmaps of the per-expert load that train.py logs to expert_load.jsonl
   curves train and val loss against iteration from train.py's log.jsonl files, one line per run
-Each mode writes out_dir/<mode>.json (numbers, device, versions, command line) and PNG plots.
+Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
+train PNG plots too.
 
 On the GPU:
   python bench.py                                                  # layer mode, the paper's 12 shapes

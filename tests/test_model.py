@@ -2,8 +2,8 @@
 model.py on the CPU: the MoE torch reference against a per-token loop in float64 (output and every
 gradient, for each router), the GPT's shapes and parameter counts, the router losses, aux-loss-free
 balancing, token rounding, shared experts and dense layers, learning on a toy sequence, and the
-config errors. One test needs a GPU: it shows that the grouped_mm backend lets token rounding's unused
-slots leak uninitialised rows into the output and x.grad (a known bug, marked BUG below).
+config errors. One test needs a GPU: the grouped_mm backend must keep token rounding's unused slots
+out of the output and x.grad (a regression test: it used to let them leak uninitialised rows).
     python -m pytest -q tests/test_model.py        # about 6 s on 2 CPU cores
 """
 

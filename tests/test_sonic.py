@@ -74,7 +74,7 @@ CASES = [  # (T, d, n, E, K)
     (1, 32, 16, 4, 1),      # T = 1, K = 1
     (20, 64, 32, 5, 5),     # K = E
     (3, 16, 16, 8, 1),      # most experts get no tokens
-    (150, 48, 32, 6, 3),    # several M tiles per expert, d not a power of two
+    (300, 48, 32, 4, 2),    # several M tiles (of 128 rows) per expert, d not a power of two
 ]
 if CUDA:
     CASES += [(1000, 256, 128, 16, 4), (2049, 512, 256, 32, 8)]
@@ -89,6 +89,8 @@ def test_sonic_matches_references(T, d, n, E, K, dtype, tol):
     x_ref.data.copy_(x.data)
     got = grads_of(sonic, x)
     want = grads_of(ref, x_ref)
+    if (T, E) == (300, 4):  # the case of several M tiles: some expert must hold more than one
+        assert sonic.tokens_per_expert.max() > 128
     names = ["out", "dx", "dw1", "dw2", "drouter"]
     for name, a, b in zip(names, got, want):
         assert torch.isfinite(a).all(), name
@@ -103,7 +105,7 @@ def test_sonic_matches_references(T, d, n, E, K, dtype, tol):
     x64 = x.detach().double().requires_grad_()
     w1 = sonic.w1.detach().double().requires_grad_()
     w2 = sonic.w2.detach().double().requires_grad_()
-    o64 = naive_moe(x64, wr, w1, w2, K) if T <= 150 else None
+    o64 = naive_moe(x64, wr, w1, w2, K) if T <= 300 else None
     if o64 is not None:
         o64.backward(torch.randn(o64.shape, generator=torch.Generator().manual_seed(1)).to(o64))
         for name, a, b in zip(names, got, [o64, x64.grad, w1.grad, w2.grad, wr.grad]):
