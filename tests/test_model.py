@@ -285,6 +285,48 @@ def test_logit_shapes(B, T):
     assert_rel(loss_masked, ref, 1e-6, "masked loss")
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_gpt_matches_a_direct_computation(bias):
+    """The whole GPT (embeddings, LayerNorm, causal attention, a dense SwiGLU layer, an MoE layer,
+    the tied head and the loss) against a float64 computation written out here from its
+    parameters: the loss and every parameter's gradient."""
+    torch.manual_seed(21)
+    cfg = config(n_layer=2, n_dense_layers=1, bias=bias, block_size=16)
+    model = GPT(cfg).train()
+    with torch.no_grad():
+        for p in model.parameters():  # norms and biases away from 1 and 0, so each term matters
+            p.add_(0.2 * torch.randn_like(p)) if p.dim() == 1 else None
+    B, T = 2, 12
+    idx, tgt = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+    _, loss = model(idx, tgt)
+    loss.backward()
+    P = {n: q.detach().double().requires_grad_() for n, q in model.named_parameters()}
+    lin = lambda x, name: x @ P[name + ".weight"].T + (P[name + ".bias"] if bias else 0)
+    ln = lambda x, name: F.layer_norm(x, (D,), P[name + ".weight"], P.get(name + ".bias"), 1e-5)
+    x = P["transformer.wte.weight"][idx] + P["transformer.wpe.weight"][:T]           # (B, T, D)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    for l in range(2):
+        pre = f"transformer.h.{l}."
+        q, k, v = lin(ln(x, pre + "ln_1"), pre + "attn.c_attn").split(D, -1)
+        q, k, v = (t.view(B, T, H, D // H).transpose(1, 2) for t in (q, k, v))       # (B, H, T, hs)
+        att = (q @ k.transpose(-1, -2) / math.sqrt(D // H)).masked_fill(~causal, float("-inf")).softmax(-1)
+        x = x + lin((att @ v).transpose(1, 2).reshape(B, T, D), pre + "attn.c_proj")
+        h = ln(x, pre + "ln_2")
+        if l == 0:  # the dense layer
+            g, u = lin(h, pre + "mlp.c_fc").chunk(2, -1)
+            x = x + lin(g * torch.sigmoid(g) * u, pre + "mlp.c_proj")
+        else:
+            out, _ = naive_moe(h.reshape(B * T, D), P[pre + "mlp.router.weight"], P[pre + "mlp.w1"],
+                               P[pre + "mlp.w2"], cfg, None)
+            x = x + out.view(B, T, D)
+    logits = ln(x, "transformer.ln_f") @ P["transformer.wte.weight"].T              # tied head
+    ref = F.cross_entropy(logits.view(-1, V), tgt.view(-1))
+    ref.backward()
+    assert_rel(loss, ref, TOL, "loss")
+    for name, q in model.named_parameters():
+        assert_rel(q.grad, P[name].grad, TOL, f"grad {name}")
+
+
 # -----------------------------------------------------------------------------
 # 3. Router losses
 

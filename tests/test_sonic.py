@@ -357,6 +357,16 @@ def test_bad_shapes_get_clear_errors():
         sk.moe_experts(torch.randn(8, 32, device=DEV), w1, w2, pt, pe, ps)
     with pytest.raises(ValueError, match="k=9"):
         sk.topk_softmax(torch.randn(4, 8, device=DEV), 9)
+    x, w1, w2 = torch.randn(8, 32, device=DEV), torch.randn(4, 32, 32, device=DEV), torch.randn(4, 16, 32, device=DEV)
+    with pytest.raises(ValueError, match="expected x"):
+        sk.moe_experts(x[None], w1, w2, pt, pe, ps)
+    with pytest.raises(ValueError, match="one dtype"):
+        sk.moe_experts(x.half(), w1, w2, pt, pe, ps)
+    with pytest.raises(ValueError, match="one dtype"):
+        sk.moe_experts(x.double(), w1.double(), w2.double(), pt, pe, ps)
+    with pytest.raises(ValueError, match="one length"):
+        sk.moe_experts(x, w1, w2, pt, pe[:7], ps)
+    sk.moe_experts(x, w1, w2, pt, pe, ps)  # the same call with good inputs runs
 
 
 def saved_bytes(fn, module):
