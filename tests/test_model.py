@@ -327,6 +327,35 @@ def test_gpt_matches_a_direct_computation(bias):
         assert_rel(q.grad, P[name].grad, TOL, f"grad {name}")
 
 
+def test_crop_block_size_keeps_the_first_positions():
+    torch.manual_seed(22)
+    model = GPT(config(n_layer=1, block_size=16)).eval()
+    idx = torch.randint(0, V, (2, 8))
+    before, _ = model(idx, idx)
+    wpe = model.transformer.wpe.weight[:8].detach().clone()
+    model.crop_block_size(8)
+    assert model.config.block_size == 8 and torch.equal(model.transformer.wpe.weight, wpe)
+    after, _ = model(idx, idx)
+    assert torch.equal(before, after)  # the same model on sequences that fit
+    with pytest.raises(AssertionError):
+        model(torch.randint(0, V, (1, 9)))
+
+
+def test_optimizer_groups_decay_matrices_only():
+    model = GPT(config(n_layer=2, n_dense_layers=1, bias=True, n_shared_experts=1))
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    decay, nodecay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and nodecay["weight_decay"] == 0.0
+    named = dict(model.named_parameters())
+    ids = lambda group: {id(p) for p in group["params"]}
+    assert ids(decay) == {id(p) for p in named.values() if p.dim() >= 2}  # embeddings, linears, expert stacks
+    assert ids(nodecay) == {id(p) for p in named.values() if p.dim() < 2}  # norms and biases
+    assert len(ids(decay)) + len(ids(nodecay)) == len(named)
+    # optimizer_param_names gives the state index -> name map that checkpoints rely on
+    order = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert [id(named[n]) for n in model.optimizer_param_names()] == order
+
+
 # -----------------------------------------------------------------------------
 # 3. Router losses
 

@@ -347,6 +347,17 @@ def test_topk_softmax_kernel():
         assert (dl - dl_ref).abs().max() < 1e-6
 
 
+def test_topk_softmax_ties_go_to_the_lower_expert():
+    # quantised logits: many exact ties, which the kernel breaks toward the lower expert index
+    logits = torch.randint(0, 3, (40, 12), device=DEV).float()
+    idx, gates = sk.topk_softmax(logits, 4)
+    for t in range(40):
+        row = logits[t].tolist()
+        want = sorted(range(12), key=lambda e: (-row[e], e))[:4]  # by value, then by index
+        assert idx[t].tolist() == want, (t, row)
+    assert rel(gates, torch.softmax(logits.gather(1, idx), -1)) < 1e-6
+
+
 def test_bad_shapes_get_clear_errors():
     x = torch.randn(8, 24, device=DEV)
     w1, w2 = torch.randn(4, 24, 32, device=DEV), torch.randn(4, 16, 24, device=DEV)
