@@ -565,7 +565,8 @@ while True:
             lossf = loss.item() * gradient_accumulation_steps # the last micro-step's loss, on rank 0
             mfu = raw_model.estimate_mfu(batch_size * gradient_accumulation_steps, dt)
             counts = load.tolist() # [layer][expert], summed over the interval and the ranks
-            ratio = ' '.join(f"{max(c) / max(1e-9, sum(c) / len(c)):.2f}" for c in counts)
+            ratios = [max(c) / max(1e-9, sum(c) / len(c)) for c in counts] # max over mean, per layer
+            ratio = ' '.join(f"{r:.2f}" for r in ratios)
             msg = f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f}ms/iter, {tokens_per_iter / dt:,.0f} tok/s"
             rec = {'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000,
                    'tok_per_s': tokens_per_iter / dt, 'mfu': mfu}
@@ -583,9 +584,13 @@ while True:
             log(rec)
             load_file.write(json.dumps({'iter': iter_num, 'tokens_per_expert': counts}) + '\n')
             load_file.flush()
-            if wandb_log:
-                wandb.log({'iter': iter_num, 'train/loss': lossf, 'lr': lr, 'mfu': mfu,
-                           'tok_per_s': tokens_per_iter / dt,
+            if wandb_log: # everything the console and log.jsonl get, and every expert's count
+                wandb.log({'iter': iter_num, 'train/step_loss': lossf, 'lr': lr, 'mfu': mfu, # eval's are */loss
+                           'tok_per_s': tokens_per_iter / dt, 'ms_per_iter': dt * 1000,
+                           **({'peak_mem_gib': rec['peak_mem_gib']} if 'peak_mem_gib' in rec else {}),
+                           **({'rounding/dropped': rec['rounding_dropped'], 'rounding/padded': rec['rounding_padded']}
+                              if 'rounding_dropped' in rec else {}),
+                           **{f"load_layer{l}/max_over_mean": r for l, r in enumerate(ratios)},
                            **{f"load_layer{l}/expert{e}": n for l, c in enumerate(counts) for e, n in enumerate(c)}})
         load.zero_()
         rounding.zero_()

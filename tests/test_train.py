@@ -180,6 +180,40 @@ def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
     assert not (tmp_path / 'ckpt.pt').exists()
 
 
+def test_wandb_gets_the_full_numbers(data_dir, tmp_path, monkeypatch):
+    # wandb stays optional (not in requirements.txt): a stand-in module records what train.py sends
+    stub = tmp_path / 'stub'
+    stub.mkdir()
+    (stub / 'wandb.py').write_text(
+        "import json, os\n"
+        "def _write(kind, d):\n"
+        "    with open(os.environ['WANDB_STUB_OUT'], 'a') as f:\n"
+        "        f.write(json.dumps({'kind': kind, **d}) + '\\n')\n"
+        "def init(project, name, config):\n"
+        "    _write('init', {'project': project, 'name': name, 'config': config})\n"
+        "def log(d):\n"
+        "    _write('log', d)\n")
+    out_file = tmp_path / 'wandb.jsonl'
+    monkeypatch.setenv('PYTHONPATH', str(stub))
+    monkeypatch.setenv('WANDB_STUB_OUT', str(out_file))
+    ok(train(data_dir, tmp_path / 'run', '--max_iters=4', '--eval_interval=4', '--log_interval=2',
+             '--wandb_log=True', '--wandb_run_name=t', '--token_rounding=True', '--rounding_tile=16'))
+    recs = [json.loads(l) for l in out_file.read_text().splitlines()]
+    assert recs[0]['kind'] == 'init' and recs[0]['name'] == 't' and recs[0]['config']['n_expert'] == 4
+    evals = [r for r in recs if 'val/loss' in r]
+    assert [r['iter'] for r in evals] == [0, 4]
+    logs = [r for r in recs if 'train/step_loss' in r]  # eval's train/loss and val/loss are apart
+    assert [r['iter'] for r in logs] == [0, 2]
+    jsonl = read_log(tmp_path / 'run')[0]
+    loads = [json.loads(l) for l in (tmp_path / 'run' / 'expert_load.jsonl').read_text().splitlines()]
+    for r, j, ld in zip(logs, jsonl, loads):
+        assert r['train/step_loss'] == j['loss'] and r['rounding/dropped'] == j['rounding_dropped']
+        assert r['rounding/padded'] == j['rounding_padded']
+        for l, counts in enumerate(ld['tokens_per_expert']):  # 2 MoE layers of 4 experts
+            assert [r[f'load_layer{l}/expert{e}'] for e in range(4)] == counts
+            assert r[f'load_layer{l}/max_over_mean'] == pytest.approx(max(counts) / (sum(counts) / 4))
+
+
 def test_sample_prints_text(trained):
     r = ok(run(sys.executable, 'sample.py', f'--out_dir={trained}', '--num_samples=2', '--max_new_tokens=40',
                '--start=def ', '--device=cpu'))
