@@ -482,7 +482,11 @@ def plot_expert_load(jsonl_path, png_path):
                          f"pass --load_file=<out_dir>/expert_load.jsonl")
     try:
         with open(jsonl_path) as f:
-            recs = [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
+        if lines and not lines[-1].endswith('\n'): # a run killed mid-write: its last line is cut short
+            print(f"note: {jsonl_path} ends in an unfinished line (a killed run?); it is left out")
+            lines = lines[:-1]
+        recs = [json.loads(line) for line in lines]
         iters = [r['iter'] for r in recs]
         loads = np.array([r['tokens_per_expert'] for r in recs], dtype=np.float64)  # (intervals, MoE layers, E)
     except (ValueError, KeyError, TypeError) as e:

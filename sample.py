@@ -7,6 +7,7 @@ The text is decoded with the meta.pkl of the dataset the model was trained on: r
 stdlib, characters for shakespeare_char, GPT-2 BPE (tiktoken) for openwebtext.
 """
 import os
+import re
 import pickle
 from contextlib import nullcontext
 
@@ -56,9 +57,11 @@ if not os.path.exists(ckpt_path):
 try:
     checkpoint = torch.load(ckpt_path, map_location=device, weights_only=True)
     model_args, state_dict, train_config = checkpoint['model_args'], checkpoint['model'], checkpoint['config']
-except Exception as e: # the first line only: torch's advice to load with weights_only=False does not apply
+except Exception as e: # the line that says why: torch's advice to load with weights_only=False does not apply
+    lines = [re.sub(r'\x1b\[[0-9;]*m', '', l).strip() for l in str(e).splitlines() if l.strip()]
+    why = next((l for l in lines if 'Unsupported global' in l or 'WeightsUnpickler error' in l), None)
     raise SystemExit(f"cannot read {ckpt_path}: corrupt or not a checkpoint of train.py "
-                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+                     f"({type(e).__name__}: {why or (lines[0] if lines else '')})")
 if moe_backend:
     model_args['moe_backend'] = moe_backend
 elif device_type == 'cpu' and model_args['moe_backend'] != 'torch':
@@ -106,8 +109,8 @@ if start.startswith('FILE:'):
     try:
         with open(start[5:], 'r', encoding='utf-8') as f:
             start = f.read()
-    except OSError as e:
-        raise SystemExit(f"--start={start}: cannot read the prompt file ({e.strerror}: {start[5:]})")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"--start={start}: cannot read the prompt file as UTF-8 text ({type(e).__name__}: {e})")
 start_ids = encode(start) or encode("\n")
 x = torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...]
 

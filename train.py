@@ -17,6 +17,7 @@ expert_load.jsonl (tokens routed to each expert of each MoE layer, summed over e
 """
 
 import os
+import re
 import json
 import math
 import time
@@ -102,11 +103,18 @@ exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator
 config = {k: globals()[k] for k in config_keys} # will be useful for logging
 # -----------------------------------------------------------------------------
 
+def load_error(e):
+    """The line of a load error that says why: torch's weights_only errors bury it under advice that
+    does not apply here (this file never loads pickled code), and colour it for a terminal."""
+    lines = [re.sub(r'\x1b\[[0-9;]*m', '', l).strip() for l in str(e).splitlines() if l.strip()]
+    why = next((l for l in lines if 'Unsupported global' in l or 'WeightsUnpickler error' in l), None)
+    return f"{type(e).__name__}: {why or (lines[0] if lines else '')}"
+
 # a resumed run takes its architecture from its checkpoint (only the expert backend and dropout may
 # change). Read it first, so that everything below (the checks, the batch shape, the data check, the
 # expert counters) uses the checkpoint's values and not the command line's
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
-checkpoint, resume_notes = None, []
+checkpoint = None
 if init_from == 'resume':
     if not os.path.exists(ckpt_path):
         raise SystemExit(f"init_from='resume' but there is no checkpoint at {ckpt_path}; "
@@ -120,12 +128,16 @@ if init_from == 'resume':
             raise KeyError(f"no {', '.join(sorted(missing))}")
     except Exception as e:
         raise SystemExit(f"cannot resume: {ckpt_path} is corrupt or not a checkpoint of this train.py "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}).\n"
-                         f"Restore a good copy, or start over with --init_from=scratch")
+                         f"({load_error(e)}).\nRestore a good copy, or start over with --init_from=scratch")
+    say = print if int(os.environ.get('RANK', 0)) == 0 else lambda *a: None # notes now, before any check
     for k, v in checkpoint['model_args'].items():
-        if k in config and k not in ('moe_backend', 'dropout') and config[k] != v:
-            resume_notes.append(f"note: {k}={v!r} from the checkpoint, not {config[k]!r}")
-            globals()[k] = config[k] = v
+        if k not in config or k in ('moe_backend', 'dropout') or config[k] == v:
+            continue
+        if k == 'block_size' and config[k] < v: # a shorter context fits the model: the batches use it
+            say(f"note: the model's block_size is {v} (the checkpoint's); batches use {config[k]}")
+            continue
+        say(f"note: {k}={v!r} from the checkpoint, not {config[k]!r}")
+        globals()[k] = config[k] = v
 elif init_from != 'scratch':
     raise SystemExit(f"init_from={init_from!r}; use 'scratch' or 'resume'")
 
@@ -135,7 +147,7 @@ for k in ('batch_size', 'block_size', 'gradient_accumulation_steps', 'eval_inter
         raise SystemExit(f"{k}={globals()[k]}; it must be at least 1")
 if max_iters < 0:
     raise SystemExit(f"max_iters={max_iters}; it must be 0 or more")
-if token_rounding and batch_size * block_size < rounding_tile:
+if token_rounding and not eval_only and n_layer > n_dense_layers and batch_size * block_size < rounding_tile:
     raise SystemExit(f"token_rounding=True with rounding_tile={rounding_tile}, but a micro-batch has only "
                      f"batch_size*block_size={batch_size * block_size} tokens, so every expert would round to 0 "
                      f"and drop all its tokens. Lower rounding_tile, or raise batch_size or block_size")
@@ -247,12 +259,9 @@ best_val_loss = 1e9
 model_args = {f.name: globals()[f.name] for f in fields(GPTConfig) if f.name in globals()}
 model_args['vocab_size'] = meta_vocab_size
 if init_from == 'resume':
-    for note in resume_notes:
-        if master_process:
-            print(note)
     for k, v in checkpoint['model_args'].items(): # also those train.py has no setting for (vocab_size)
         if k not in ('moe_backend', 'dropout'):
-            if k in model_args and model_args[k] != v and master_process:
+            if k not in config and k in model_args and model_args[k] != v and master_process:
                 print(f"note: {k}={v!r} from the checkpoint, not {model_args[k]!r}")
             model_args[k] = v
     iter_num = checkpoint['iter_num']
@@ -454,9 +463,9 @@ def stop_if_nonfinite():
                          f"Try a lower learning_rate, a smaller grad_clip, or dtype='bfloat16' instead of float16.")
 
 # logging
-if master_process:
-    # a resumed run appends to the log of the run it continues, and an evaluation never erases a log
-    mode = 'a' if init_from == 'resume' or eval_only else 'w'
+log_file = load_file = None
+if master_process and not eval_only: # an evaluation only prints: the run's logs stay as they are
+    mode = 'a' if init_from == 'resume' else 'w' # a resumed run appends to the log of the run it continues
     log_file = open(os.path.join(out_dir, 'log.jsonl'), mode)
     load_file = open(os.path.join(out_dir, 'expert_load.jsonl'), mode)
 if wandb_log and master_process:
@@ -467,8 +476,9 @@ if wandb_log and master_process:
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
 def log(d):
-    log_file.write(json.dumps(d) + '\n')
-    log_file.flush()
+    if log_file is not None:
+        log_file.write(json.dumps(d) + '\n')
+        log_file.flush()
 
 # training loop
 moe_layers = raw_model.moe_layers()

@@ -132,6 +132,11 @@ def test_load(tmp_path):
     assert d['last_interval'] == {'0': {'max_over_mean': 2.0, 'min_over_mean': 0.0},
                                   '1': {'max_over_mean': 3.0, 'min_over_mean': 0.0}}
     assert_png(tmp_path / 'expert_load.png')
+    # a run killed mid-write leaves its last line unfinished: it is left out, with a note
+    cut = tmp_path / 'cut.jsonl'
+    cut.write_text(''.join(json.dumps(r) + '\n' for r in recs) + '{"iter": 30, "tokens_per')
+    assert 'unfinished line' in run_bench(tmp_path, '--mode=load', f'--load_file={cut}')
+    assert load_json(tmp_path / 'load.json')['last_interval'] == d['last_interval']
     # the wrong file (a train.py log.jsonl), and a run with no MoE layer: a message each
     (tmp_path / 'log.jsonl').write_text(json.dumps({'iter': 0, 'loss': 5.0}) + '\n')
     (tmp_path / 'dense.jsonl').write_text(json.dumps({'iter': 0, 'tokens_per_expert': []}) + '\n')

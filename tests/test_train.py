@@ -2,6 +2,7 @@
 stop, clear errors, and DDP on gloo."""
 import ast
 import json
+import os
 import pickle
 import shutil
 import sys
@@ -148,24 +149,31 @@ def test_resume_errors_are_clear(data_dir, trained, tmp_path):
 
 
 def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tmp_path):
-    # the command line asks for another block_size and n_expert: the checkpoint's win everywhere
-    # (the batches, the expert counters), with a note, and evaluations append to the run's logs
+    # the command line asks for another n_expert and a longer block_size: the checkpoint's win
+    # everywhere (the batches, the expert counters), with a note printed before any check
     out = tmp_path / 'run'
     shutil.copytree(trained, out)
+    logs = {f: (out / f).read_text() for f in ('log.jsonl', 'expert_load.jsonl')}
     r = ok(train(data_dir, out, '--init_from=resume', '--max_iters=12', '--eval_interval=6',
-                 '--block_size=16', '--n_expert=8'))
-    assert 'note: block_size=32 from the checkpoint, not 16' in r.stdout, r.stdout
+                 '--block_size=64', '--n_expert=8'))
+    assert 'note: block_size=32 from the checkpoint, not 64' in r.stdout, r.stdout
     assert 'note: n_expert=4 from the checkpoint, not 8' in r.stdout, r.stdout
-    assert 'tokens per iteration will be: 256' in r.stdout  # 8 x 32, not 8 x 16
+    assert r.stdout.index('note: n_expert') < r.stdout.index('tokens per iteration will be: 256')  # 8 x 32
     loads = [json.loads(l) for l in (out / 'expert_load.jsonl').read_text().splitlines()]
     assert [len(c) for c in loads[-1]['tokens_per_expert']] == [4, 4]
     assert load_ckpt(out)['iter_num'] == 12
-    n_log, n_load = len((out / 'log.jsonl').read_text().splitlines()), len(loads)
-    for extra in (['--init_from=resume'], []):  # an evaluation of the run, then of a fresh model
-        r = ok(train(data_dir, out, '--eval_only=True', *extra))
-        assert (out / 'expert_load.jsonl').read_text().count('\n') == n_load  # kept, not truncated
-        n_log += 1
-        assert len((out / 'log.jsonl').read_text().splitlines()) == n_log
+    for f in logs:
+        assert (out / f).read_text().startswith(logs[f])  # appended to
+    # a shorter context fits the model, so the batches take it; an evaluation, of the run or of a
+    # fresh model, only prints and leaves the run's logs and checkpoint as they are
+    logs = {f: (out / f).read_text() for f in ('log.jsonl', 'expert_load.jsonl')}
+    r = ok(train(data_dir, out, '--eval_only=True', '--init_from=resume', '--block_size=16'))
+    assert "note: the model's block_size is 32 (the checkpoint's); batches use 16" in r.stdout, r.stdout
+    assert 'tokens per iteration will be: 128' in r.stdout and 'step 12: train loss' in r.stdout  # 8 x 16
+    r = ok(train(data_dir, out, '--eval_only=True'))  # a fresh model
+    assert 'step 0: train loss' in r.stdout
+    for f in logs:
+        assert (out / f).read_text() == logs[f], f
     assert load_ckpt(out)['iter_num'] == 12
 
 
@@ -178,6 +186,15 @@ def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
     key = flag.split()[-1][2:].split('=')[0]
     assert r.returncode != 0 and f'{key}=' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path / 'ckpt.pt').exists()
+
+
+def test_small_batches_are_fine_where_rounding_does_not_act(data_dir, trained, tmp_path):
+    # rounding acts only in training MoE layers: an evaluation, or a model with no MoE layer, may
+    # have fewer tokens than a tile
+    ok(train(data_dir, trained, '--eval_only=True', '--init_from=resume', '--token_rounding=True',
+             '--rounding_tile=1024'))
+    ok(train(data_dir, tmp_path, '--max_iters=2', '--n_dense_layers=2', '--token_rounding=True',
+             '--rounding_tile=1024'))
 
 
 def test_wandb_gets_the_full_numbers(data_dir, tmp_path, monkeypatch):
@@ -194,7 +211,7 @@ def test_wandb_gets_the_full_numbers(data_dir, tmp_path, monkeypatch):
         "def log(d):\n"
         "    _write('log', d)\n")
     out_file = tmp_path / 'wandb.jsonl'
-    monkeypatch.setenv('PYTHONPATH', str(stub))
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(filter(None, [str(stub), os.environ.get('PYTHONPATH')])))
     monkeypatch.setenv('WANDB_STUB_OUT', str(out_file))
     ok(train(data_dir, tmp_path / 'run', '--max_iters=4', '--eval_interval=4', '--log_interval=2',
              '--wandb_log=True', '--wandb_run_name=t', '--token_rounding=True', '--rounding_tile=16'))
@@ -230,7 +247,9 @@ def test_sample_errors_are_clear(trained, tmp_path, monkeypatch):
     (tmp_path / 'ckpt.pt').write_bytes(b'garbage')
     r = run(sys.executable, 'sample.py', f'--out_dir={tmp_path}')
     assert r.returncode != 0 and 'corrupt' in r.stderr and 'weights_only=False' not in r.stderr, r.stderr
+    (tmp_path / 'latin1.txt').write_bytes(b'\xff\xfe\x00bad')
     for flag, says in [('--start=FILE:no_such_prompt.txt', 'cannot read the prompt file'),
+                       (f"--start=FILE:{tmp_path / 'latin1.txt'}", 'cannot read the prompt file as UTF-8'),
                        ('--moe_backend=sonik', 'config error'), ('--temperature=0', 'temperature=0'),
                        ('--top_k=0', 'top_k=0')]:
         r = run(sys.executable, 'sample.py', f'--out_dir={trained}', '--device=cpu', flag)
@@ -246,8 +265,10 @@ def test_sample_errors_are_clear(trained, tmp_path, monkeypatch):
     out.mkdir()
     torch.save(ckpt, out / 'ckpt.pt')
     monkeypatch.setenv('TIKTOKEN_CACHE_DIR', str(tmp_path / 'no_cache'))
-    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')  # nothing listens there: offline, even with a network
-    monkeypatch.setenv('https_proxy', 'http://127.0.0.1:9')
+    for var in ('HTTPS_PROXY', 'https_proxy'):  # nothing listens there: offline, even with a network
+        monkeypatch.setenv(var, 'http://127.0.0.1:1')
+    for var in ('NO_PROXY', 'no_proxy'):
+        monkeypatch.delenv(var, raising=False)
     r = run(sys.executable, 'sample.py', f'--out_dir={out}', '--device=cpu', '--max_new_tokens=2')
     assert r.returncode != 0 and 'gpt2 encoding could not be loaded' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
