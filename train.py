@@ -111,8 +111,8 @@ def load_error(e):
     return f"{type(e).__name__}: {why or (lines[0] if lines else '')}"
 
 # a resumed run takes its architecture from its checkpoint (only the expert backend and dropout may
-# change). Read it first, so that everything below (the checks, the batch shape, the data check, the
-# expert counters) uses the checkpoint's values and not the command line's
+# change, and a shorter block_size only shortens the batches). Read it first, so that everything
+# below (the checks, the batch shape, the data check, the expert counters) uses the checkpoint's values
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
