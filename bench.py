@@ -96,9 +96,14 @@ config = {k: globals()[k] for k in config_keys}
 # -----------------------------------------------------------------------------
 
 device = ('cuda' if torch.cuda.is_available() else 'cpu') if device == 'auto' else device
-device_type = 'cuda' if 'cuda' in device else 'cpu'
-dtype = dtype if device_type == 'cuda' else 'float32'
-dt = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}.get(dtype)
+try:
+    device_type = torch.device(device).type
+except RuntimeError:
+    raise SystemExit(f"bench: device={device!r}: use auto, cpu, cuda or cuda:N")
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+dtype_asked = dtype # checked in main, whatever the device
+dtype = dtype if device_type == 'cuda' else 'float32' # the CPU runs the kernels in the interpreter: fp32
+dt = DTYPES.get(dtype)
 backend_names = [b for b in backends.split(',') if b]
 data_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', dataset, 'train.bin')
 
@@ -135,6 +140,8 @@ def parse_shapes(spec):
             (T, d), (n, E, K) = map(int, td.lower().split('x')), map(int, nek.split('/'))
         except ValueError:
             raise SystemExit(f"bad shape {s!r} in --shapes: write TxD:n/E/K, e.g. --shapes=4096x512:64/8/4,4096x512:128/8/2")
+        if min(T, d, n, E) < 1 or not 1 <= K <= E:
+            raise SystemExit(f"bad shape {s!r} in --shapes: T, d, n and E must be at least 1, and 1 <= K <= E")
         out.append((f'{T}x{d} {n}/{E}/{K}', T, d, n, E, K))
     return out
 
@@ -272,6 +279,11 @@ def bench_shape(label, T, d, n, E, K, route):
     """One row per backend for one shape and one routing."""
     args, dy, R = layer_inputs(T, d, n, E, K, route)
     print(f"{label} [{route}]: T={T} d={d} n={n} E={E} K={K}, {R} routed rows")
+    if R == 0:  # token rounding with fewer tokens than a tile rounds every expert to 0
+        why = f"no routed rows: token rounding rounds every expert to 0 when T={T} < rounding_tile={rounding_tile}"
+        print(f"  skipped: {why}")
+        return [dict(label=label, T=T, d=d, n=n, E=E, K=K, routing=route, pairs=0, backend=name,
+                     mib_contract=None, error=why) for name in backend_names]
     ref = reference(args, dy) if check else None
     # what sonic_kernels' memory contract allows after forward: h, metadata and the output (x's size)
     contract = None if model.sonic_kernels is None else \
@@ -471,22 +483,34 @@ def train_backend(name, route):
     return row
 
 
+def read_jsonl(path, hint):
+    """The records of one of train.py's .jsonl logs. A run killed mid-write can leave its last line
+    unfinished: that line is left out, with a note. hint says what to pass instead of a bad file."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path} not found, or not a file; {hint}")
+    try:
+        with open(path) as f:
+            lines = [line for line in f if line.strip()]
+        if lines and not lines[-1].endswith('\n'):
+            print(f"note: {path} ends in an unfinished line (a killed run?); it is left out")
+            lines = lines[:-1]
+        recs = [json.loads(line) for line in lines]
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SystemExit(f"{path} is not one of train.py's .jsonl logs ({type(e).__name__}: {e}); {hint}")
+    if not all(isinstance(r, dict) and 'iter' in r for r in recs):
+        raise SystemExit(f"{path} holds records without an 'iter'; {hint}")
+    return recs
+
+
 def plot_expert_load(jsonl_path, png_path):
     """Heatmaps of expert load from train.py's expert_load.jsonl, one JSON object per log interval:
     {"iter": int, "tokens_per_expert": [[tokens per expert] for each MoE layer]}, summed over the
     interval. One panel per MoE layer: experts on y, iterations on x, colour = load / mean load
     (1 is balanced, 0 a dead expert).
     Returns the max and min of load / mean per layer at the last interval."""
-    if not os.path.exists(jsonl_path):
-        raise SystemExit(f"{jsonl_path} not found; train.py writes expert_load.jsonl into its out_dir: "
-                         f"pass --load_file=<out_dir>/expert_load.jsonl")
+    hint = "train.py writes expert_load.jsonl into its out_dir: pass --load_file=<out_dir>/expert_load.jsonl"
+    recs = read_jsonl(jsonl_path, hint)
     try:
-        with open(jsonl_path) as f:
-            lines = [line for line in f if line.strip()]
-        if lines and not lines[-1].endswith('\n'): # a run killed mid-write: its last line is cut short
-            print(f"note: {jsonl_path} ends in an unfinished line (a killed run?); it is left out")
-            lines = lines[:-1]
-        recs = [json.loads(line) for line in lines]
         iters = [r['iter'] for r in recs]
         loads = np.array([r['tokens_per_expert'] for r in recs], dtype=np.float64)  # (intervals, MoE layers, E)
     except (ValueError, KeyError, TypeError) as e:
@@ -519,10 +543,7 @@ def plot_curves(paths, names, png_path):
     fig, ax = plt.subplots(figsize=(8, 5))
     vals = {}
     for i, (path, name) in enumerate(zip(paths, names)):
-        if not os.path.exists(path):
-            raise SystemExit(f"{path} not found; train.py writes log.jsonl into its out_dir")
-        with open(path) as f:
-            recs = [json.loads(line) for line in f if line.strip()]
+        recs = read_jsonl(path, "train.py writes log.jsonl into its out_dir")
         train = [(r['iter'], r['loss']) for r in recs if 'loss' in r]
         val = [(r['iter'], r['val_loss']) for r in recs if 'val_loss' in r]
         if not train and not val:
@@ -550,7 +571,9 @@ if __name__ == '__main__':
                     (not curve_names or len(curve_names) == len(curve_files),
                      f"--labels gives {len(curve_names)} names for {len(curve_files)} --log_files: give one per file, or none"),
                     (routing in ('topk', 'rounding', 'both'), f"routing={routing!r}: choose topk, rounding or both"),
-                    (dt is not None, f"dtype={dtype!r}: choose bfloat16, float16 or float32"),
+                    (dtype_asked in DTYPES, f"dtype={dtype_asked!r}: choose bfloat16, float16 or float32"),
+                    (mode != 'sweep' or (sweep_n_min >= 1 and sweep_E0 >= 2 and min(sweep_T, sweep_d, sweep_nK) >= 1),
+                     "sweep needs sweep_n_min >= 1, sweep_E0 >= 2 (K starts at 2) and positive sweep_T, sweep_d, sweep_nK"),
                     (backend_names and not bad, f"backends={backends!r}: choose from {list(EXPERT_BACKENDS)}"),
                     (steps >= 1, f"steps={steps}: time at least one step"),
                     (not dataset or os.path.exists(data_path),

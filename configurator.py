@@ -53,14 +53,22 @@ for _arg in _sys.argv[1:]:
     if not _arg.startswith('--'):
         # a config file: run it in a namespace holding the known keys, then take what it set
         try:
-            _src = open(_arg).read()
-        except OSError as _e:
-            raise SystemExit(f"config error: cannot read config file '{_arg}': {_e.strerror}. "
-                             f"Pass a path such as configs/default.py, relative to where you run.")
+            _src = open(_arg, encoding='utf-8').read()
+        except (OSError, UnicodeDecodeError) as _e:
+            raise SystemExit(f"config error: cannot read config file '{_arg}' as Python source "
+                             f"({getattr(_e, 'strerror', None) or _e}). Pass a path such as configs/default.py, "
+                             f"relative to where you run.")
         print(f"Overriding config with {_arg}:")
         print(_src)
         _ns = {_k: globals()[_k] for _k in _defaults}
-        exec(_builtins.compile(_src, _arg, 'exec'), _ns)  # the caller may shadow compile()
+        try:
+            exec(_builtins.compile(_src, _arg, 'exec'), _ns)  # the caller may shadow compile()
+        except Exception as _e:  # a typo in the file: say where, without the configurator's own frames
+            _tb = _e.__traceback__
+            while _tb is not None and _tb.tb_frame.f_code.co_filename != _arg:
+                _tb = _tb.tb_next
+            _line = _tb.tb_lineno if _tb is not None else getattr(_e, 'lineno', '?')
+            raise SystemExit(f"config error: {_arg}, line {_line}: {type(_e).__name__}: {_e}")
         for _k, _v in _ns.items():
             if _k.startswith('_') or isinstance(_v, _ModuleType) or callable(_v):
                 continue  # imports and helpers the config file used, e.g. `import torch`
@@ -71,7 +79,7 @@ for _arg in _sys.argv[1:]:
         _k, _s = _arg[2:].split('=', 1)
         try:
             _v = _literal_eval(_s)
-        except (SyntaxError, ValueError):
-            _v = _s  # a plain word such as --device=cuda is a string
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            _v = _s  # a plain word such as --device=cuda, or any text Python cannot read as a value, is a string
         print(f"Overriding: {_k} = {_v!r}")
         globals()[_k] = _check(_k, _v, f"--{_k}")

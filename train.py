@@ -165,6 +165,9 @@ ddp = int(os.environ.get('RANK', -1)) != -1 # is this a torchrun launch?
 if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
 device_type = device.split(':')[0] # for torch.autocast and the RNG states
+if moe_backend != 'torch' and device_type != 'cuda' and not (moe_backend == 'sonic' and os.environ.get('TRITON_INTERPRET') == '1'):
+    raise SystemExit(f"moe_backend={moe_backend!r} needs a CUDA GPU and device={device!r} is not one: pass "
+                     f"--moe_backend=torch here (sonic also runs, slowly, in Triton's CPU interpreter with TRITON_INTERPRET=1)")
 if ddp:
     ddp_rank = int(os.environ['RANK'])
     ddp_local_rank = int(os.environ['LOCAL_RANK'])

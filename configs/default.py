@@ -6,7 +6,9 @@
 #             H100/H200.
 # Launch:
 #   python data/stdlib/prepare.py && python train.py configs/default.py
-#   torchrun --standalone --nproc_per_node=8 train.py configs/default.py   # several GPUs
+#   torchrun --standalone --nproc_per_node=4 train.py configs/default.py   # several GPUs: 2 or 4, which
+#       divide the global gradient_accumulation_steps=4 below; on 8, add --gradient_accumulation_steps=8
+#       (twice the tokens per iteration) or --batch_size=8 --gradient_accumulation_steps=8 (the same)
 import torch
 
 out_dir = 'out-default'

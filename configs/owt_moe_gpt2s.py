@@ -4,7 +4,8 @@
 # Launch:
 #   python data/openwebtext/prepare.py    # once; needs network, datasets and tiktoken
 #   torchrun --standalone --nproc_per_node=8 train.py configs/owt_moe_gpt2s.py
-# On fewer GPUs keep the tokens per iteration by raising gradient_accumulation_steps (it is global).
+# gradient_accumulation_steps is global (40, split among the ranks), so fewer GPUs keep the same
+# ~0.5M tokens per iteration with more micro-steps each; the GPU count must divide 40 (1, 2, 4, 5, 8).
 
 out_dir = 'out-owt-moe-gpt2s'
 wandb_log = False # True to log to wandb

@@ -8,6 +8,7 @@ Triton's CPU interpreter (fp32) and grouped_mm must come out as an error entry, 
 import os
 import sys
 import json
+from pathlib import Path
 import math
 import subprocess
 
@@ -137,6 +138,10 @@ def test_load(tmp_path):
     cut.write_text(''.join(json.dumps(r) + '\n' for r in recs) + '{"iter": 30, "tokens_per')
     assert 'unfinished line' in run_bench(tmp_path, '--mode=load', f'--load_file={cut}')
     assert load_json(tmp_path / 'load.json')['last_interval'] == d['last_interval']
+    # a directory, and a file that is not JSON lines
+    for bad, says in ((tmp_path, 'not a file'), (Path(ROOT) / 'README.md', "not one of train.py's .jsonl logs")):
+        assert says in bench_fails(tmp_path, '--mode=load', f'--load_file={bad}')
+        assert says in bench_fails(tmp_path, '--mode=curves', f'--log_files={bad}')
     # the wrong file (a train.py log.jsonl), and a run with no MoE layer: a message each
     (tmp_path / 'log.jsonl').write_text(json.dumps({'iter': 0, 'loss': 5.0}) + '\n')
     (tmp_path / 'dense.jsonl').write_text(json.dumps({'iter': 0, 'tokens_per_expert': []}) + '\n')
@@ -146,11 +151,31 @@ def test_load(tmp_path):
         assert p.returncode != 0 and says in p.stderr and 'Traceback' not in p.stderr, p.stderr
 
 
-def test_bad_shape_message(tmp_path):
+def bench_fails(tmp_path, *args):
+    """Runs bench.py expecting a clean refusal; returns its stderr."""
     env = dict(os.environ, TRITON_INTERPRET='1')
-    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--shapes=64x32:16/4', f'--out_dir={tmp_path}'],
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), f'--out_dir={tmp_path}', *args],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert p.returncode != 0 and 'TxD:n/E/K' in p.stderr
+    assert p.returncode != 0 and 'Traceback' not in p.stderr, p.stderr
+    return p.stderr
+
+
+def test_bad_shape_message(tmp_path):
+    assert 'TxD:n/E/K' in bench_fails(tmp_path, '--shapes=64x32:16/4')
+    for bad in ('64x32:16/4/8', '64x32:16/4/0', '0x32:16/4/2'):  # K > E, K = 0, T = 0
+        assert '1 <= K <= E' in bench_fails(tmp_path, f'--shapes={bad}')
+    assert 'sweep_n_min >= 1' in bench_fails(tmp_path, '--mode=sweep', '--sweep_n_min=0')
+    assert 'sweep_E0 >= 2' in bench_fails(tmp_path, '--mode=sweep', '--sweep_E0=1')
+    assert "dtype='fp8'" in bench_fails(tmp_path, '--dtype=fp8', '--device=cpu')  # checked on any device
+    assert "device='foo'" in bench_fails(tmp_path, '--device=foo')
+
+
+def test_rounding_with_too_few_tokens_is_an_error_row(tmp_path):
+    # 64 tokens, a 128-row tile: rounding leaves no rows; the shape gets error rows, the run goes on
+    run_bench(tmp_path, '--backends=torch', '--shapes=64x32:16/4/2', '--routing=both')
+    rows = load_json(tmp_path / 'layer.json')['results']
+    assert [r['routing'] for r in rows] == ['topk', 'rounding']
+    assert 'error' not in rows[0] and 'T=64 < rounding_tile=128' in rows[1]['error']
 
 
 def test_curves(tmp_path):
@@ -161,6 +186,8 @@ def test_curves(tmp_path):
                 {'iter': 10, 'loss': 3.0, 'lr': 1e-3}, {'iter': 20, 'train_loss': 2.0, 'val_loss': 2.5 + shift}]
         (tmp_path / name / 'log.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
     files = f"{tmp_path / 'a' / 'log.jsonl'},{tmp_path / 'b' / 'log.jsonl'}"
+    with open(tmp_path / 'b' / 'log.jsonl', 'a') as f:
+        f.write('{"iter": 30, "los')  # a run killed mid-write
     run_bench(tmp_path, '--mode=curves', f'--log_files={files}')
     d = load_json(tmp_path / 'curves.json')
     assert d['val_loss'] == {'a': {'0': 5.0, '20': 2.5}, 'b': {'0': 5.1, '20': 2.6}}

@@ -59,6 +59,21 @@ def test_config_file_errors(monkeypatch, tmp_path):
     bad.write_text("batch_size = 'big'\n")
     msg = error(monkeypatch, str(bad))
     assert "'batch_size'" in msg and 'must be int' in msg
+    # a file Python cannot compile or run, or one that is not text: the file, the line and the error
+    for text, says in [("batch_size = (\n", "line 1: SyntaxError"), ("x = 1\nbatch_size = foo\n", "line 2: NameError")]:
+        bad.write_text(text)
+        msg = error(monkeypatch, str(bad))
+        assert 'config error' in msg and 'bad.py' in msg and says in msg, msg
+    bad.write_bytes(b"\x80\x04\x95 a pickle, not a config")
+    assert 'cannot read config file' in error(monkeypatch, str(bad))
+    msg = error(monkeypatch, str(tmp_path))  # a directory
+    assert 'cannot read config file' in msg
+
+
+def test_values_python_cannot_read_are_strings(monkeypatch):
+    # literal_eval raises TypeError on '{[]}' and friends: they are text, like any plain word
+    assert configure(monkeypatch, '--dataset={[]}')['dataset'] == '{[]}'
+    assert configure(monkeypatch, '--dataset={[1]: 2}')['dataset'] == '{[1]: 2}'
 
 
 def test_flag_without_value(monkeypatch):

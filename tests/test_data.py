@@ -30,6 +30,16 @@ def test_stdlib(tmp_path):
     assert r.returncode != 0 and '--max_bytes=500' in r.stderr and 'full Python install' not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize('script', ['stdlib', 'shakespeare_char'])
+def test_out_dir_that_cannot_be_a_folder(tmp_path, script):
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('not a folder')
+    for out in (a_file, a_file / 'sub'):
+        r = run(sys.executable, f'data/{script}/prepare.py', f'--out_dir={out}')
+        assert r.returncode != 0 and 'cannot make it a folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert a_file.read_text() == 'not a folder'
+
+
 def test_shakespeare_char_from_local_file(tmp_path):
     text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
     src = tmp_path / 'my.txt'

@@ -188,6 +188,14 @@ def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
     assert not (tmp_path / 'ckpt.pt').exists()
 
 
+@pytest.mark.parametrize('backend', ['sonic', 'grouped_mm'])
+def test_gpu_backends_off_the_gpu_stop_clearly(data_dir, tmp_path, monkeypatch, backend):
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)  # the tests' interpreter would let sonic run
+    r = train(data_dir, tmp_path, f'--moe_backend={backend}')
+    assert r.returncode != 0 and 'needs a CUDA GPU' in r.stderr and '--moe_backend=torch' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+
+
 def test_small_batches_are_fine_where_rounding_does_not_act(data_dir, trained, tmp_path):
     # rounding acts only in training MoE layers: an evaluation, or a model with no MoE layer, may
     # have fewer tokens than a tile

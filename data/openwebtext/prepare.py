@@ -23,6 +23,10 @@ def main():
     parser.add_argument('--revision', default=None, help='a branch of the dataset repository')
     parser.add_argument('--out_dir', default=os.path.dirname(os.path.abspath(__file__)), help='where to write')
     args = parser.parse_args()
+    try:  # first, so a bad --out_dir stops before any work
+        os.makedirs(args.out_dir, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"--out_dir={args.out_dir}: cannot make it a folder ({e.strerror}); pick another path")
     try:  # imported here: the rest of the repo needs neither package
         import tiktoken
         from datasets import load_dataset
@@ -46,12 +50,11 @@ def main():
         return {'ids': ids, 'len': len(ids)}
 
     tokenized = split.map(process, remove_columns=['text'], desc="tokenizing", num_proc=args.num_proc)
-    os.makedirs(args.out_dir, exist_ok=True)
     for name, dset in tokenized.items():
         arr_len = np.sum(dset['len'], dtype=np.uint64)
         filename = os.path.join(args.out_dir, f'{name}.bin')
         arr = np.memmap(filename, dtype=np.uint16, mode='w+', shape=(arr_len,))  # enc.max_token_value < 2**16
-        idx, total_batches = 0, 1024
+        idx, total_batches = 0, min(1024, len(dset))  # a shard holds at least one document
         for batch_idx in range(total_batches):  # write in shards so the whole split never sits in memory
             batch = dset.shard(num_shards=total_batches, index=batch_idx, contiguous=True).with_format('numpy')
             arr_batch = np.concatenate(batch['ids'])

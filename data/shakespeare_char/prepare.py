@@ -20,6 +20,10 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument('--input', default='', help='a local text file to use instead of downloading')
 parser.add_argument('--out_dir', default=os.path.dirname(os.path.abspath(__file__)), help='where to write')
 args = parser.parse_args()
+try:  # first, so a bad --out_dir stops before any work
+    os.makedirs(args.out_dir, exist_ok=True)
+except OSError as e:
+    raise SystemExit(f"--out_dir={args.out_dir}: cannot make it a folder ({e.strerror}); pick another path")
 
 if args.input:
     input_path = args.input
@@ -33,7 +37,6 @@ else:
         except OSError as e:
             raise SystemExit(f"could not download tiny shakespeare ({e}).\nIf this machine is offline, copy "
                              f"the file here by other means and run: python {__file__} --input path/to/input.txt")
-        os.makedirs(args.out_dir, exist_ok=True)
         with open(input_path, 'wb') as f:
             f.write(text)
 try:
@@ -50,7 +53,6 @@ itos = {i: ch for i, ch in enumerate(chars)}
 n = len(data)
 train_ids = np.array([stoi[c] for c in data[:int(n * 0.9)]], dtype=np.uint16)
 val_ids = np.array([stoi[c] for c in data[int(n * 0.9):]], dtype=np.uint16)
-os.makedirs(args.out_dir, exist_ok=True)
 train_ids.tofile(os.path.join(args.out_dir, 'train.bin'))
 val_ids.tofile(os.path.join(args.out_dir, 'val.bin'))
 with open(os.path.join(args.out_dir, 'meta.pkl'), 'wb') as f:

@@ -25,6 +25,10 @@ parser.add_argument('--out_dir', default=os.path.dirname(os.path.abspath(__file_
 args = parser.parse_args()
 if args.max_bytes < 1000:
     raise SystemExit(f"--max_bytes={args.max_bytes}; use at least 1000, enough for a train and a val split")
+try:  # first, so a bad --out_dir stops before any work
+    os.makedirs(args.out_dir, exist_ok=True)
+except OSError as e:
+    raise SystemExit(f"--out_dir={args.out_dir}: cannot make it a folder ({e.strerror}); pick another path")
 
 def source_files(root):
     for dirpath, dirnames, filenames in os.walk(root):
@@ -49,7 +53,6 @@ if len(data) < 1000:
 n = len(data)
 tokens = np.frombuffer(data, dtype=np.uint8).astype(np.uint16)
 train_ids, val_ids = tokens[:int(n * 0.9)], tokens[int(n * 0.9):]
-os.makedirs(args.out_dir, exist_ok=True)
 train_ids.tofile(os.path.join(args.out_dir, 'train.bin'))
 val_ids.tofile(os.path.join(args.out_dir, 'val.bin'))
 with open(os.path.join(args.out_dir, 'meta.pkl'), 'wb') as f:
