@@ -27,6 +27,22 @@ def run(*args, timeout=240):
     return subprocess.run([str(a) for a in args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
+
+
+def torchrun(*args):
+    """Runs a torchrun command. Gloo on torch 2.13 now and then aborts one rank while the process
+    groups are torn down, after training has finished and every file is written (seen about once in
+    twenty 4-rank runs on 2 busy cores, and in a CI run of the whole suite: 'terminate called without
+    an active exception', SIGABRT). Only that case counts as a success, and the test still checks
+    every file the run wrote; any failure before rank 0 printed 'done:' fails as it is."""
+    r = run(*args)
+    aborted_only = 'exitcode: -6' in r.stderr and 'exitcode: 1)' not in r.stderr  # SIGABRT, no Python error
+    if r.returncode != 0 and 'done: ' in r.stdout and aborted_only:
+        r.returncode = 0
+    return r
+
+
 def train(data_dir, out_dir, *args, timeout=240):
     return run(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={out_dir}', *args,
                timeout=timeout)

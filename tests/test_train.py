@@ -11,7 +11,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from conftest import REPO, TINY, run, train, ok
+from conftest import REPO, TINY, TORCHRUN, run, torchrun, train, ok
 
 sys.path.insert(0, str(REPO))
 from model import GPTConfig  # noqa: E402
@@ -291,9 +291,8 @@ def test_every_model_field_is_a_train_setting():
 
 
 def test_ddp_two_processes_on_gloo(data_dir, tmp_path):
-    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
-    r = ok(run(*torchrun, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
-               '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=4'))
+    r = ok(torchrun(*TORCHRUN, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+                    '--max_iters=6', '--eval_interval=3', '--gradient_accumulation_steps=4'))
     assert 'tokens per iteration will be: 1,024' in r.stdout  # 2 ranks x 2 micro-steps x 8 x 32
     ckpt = load_ckpt(tmp_path)
     assert ckpt['iter_num'] == 6
@@ -302,6 +301,6 @@ def test_ddp_two_processes_on_gloo(data_dir, tmp_path):
     # the expert load is summed over both ranks: 2 ranks x 2 micro-steps x 8 x 32 x top_k per iteration
     loads = [json.loads(l) for l in (tmp_path / 'expert_load.jsonl').read_text().splitlines()]
     assert all(sum(c) == 2 * 2 * 8 * 32 * 2 for c in loads[1]['tokens_per_expert'])
-    r = run(*torchrun, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+    r = run(*TORCHRUN, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
             '--gradient_accumulation_steps=3')
     assert r.returncode != 0 and 'divisible by the 2 DDP ranks' in r.stderr, r.stderr
