@@ -40,14 +40,15 @@ import matplotlib
 matplotlib.use('Agg')  # files only, never a window
 import matplotlib.pyplot as plt
 
-import model
-from model import GPT, GPTConfig, EXPERT_BACKENDS
+import moe
+from model import GPT, GPTConfig
+from moe import EXPERT_BACKENDS
 
 # -----------------------------------------------------------------------------
 mode = 'layer' # 'layer' | 'sweep' | 'train' | 'load' | 'curves'
 device = 'auto' # 'auto' (cuda if available) | 'cuda' | 'cpu'
 dtype = 'bfloat16' # 'bfloat16' | 'float16' | 'float32'; always float32 on CPU (the Triton interpreter has no bf16)
-backends = 'sonic,torch,grouped_mm' # comma-separated keys of model.EXPERT_BACKENDS
+backends = 'sonic,torch,grouped_mm' # comma-separated keys of moe.EXPERT_BACKENDS
 out_dir = 'bench_out' # JSON and PNG files go here
 warmup = 25 # ms of warm-up per timing (triton.testing.do_bench)
 rep = 100 # ms of timed runs per timing; the median is reported
@@ -77,7 +78,7 @@ n_expert = 64
 top_k = 8
 expert_size = 256
 vocab_size = 50304
-router_type = 'softmax_topk' # see model.ROUTER_TYPES
+router_type = 'softmax_topk' # see moe.ROUTER_TYPES
 learning_rate = 6e-4 # AdamW needs one; it does not change the speed
 weight_decay = 0.1
 compile = False # torch.compile the model
@@ -209,7 +210,7 @@ def layer_inputs(T, d, n, E, K, route):
     top, idx = torch.topk(logits, K, dim=-1)
     gates = F.softmax(top, dim=-1)                                       # softmax over the K chosen
     if route == 'rounding':
-        pair_tok, pair_exp, pair_score, _, _ = model.round_tokens(idx, gates, F.softmax(logits, dim=-1),
+        pair_tok, pair_exp, pair_score, _, _ = moe.round_tokens(idx, gates, F.softmax(logits, dim=-1),
                                                                   rounding_tile, 'nearest')
     else:
         pair_tok, pair_exp, pair_score = torch.arange(T, device=device).repeat_interleave(K), idx.flatten(), gates.flatten()
@@ -229,7 +230,7 @@ def leaves_of(args, clear=False):
 def reference(args, dy):
     """Output and grads (x, w1, w2, pair_score) of the torch backend in fp32 on the same inputs."""
     x, w1, w2, pt, pe, ps = [t.detach().float().requires_grad_() if t.is_floating_point() else t for t in args]
-    out = model.experts_torch(x, w1, w2, pt, pe, ps)
+    out = moe.experts_torch(x, w1, w2, pt, pe, ps)
     out.backward(dy.float())
     return [out.detach(), x.grad, w1.grad, w2.grad, ps.grad]
 
@@ -286,8 +287,8 @@ def bench_shape(label, T, d, n, E, K, route):
                      mib_contract=None, error=why) for name in backend_names]
     ref = reference(args, dy) if check else None
     # what sonic_kernels' memory contract allows after forward: h, metadata and the output (x's size)
-    contract = None if model.sonic_kernels is None else \
-        model.sonic_kernels.saved_bytes_formula(T, d, n, args[4].numel(), E, dt.itemsize) / 2**20
+    contract = None if moe.sonic_kernels is None else \
+        moe.sonic_kernels.saved_bytes_formula(T, d, n, args[4].numel(), E, dt.itemsize) / 2**20
     rows = []
     for name in backend_names:
         row = dict(label=label, T=T, d=d, n=n, E=E, K=K, routing=route, pairs=R, backend=name, mib_contract=contract)
@@ -323,7 +324,7 @@ def print_table(rows):
 
 def run_info():
     name = torch.cuda.get_device_name() if device_type == 'cuda' else (platform.processor() or 'cpu')
-    triton_version = model.sonic_kernels.triton.__version__ if model.sonic_kernels else None
+    triton_version = moe.sonic_kernels.triton.__version__ if moe.sonic_kernels else None
     return dict(device=name, torch=torch.__version__, triton=triton_version, dtype=dtype,
                 triton_interpret=os.environ.get('TRITON_INTERPRET', '0'),
                 command=' '.join(['python'] + [shlex.quote(a) for a in sys.argv]), config=config)

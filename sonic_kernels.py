@@ -1,6 +1,6 @@
 """
 sonic_kernels.py: the fine-grained MoE expert layer in Triton, IO-aware after SonicMoE
-(arXiv 2512.14080). The "sonic" moe_backend of model.py.
+(arXiv 2512.14080). The "sonic" moe_backend of moe.py.
 
 Notation: T tokens, d = n_embd, n = expert_size, E experts, K = top_k, R routed rows (pairs of a
 token and one of its experts: R = T*K under top-K, a fixed capacity under token rounding).
@@ -414,7 +414,7 @@ def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+
 
 
 # -----------------------------------------------------------------------------
-# Token rounding's selection (model.round_tokens with the sonic backend).
+# Token rounding's selection (moe.round_tokens with the sonic backend).
 
 @triton.jit
 def _round_key(P, CH, base, t, m):

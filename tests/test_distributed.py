@@ -181,9 +181,9 @@ def test_ep_size_must_divide_experts(monkeypatch):
 
 
 def one_rank_ep_layer(token_rounding):
-    """A 1-rank gloo group (the caller destroys it) and one layer's inputs for model.experts_ep: the
+    """A 1-rank gloo group (the caller destroys it) and one layer's inputs for moe.experts_ep: the
     whole exchange path runs, every row to this rank. d != 2n, so shapes tell x from h."""
-    import model as M
+    import moe as M
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     T, d, n, E, K = 64, 48, 16, 8, 2
@@ -206,7 +206,7 @@ def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
     received (the experts' input), h and the received gates, plus integer indices; no expert output
     and no fp32 copy of the routed rows."""
     pytest.importorskip("triton")
-    import model as M
+    import moe as M
     try:
         x, w1, w2, pair_tok, pair_exp, pair_score, K = one_rank_ep_layer(token_rounding)
         saved = {}
@@ -231,7 +231,7 @@ def test_expert_parallel_sends_autocast_rows(monkeypatch):
     Triton interpreter stores bf16 as raw uint16 and computes garbage with it (shared/GPU.md)."""
     pytest.importorskip("triton")
     import torch.distributed._functional_collectives as fc
-    import model as M
+    import moe as M
     sent = []
     a2a = fc.all_to_all_single_autograd
     monkeypatch.setattr(fc, "all_to_all_single_autograd", lambda t, *a: sent.append(t.dtype) or a2a(t, *a))

@@ -13,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import GPT, GPTConfig, MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
+from model import GPT, GPTConfig
+from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
 
 D, N, H, V = 32, 16, 2, 64  # n_embd, expert_size, n_head, vocab_size of every tiny model here
 TOL = 1e-5                  # fp32 torch reference against float64: relative error of every tensor

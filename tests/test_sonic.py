@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import sonic_kernels as sk
-from model import GPTConfig, MoE, experts_torch, round_tokens, route_topk
+from model import GPTConfig
+from moe import MoE, experts_torch, round_tokens, route_topk
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"

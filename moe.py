@@ -1,0 +1,342 @@
+"""
+The fine-grained Mixture-of-Experts layer: MoE(config), used as the feed-forward of model.py's GPT.
+
+A fp32 router (MoE.router) picks top_k of n_expert SwiGLU experts of width expert_size per token.
+Three interchangeable backends compute the experts:
+  - "torch":      readable PyTorch, the numerical reference (groups tokens by expert, fp32 sum);
+  - "sonic":      our Triton kernels (sonic_kernels.py), IO-aware, constant activation memory;
+  - "grouped_mm": the torchtitan-style peer baseline on torch._grouped_mm (CUDA, Hopper only).
+All three take the same routing: a flat list of (token, expert, score) pairs in token order.
+In this file, in the order data takes: routing (route_topk, round_tokens), the expert backends,
+expert parallelism (experts_ep), and the MoE module that ties them together.
+"""
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+try:  # the sonic backend needs triton; the torch reference does not
+    import sonic_kernels
+except ImportError:
+    sonic_kernels = None
+
+ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
+MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
+ROUNDING_MODES = ("nearest", "up", "down")
+
+
+class SwiGLU(nn.Module):
+    """A dense SwiGLU MLP: the dense first layers and the shared experts."""
+
+    def __init__(self, n_embd, hidden, bias):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, 2 * hidden, bias=bias)  # [gate | up]
+        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
+
+    def forward(self, x):
+        g, u = self.c_fc(x).chunk(2, dim=-1)
+        return self.c_proj(F.silu(g) * u)
+
+
+# -----------------------------------------------------------------------------
+# Routing. Everything here is fp32 and runs on the device with no host sync.
+
+def route_topk(logits, config, expert_bias=None):
+    """Top-K selection and gate scores for the three router types.
+    logits: (T, E) fp32. Returns idx (T, K) int64, gates (T, K) fp32, probs (T, E) fp32, where
+    probs is the full score matrix used by the balancing loss and by token rounding."""
+    K = config.top_k
+    if config.router_type == "softmax_topk":
+        # SonicMoE's default: choose on the logits, softmax over the K chosen ones
+        probs = F.softmax(logits, dim=-1)
+        top_logits, idx = torch.topk(logits, K, dim=-1)
+        gates = F.softmax(top_logits, dim=-1)
+    elif config.router_type == "topk_softmax":
+        # Qwen3: softmax over all experts, then top-K, optionally renormalised
+        probs = F.softmax(logits, dim=-1)
+        gates, idx = torch.topk(probs, K, dim=-1)
+        if config.norm_topk_prob:
+            gates = gates / gates.sum(dim=-1, keepdim=True)
+    else:
+        # DeepSeek-V3: sigmoid affinities; the balancing bias steers selection but never the gates
+        probs = torch.sigmoid(logits)
+        sel = probs if expert_bias is None else probs + expert_bias
+        idx = torch.topk(sel, K, dim=-1).indices
+        gates = probs.gather(1, idx)
+        gates = gates / gates.sum(dim=-1, keepdim=True)
+    return idx, gates, probs
+
+
+def round_tokens(idx, gates, probs, tile, mode, fused=False):
+    """Token rounding (SonicMoE section 5): round each expert's token count to a multiple of tile.
+    Going down drops that expert's lowest-scoring chosen tokens; going up adds the highest-scoring
+    tokens that did not choose it (scored from the full matrix probs). Each expert moves by at most
+    one tile. Tokens then have a variable number of experts, so the result is a fixed-capacity pair
+    list in token order (a token's pairs by expert), unused slots marked (token T, expert E). Its
+    R_max slots are the most that mode can select: T*K plus, per expert, tile-1 (up), tile//2
+    (nearest: it goes up only from a remainder of at least half a tile) or 0 (down); every slot
+    costs metadata work and h rows.
+    Only an expert's tile-1 lowest chosen and tile//2 (nearest) highest unchosen tokens can move,
+    so two top-k per expert (or, with fused=True, one Triton radix select per expert: the sonic
+    backend's path) replace a sort of the whole (T, E) matrix, and the list is built from the T*K
+    chosen pairs plus the added candidates, never by compacting (T, E). The first version (a (T, E)
+    sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one dump index)
+    cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/PERF.md, session 7).
+    Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool (the
+    selection) and chosen (T, E) bool (top-K's)."""
+    T, E = probs.shape
+    K, dev = idx.shape[1], probs.device
+    f = torch.zeros(E, dtype=torch.long, device=dev).scatter_add_(0, idx.flatten(), torch.ones_like(idx.flatten()))
+    lo, hi = (f // tile) * tile, ((f + tile - 1) // tile) * tile
+    if mode == "down":
+        c = lo
+    elif mode == "up":
+        c = hi
+    else:  # nearest; ties go up
+        c = torch.where(f - lo >= hi - f, hi, lo)
+    c = torch.where(c > T, lo, c)                                       # an expert cannot take more than T
+    n_drop, n_add = (f - c).clamp(min=0), (c - f).clamp(min=0)          # (E,) each; one of them is 0
+    # expert-major (E, T) layout, so each expert's top-k runs along contiguous memory
+    chosen = torch.zeros(E, T, dtype=torch.bool, device=dev).scatter_(0, idx.t(), True)   # (E, T)
+    pd = probs.detach().t().contiguous()                                # (E, T)
+    k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)   # the most an expert can add
+    add = torch.arange(k_add, device=dev)[None, :] < n_add[:, None]     # (E, k_add): a real addition
+    if fused:  # one Triton kernel: a radix select per expert (sonic backend)
+        sel, high = sonic_kernels.round_select(pd, chosen, c, k_add)    # (E, T), (E, k_add)
+    else:
+        # drop: each expert's n_drop lowest-scoring chosen tokens (unchosen ones sort last as +inf);
+        # at most tile-1, also when an expert is capped at T
+        k_drop = min(tile - 1, T)
+        low = torch.topk(torch.where(chosen, pd, float("inf")), k_drop, dim=1, largest=False).indices
+        drop = torch.arange(k_drop, device=dev)[None, :] < n_drop[:, None]
+        sel = chosen & ~torch.zeros_like(chosen).scatter_(1, low, drop)
+        # add: each expert's n_add highest-scoring unchosen tokens (chosen ones sort last as -inf)
+        high = torch.topk(torch.where(chosen, float("-inf"), pd), k_add, dim=1).indices     # (E, k_add)
+        sel.scatter_(1, high, add | sel.gather(1, high))
+    keep = sel.gather(0, idx.t()).t()                                   # (T, K): the chosen pair survives
+    # the list: chosen pairs, then added candidates; sorted by (token, expert), unused slots last
+    tok = torch.cat([torch.arange(T, device=dev).repeat_interleave(K), high.flatten()])
+    exp = torch.cat([idx.flatten(), torch.arange(E, device=dev).repeat_interleave(k_add)])
+    valid = torch.cat([keep.flatten(), add.flatten()])
+    # the added scores, gathered from probs as it lies (t*E + e), so their backward adds into a
+    # contiguous gradient, not through a transposed view
+    added_score = probs.reshape(-1).gather(0, (high * E + torch.arange(E, device=dev)[:, None]).flatten())
+    score = torch.cat([gates.flatten(), added_score])
+    key, order = torch.sort(torch.where(valid, tok * (E + 1) + exp, T * (E + 1) + E))
+    R_max = min(T * E, T * K + E * k_add)                               # valid pairs never exceed this
+    key, order = key[:R_max], order[:R_max]
+    pair_tok, pair_exp = key // (E + 1), key % (E + 1)
+    pair_score = torch.where(valid, score, 0.0).gather(0, order)        # a permutation: its backward has no duplicates
+    return pair_tok, pair_exp, pair_score, sel.t(), chosen.t()
+
+
+# -----------------------------------------------------------------------------
+# Expert backends. Each takes x (T, d), w1 (E, d, 2n) as [gate | up], w2 (E, n, d) and the pair
+# list (token order; pairs with expert == E are unused slots) and returns sum_k s * expert(x) (T, d).
+
+def experts_torch(x, w1, w2, pair_tok, pair_exp, pair_score):
+    """The reference: group the pairs by expert, run each expert's SwiGLU MLP on its rows, then
+    take the gate-weighted sum in fp32. Readable, with a loop over experts (never over tokens)."""
+    T, E = x.shape[0], w1.shape[0]
+    order = torch.argsort(pair_exp, stable=True)              # grouped order: pairs sorted by expert
+    counts = torch.bincount(pair_exp, minlength=E + 1)[:E].tolist()  # host sync: fine for a reference
+    rows = pair_tok[order]
+    ys, start = [], 0
+    for e, c in enumerate(counts):
+        if c == 0:
+            continue
+        xe = x[rows[start:start + c]]                          # (c, d)
+        g, u = (xe @ w1[e]).chunk(2, dim=-1)                   # (c, n) each
+        ys.append((F.silu(g) * u) @ w2[e])                     # (c, d)
+        start += c
+    out = torch.zeros(T, x.shape[1], dtype=torch.float32, device=x.device)
+    if ys:
+        y = torch.cat(ys).float() * pair_score[order[:start], None].float()
+        out.index_add_(0, rows[:start], y)
+    return out.to(x.dtype)
+
+
+def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
+    """The torchtitan-style peer baseline: sort, copy the gathered rows, two torch._grouped_mm
+    calls, SwiGLU, and a weighted index_add. Needs CUDA (Hopper) and bf16."""
+    if not x.is_cuda or not hasattr(torch, "_grouped_mm"):
+        raise RuntimeError("moe_backend='grouped_mm' needs a CUDA GPU (sm_90) and torch._grouped_mm; "
+                           "use moe_backend='torch' on this machine")
+    T, E = x.shape[0], w1.shape[0]
+    order = torch.argsort(pair_exp, stable=True)
+    counts = torch.zeros(E + 1, dtype=torch.int32, device=x.device).scatter_add_(
+        0, pair_exp, torch.ones_like(pair_exp, dtype=torch.int32))[:E]
+    offs = torch.cumsum(counts, 0, dtype=torch.int32)         # (E,) segment ends
+    # unused slots (token rounding) sort past offs[-1], where _grouped_mm leaves its output rows
+    # unset (they can hold NaN): they read and write spare rows T..T+S-1, dropped at the end, so
+    # nothing from them reaches x, its gradient or the output, and top-K pays no masking pass.
+    # S rows, not one: the gathered copy's backward adds up the duplicates of one index serially,
+    # and the ~E*M_tile unused slots on a single spare row made the rounded backward collapse
+    S = 256
+    spare = T + torch.arange(order.numel(), device=x.device) % S
+    rows = torch.where(pair_exp[order] < E, pair_tok[order], spare)
+    dt = torch.bfloat16
+    x_ext = torch.cat([x.to(dt), x.new_zeros(S, x.shape[1], dtype=dt)])  # (T+S, d)
+    xs = x_ext[rows]                                          # (R, d) the gathered copy
+    h = torch._grouped_mm(xs, w1.to(dt), offs=offs)           # (R, 2n)
+    g, u = h.chunk(2, dim=-1)
+    y = torch._grouped_mm((F.silu(g) * u).contiguous(), w2.to(dt), offs=offs)  # (R, d)
+    y = y.float() * pair_score[order].float()[:, None]
+    out = torch.zeros(T + S, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, rows, y)
+    return out[:T].to(x.dtype)
+
+
+def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
+    if sonic_kernels is None:
+        raise RuntimeError("moe_backend='sonic' needs triton (pip install triton); or use moe_backend='torch'")
+    return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score)
+
+
+EXPERT_BACKENDS = {"torch": experts_torch, "sonic": experts_sonic, "grouped_mm": experts_grouped_mm}
+
+
+def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend):
+    """Expert parallelism: this rank holds experts [r*E_local, (r+1)*E_local) of every MoE layer.
+    Each routed row and its gate go to the rank that owns its expert (all_to_all_single, counts
+    first); the local experts run there on whatever arrives, gate applied, and the weighted rows come
+    back by the reverse exchange, to be summed per token. The gate is applied where the expert runs,
+    so the sonic backend gets the gate gradient as <dA', a> there, the exchange carries it home, and
+    no expert output is saved for backward. Autograd runs the same path backwards
+    (all_to_all_single_autograd is differentiable).
+    top_k: K when every token has exactly K pairs in order (plain top-K), else None."""
+    import torch.distributed as dist
+    import torch.distributed._functional_collectives as fc
+    # wait_tensor: the result comes back as a lazy wrapper that waits only when a torch op touches
+    # it, and a Triton kernel reads raw pointers, so wait here (autograd passes through the wait)
+    def a2a(t, out_splits, in_splits):
+        return fc.wait_tensor(fc.all_to_all_single_autograd(t, out_splits, in_splits, group))
+    if torch.is_autocast_enabled(x.device.type):  # the experts cast to bf16 anyway: send bf16 rows, not fp32
+        x = x.to(torch.get_autocast_dtype(x.device.type))
+    ep, E_local = dist.get_world_size(group), w1.shape[0]
+    T, d = x.shape
+    P = pair_exp.numel()
+    dest = torch.clamp(pair_exp // E_local, max=ep)           # unused slots (expert E) go to "rank ep"
+    order = torch.argsort(dest, stable=True)                  # pairs grouped by destination rank
+    send = torch.zeros(ep + 1, dtype=torch.long, device=x.device).scatter_add_(0, dest, torch.ones_like(dest))[:ep]
+    recv = torch.empty_like(send)
+    dist.all_to_all_single(recv, send, group=group)           # the counts go first
+    send_splits, recv_splits = send.tolist(), recv.tolist()   # the one host sync: the collective needs sizes
+    S, Rr = sum(send_splits), sum(recv_splits)
+    idx = order[:S]                                           # (S,) pair of each sent row
+    x_recv = a2a(x[pair_tok[idx]], recv_splits, send_splits)                   # (Rr, d)
+    s_recv = a2a(pair_score[idx].float().contiguous(), recv_splits, send_splits)  # (Rr,)
+    e_send = (pair_exp[idx] % E_local).contiguous()
+    e_recv = torch.empty(Rr, dtype=e_send.dtype, device=x.device)
+    dist.all_to_all_single(e_recv, e_send, recv_splits, send_splits, group=group)
+    if Rr > 0:  # the local experts, one pair per received row: s * expert(x) (Rr, d)
+        y_recv = EXPERT_BACKENDS[backend](x_recv, w1, w2, torch.arange(Rr, device=x.device), e_recv, s_recv)
+    else:
+        y_recv = x_recv * s_recv[:, None].to(x_recv.dtype)   # keeps the graph; nothing to compute
+    y = a2a(y_recv.contiguous(), send_splits, recv_splits)  # (S, d) weighted rows, back home
+    # index_put_ saves only the indices for backward; index_copy and index_add_ would save their
+    # (S, d) source as well
+    if top_k is not None:  # every pair was sent: back to pair order, K rows per token, and a sum
+        return y.new_empty(P, d).index_put_((idx,), y).view(T, top_k, d).sum(1)
+    # token rounding: a variable number of pairs per token, so each row is added to its token
+    out = torch.zeros(T, d, dtype=torch.float32, device=x.device)
+    return out.index_put_((pair_tok[idx],), y.float(), accumulate=True).to(x.dtype)
+
+
+class MoE(nn.Module):
+    """A fine-grained MoE feed-forward: fp32 router, top_k of n_expert SwiGLU experts."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        E, d, n = config.n_expert, config.n_embd, config.expert_size
+        self.router = nn.Linear(d, E, bias=False)
+        # stacked expert weights, laid out as the kernels read them: rows of x times w1[e]
+        self.w1 = nn.Parameter(torch.empty(E, d, 2 * n))   # [gate | up] concatenated along the last dim
+        self.w2 = nn.Parameter(torch.empty(E, n, d))
+        nn.init.normal_(self.w1, std=0.02)  # GPT re-initialises these; this keeps MoE(config) usable alone
+        nn.init.normal_(self.w2, std=0.02)
+        self.shared = SwiGLU(d, config.n_shared_experts * n, config.bias) if config.n_shared_experts > 0 else None
+        # DeepSeek-V3 balancing bias: selection only, updated outside autograd (update_expert_bias)
+        self.register_buffer("expert_bias", torch.zeros(E), persistent=True)
+        self.register_buffer("load_accum", torch.zeros(E), persistent=False)
+        self.tokens_per_expert = torch.zeros(E, dtype=torch.long)   # of the last forward
+        self.rounding_dropped = torch.zeros((), dtype=torch.long)    # chosen pairs dropped by rounding
+        self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
+        self.aux_loss = None
+        self.ep_group = None  # expert parallelism: set by GPT.setup_expert_parallel
+
+    def forward(self, x):
+        cfg = self.config
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])                                  # (T, d)
+        T, E, K = x.shape[0], cfg.n_expert, cfg.top_k
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            logits = F.linear(x.float(), self.router.weight.float())  # (T, E) fp32 router
+            rounding = self.training and cfg.token_rounding
+            use_fused = cfg.moe_backend == "sonic" and cfg.router_type == "softmax_topk"
+            if use_fused and sonic_kernels is not None:
+                idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
+                probs = F.softmax(logits, dim=-1) if rounding else None  # rounding scores additions from all E
+            else:
+                idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
+            ones = torch.ones(idx.numel(), dtype=torch.long, device=x.device)
+            choices = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(0, idx.flatten(), ones)
+            if rounding:
+                if T < cfg.rounding_tile:  # every count would round to 0 or to more than T: all dropped
+                    raise ValueError(f"token rounding needs at least rounding_tile={cfg.rounding_tile} tokens a "
+                                     f"forward, and this one has {T}: lower rounding_tile, raise batch_size or "
+                                     f"block_size, or set token_rounding=False")
+                pair_tok, pair_exp, pair_score, _, _ = round_tokens(
+                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode,
+                    fused=cfg.moe_backend == "sonic" and sonic_kernels is not None)
+                # the load after rounding (the last bin counts unused slots); an expert either
+                # drops or adds, so the counts alone give both fractions, with no (T, E) pass
+                counts = torch.zeros(E + 1, dtype=torch.long, device=x.device).scatter_add_(
+                    0, pair_exp, torch.ones_like(pair_exp))[:E]
+                self.rounding_dropped = (choices - counts).clamp(min=0).sum()
+                self.rounding_padded = (counts - choices).clamp(min=0).sum()
+            else:
+                pair_tok = torch.arange(T, device=x.device).repeat_interleave(K)  # (T*K,) token order
+                pair_exp = idx.flatten()
+                pair_score = gates.flatten()
+                counts = choices
+                self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
+            self.tokens_per_expert = counts.detach()
+            if self.training:  # balancing acts on the router's choices, before any rounding
+                self.load_accum += choices.detach().float()
+                self.aux_loss = self.router_losses(logits, probs, choices, T * K)
+        if self.ep_group is not None:
+            fixed_k = None if rounding else K
+            out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
+        else:
+            out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
+        if self.shared is not None:
+            out = out + self.shared(x)
+        return out.reshape(shape)
+
+    def router_losses(self, logits, probs, counts, n_pairs):
+        """Switch load-balancing loss E * sum_e f_e * P_e, and the z-loss mean(logsumexp^2)."""
+        cfg = self.config
+        loss = logits.new_zeros(())
+        if cfg.aux_loss_coef > 0:
+            if probs is None:
+                probs = F.softmax(logits, dim=-1)
+            elif cfg.router_type == "sigmoid":
+                probs = probs / probs.sum(dim=-1, keepdim=True)
+            f = counts.float() / n_pairs                               # fraction of routed pairs
+            loss = loss + cfg.aux_loss_coef * cfg.n_expert * (f * probs.mean(0)).sum()
+        if cfg.z_loss_coef > 0:
+            loss = loss + cfg.z_loss_coef * torch.logsumexp(logits, dim=-1).square().mean()
+        return loss
+
+    @torch.no_grad()
+    def update_expert_bias(self):
+        """Aux-loss-free balancing (DeepSeek-V3): raise the bias of under-loaded experts and lower
+        it for over-loaded ones, from the load seen since the last call. A no-op for other routers."""
+        if self.config.router_type == "sigmoid" and self.config.bias_update_rate > 0:
+            load = self.load_accum
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                load = load.clone()
+                torch.distributed.all_reduce(load)
+            self.expert_bias += self.config.bias_update_rate * torch.sign(load.mean() - load)
+        self.load_accum.zero_()
