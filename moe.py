@@ -11,6 +11,8 @@ In this file, in the order data takes: routing (route_topk, round_tokens), the e
 expert parallelism (experts_ep), and the MoE module that ties them together.
 """
 
+import os
+
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -23,6 +25,23 @@ except ImportError:
 ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
 MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
 ROUNDING_MODES = ("nearest", "up", "down")
+
+
+def require_cuda(device, what):
+    """The one check for the paths that need a CUDA GPU: the sonic kernels (which also run, slowly,
+    in Triton's CPU interpreter under TRITON_INTERPRET=1) and grouped_mm. Raises a one-line error
+    that says what to do instead."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{what} asked for CUDA, but this torch has no CUDA GPU "
+                               f"({'a CPU build' if torch.version.cuda is None else 'no GPU visible'}): "
+                               f"use device='cpu' with moe_backend='torch'")
+        return
+    if what.startswith("moe_backend='sonic'") and os.environ.get("TRITON_INTERPRET") == "1":
+        return
+    raise RuntimeError(f"{what} needs a CUDA GPU and the device is {device.type!r}: use moe_backend='torch' "
+                       f"here (sonic also runs, slowly, in Triton's CPU interpreter with TRITON_INTERPRET=1)")
 
 
 class SwiGLU(nn.Module):
@@ -159,9 +178,10 @@ def experts_torch(x, w1, w2, pair_tok, pair_exp, pair_score):
 def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
     """The torchtitan-style peer baseline: sort, copy the gathered rows, two torch._grouped_mm
     calls, SwiGLU, and a weighted index_add. Needs CUDA (Hopper) and bf16."""
-    if not x.is_cuda or not hasattr(torch, "_grouped_mm"):
-        raise RuntimeError("moe_backend='grouped_mm' needs a CUDA GPU (sm_90) and torch._grouped_mm; "
-                           "use moe_backend='torch' on this machine")
+    require_cuda(x.device, "moe_backend='grouped_mm'")
+    if not hasattr(torch, "_grouped_mm"):
+        raise RuntimeError("moe_backend='grouped_mm' needs torch._grouped_mm (torch 2.8 or newer, sm_90); "
+                           "use moe_backend='sonic' or 'torch'")
     T, E = x.shape[0], w1.shape[0]
     order = torch.argsort(pair_exp, stable=True)
     counts = torch.zeros(E + 1, dtype=torch.int32, device=x.device).scatter_add_(
@@ -189,6 +209,7 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
 def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
     if sonic_kernels is None:
         raise RuntimeError("moe_backend='sonic' needs triton (pip install triton); or use moe_backend='torch'")
+    require_cuda(x.device, "moe_backend='sonic'")
     return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score)
 
 
