@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from moe import MoE, SwiGLU, MOE_BACKENDS, ROUNDING_MODES, ROUTER_TYPES
+from moe import MoE, SwiGLU, MOE_BACKENDS, ROUNDING_MODES, ROUTER_DTYPES, ROUTER_TYPES
 
 
 @dataclass
@@ -36,6 +36,7 @@ class GPTConfig:
     moe_backend: str = "torch"      # "torch" (reference) | "sonic" (Triton) | "grouped_mm" (peer)
     # routing (all in fp32)
     router_type: str = "softmax_topk"  # "softmax_topk" | "topk_softmax" (Qwen3) | "sigmoid" (DSv3)
+    router_dtype: str = "bf16x2"    # sonic's router GEMM under bf16: "bf16x2" (weight as hi+lo bf16) | "bf16" | "fp32"
     norm_topk_prob: bool = True     # topk_softmax: renormalise the K selected probabilities
     aux_loss_coef: float = 0.01     # switch load-balancing loss; 0 turns it off
     z_loss_coef: float = 0.0        # router z-loss; 0 turns it off
@@ -53,6 +54,7 @@ class GPTConfig:
         need(self.expert_size > 0, "expert_size must be positive")
         need(self.moe_backend in MOE_BACKENDS, f"moe_backend={self.moe_backend!r}; choose one of {MOE_BACKENDS}")
         need(self.router_type in ROUTER_TYPES, f"router_type={self.router_type!r}; choose one of {ROUTER_TYPES}")
+        need(self.router_dtype in ROUTER_DTYPES, f"router_dtype={self.router_dtype!r}; choose one of {ROUTER_DTYPES}")
         need(self.rounding_mode in ROUNDING_MODES, f"rounding_mode={self.rounding_mode!r}; choose one of {ROUNDING_MODES}")
         need(self.rounding_tile >= 1, "rounding_tile must be >= 1")
         need(0 <= self.n_dense_layers <= self.n_layer, "n_dense_layers must be in [0, n_layer]")

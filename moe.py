@@ -25,6 +25,7 @@ except ImportError:
 ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
 MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
 ROUNDING_MODES = ("nearest", "up", "down")
+ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM under bf16 (sonic_kernels.router_logits)
 
 
 def require_cuda(device, what):
@@ -291,15 +292,35 @@ class MoE(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])                                  # (T, d)
         T, E, K = x.shape[0], cfg.n_expert, cfg.top_k
+        rounding = self.training and cfg.token_rounding
+        sonic = cfg.moe_backend == "sonic"
+        if cfg.moe_backend != "torch":
+            require_cuda(x.device, f"moe_backend={cfg.moe_backend!r}")
+        if sonic and torch.is_autocast_enabled(x.device.type):
+            # one cast of the layer input, shared by the router and the experts: under autocast the
+            # LayerNorm before this layer gives fp32, and keeping that would add a (T, d) fp32 tensor
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            logits = F.linear(x.float(), self.router.weight.float())  # (T, E) fp32 router
-            rounding = self.training and cfg.token_rounding
-            use_fused = cfg.moe_backend == "sonic" and cfg.router_type == "softmax_topk"
-            if use_fused and sonic_kernels is not None:
-                idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
-                probs = F.softmax(logits, dim=-1) if rounding else None  # rounding scores additions from all E
+            if sonic and not rounding and sonic_kernels is not None:
+                # the fused router: logits on tensor cores, one pass for the choice, the gates and the loss
+                # terms, and a backward that recomputes the logits (sonic_kernels.router)
+                idx, gates, lse, psum = sonic_kernels.router(x, self.router.weight, self.expert_bias, K,
+                                                             cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype)
+                p_mean = psum / T
             else:
-                idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
+                # the readable reference: fp32 logits, route_topk, the (T, E) matrices through autograd
+                logits = F.linear(x.float(), self.router.weight.float())   # (T, E)
+                use_fused = sonic and cfg.router_type == "softmax_topk" and sonic_kernels is not None
+                if use_fused:
+                    idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
+                    probs = F.softmax(logits, dim=-1)                     # rounding scores additions from all E
+                else:
+                    idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
+                lse = torch.logsumexp(logits, dim=-1) if cfg.z_loss_coef > 0 else None
+                p_mean = None
+                if cfg.aux_loss_coef > 0:
+                    p = probs / probs.sum(dim=-1, keepdim=True) if cfg.router_type == "sigmoid" else probs
+                    p_mean = p.mean(0)
             ones = torch.ones(idx.numel(), dtype=torch.long, device=x.device)
             choices = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(0, idx.flatten(), ones)
             if rounding:
@@ -308,8 +329,7 @@ class MoE(nn.Module):
                                      f"forward, and this one has {T}: lower rounding_tile, raise batch_size or "
                                      f"block_size, or set token_rounding=False")
                 pair_tok, pair_exp, pair_score, _, _ = round_tokens(
-                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode,
-                    fused=cfg.moe_backend == "sonic" and sonic_kernels is not None)
+                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode, fused=sonic and sonic_kernels is not None)
                 # the load after rounding (the last bin counts unused slots); an expert either
                 # drops or adds, so the counts alone give both fractions, with no (T, E) pass
                 counts = torch.zeros(E + 1, dtype=torch.long, device=x.device).scatter_add_(
@@ -325,7 +345,7 @@ class MoE(nn.Module):
             self.tokens_per_expert = counts.detach()
             if self.training:  # balancing acts on the router's choices, before any rounding
                 self.load_accum += choices.detach().float()
-                self.aux_loss = self.router_losses(logits, probs, choices, T * K)
+                self.aux_loss = self.router_losses(p_mean, lse, choices, T * K)
         if self.ep_group is not None:
             fixed_k = None if rounding else K
             out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
@@ -335,19 +355,17 @@ class MoE(nn.Module):
             out = out + self.shared(x)
         return out.reshape(shape)
 
-    def router_losses(self, logits, probs, counts, n_pairs):
-        """Switch load-balancing loss E * sum_e f_e * P_e, and the z-loss mean(logsumexp^2)."""
+    def router_losses(self, p_mean, lse, counts, n_pairs):
+        """Switch load-balancing loss E * sum_e f_e * P_e, where f_e is expert e's fraction of the routed
+        pairs and P_e the mean over tokens of its score (the softmax over all E, or the row-normalised
+        sigmoid), and the z-loss mean(logsumexp(logits)^2)."""
         cfg = self.config
-        loss = logits.new_zeros(())
+        loss = torch.zeros((), device=counts.device)
         if cfg.aux_loss_coef > 0:
-            if probs is None:
-                probs = F.softmax(logits, dim=-1)
-            elif cfg.router_type == "sigmoid":
-                probs = probs / probs.sum(dim=-1, keepdim=True)
-            f = counts.float() / n_pairs                               # fraction of routed pairs
-            loss = loss + cfg.aux_loss_coef * cfg.n_expert * (f * probs.mean(0)).sum()
+            f = counts.float() / n_pairs
+            loss = loss + cfg.aux_loss_coef * cfg.n_expert * (f * p_mean).sum()
         if cfg.z_loss_coef > 0:
-            loss = loss + cfg.z_loss_coef * torch.logsumexp(logits, dim=-1).square().mean()
+            loss = loss + cfg.z_loss_coef * lse.square().mean()
         return loss
 
     @torch.no_grad()

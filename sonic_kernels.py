@@ -785,3 +785,272 @@ def topk_softmax(logits, k):
     if torch.compiler.is_compiling():
         return torch.ops.sonic.topk_softmax(logits, k)
     return _TopkSoftmax.apply(logits, k)
+
+
+# -----------------------------------------------------------------------------
+# Router: the logits GEMM on tensor cores, then one pass over the logits for the selection, the gates
+# and everything the balancing losses need; backward recomputes the logits and keeps no (T, E) tensor.
+
+ROUTER_CODES = {"softmax_topk": 0, "topk_softmax": 1, "sigmoid": 2}
+
+
+@triton.jit
+def _router_fwd_kernel(
+    L, BIAS, IDX, G, LSE, SSUM, PSUM,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
+    T, E,                              # lse (T,), sigmoid row sums (T,), psum (programs, E): column sums of P
+    stride_lt,
+    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+):
+    # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
+    #        1 topk_softmax: softmax over all E, top-K (the same choice: softmax is monotone), NORM renormalises
+    #        2 sigmoid:      top-K of sigmoid + bias (DeepSeek-V3), gates are the chosen sigmoids renormalised
+    # P, the score matrix of the balancing loss, is the softmax (0, 1) or the row-normalised sigmoid (2);
+    # only its column sums leave the kernel.
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+    cols = tl.arange(0, BLOCK_E)
+    mask_t, mask_e = rows < T, cols < E
+    mask = mask_t[:, None] & mask_e[None, :]
+    logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
+    logits = tl.where(mask_e[None, :], logits, float("-inf"))  # padded rows read 0: every row has a finite max
+    row_max = tl.max(logits, axis=1)
+    ex = tl.exp(logits - row_max[:, None])                     # 0 on padded experts
+    se = tl.sum(ex, axis=1)
+    lse = row_max + tl.log(se)
+    if ROUTER == 2:
+        s = tl.where(mask_e[None, :], tl.sigmoid(logits), 0.0)
+        ssum = tl.sum(s, axis=1)
+        bias = tl.load(BIAS + cols, mask=mask_e, other=0.0)
+        work = tl.where(mask_e[None, :], s + bias[None, :], float("-inf"))
+        P = s / ssum[:, None]
+    else:
+        ssum = se
+        work = logits
+        P = ex / se[:, None]
+    # K rounds of argmax (ties go to the lower expert index): rank[t, e] = k if e was t's k-th choice, else -1
+    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
+    for k in tl.static_range(K):
+        i = tl.argmax(work, axis=1)
+        hit = cols[None, :] == i[:, None]
+        rank = tl.where(hit, k, rank)
+        work = tl.where(hit, float("-inf"), work)
+    chosen = (rank >= 0) & mask_t[:, None]
+    if ROUTER == 0:
+        w = tl.where(chosen, ex, 0.0)       # the top logit is the row max, so the sum is >= 1
+    elif ROUTER == 1:
+        w = tl.where(chosen, P, 0.0)
+    else:
+        w = tl.where(chosen, s, 0.0)
+    if ROUTER == 1 and not NORM:
+        gates = w
+    else:
+        wsum = tl.sum(w, axis=1)
+        gates = w / tl.where(wsum > 0, wsum, 1.0)[:, None]    # padded rows give 0
+    out = rows[:, None].to(tl.int64) * K + rank
+    tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
+    tl.store(G + out, gates, mask=chosen)
+    tl.store(LSE + rows, lse, mask=mask_t)
+    tl.store(SSUM + rows, ssum, mask=mask_t)
+    tl.store(PSUM + pid * E + cols, tl.sum(tl.where(mask, P, 0.0), axis=0), mask=mask_e)
+
+
+@triton.jit
+def _router_bwd_kernel(
+    L, LSE, SSUM, IDX, G, DG, DLSE, DPSUM, DL,  # logits (T, E) recomputed; lse, ssum (T,); idx, gates, dgates
+    T, E,                                       # (T, K); the gradients of lse (T,) and psum (E,); out DL (T, E)
+    stride_lt,
+    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+):
+    # dlogits of one block of rows, from three terms: the gates (through the router's selection), the
+    # balancing loss (through P's column sums psum) and the z-loss (through lse). The K chosen experts enter as K masked
+    # column compares, since a tile cannot be indexed by a per-row expert id.
+    rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    cols = tl.arange(0, BLOCK_E)
+    mask_t, mask_e = rows < T, cols < E
+    mask = mask_t[:, None] & mask_e[None, :]
+    rows64 = rows.to(tl.int64)
+    logits = tl.load(L + rows64[:, None] * stride_lt + cols[None, :], mask=mask, other=0.0)
+    lse = tl.load(LSE + rows, mask=mask_t, other=0.0)
+    p = tl.where(mask, tl.exp(logits - lse[:, None]), 0.0)  # the softmax over all E
+    # sum_k g_k dg_k, and the chosen experts' dense one-hot sum
+    gdg = tl.zeros((BLOCK_T,), dtype=tl.float32)
+    chosen = tl.zeros((BLOCK_T, BLOCK_E), dtype=tl.int1)
+    for k in tl.static_range(K):
+        g = tl.load(G + rows64 * K + k, mask=mask_t, other=0.0)
+        dg = tl.load(DG + rows64 * K + k, mask=mask_t, other=0.0)
+        gdg += g * dg
+        e = tl.load(IDX + rows64 * K + k, mask=mask_t, other=-1)
+        chosen = chosen | (cols[None, :] == e[:, None])
+    # dsel: the gradient reaching the chosen experts' selection scores (logits, softmax probs or sigmoids)
+    dsel = tl.zeros((BLOCK_T, BLOCK_E), dtype=tl.float32)
+    for k in tl.static_range(K):
+        g = tl.load(G + rows64 * K + k, mask=mask_t, other=0.0)
+        dg = tl.load(DG + rows64 * K + k, mask=mask_t, other=0.0)
+        e = tl.load(IDX + rows64 * K + k, mask=mask_t, other=-1)
+        if ROUTER == 0:
+            d = g * (dg - gdg)                 # softmax over the K chosen logits
+        elif ROUTER == 1 and not NORM:
+            d = dg
+        else:
+            d = dg - gdg                        # renormalised: divided by the chosen sum below
+        dsel += tl.where(cols[None, :] == e[:, None], d[:, None], 0.0)
+    a = tl.load(DPSUM + cols, mask=mask_e, other=0.0)          # psum_e = sum_t P[t, e]: dP[t, e] = a_e
+    dlse = tl.load(DLSE + rows, mask=mask_t, other=0.0)
+    if ROUTER == 2:
+        s = tl.where(mask, tl.sigmoid(logits), 0.0)
+        ssum = tl.load(SSUM + rows, mask=mask_t, other=1.0)
+        csum = tl.sum(tl.where(chosen, s, 0.0), axis=1)
+        ds = dsel / tl.where(csum > 0, csum, 1.0)[:, None]
+        P = s / ssum[:, None]
+        ds += (a[None, :] - tl.sum(P * a[None, :], axis=1)[:, None]) / ssum[:, None]
+        dl = ds * s * (1.0 - s)
+    else:
+        if ROUTER == 0:
+            dl = dsel
+            v = a[None, :] + tl.zeros_like(p)
+        else:
+            if NORM:
+                csum = tl.sum(tl.where(chosen, p, 0.0), axis=1)
+                dsel = dsel / tl.where(csum > 0, csum, 1.0)[:, None]
+            dl = tl.zeros_like(p)
+            v = dsel + a[None, :]
+        dl += p * (v - tl.sum(p * v, axis=1)[:, None])  # the softmax Jacobian
+    dl += dlse[:, None] * p                                     # d lse / d logits = softmax
+    tl.store(DL + rows64[:, None] * stride_lt + cols[None, :], dl, mask=mask)
+
+
+def _router_block_t(E):
+    # a program holds a few (BLOCK_T, BLOCK_E) fp32 tiles in registers
+    return max(1, min(64, 4096 // triton.next_power_of_2(E)))
+
+
+def _mm_f32(a, b):
+    # a @ b with fp32 accumulation and an fp32 result: cuBLAS's mm with out_dtype on CUDA; elsewhere in fp32
+    if a.is_cuda:
+        return torch.mm(a, b, out_dtype=torch.float32)
+    return a.float() @ b.float()
+
+
+def router_logits(x, weight, router_dtype):
+    """logits = x @ weight^T (T, E) fp32, on tensor cores. x (T, d) stays in its own dtype (no fp32 copy
+    is made or kept); the fp32 weight (E, d) is read as bf16 (router_dtype 'bf16'), as hi + lo bf16 halves
+    whose sum carries 16 of fp32's 24 mantissa bits ('bf16x2', two GEMMs), or in fp32 ('fp32', on a
+    transient fp32 copy of x). An fp32 x (the CPU, fp32 training) always gets the fp32 product."""
+    if x.dtype == torch.float32 or router_dtype == "fp32":
+        return x.float() @ weight.float().t()
+    hi = weight.to(x.dtype)
+    logits = _mm_f32(x, hi.t())
+    if router_dtype == "bf16x2":
+        logits += _mm_f32(x, (weight - hi.float()).to(x.dtype).t())
+    return logits
+
+
+def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
+                    router_dtype: str) -> tuple[(torch.Tensor,) * 5]:
+    T, E = x.shape[0], weight.shape[0]
+    logits = router_logits(x, weight, router_dtype)                   # (T, E) fp32, transient
+    bt = _router_block_t(E)
+    grid = triton.cdiv(T, bt)
+    idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
+    gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
+    lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
+    psum = torch.empty(grid, E, device=x.device)
+    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, T, E, logits.stride(0),
+                                K=k, ROUTER=router, NORM=norm, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
+    return idx, gates, lse, ssum, psum.sum(0)
+
+
+def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor,
+                    lse: torch.Tensor, ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor,
+                    dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+    T, E, k = x.shape[0], weight.shape[0], idx.shape[1]
+    logits = router_logits(x, weight, router_dtype)                   # recomputed: nothing (T, E) was saved
+    dl = torch.empty_like(logits)
+    bt = _router_block_t(E)
+    _router_bwd_kernel[(triton.cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
+                                              dlse.float().contiguous(), dpsum.float().contiguous(), dl,
+                                              T, E, logits.stride(0), K=k, ROUTER=router, NORM=norm, BLOCK_T=bt,
+                                              BLOCK_E=triton.next_power_of_2(E))
+    del logits
+    if x.dtype == torch.float32 or router_dtype == "fp32":
+        dx = (dl @ weight.float()).to(x.dtype)
+        dw = dl.t() @ x.float()
+    else:  # dlogits as hi + lo halves too, so the fp32 weight's gradient keeps fp32's accuracy
+        dl_hi = dl.to(x.dtype)
+        dl_lo = (dl - dl_hi.float()).to(x.dtype)
+        w_hi = weight.to(x.dtype)
+        dx = (_mm_f32(dl_hi, w_hi) + _mm_f32(dl_lo, w_hi)).to(x.dtype)
+        dw = _mm_f32(dl_hi.t(), x) + _mm_f32(dl_lo.t(), x)
+    return dx, dw
+
+
+_router_fwd = torch.library.custom_op("sonic::router_fwd", mutates_args=())(router_fwd_impl)
+
+
+@_router_fwd.register_fake
+def _(x, weight, bias, k, router, norm, router_dtype):
+    T, E = x.shape[0], weight.shape[0]
+    f32 = dict(dtype=torch.float32)
+    return (x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k, **f32), x.new_empty(T, **f32),
+            x.new_empty(T, **f32), x.new_empty(E, **f32))
+
+
+_router_bwd = torch.library.custom_op("sonic::router_bwd", mutates_args=())(router_bwd_impl)
+
+
+@_router_bwd.register_fake
+def _(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, router, norm, router_dtype):
+    return torch.empty_like(x), torch.empty_like(weight, dtype=torch.float32)
+
+
+def _router_setup(ctx, inputs, output):
+    x, weight, bias, k, router, norm, router_dtype = inputs
+    idx, gates, lse, ssum, psum = output
+    # MEMORY CONTRACT: x (the layer's input, which the experts keep too), the weight and O(T*K) routing
+    # state; the (T, E) logits and probabilities are recomputed in backward, never kept
+    ctx.save_for_backward(x, weight, idx, gates, lse, ssum)
+    ctx.args = (router, norm, router_dtype)
+
+
+def _router_backward(ctx, didx, dgates, dlse, dssum, dpsum):
+    x, weight, idx, gates, lse, ssum = ctx.saved_tensors
+    dgates = torch.zeros_like(gates) if dgates is None else dgates
+    dlse = torch.zeros_like(lse) if dlse is None else dlse
+    dpsum = weight.new_zeros(weight.shape[0], dtype=torch.float32) if dpsum is None else dpsum
+    bwd = torch.ops.sonic.router_bwd if torch.compiler.is_compiling() else router_bwd_impl
+    dx, dw = bwd(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, *ctx.args)
+    return dx, dw.to(weight.dtype), None, None, None, None, None
+
+
+_router_fwd.register_autograd(_router_backward, setup_context=_router_setup)
+
+
+class _Router(torch.autograd.Function):
+    # eager mode, as _SonicExperts
+    @staticmethod
+    def forward(ctx, x, weight, bias, k, router, norm, router_dtype):
+        inputs = (x, weight, bias, k, router, norm, router_dtype)
+        output = router_fwd_impl(*inputs)
+        _router_setup(ctx, inputs, output)
+        ctx.mark_non_differentiable(output[0], output[3])
+        return output
+
+    backward = staticmethod(_router_backward)
+
+
+def router(x, weight, bias, k, router_type, norm, router_dtype):
+    """The whole router in two kernels and a GEMM each way. x (T, d) in the activation dtype, weight (E, d)
+    (fp32), bias (E,) the sigmoid router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32,
+    lse (T,) fp32 (the logits' logsumexp, for the z-loss) and psum (E,) fp32, the column sums of the
+    balancing loss's score matrix P; gates, lse and psum are differentiable in x and weight."""
+    if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
+        raise ValueError(f"router: router_type={router_type!r}, router_dtype={router_dtype!r}; see moe.py's "
+                         f"ROUTER_TYPES and ROUTER_DTYPES")
+    if not 1 <= k <= weight.shape[0] or x.dim() != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
+    args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype)
+    if torch.compiler.is_compiling():
+        idx, gates, lse, ssum, psum = torch.ops.sonic.router_fwd(*args)
+    else:
+        idx, gates, lse, ssum, psum = _Router.apply(*args)
+    return idx, gates, lse, psum

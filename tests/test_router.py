@@ -1,0 +1,124 @@
+"""
+The sonic backend's fused router (sonic_kernels.router) against a float64 PyTorch statement of each
+router type, with the balancing loss and the z-loss; the logits' precision under each router_dtype;
+and the whole MoE module's saved tensors (router included), which hold no (T, E) or extra (T, d) tensor.
+On CPU the kernels run in Triton's interpreter (fp32).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sonic_kernels as sk
+from model import GPTConfig
+from moe import MoE
+
+ROUTERS = [("softmax_topk", True), ("topk_softmax", True), ("topk_softmax", False), ("sigmoid", True)]
+SHAPES = [(37, 8, 2, 16), (50, 12, 3, 32), (9, 5, 5, 16), (20, 16, 1, 16), (1, 6, 2, 16)]  # (T, E, K, d)
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def reference(x, w, bias, K, router_type, norm, aux_coef, z_coef):
+    """Float64: the selection, the gates and the two loss terms, written out plainly."""
+    logits = x.double() @ w.double().t()
+    if router_type == "softmax_topk":
+        top, idx = torch.topk(logits, K, dim=-1)
+        gates, P = F.softmax(top, dim=-1), F.softmax(logits, dim=-1)
+    elif router_type == "topk_softmax":
+        P = F.softmax(logits, dim=-1)
+        gates, idx = torch.topk(P, K, dim=-1)
+        if norm:
+            gates = gates / gates.sum(-1, keepdim=True)
+    else:
+        s = torch.sigmoid(logits)
+        idx = torch.topk(s + bias.double(), K, dim=-1).indices
+        gates = s.gather(1, idx)
+        gates, P = gates / gates.sum(-1, keepdim=True), s / s.sum(-1, keepdim=True)
+    T, E = logits.shape
+    f = torch.zeros(E, dtype=torch.float64).index_add_(0, idx.flatten(), torch.ones(idx.numel(), dtype=torch.float64))
+    f = f / idx.numel()
+    loss = aux_coef * E * (f * P.mean(0)).sum() + z_coef * torch.logsumexp(logits, -1).square().mean()
+    return idx, gates, loss, f
+
+
+@pytest.mark.parametrize("T,E,K,d", SHAPES)
+@pytest.mark.parametrize("router_type,norm", ROUTERS, ids=["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm",
+                                                          "sigmoid"])
+def test_router_against_float64(router_type, norm, T, E, K, d):
+    x = torch.randn(T, d, dtype=torch.float64, requires_grad=True)
+    w = (0.5 * torch.randn(E, d, dtype=torch.float64)).requires_grad_()
+    bias = 0.1 * torch.randn(E)
+    aux_coef, z_coef = 0.05, 0.01
+    idx_ref, gates_ref, loss_ref, f = reference(x, w, bias, K, router_type, norm, aux_coef, z_coef)
+    dgates = torch.randn(T, K, dtype=torch.float64)
+    dx_ref, dw_ref = torch.autograd.grad((gates_ref * dgates).sum() + 3.0 * loss_ref, (x, w))
+
+    xf, wf = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    idx, gates, lse, psum = sk.router(xf, wf, bias, K, router_type, norm, "bf16x2")
+    assert torch.equal(idx, idx_ref)
+    assert rel(gates, gates_ref) < 1e-6
+    loss = aux_coef * E * (f.float() * psum / T).sum() + z_coef * lse.square().mean()  # as MoE.router_losses
+    assert abs(loss.item() - loss_ref.item()) <= 1e-6 * abs(loss_ref.item())
+    dx, dw = torch.autograd.grad((gates * dgates.float()).sum() + 3.0 * loss, (xf, wf))
+    assert rel(dx, dx_ref) < 1e-5 and rel(dw, dw_ref) < 1e-5, (rel(dx, dx_ref), rel(dw, dw_ref))
+
+
+def test_router_gradient_of_each_term_alone():
+    """The gates' term, the balancing term and the z-loss term each reach x and the weight: one
+    term at a time, so an error in one cannot hide behind the others."""
+    T, E, K, d = 24, 8, 2, 16
+    x = torch.randn(T, d, dtype=torch.float64, requires_grad=True)
+    w = (0.5 * torch.randn(E, d, dtype=torch.float64)).requires_grad_()
+    for aux_coef, z_coef, dg_scale in ((0.0, 0.0, 1.0), (0.1, 0.0, 0.0), (0.0, 0.1, 0.0)):
+        _, gates_ref, loss_ref, f = reference(x, w, torch.zeros(E), K, "softmax_topk", True, aux_coef, z_coef)
+        dgates = dg_scale * torch.randn(T, K, dtype=torch.float64)
+        ref = torch.autograd.grad((gates_ref * dgates).sum() + loss_ref, (x, w))
+        xf, wf = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+        _, gates, lse, psum = sk.router(xf, wf, torch.zeros(E), K, "softmax_topk", True, "fp32")
+        loss = aux_coef * E * (f.float() * psum / T).sum() + z_coef * lse.square().mean()
+        got = torch.autograd.grad((gates * dgates.float()).sum() + loss, (xf, wf))
+        assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), (aux_coef, z_coef, [rel(g, r) for g, r in zip(got, ref)])
+
+
+@pytest.mark.parametrize("router_dtype,bound", [("fp32", 1e-6), ("bf16x2", 1e-4), ("bf16", 1e-2)])
+def test_router_logits_precision(router_dtype, bound):
+    """bf16 activations against the fp32 router weight: 'bf16x2' (hi + lo halves of the weight) is
+    close to the fp32 product, 'bf16' (the weight rounded) is not. On the CPU the products run in fp32
+    on the same bf16 operands a GPU's tensor cores read, so the error measured is the operands'."""
+    x = torch.randn(512, 256).to(torch.bfloat16)
+    w = 0.02 * torch.randn(64, 256)
+    want = x.double() @ w.double().t()
+    err = rel(sk.router_logits(x, w, router_dtype), want)
+    assert err < bound, err
+    if router_dtype == "bf16":
+        assert err > 1e-4  # the rounding of the weight is visible: the test can tell the modes apart
+
+
+@pytest.mark.parametrize("router_type", ["softmax_topk", "sigmoid"])
+def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
+    """The whole MoE module's saved tensors, router and balancing loss included: x once, h, and O(T*K)
+    routing state. Nothing of shape (T, E), no second (T, d), no fp32 copy of x."""
+    T, d, n, E, K = 96, 32, 16, 12, 2
+    cfg = GPTConfig(n_embd=d, n_head=2, n_expert=E, top_k=K, expert_size=n, moe_backend="sonic", router_type=router_type,
+                    aux_loss_coef=0.01, z_loss_coef=0.001)
+    moe = MoE(cfg).train()
+    x = torch.randn(T, d, requires_grad=True)
+    params = {p.data_ptr() for p in moe.parameters()}
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = moe(x)
+    acts = {t.untyped_storage().data_ptr(): t for t in saved if t.data_ptr() not in params}
+    shapes = [tuple(t.shape) for t in acts.values()]
+    assert (T, E) not in shapes and (E, T) not in shapes, shapes
+    assert sum(1 for s in shapes if s == (T, d)) == 1, shapes          # x, once
+    nbytes = sum(t.untyped_storage().nbytes() for t in acts.values())
+    # the experts' contract, then the router's idx (int64), gates, lse and its row sums (fp32), and the
+    # balancing loss's (E,) vectors (fractions and mean scores)
+    want = sk.saved_bytes_formula(T, d, n, T * K, E, 4) + T * K * (8 + 4) + T * (4 + 4) + 4 * E * 4
+    assert nbytes <= want, (nbytes, want, shapes)
+    (out.sum() + moe.aux_loss).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in moe.parameters())
