@@ -13,6 +13,7 @@ import sonic_kernels as sk
 from model import GPTConfig
 from moe import MoE
 
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
 ROUTERS = [("softmax_topk", True), ("topk_softmax", True), ("topk_softmax", False), ("sigmoid", True)]
 SHAPES = [(37, 8, 2, 16), (50, 12, 3, 32), (9, 5, 5, 16), (20, 16, 1, 16), (1, 6, 2, 16)]  # (T, E, K, d)
 
@@ -57,13 +58,14 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
     dgates = torch.randn(T, K, dtype=torch.float64)
     dx_ref, dw_ref = torch.autograd.grad((gates_ref * dgates).sum() + 3.0 * loss_ref, (x, w))
 
-    xf, wf = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
-    idx, gates, lse, psum = sk.router(xf, wf, bias, K, router_type, norm, "bf16x2")
+    xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
+    idx, gates, lse, psum = sk.router(xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2")
+    idx, gates, lse, psum = idx.cpu(), gates.cpu(), lse.cpu(), psum.cpu()
     assert torch.equal(idx, idx_ref)
     assert rel(gates, gates_ref) < 1e-6
     loss = aux_coef * E * (f.float() * psum / T).sum() + z_coef * lse.square().mean()  # as MoE.router_losses
     assert abs(loss.item() - loss_ref.item()) <= 1e-6 * abs(loss_ref.item())
-    dx, dw = torch.autograd.grad((gates * dgates.float()).sum() + 3.0 * loss, (xf, wf))
+    dx, dw = [g.cpu() for g in torch.autograd.grad((gates * dgates.float()).sum() + 3.0 * loss, (xf, wf))]
     assert rel(dx, dx_ref) < 1e-5 and rel(dw, dw_ref) < 1e-5, (rel(dx, dx_ref), rel(dw, dw_ref))
 
 
@@ -77,10 +79,10 @@ def test_router_gradient_of_each_term_alone():
         _, gates_ref, loss_ref, f = reference(x, w, torch.zeros(E), K, "softmax_topk", True, aux_coef, z_coef)
         dgates = dg_scale * torch.randn(T, K, dtype=torch.float64)
         ref = torch.autograd.grad((gates_ref * dgates).sum() + loss_ref, (x, w))
-        xf, wf = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
-        _, gates, lse, psum = sk.router(xf, wf, torch.zeros(E), K, "softmax_topk", True, "fp32")
-        loss = aux_coef * E * (f.float() * psum / T).sum() + z_coef * lse.square().mean()
-        got = torch.autograd.grad((gates * dgates.float()).sum() + loss, (xf, wf))
+        xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
+        _, gates, lse, psum = sk.router(xf, wf, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32")
+        loss = aux_coef * E * (f.float().to(DEV) * psum / T).sum() + z_coef * lse.square().mean()
+        got = [g.cpu() for g in torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + loss, (xf, wf))]
         assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), (aux_coef, z_coef, [rel(g, r) for g, r in zip(got, ref)])
 
 
@@ -105,8 +107,8 @@ def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
     T, d, n, E, K = 96, 32, 16, 12, 2
     cfg = GPTConfig(n_embd=d, n_head=2, n_expert=E, top_k=K, expert_size=n, moe_backend="sonic", router_type=router_type,
                     aux_loss_coef=0.01, z_loss_coef=0.001)
-    moe = MoE(cfg).train()
-    x = torch.randn(T, d, requires_grad=True)
+    moe = MoE(cfg).to(DEV).train()
+    x = torch.randn(T, d, device=DEV, requires_grad=True)
     params = {p.data_ptr() for p in moe.parameters()}
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
