@@ -868,7 +868,7 @@ def print_profile(r):
 def plot_profile(rows, png):
     """One stacked horizontal bar per backend: the step split into its parts, in ms."""
     ok = [r for r in rows if 'error' not in r]
-    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.6 * max(1, len(ok))))
+    fig, ax = plt.subplots(figsize=(11, max(3.5, 1.5 + 0.6 * len(ok))))
     colors = plt.get_cmap('tab20').colors
     for j, r in enumerate(ok):
         left = 0.0
@@ -880,7 +880,7 @@ def plot_profile(rows, png):
     ax.set_xlabel('ms per training step')
     ax.set_title(f'Where a training step goes ({dtype}, {run_info()["device"]})')
     if ok:
-        ax.legend(fontsize=7, ncol=4, loc='upper center', bbox_to_anchor=(0.5, -0.25))
+        ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
     save(fig, png)
 
 

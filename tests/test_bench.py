@@ -3,7 +3,7 @@ bench.py end to end at tiny sizes, so that it cannot rot: every mode runs in a s
 would run it (with --tiny on the CPU), and its JSON and PNG outputs are checked. Without a GPU the
 sonic kernels run in Triton's CPU interpreter (fp32) and grouped_mm must come out as an error entry,
 not a crash.
-    python -m pytest -q tests/test_bench.py        # about a minute on 2 CPU cores
+    python -m pytest -q tests/test_bench.py        # a few minutes on 2 CPU cores
 """
 
 import os
