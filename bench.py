@@ -1,25 +1,35 @@
 """
-Benchmarks of the MoE expert layer and of the whole GPT, in the spirit of nanoGPT's bench.py.
+Benchmarks of the MoE layer and of the whole GPT, in the spirit of nanoGPT's bench.py.
 
 Modes (--mode=...):
-  layer  one expert layer, forward and backward, every backend side by side on the same inputs and
-         the same routing: ms, TFLOPS, MiB alive after forward, peak MiB (the paper's figures 13, 14)
-  sweep  T, d and n*K fixed while experts get finer (n halves, K and E double): memory and TFLOPS
-  train  full training steps of the GPT for each backend: tokens/s, MFU, peak memory
-  load   heatmaps of the per-expert load that train.py logs to expert_load.jsonl
-  curves train and val loss against iteration from train.py's log.jsonl files, one line per run
+  layer    one MoE layer as a training step runs it: MoE(GPTConfig(...)) in train mode, its router,
+           routing, experts and balancing loss, forward and backward, every backend side by side:
+           ms, TFLOPS, MiB alive after forward, peak MiB (the paper's figures 13, 14). A second set
+           of columns, "experts only (a part)", times the experts alone on a precomputed routing
+  sweep    T, d and n*K fixed while experts get finer (n halves, K and E double): memory and TFLOPS
+  kernels  one layer's forward+backward under torch.profiler: each kernel's calls, time and share,
+           and the host's time to enqueue the layer against the GPU's time to run it
+  train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory
+  profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
+           router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
+           communication and device idle time: ms per step and % of the step
+  load     heatmaps of the per-expert load that train.py logs to expert_load.jsonl
+  curves   train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
-train PNG plots too.
+train and kernels PNG plots too.
 
 On the GPU:
   python bench.py                                                  # layer mode, the paper's 12 shapes
   python bench.py --shapes=rounding --routing=both                 # token rounding against top-K
   python bench.py --mode=sweep
+  python bench.py --mode=kernels --only='7B 256' --backends=sonic
   python bench.py --mode=train --backends=sonic,grouped_mm
+  python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic
   python bench.py --mode=load --load_file=out-default/expert_load.jsonl
   python bench.py --mode=curves --log_files=out-a/log.jsonl,out-b/log.jsonl --labels=sonic,torch
-On CPU, tiny and slow (tests/test_bench.py does this):
-  TRITON_INTERPRET=1 python bench.py --shapes=64x32:16/4/2 --backends=torch,sonic
+On the CPU, tiny and slow (tests/test_bench.py does this); the sizes above would run for hours:
+  python bench.py --tiny                                           # any mode takes --tiny
+  TRITON_INTERPRET=1 python bench.py --tiny                        # sonic too, in Triton's interpreter
 """
 
 import os
@@ -29,13 +39,17 @@ import json
 import math
 import time
 import shlex
+import builtins
 import platform
 import statistics
-from contextlib import nullcontext
+from contextlib import nullcontext, contextmanager
+from dataclasses import fields
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd import DeviceType
+from torch.profiler import profile, ProfilerActivity, record_function
 import matplotlib
 matplotlib.use('Agg')  # files only, never a window
 import matplotlib.pyplot as plt
@@ -45,28 +59,32 @@ from model import GPT, GPTConfig
 from moe import EXPERT_BACKENDS
 
 # -----------------------------------------------------------------------------
-mode = 'layer' # 'layer' | 'sweep' | 'train' | 'load' | 'curves'
+mode = 'layer' # 'layer' | 'sweep' | 'kernels' | 'train' | 'profile' | 'load' | 'curves'
+tiny = False # CPU-sized shapes and model (the sizes below take hours on a CPU); --tiny alone works too
 device = 'auto' # 'auto' (cuda if available) | 'cuda' | 'cpu'
 dtype = 'bfloat16' # 'bfloat16' | 'float16' | 'float32'; always float32 on CPU (the Triton interpreter has no bf16)
 backends = 'sonic,torch,grouped_mm' # comma-separated keys of moe.EXPERT_BACKENDS
 out_dir = 'bench_out' # JSON and PNG files go here
 warmup = 25 # ms of warm-up per timing (triton.testing.do_bench)
 rep = 100 # ms of timed runs per timing; the median is reported
-min_runs = 5 # CUDA: at least this many timed runs, whatever rep says
+min_runs = 5 # at least this many timed runs, whatever rep says
 seed = 1337
-# layer mode
+# layer, sweep and kernels modes
 shapes = 'paper' # 'paper' (12 shapes) | 'rounding' (E sweep at 7B widths) | 'TxD:n/E/K,...' e.g. '4096x512:64/8/4'
 only = '' # keep only the shapes whose label contains this substring, e.g. '7B'
 check = True # before timing, relative errors of output and grads against the torch backend in fp32
 routing = 'topk' # 'topk' | 'rounding' (token rounding, nearest) | 'both'
 rounding_tile = 128 # M_tile of token rounding
+kernel_iters = 5 # kernels mode: profiled forward+backward passes of the layer
+kernels_top = 25 # kernels mode: rows of the kernel table; the rest are summed in one row
 # sweep mode: T, d, n*K fixed; starts at n = sweep_nK/2, K = 2, E = sweep_E0 and halves n down to sweep_n_min
 sweep_T = 24576
 sweep_d = 1536
 sweep_nK = 2048
 sweep_E0 = 32
 sweep_n_min = 128
-# train mode: a mid-size MoE GPT (GPT-2 small widths, 64 experts of width 256, top-8)
+# train and profile modes: a mid-size MoE GPT (GPT-2 small widths, 64 experts of width 256, top-8)
+config_file = '' # a train.py config file, e.g. configs/h200_moe.py: its model and batch settings replace these
 dataset = '' # data/<dataset>/train.bin; '' means random tokens
 batch_size = 16
 block_size = 1024
@@ -81,9 +99,10 @@ vocab_size = 50304
 router_type = 'softmax_topk' # see moe.ROUTER_TYPES
 learning_rate = 6e-4 # AdamW needs one; it does not change the speed
 weight_decay = 0.1
-compile = False # torch.compile the model
+compile = False # torch.compile the model (train mode; profile mode runs eager, to see the parts)
 burnin = 5 # untimed steps (autotuning, allocator warm-up)
 steps = 10 # timed steps
+profile_steps = 3 # profile mode: profiled steps after burnin
 # load mode
 load_file = 'out/expert_load.jsonl' # written by train.py into its out_dir
 # curves mode
@@ -91,7 +110,58 @@ log_files = '' # comma-separated log.jsonl files that train.py writes into its o
 labels = '' # comma-separated names for them; '' uses each file's folder name
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))]
+# --tiny and config_file replace defaults before the configurator runs, so --key=value flags still
+# override them. --tiny: every mode at a size a CPU runs in seconds; sonic runs on the CPU only in
+# Triton's interpreter (TRITON_INTERPRET=1, read when sonic_kernels is imported), and grouped_mm not at all
+TINY = dict(shapes='64x32:16/4/2,64x32:16/8/4', warmup=1, rep=1, min_runs=1, sweep_T=48, sweep_d=32, sweep_nK=64,
+            sweep_E0=4, sweep_n_min=16, kernel_iters=2, batch_size=2, block_size=16, n_layer=2, n_head=2,
+            n_embd=32, n_expert=4, top_k=2, expert_size=16, vocab_size=64, burnin=1, steps=2, profile_steps=2,
+            **({} if torch.cuda.is_available() else
+               dict(backends='torch,sonic' if os.environ.get('TRITON_INTERPRET') == '1' else 'torch')))
+# a train.py config file sets these; its other settings (out_dir, max_iters, ...) are train.py's own
+TRAIN_FILE_KEYS = {f.name for f in fields(GPTConfig)} | {'batch_size', 'gradient_accumulation_steps', 'dataset',
+                                                         'learning_rate', 'weight_decay', 'dtype'}
+model_extra = {} # GPTConfig fields from config_file that bench.py has no setting for (n_shared_experts, ...)
+
+
+def apply_train_config(path):
+    """Reads a train.py config file as train.py does (a python file of assignments) and takes its
+    model and batch settings: GPTConfig's fields, batch_size, dataset, ...; moe_backend becomes
+    backends and token_rounding the routing."""
+    try:
+        src = open(path, encoding='utf-8').read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"bench: cannot read config_file={path!r} ({getattr(e, 'strerror', None) or e}); "
+                         f"pass a train.py config such as configs/h200_moe.py")
+    ns = {}
+    try:
+        exec(builtins.compile(src, path, 'exec'), ns)  # bench's compile setting shadows the builtin
+    except Exception as e:
+        raise SystemExit(f"bench: config_file {path}: {type(e).__name__}: {e}")
+    taken = {k: v for k, v in ns.items() if k in TRAIN_FILE_KEYS}
+    for k, v in taken.items():
+        if k == 'moe_backend':
+            k, v = 'backends', v
+        elif k == 'token_rounding':
+            k, v = 'routing', 'rounding' if v else 'topk'
+        elif k == 'dtype' and v == 'auto':
+            continue
+        if k not in globals():
+            model_extra[k] = v  # GPTConfig checks it
+        elif not (type(v) is type(globals()[k]) or type(v) is int and type(globals()[k]) is float):
+            raise SystemExit(f"bench: config_file {path}: {k}={v!r} must be a {type(globals()[k]).__name__}")
+        else:
+            globals()[k] = v
+    print(f"from {path}: " + ', '.join(f"{k}={v!r}" for k, v in taken.items()))
+
+
 if __name__ == '__main__':  # importing bench (tests, other scripts) must not parse their argv
+    sys.argv = [a + '=True' if a == '--tiny' else a for a in sys.argv]  # a bare flag, for the configurator
+    if '--tiny=True' in sys.argv:
+        globals().update(TINY)
+    for a in sys.argv[1:]:
+        if a.startswith('--config_file=') and a.split('=', 1)[1].strip('\'"'):
+            apply_train_config(a.split('=', 1)[1].strip('\'"'))
     exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator.py')).read())
 config = {k: globals()[k] for k in config_keys}
 # -----------------------------------------------------------------------------
@@ -108,7 +178,8 @@ dt = DTYPES.get(dtype)
 backend_names = [b for b in backends.split(',') if b]
 data_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', dataset, 'train.bin')
 
-# The SonicMoE paper's shapes, (T, d) per model size, and its H100 SXM bf16 TFLOPS (fwd, bwd)
+# The SonicMoE paper's shapes, (T, d) per model size, and its H100 SXM bf16 TFLOPS (fwd, bwd) of the
+# whole layer (SonicMoE's benchmark times its softmax-top-K layer, router included)
 PAPER_SIZES = {'1.4B': (40960, 768), '7B': (24576, 1536), '30B': (32768, 4096), '120B': (32768, 4096)}
 SONIC_H100 = {
     '1.4B 256/128/8': (337, 365), '1.4B 512/64/4': (399, 402), '1.4B 1024/32/2': (404, 434),
@@ -156,7 +227,7 @@ def free_memory():
 
 def bench_ms(fn, grad_to_none=None):
     """Median milliseconds of fn(). CUDA: triton.testing.do_bench, which flushes L2 before each run.
-    CPU: a timer loop, at least 3 runs and about rep ms."""
+    CPU: a timer loop after one untimed run, at least min_runs runs and about rep ms."""
     if device_type == 'cuda':
         import triton.testing
         # do_bench times about rep / (one call's time) calls, and only 1 when a call outlasts rep (the
@@ -173,7 +244,7 @@ def bench_ms(fn, grad_to_none=None):
                                        grad_to_none=grad_to_none, return_mode='median')
     fn()
     times = []
-    while len(times) < 3 or (sum(times) < rep and len(times) < 100):
+    while len(times) < max(1, min_runs) or (sum(times) < rep and len(times) < 100):
         for t in grad_to_none or []:
             t.grad = None
         t0 = time.perf_counter()
@@ -196,12 +267,40 @@ def short(e):  # an exception in one line, for tables and JSON
 
 
 # -----------------------------------------------------------------------------
-# layer and sweep modes
+# layer, sweep and kernels modes
+
+# the two sets of columns: what a training step runs, and one part of it
+PARTS = {'layer': "whole MoE layer, as a training step runs it: router, routing, experts and balancing loss",
+         'experts_only': "experts only (a part): the experts alone on a precomputed routing, router not run; "
+                         "not comparable with a whole layer"}
+
+
+def layer_module(name, T, d, n, E, K, route):
+    """The whole MoE layer as a user's training step runs it: MoE(GPTConfig(...)) with the training
+    defaults otherwise (softmax_topk router, balancing loss on), in train mode, its parameters in the
+    bench dtype, and an input x (T, d) that needs a gradient. Returns the layer, x, a backward(out)
+    that runs autograd from the output (gradient dout) and the balancing loss, and step(): forward
+    then backward. The same seed gives every backend the same weights, input and routing."""
+    torch.manual_seed(seed)
+    cfg = GPTConfig(n_embd=d, n_head=1, n_expert=E, top_k=K, expert_size=n, moe_backend=name,  # n_head: unused
+                    token_rounding=route == 'rounding', rounding_tile=rounding_tile)
+    layer = moe.MoE(cfg).to(device=device, dtype=dt).train()
+    x = torch.randn(T, d, device=device, dtype=dt, requires_grad=True)
+    dout = torch.randn(T, d, device=device, dtype=dt)
+
+    def backward(out, retain_graph=False):
+        aux = layer.aux_loss
+        torch.autograd.backward([out, aux], [dout, torch.ones_like(aux)], retain_graph=retain_graph)
+
+    def step():
+        backward(layer(x))
+    return layer, x, backward, step
+
 
 def layer_inputs(T, d, n, E, K, route):
-    """x, w1, w2 and one routing, all random (std 1 inputs, weights scaled so activations stay O(1));
-    the same seed gives every backend and both routings the same data. Returns (x, w1, w2, pair_tok,
-    pair_exp, pair_score), a fixed output gradient dy, and R, the number of valid pairs."""
+    """The experts-only inputs: x, w1, w2 and one routing, all random (std 1 inputs, weights scaled so
+    activations stay O(1)); the same seed gives every backend and both routings the same data. Returns
+    (x, w1, w2, pair_tok, pair_exp, pair_score), a fixed output gradient dy, and R, the number of valid pairs."""
     torch.manual_seed(seed)
     x = torch.randn(T, d, device=device, dtype=dt).requires_grad_()
     w1 = (torch.randn(E, d, 2 * n, device=device, dtype=dt) / math.sqrt(d)).requires_grad_()
@@ -220,11 +319,13 @@ def layer_inputs(T, d, n, E, K, route):
     return (x, w1, w2, pair_tok, pair_exp, pair_score), dy, R
 
 
-def leaves_of(args, clear=False):
-    leaves = [args[0], args[1], args[2], args[5]]                        # x, w1, w2, pair_score
-    for t in leaves if clear else []:
+def leaves_of(args):
+    return [args[0], args[1], args[2], args[5]]                          # x, w1, w2, pair_score
+
+
+def clear_grads(leaves):
+    for t in leaves:
         t.grad = None
-    return leaves
 
 
 def reference(args, dy):
@@ -235,91 +336,192 @@ def reference(args, dy):
     return [out.detach(), x.grad, w1.grad, w2.grad, ps.grad]
 
 
-def memory_mib(fn, args, dy):
-    """MiB alive after forward (output kept, inputs already allocated) and peak MiB during forward +
-    backward, both above the baseline before forward. None off CUDA."""
+def memory_mib(forward, backward, leaves):
+    """MiB alive after forward() (its output kept; the inputs and parameters, allocated before, are
+    not counted) and peak MiB during forward and backward(out), both above the baseline before
+    forward. None off CUDA."""
     if device_type != 'cuda':
         return None, None
-    leaves_of(args, clear=True)  # the weight gradients are allocated during backward, as in training
+    clear_grads(leaves)  # the gradients are allocated during backward, as in training
     free_memory()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    out = fn(*args)
+    out = forward()
     torch.cuda.synchronize()
     after_fwd = torch.cuda.memory_allocated() - base
-    out.backward(dy)
+    backward(out)
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
-    leaves_of(args, clear=True)
+    clear_grads(leaves)
     return after_fwd / 2**20, peak / 2**20
 
 
-def run_backend(name, args, dy, flops, ref):
-    """Check, memory and timing of one backend on fixed inputs; returns a dict of numbers."""
-    fn, leaves, row = EXPERT_BACKENDS[name], leaves_of(args, clear=True), {}
+def add_tflops(part, flops):
+    for k in ('fwd', 'bwd', 'both'):
+        part[f'{k}_tflops'] = flops[k] / (part[f'{k}_ms'] * 1e-3) / 1e12
+    return part
+
+
+def run_layer(name, T, d, n, E, K, route):
+    """Memory and timing of the whole layer (layer_module) for one backend; returns a dict of numbers."""
+    layer, x, backward, step = layer_module(name, T, d, n, E, K, route)
+    leaves = [x, *layer.parameters()]
+    step()  # the first pass also compiles and autotunes the Triton kernels
+    part = dict(pairs=int(layer.tokens_per_expert.sum()))  # valid pairs (token rounding moves them); synced once
+    part['mib_fwd'], part['mib_peak'] = memory_mib(lambda: layer(x), backward, leaves)  # aux_loss alive too
+    part['fwd_ms'] = bench_ms(lambda: layer(x))
+    out = layer(x)  # backward alone: one fixed forward graph, run again and again
+    part['bwd_ms'] = bench_ms(lambda: backward(out, retain_graph=True), leaves)
+    del out
+    part['both_ms'] = bench_ms(step, leaves)
+    layer.aux_loss = None
+    return add_tflops(part, moe_flops(part['pairs'], d, n))
+
+
+def run_experts(name, args, dy, R, d, n, ref):
+    """Check, memory and timing of one backend's experts alone on fixed inputs and routing."""
+    fn, leaves, part = EXPERT_BACKENDS[name], leaves_of(args), dict(pairs=R)
+    clear_grads(leaves)
     out = fn(*args)  # the first pass also compiles and autotunes the Triton kernels
     out.backward(dy)
     if ref is not None:
-        row['err'] = {k: rel_err(a, b) for k, a, b in zip(ERR_KEYS, [out] + [t.grad for t in leaves], ref)}
-        row['check_ok'] = max(row['err'].values()) < CHECK_TOL[dt]
-        print(f"  check {name:<11}" + ' '.join(f"{k} {v:.1e}" for k, v in row['err'].items())
-              + ('' if row['check_ok'] else f"  FAILED: above {CHECK_TOL[dt]:.0e}"))
+        part['err'] = {k: rel_err(a, b) for k, a, b in zip(ERR_KEYS, [out] + [t.grad for t in leaves], ref)}
+        part['check_ok'] = max(part['err'].values()) < CHECK_TOL[dt]
+        print(f"  check {name:<11}" + ' '.join(f"{k} {v:.1e}" for k, v in part['err'].items())
+              + ('' if part['check_ok'] else f"  FAILED: above {CHECK_TOL[dt]:.0e}"))
     del out
-    row['mib_fwd'], row['mib_peak'] = memory_mib(fn, args, dy)
-    row['fwd_ms'] = bench_ms(lambda: fn(*args))
+    part['mib_fwd'], part['mib_peak'] = memory_mib(lambda: fn(*args), lambda out: out.backward(dy), leaves)
+    part['fwd_ms'] = bench_ms(lambda: fn(*args))
     out = fn(*args)  # backward alone: one fixed forward graph, run again and again
-    row['bwd_ms'] = bench_ms(lambda: out.backward(dy, retain_graph=True), leaves)
+    part['bwd_ms'] = bench_ms(lambda: out.backward(dy, retain_graph=True), leaves)
     del out
-    row['both_ms'] = bench_ms(lambda: fn(*args).backward(dy), leaves)
-    for k in ('fwd', 'bwd', 'both'):
-        row[f'{k}_tflops'] = flops[k] / (row[f'{k}_ms'] * 1e-3) / 1e12
-    return row
+    part['both_ms'] = bench_ms(lambda: fn(*args).backward(dy), leaves)
+    return add_tflops(part, moe_flops(R, d, n))
 
 
 def bench_shape(label, T, d, n, E, K, route):
-    """One row per backend for one shape and one routing."""
+    """One row per backend for one shape and one routing: the whole layer and the experts only."""
     args, dy, R = layer_inputs(T, d, n, E, K, route)
-    print(f"{label} [{route}]: T={T} d={d} n={n} E={E} K={K}, {R} routed rows")
-    if R == 0:  # token rounding with fewer tokens than a tile rounds every expert to 0
-        why = f"no routed rows: token rounding rounds every expert to 0 when T={T} < rounding_tile={rounding_tile}"
-        print(f"  skipped: {why}")
-        return [dict(label=label, T=T, d=d, n=n, E=E, K=K, routing=route, pairs=0, backend=name,
-                     mib_contract=None, error=why) for name in backend_names]
-    ref = reference(args, dy) if check else None
+    print(f"{label} [{route}]: T={T} d={d} n={n} E={E} K={K}, {R} routed rows in the experts-only inputs")
+    ref = reference(args, dy) if check and R else None
     # what sonic_kernels' memory contract allows after forward: h, metadata and the output (x's size)
     contract = None if moe.sonic_kernels is None else \
         moe.sonic_kernels.saved_bytes_formula(T, d, n, args[4].numel(), E, dt.itemsize) / 2**20
     rows = []
     for name in backend_names:
-        row = dict(label=label, T=T, d=d, n=n, E=E, K=K, routing=route, pairs=R, backend=name, mib_contract=contract)
-        try:
-            row.update(run_backend(name, args, dy, moe_flops(R, d, n), ref))
-        except Exception as e:  # OOM, grouped_mm off the GPU, a kernel that fails to compile: record it, go on
-            row['error'] = short(e)
-            print(f"  {name}: {row['error']}")
-        leaves_of(args, clear=True)
-        free_memory()
+        row = dict(label=label, T=T, d=d, n=n, E=E, K=K, routing=route, backend=name, mib_contract=contract)
+        for key in PARTS:
+            try:
+                if key == 'layer':
+                    row[key] = run_layer(name, T, d, n, E, K, route)
+                elif R == 0:  # token rounding with fewer tokens than a tile rounds every expert to 0
+                    row[key] = dict(error=f"no routed rows: token rounding rounds every expert to 0 when "
+                                          f"T={T} < rounding_tile={rounding_tile}")
+                else:
+                    row[key] = run_experts(name, args, dy, R, d, n, ref)
+            except Exception as e:  # OOM, grouped_mm off the GPU, a kernel that fails to compile: record it, go on
+                row[key] = dict(error=short(e))
+            if 'error' in row[key]:
+                print(f"  {name} {key}: {row[key]['error']}")
+            elif name == 'sonic' and contract and row[key]['mib_fwd'] is not None:
+                row[key]['mib_fwd_over_contract'] = row[key]['mib_fwd'] / contract
+            clear_grads(leaves_of(args))
+            free_memory()
         rows.append(row)
-    base = next((r for r in rows if r['backend'] == 'grouped_mm' and 'error' not in r), None)
-    for r in rows:
-        if base is not None and 'error' not in r:
-            r['speedup_vs_grouped_mm'] = base['both_ms'] / r['both_ms']
+    for key in PARTS:
+        base = next((r[key] for r in rows if r['backend'] == 'grouped_mm' and 'error' not in r[key]), None)
+        for r in rows:
+            if base is not None and 'error' not in r[key]:
+                r[key]['speedup_vs_grouped_mm'] = base['both_ms'] / r[key]['both_ms']
     del args, dy, ref
     free_memory()
     return rows
 
 
 def print_table(rows):
-    print(f"{'shape':<22}{'routing':<9}{'backend':<11}{'fwd ms':>9}{'TFLOPS':>9}{'bwd ms':>9}{'TFLOPS':>9}"
-          f"{'f+b TF':>9}{'MiB fwd':>9}{'MiB peak':>9}{'vs gmm':>7}")
-    for r in rows:
-        head = f"{r['label']:<22}{r['routing']:<9}{r['backend']:<11}"
-        if 'error' in r:
-            print(head + r['error'][:80])
-            continue
-        print(head + f"{r['fwd_ms']:9.3f}{r['fwd_tflops']:9.3g}{r['bwd_ms']:9.3f}{r['bwd_tflops']:9.3g}"
-              f"{r['both_tflops']:9.3g}{fmt(r['mib_fwd'], '.0f'):>9}{fmt(r['mib_peak'], '.0f'):>9}"
-              f"{fmt(r.get('speedup_vs_grouped_mm'), '.2f'):>7}" + ('' if r.get('check_ok', True) else '  CHECK FAILED'))
+    cols = [('fwd ms', 'fwd_ms', '.3f'), ('TFLOPS', 'fwd_tflops', '.3g'), ('bwd ms', 'bwd_ms', '.3f'),
+            ('TFLOPS', 'bwd_tflops', '.3g'), ('f+b TF', 'both_tflops', '.3g'), ('MiB fwd', 'mib_fwd', '.0f'),
+            ('MiB peak', 'mib_peak', '.0f'), ('/contract', 'mib_fwd_over_contract', '.2f'),
+            ('vs gmm', 'speedup_vs_grouped_mm', '.2f')]
+    for key, title in PARTS.items():
+        print(f"\n{title}")
+        print(f"{'shape':<22}{'routing':<9}{'backend':<11}" + ''.join(f"{c:>10}" for c, _, _ in cols))
+        for r in rows:
+            p, head = r[key], f"{r['label']:<22}{r['routing']:<9}{r['backend']:<11}"
+            print(head + (p['error'][:90] if 'error' in p else
+                          ''.join(f"{fmt(p.get(k), spec):>10}" for _, k, spec in cols)
+                          + ('' if p.get('check_ok', True) else '  CHECK FAILED')))
+    print("TFLOPS count the experts' 6*R*n*d forward and 12*R*n*d backward FLOPs (R routed rows), not the "
+          "router's; the router's time is in the whole layer's. /contract: sonic's MiB alive after forward over "
+          "its memory contract, h + output + metadata (sonic_kernels.saved_bytes_formula)")
+
+
+def kernel_profile(name, T, d, n, E, K, route):
+    """One layer's forward+backward (layer_module) under torch.profiler: time per kernel (CUDA) or per
+    op (CPU: each op's self time, so nested ops count once), and the host's time to enqueue the layer
+    (no sync) against the device's time to run it (CUDA events)."""
+    layer, x, backward, step = layer_module(name, T, d, n, E, K, route)
+    leaves = [x, *layer.parameters()]
+
+    def run():
+        clear_grads(leaves)
+        step()
+    run()  # compiles and autotunes
+    cuda = device_type == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    enqueue, run_ms = [], []
+    for _ in range(max(3, kernel_iters)):
+        sync()
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        t0 = time.perf_counter()
+        run()
+        enqueue.append((time.perf_counter() - t0) * 1e3)
+        if cuda:
+            end.record()
+            sync()
+        run_ms.append(start.elapsed_time(end) if cuda else enqueue[-1])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(kernel_iters):
+            run()
+        sync()
+    layer.aux_loss = None
+    totals, spans = {}, []  # name -> [calls, microseconds]; (start, end) of what ran
+    for e in prof.events():
+        if e.device_type == (DeviceType.CUDA if cuda else DeviceType.CPU) and not e.is_async:
+            t = totals.setdefault(e.name, [0, 0.0])
+            t[0] += 1
+            t[1] += e.time_range.elapsed_us() if cuda else e.self_cpu_time_total
+            if cuda or e.cpu_parent is None:
+                spans.append((e.time_range.start, e.time_range.end))
+    busy = sum(us for _, us in totals.values())
+    kernels = sorted(({'name': k, 'calls': c / kernel_iters, 'ms': us / kernel_iters / 1e3,
+                       'mean_us': us / c, 'share': us / busy} for k, (c, us) in totals.items()),
+                     key=lambda r: -r['ms'])
+    # busy_ms sums the table; busy_span_ms is the time anything ran, each moment once: the two agree
+    # unless kernels overlap (several streams), or, on the CPU, an op were counted with its children
+    return dict(kernels=kernels, busy_ms=busy / kernel_iters / 1e3, busy_span_ms=union_us(spans) / kernel_iters / 1e3,
+                run_ms=statistics.median(run_ms), enqueue_ms=statistics.median(enqueue))
+
+
+def print_kernels(label, route, name, r):
+    what = 'kernel' if device_type == 'cuda' else 'op (CPU self time)'
+    print(f"\n{label} [{route}] {name}: one whole layer's forward+backward, per {what}")
+    print(f"{'name':<64}{'calls':>7}{'ms':>9}{'mean us':>10}{'share':>8}")
+    rest = r['kernels'][kernels_top:]
+    shown = r['kernels'][:kernels_top] + ([dict(name=f'({len(rest)} more)', calls=sum(k['calls'] for k in rest),
+                                                ms=sum(k['ms'] for k in rest), mean_us=None,
+                                                share=sum(k['share'] for k in rest))] if rest else [])
+    for k in shown:
+        nm = k['name'] if len(k['name']) <= 62 else k['name'][:59] + '...'
+        print(f"{nm:<64}{k['calls']:7.3g}{k['ms']:9.3f}{fmt(k['mean_us'], '10.1f'):>10}{100 * k['share']:7.1f}%")
+    print(f"{'sum':<64}{sum(k['calls'] for k in shown):7.3g}{r['busy_ms']:9.3f}{'':>10}{100 * sum(k['share'] for k in shown):7.1f}%")
+    dev = 'GPU' if device_type == 'cuda' else 'CPU'
+    print(f"layer: host enqueue {r['enqueue_ms']:.3f} ms (no sync), {dev} {r['run_ms']:.3f} ms from start to end, "
+          f"{dev} busy {r['busy_ms']:.3f} ms (the profiled sum above; {r['busy_span_ms']:.3f} ms counting overlaps once)"
+          + (f"; the host is the bottleneck when enqueue >= {dev} time" if device_type == 'cuda' else ''))
 
 
 def run_info():
@@ -347,43 +549,46 @@ def save(fig, png):
 
 
 def plot_layer(rows, tflops_png, memory_png):
-    """Grouped bars per shape: fwd (solid) and bwd (hatched) TFLOPS per backend, with the paper's
-    SonicMoE H100 numbers as a reference series; and MiB alive after forward per backend."""
+    """Per shape, one panel for the whole layer and one for the experts only: grouped bars of fwd
+    (solid) and bwd (hatched) TFLOPS per backend, the paper's SonicMoE H100 numbers beside the whole
+    layer; and MiB alive after forward per backend, with the memory contract."""
     groups = list(dict.fromkeys((r['label'], r['routing']) for r in rows))
-    names = list(dict.fromkeys(r['backend'] for r in rows if 'error' not in r))  # failed ones get no bars
     get = {(r['label'], r['routing'], r['backend']): r for r in rows}
-    val = lambda g, b, k: (get.get((*g, b)) or {}).get(k) or 0.0
-    series = [(b, [val(g, b, 'fwd_tflops') for g in groups], [val(g, b, 'bwd_tflops') for g in groups]) for b in names]
-    paper = [SONIC_H100.get(g[0]) if g[1] == 'topk' else None for g in groups]
-    if any(paper):
-        series.append((REF_NAME, [p[0] if p else 0 for p in paper], [p[1] if p else 0 for p in paper]))
     xlabels = [lab + (' rounded' if route == 'rounding' else '') for lab, route in groups]
-    x, w = np.arange(len(groups)), 0.8 / max(1, 2 * len(series))
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 5))
-    for i, (b, fwd, bwd) in enumerate(series):
-        color = 'gray' if b == REF_NAME else f'C{i}'
-        ax.bar(x - 0.4 + (2 * i + 0.5) * w, fwd, w, color=color, label=f'{b} fwd')
-        ax.bar(x - 0.4 + (2 * i + 1.5) * w, bwd, w, color=color, alpha=0.5, hatch='//', label=f'{b} bwd')
-    ax.set_xticks(x, xlabels, rotation=30, ha='right')
-    ax.set_ylabel('TFLOPS')
-    ax.set_title(f'MoE expert layer, {dtype}, {run_info()["device"]}')
-    if series:
-        ax.legend(fontsize=7, ncol=2)
-    save(fig, tflops_png)
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 5))
-    w = 0.8 / max(1, len(names))
-    for i, b in enumerate(names):
-        ax.bar(x - 0.4 + (i + 0.5) * w, [val(g, b, 'mib_fwd') for g in groups], w, color=f'C{i}', label=b)
-    if rows[0].get('mib_contract') is not None:
-        contract = [next(r['mib_contract'] for r in rows if (r['label'], r['routing']) == g) for g in groups]
-        ax.scatter(x, contract, marker='_', s=2000 / len(groups), color='k', zorder=3, label='memory contract (h + output + metadata)')
-    if not any(r.get('mib_fwd') for r in rows):
-        ax.text(0.5, 0.5, 'no CUDA memory statistics on this device', transform=ax.transAxes, ha='center')
-    ax.set_xticks(x, xlabels, rotation=30, ha='right')
-    ax.set_ylabel('MiB alive after forward (above inputs)')
-    ax.set_title('MoE expert layer: activation memory')
-    ax.legend(fontsize=8)
-    save(fig, memory_png)
+    x = np.arange(len(groups))
+    figs = [plt.subplots(len(PARTS), 1, figsize=(max(8, 1.4 * len(groups)), 4.5 * len(PARTS)), squeeze=False)
+            for _ in range(2)]
+    for (key, title), ax_t, ax_m in zip(PARTS.items(), figs[0][1][:, 0], figs[1][1][:, 0]):
+        names = list(dict.fromkeys(r['backend'] for r in rows if 'error' not in r[key]))  # failed ones get no bars
+        val = lambda g, b, k: (get.get((*g, b), {}).get(key) or {}).get(k) or 0.0
+        series = [(b, [val(g, b, 'fwd_tflops') for g in groups], [val(g, b, 'bwd_tflops') for g in groups]) for b in names]
+        paper = [SONIC_H100.get(g[0]) if g[1] == 'topk' and key == 'layer' else None for g in groups]
+        if any(paper):
+            series.append((REF_NAME, [p[0] if p else 0 for p in paper], [p[1] if p else 0 for p in paper]))
+        w = 0.8 / max(1, 2 * len(series))
+        for i, (b, fwd, bwd) in enumerate(series):
+            color = 'gray' if b == REF_NAME else f'C{i}'
+            ax_t.bar(x - 0.4 + (2 * i + 0.5) * w, fwd, w, color=color, label=f'{b} fwd')
+            ax_t.bar(x - 0.4 + (2 * i + 1.5) * w, bwd, w, color=color, alpha=0.5, hatch='//', label=f'{b} bwd')
+        ax_t.set_ylabel('TFLOPS')
+        ax_t.set_title(f'{title.split(":")[0]}, {dtype}, {run_info()["device"]}', fontsize=10)
+        w = 0.8 / max(1, len(names))
+        for i, b in enumerate(names):
+            ax_m.bar(x - 0.4 + (i + 0.5) * w, [val(g, b, 'mib_fwd') for g in groups], w, color=f'C{i}', label=b)
+        if rows[0].get('mib_contract') is not None:
+            contract = [next(r['mib_contract'] for r in rows if (r['label'], r['routing']) == g) for g in groups]
+            ax_m.scatter(x, contract, marker='_', s=2000 / len(groups), color='k', zorder=3,
+                         label='memory contract (h + output + metadata)')
+        if not any((r[key] or {}).get('mib_fwd') for r in rows):
+            ax_m.text(0.5, 0.5, 'no CUDA memory statistics on this device', transform=ax_m.transAxes, ha='center')
+        ax_m.set_ylabel('MiB alive after forward (above inputs)')
+        ax_m.set_title(f'{title.split(":")[0]}: activation memory', fontsize=10)
+        for ax in (ax_t, ax_m):
+            ax.set_xticks(x, xlabels, rotation=30, ha='right')
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, ncol=2)
+    save(figs[0][0], tflops_png)
+    save(figs[1][0], memory_png)
 
 
 def sweep_shapes():
@@ -396,18 +601,21 @@ def sweep_shapes():
 
 
 def plot_sweep(rows, png):
+    """Memory and TFLOPS against granularity: the whole layer solid, the experts only (a part) dashed."""
     fig, (ax_m, ax_t) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for i, b in enumerate(dict.fromkeys(r['backend'] for r in rows if 'error' not in r)):
-        ok = [r for r in rows if r['backend'] == b and 'error' not in r]
-        G = [r['d'] / r['n'] for r in ok]
-        mem = [(g, r['mib_fwd']) for g, r in zip(G, ok) if r['mib_fwd'] is not None]
-        if mem:
-            ax_m.plot(*zip(*mem), 'o-', color=f'C{i}', label=b)
-        if ok:
-            ax_t.plot(G, [r['both_tflops'] for r in ok], 'o-', color=f'C{i}', label=b)
+    for key, style in zip(PARTS, ('o-', 's--')):
+        for i, b in enumerate(dict.fromkeys(r['backend'] for r in rows)):
+            ok = [r for r in rows if r['backend'] == b and 'error' not in r[key]]
+            G = [r['d'] / r['n'] for r in ok]
+            label = b if key == 'layer' else f'{b}, experts only'
+            mem = [(g, r[key]['mib_fwd']) for g, r in zip(G, ok) if r[key]['mib_fwd'] is not None]
+            if mem:
+                ax_m.plot(*zip(*mem), style, color=f'C{i}', label=label)
+            if ok:
+                ax_t.plot(G, [r[key]['both_tflops'] for r in ok], style, color=f'C{i}', label=label)
     contract = {r['d'] / r['n']: r['mib_contract'] for r in rows if r.get('mib_contract') is not None}
     if contract:
-        ax_m.plot(*zip(*sorted(contract.items())), 'k--', label='memory contract (h + output + metadata)')
+        ax_m.plot(*zip(*sorted(contract.items())), 'k:', label='memory contract (h + output + metadata)')
     ticks = sorted({(r['d'] / r['n'], f"{r['n']}/{r['E']}/{r['K']}") for r in rows})
     for ax, yl in ((ax_m, 'MiB alive after forward'), (ax_t, 'TFLOPS fwd+bwd')):
         ax.set_xscale('log', base=2)
@@ -416,25 +624,27 @@ def plot_sweep(rows, png):
         ax.set_xlabel('granularity d/n, and n/E/K (n*K fixed)')
         ax.set_ylabel(yl)
         if ax.get_lines():
-            ax.legend(fontsize=8)
-    if not any(r.get('mib_fwd') for r in rows):
+            ax.legend(fontsize=7)
+    if not any(r[k].get('mib_fwd') for r in rows for k in PARTS):
         ax_m.text(0.5, 0.5, 'no CUDA memory statistics on this device', transform=ax_m.transAxes, ha='center')
     fig.suptitle(f'Iso-FLOPs granularity sweep: T={sweep_T}, d={sweep_d}, n*K={sweep_nK}, {dtype}')
     save(fig, png)
 
 
 # -----------------------------------------------------------------------------
-# train and load modes
+# train, profile and load modes
 
-def train_backend(name, route):
-    """Burn-in then timed optimizer steps of a fresh GPT (same seed for every backend)."""
+def make_train_step(name, route, use_compile):
+    """A fresh GPT (same seed for every backend), its fused AdamW, and step(): one optimizer step
+    as train.py runs it (forward under autocast, backward, AdamW step) on random tokens or on
+    data/<dataset>/train.bin. Returns (model, step); step() returns the last micro-batch's loss."""
     torch.manual_seed(seed)
-    cfg = GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                    n_expert=n_expert, top_k=top_k, expert_size=expert_size, moe_backend=name,
-                    router_type=router_type, token_rounding=route == 'rounding', rounding_tile=rounding_tile)
-    raw = GPT(cfg).to(device)
+    args = dict(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                n_expert=n_expert, top_k=top_k, expert_size=expert_size, router_type=router_type,
+                rounding_tile=rounding_tile, **model_extra)
+    raw = GPT(GPTConfig(**dict(args, moe_backend=name, token_rounding=route == 'rounding'))).to(device)
     optimizer = raw.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95), device_type)
-    net = torch.compile(raw) if compile else raw
+    net = torch.compile(raw) if use_compile else raw
     ctx = torch.autocast(device_type, dtype=dt) if device_type == 'cuda' and dt != torch.float32 else nullcontext()
     data = np.memmap(data_path, dtype=np.uint16, mode='r') if dataset else None
 
@@ -446,6 +656,22 @@ def train_backend(name, route):
         xy = torch.stack([torch.from_numpy(data[i:i + block_size + 1].astype(np.int64)) for i in ix]).to(device)
         return xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
 
+    def step():
+        for _ in range(gradient_accumulation_steps):
+            with record_function(RANGE + 'data'):  # a no-op unless profile mode's profiler runs
+                X, Y = get_batch()
+            with ctx:
+                _, loss = net(X, Y)
+            (loss / gradient_accumulation_steps).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+    return raw, step
+
+
+def train_backend(name, route):
+    """Burn-in then timed optimizer steps of a fresh GPT (same seed for every backend)."""
+    raw, step = make_train_step(name, route, compile)
     sync = torch.cuda.synchronize if device_type == 'cuda' else (lambda: None)
     if device_type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -453,13 +679,7 @@ def train_backend(name, route):
         sync()
         t0 = time.perf_counter()
         for _ in range(n_steps):
-            for _ in range(gradient_accumulation_steps):
-                X, Y = get_batch()
-                with ctx:
-                    _, loss = net(X, Y)
-                (loss / gradient_accumulation_steps).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = step()
         sync()
         step_s = (time.perf_counter() - t0) / max(n_steps, 1)
     row = dict(backend=name, routing=route, step_ms=step_s * 1e3, loss=loss.item(),
@@ -467,21 +687,201 @@ def train_backend(name, route):
                mfu=raw.estimate_mfu(batch_size * gradient_accumulation_steps, step_s),
                params=raw.get_num_params(), active_params=raw.get_num_active_params(),
                peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device_type == 'cuda' else None)
-    del X, Y, loss
+    del loss
     # activation memory of one MoE layer: forward on a (batch*block, n_embd) input, output kept
     row['moe_layer_mib_fwd'] = None
-    if device_type == 'cuda':
-        moe = raw.moe_layers()[0]
+    layers = raw.moe_layers()
+    if device_type == 'cuda' and layers:
         xin = torch.randn(batch_size * block_size, n_embd, device=device, requires_grad=True)
         free_memory()
         base = torch.cuda.memory_allocated()
-        with ctx:
-            out = moe(xin)
+        with (torch.autocast(device_type, dtype=dt) if dt != torch.float32 else nullcontext()):
+            out = layers[0](xin)
         torch.cuda.synchronize()
         row['moe_layer_mib_fwd'] = (torch.cuda.memory_allocated() - base) / 2**20
         del out, xin
-        moe.aux_loss = None
+        layers[0].aux_loss = None
     return row
+
+
+# profile mode: the parts of a training step, in the order they run. A kernel (on the CPU: an op's
+# self time) belongs to the part of the innermost marked CPU range that launched it
+STEP_PARTS = {
+    'data': "get_batch: random tokens or a train.bin slice, copied to the device",
+    'embeddings and head': "token and position embeddings, lm_head, and the glue in GPT.forward",
+    'attention': "CausalSelfAttention: qkv and output projections, scaled_dot_product_attention",
+    'moe router': "what MoE.forward runs outside routing and experts: the router's linear, the balancing loss, the counts",
+    'moe routing': "top-K and gates (route_topk or sonic's fused topk_softmax), token rounding",
+    'moe experts': "the expert backend (and shared experts, if any)",
+    'dense mlp': "the dense SwiGLU MLPs of the first n_dense_layers layers",
+    'norms and residuals': "the LayerNorms and the residual adds of each block",
+    'loss': "cross-entropy over the vocabulary",
+    'optimizer': "AdamW's step and zero_grad",
+    'communication': "collectives (NCCL, gloo); none in one process",
+    'other': "what no range covers: gradient accumulation into .grad, autograd's own ops",
+    'idle': "the device waits: step time minus the time any kernel runs (on the CPU: minus any op)",
+}
+RANGE = 'bench:'  # prefix of the record_function ranges that mark the parts
+BACKWARD = 'autograd::engine::evaluate_function: '  # how the profiler names a backward node's run
+COMM = ('nccl', 'c10d::', 'gloo', 'record_param_comms', 'all_reduce', 'allreduce', 'all_to_all', 'all_gather',
+        'reduce_scatter')
+
+
+@contextmanager
+def part_ranges(model):
+    """Marks the parts of a training step for the profiler from bench.py alone: a record_function range
+    around each module's forward (forward pre- and post-hooks), and around the expert backends and the
+    routing functions that MoE.forward looks up at call time (wrapped here, restored on exit)."""
+    parts = {model: 'embeddings and head', model.lm_head: 'embeddings and head'}
+    t = model.transformer
+    for m in (t.wte, t.wpe, t.drop):
+        parts[m] = 'embeddings and head'
+    parts[t.ln_f] = 'norms and residuals'
+    for block in t.h:
+        parts.update({block: 'norms and residuals', block.ln_1: 'norms and residuals',
+                      block.ln_2: 'norms and residuals', block.attn: 'attention'})
+        if isinstance(block.mlp, moe.MoE):
+            parts[block.mlp] = 'moe router'
+            if block.mlp.shared is not None:
+                parts[block.mlp.shared] = 'moe experts'
+        else:
+            parts[block.mlp] = 'dense mlp'
+    handles = []
+    for m, part in parts.items():
+        stack = []  # the open range of this module's forward
+        def pre(module, args, part=part, stack=stack):
+            stack.append(record_function(RANGE + part))
+            stack[-1].__enter__()
+        def post(module, args, out, stack=stack):
+            stack.pop().__exit__(None, None, None)
+        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+
+    def wrap(fn, part):
+        def marked(*args, **kwargs):
+            with record_function(RANGE + part):
+                return fn(*args, **kwargs)
+        return marked
+    sk = moe.sonic_kernels
+    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.topk_softmax)
+    moe.EXPERT_BACKENDS.update({k: wrap(f, 'moe experts') for k, f in saved[0].items()})
+    moe.route_topk, moe.round_tokens = wrap(saved[1], 'moe routing'), wrap(saved[2], 'moe routing')
+    if sk:
+        sk.topk_softmax = wrap(saved[3], 'moe routing')
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        moe.EXPERT_BACKENDS.update(saved[0])
+        moe.route_topk, moe.round_tokens = saved[1], saved[2]
+        if sk:
+            sk.topk_softmax = saved[3]
+
+
+def range_part(e):
+    """The part of a CPU op from its innermost marked ancestor (itself included); for an op that
+    runs in backward, the backward node's event, whose part is that of the forward op with its
+    sequence number."""
+    while e is not None:
+        name = e.name
+        if name.startswith(RANGE):
+            return name[len(RANGE):]
+        if name.startswith('Optimizer.'):  # Optimizer.step#AdamW.step, Optimizer.zero_grad#AdamW.zero_grad
+            return 'optimizer'
+        if name == 'aten::cross_entropy_loss':
+            return 'loss'
+        if any(c in name.lower() for c in COMM):
+            return 'communication'
+        if name.startswith(BACKWARD):
+            return e
+        e = e.cpu_parent
+    return 'other'
+
+
+def union_us(intervals):
+    """Total length of the union of (start, end) intervals."""
+    total, end = 0.0, -math.inf
+    for s, t in sorted(intervals):
+        if t > end:
+            total += t - max(s, end)
+            end = t
+    return total
+
+
+def split_step(events, wall_us):
+    """Microseconds of each part over the profiled steps, from the profiler's events and the steps'
+    wall time. CUDA: each kernel's time goes to the part of the CPU op that launched it; on the CPU
+    each op's self time (its time minus its children's) goes to its part, so nothing counts twice.
+    'idle' is the wall time minus the time any kernel (on the CPU: any op) runs."""
+    cuda = device_type == 'cuda'
+    cpu = sorted((e for e in events if e.device_type == DeviceType.CPU and not e.is_async),
+                 key=lambda e: e.time_range.start)
+    found = [range_part(e) for e in cpu]
+    # a forward op records the sequence number of the autograd node it makes; its backward node has it too.
+    # An op that makes no node records the next one, so the last op with a number (the maker) wins
+    seq_part = {e.sequence_nr: p for e, p in zip(cpu, found) if isinstance(p, str) and e.sequence_nr >= 0}
+    us = dict.fromkeys(STEP_PARTS, 0.0)
+    for e, p in zip(cpu, found):
+        if not isinstance(p, str):
+            p = seq_part.get(p.sequence_nr, 'other')
+        us[p] += sum(k.duration for k in e.kernels) if cuda else e.self_cpu_time_total
+    if cuda:
+        busy = union_us((e.time_range.start, e.time_range.end) for e in events if e.device_type == DeviceType.CUDA)
+    else:
+        busy = union_us((e.time_range.start, e.time_range.end) for e in cpu if e.cpu_parent is None)
+    us['idle'] = max(0.0, wall_us - busy)
+    return us
+
+
+def profile_backend(name, route):
+    """burnin steps, then profile_steps steps under torch.profiler with the parts marked."""
+    raw, step = make_train_step(name, route, use_compile=False)  # compiled, the parts would fuse
+    cuda = device_type == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    with part_ranges(raw):
+        for _ in range(burnin):
+            step()
+        sync()
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            t0 = time.perf_counter()
+            for _ in range(profile_steps):
+                loss = step()
+            sync()
+            wall_us = (time.perf_counter() - t0) * 1e6
+        loss = loss.item()
+    us = split_step(prof.events(), wall_us)
+    step_ms = wall_us / profile_steps / 1e3
+    parts = {p: dict(ms=v / profile_steps / 1e3, share=v / wall_us) for p, v in us.items()}
+    return dict(backend=name, routing=route, step_ms=step_ms, loss=loss, parts=parts,
+                parts_sum_ms=sum(p['ms'] for p in parts.values()))
+
+
+def print_profile(r):
+    print(f"\n{r['backend']} [{r['routing']}]: {r['step_ms']:.2f} ms per step, {profile_steps} profiled "
+          f"steps, loss {r['loss']:.3f}")
+    print(f"{'part':<22}{'ms/step':>10}{'% step':>8}  what")
+    for p, v in r['parts'].items():
+        print(f"{p:<22}{v['ms']:10.3f}{100 * v['share']:7.1f}%  {STEP_PARTS[p]}")
+    print(f"{'sum':<22}{r['parts_sum_ms']:10.3f}{100 * r['parts_sum_ms'] / r['step_ms']:7.1f}%")
+
+
+def plot_profile(rows, png):
+    """One stacked horizontal bar per backend: the step split into its parts, in ms."""
+    ok = [r for r in rows if 'error' not in r]
+    fig, ax = plt.subplots(figsize=(11, max(3.5, 1.5 + 0.6 * len(ok))))
+    colors = plt.get_cmap('tab20').colors
+    for j, r in enumerate(ok):
+        left = 0.0
+        for i, (p, v) in enumerate(r['parts'].items()):
+            ax.barh(j, v['ms'], left=left, color='lightgray' if p == 'idle' else colors[i % len(colors)],
+                    label=p if j == 0 else None)
+            left += v['ms']
+    ax.set_yticks(range(len(ok)), [f"{r['backend']} [{r['routing']}]" for r in ok])
+    ax.set_xlabel('ms per training step')
+    ax.set_title(f'Where a training step goes ({dtype}, {run_info()["device"]})')
+    if ok:
+        ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
+    save(fig, png)
 
 
 def read_jsonl(path, hint):
@@ -567,7 +967,11 @@ def plot_curves(paths, names, png_path):
 if __name__ == '__main__':
     bad = [b for b in backend_names if b not in EXPERT_BACKENDS]
     curve_files, curve_names = [p for p in log_files.split(',') if p], [n for n in labels.split(',') if n]
-    for ok, msg in [(mode in ('layer', 'sweep', 'train', 'load', 'curves'), f"mode={mode!r}: choose layer, sweep, train, load or curves"),
+    MODES = ('layer', 'sweep', 'kernels', 'train', 'profile', 'load', 'curves')
+    for ok, msg in [(mode in MODES, f"mode={mode!r}: choose {', '.join(MODES[:-1])} or {MODES[-1]}"),
+                    (device_type == 'cuda' or tiny or mode in ('load', 'curves'),
+                     f"{'no CUDA GPU here' if not torch.cuda.is_available() else 'device=' + repr(device)}, and "
+                     f"the default sizes would run for hours on the CPU: add --tiny for CPU-sized ones"),
                     (mode != 'curves' or curve_files, "mode=curves needs --log_files=a/log.jsonl,b/log.jsonl"),
                     (not curve_names or len(curve_names) == len(curve_files),
                      f"--labels gives {len(curve_names)} names for {len(curve_files)} --log_files: give one per file, or none"),
@@ -576,7 +980,7 @@ if __name__ == '__main__':
                     (mode != 'sweep' or (sweep_n_min >= 1 and sweep_E0 >= 2 and min(sweep_T, sweep_d, sweep_nK) >= 1),
                      "sweep needs sweep_n_min >= 1, sweep_E0 >= 2 (K starts at 2) and positive sweep_T, sweep_d, sweep_nK"),
                     (backend_names and not bad, f"backends={backends!r}: choose from {list(EXPERT_BACKENDS)}"),
-                    (steps >= 1, f"steps={steps}: time at least one step"),
+                    (min(steps, profile_steps, kernel_iters) >= 1, "steps, profile_steps and kernel_iters must be at least 1"),
                     (not dataset or os.path.exists(data_path),
                      f"data/{dataset}/train.bin not found; run data/{dataset}/prepare.py, or --dataset='' for random tokens")]:
         if not ok:
@@ -588,36 +992,65 @@ if __name__ == '__main__':
         todo = [s for s in parse_shapes(shapes) if only in s[0]] if mode == 'layer' else sweep_shapes()
         if not todo:
             raise SystemExit(f"bench: no shape left (shapes={shapes!r}, only={only!r}, sweep_nK={sweep_nK})")
+        # SonicMoE's benchmark times its whole softmax-top-K layer, router included: compare with 'layer'
         ref = {REF_NAME: {k: dict(fwd_tflops=f, bwd_tflops=b) for k, (f, b) in SONIC_H100.items()}}
         rows = []
         for s in todo:
             for route in (routes if mode == 'layer' else ['topk']):
                 rows += bench_shape(*s, route)
-                path = write_json(f'{mode}.json', dict(results=rows, **(dict(reference=ref) if mode == 'layer' else {})))
+                path = write_json(f'{mode}.json', dict(parts=PARTS, results=rows,
+                                                       **(dict(reference=ref) if mode == 'layer' else {})))
         print_table(rows)
         print(f"wrote {path}")
         if mode == 'layer':
             plot_layer(rows, os.path.join(out_dir, 'layer_tflops.png'), os.path.join(out_dir, 'layer_memory.png'))
         else:
             plot_sweep(rows, os.path.join(out_dir, 'sweep.png'))
-    elif mode == 'train':
+    elif mode == 'kernels':
+        todo = [s for s in parse_shapes(shapes) if only in s[0]]
+        if not todo:
+            raise SystemExit(f"bench: no shape left (shapes={shapes!r}, only={only!r})")
+        rows = []
+        for label, *shape in todo:
+            for route in routes:
+                for name in backend_names:
+                    row = dict(label=label, routing=route, backend=name)
+                    try:
+                        row.update(kernel_profile(name, *shape, route))
+                        print_kernels(label, route, name, row)
+                    except Exception as e:  # as in bench_shape: one failed backend must not lose the others
+                        row['error'] = short(e)
+                        print(f"\n{label} [{route}] {name}: {row['error']}")
+                    free_memory()
+                    rows.append(row)
+                    path = write_json('kernels.json', dict(results=rows))
+        print(f"wrote {path}")
+    elif mode in ('train', 'profile'):
+        if mode == 'profile' and compile:
+            print("note: profile mode runs the model eagerly (compiled, the parts would fuse); compile is ignored")
         rows = []
         for route in routes:
             for name in backend_names:
                 try:
-                    rows.append(train_backend(name, route))
+                    rows.append((train_backend if mode == 'train' else profile_backend)(name, route))
                 except Exception as e:  # as in bench_shape: one failed backend must not lose the others
                     rows.append(dict(backend=name, routing=route, error=short(e)))
                 if compile:
                     torch._dynamo.reset()
                 free_memory()
                 r = rows[-1]
-                print(f"{name:<11}{route:<9}" + (r['error'] if 'error' in r else
-                      f"{r['step_ms']:9.1f} ms/step {r['tokens_per_s']:10.0f} tok/s  MFU {100 * r['mfu']:5.1f}%  "
-                      f"peak {fmt(r['peak_mib'], '.0f')} MiB  one MoE layer fwd {fmt(r['moe_layer_mib_fwd'], '.0f')} MiB  "
-                      f"loss {r['loss']:.3f}"))
-                path = write_json('train.json', dict(results=rows))
+                if 'error' in r:
+                    print(f"{name:<11}{route:<9}{r['error']}")
+                elif mode == 'profile':
+                    print_profile(r)
+                else:
+                    print(f"{name:<11}{route:<9}{r['step_ms']:9.1f} ms/step {r['tokens_per_s']:10.0f} tok/s  "
+                          f"MFU {100 * r['mfu']:5.1f}%  peak {fmt(r['peak_mib'], '.0f')} MiB  one MoE layer fwd "
+                          f"{fmt(r['moe_layer_mib_fwd'], '.0f')} MiB  loss {r['loss']:.3f}")
+                path = write_json(f'{mode}.json', dict(results=rows, **(dict(parts=STEP_PARTS) if mode == 'profile' else {})))
         print(f"wrote {path}")
+        if mode == 'profile':
+            plot_profile(rows, os.path.join(out_dir, 'profile.png'))
     elif mode == 'curves':
         names = curve_names or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in curve_files]
         vals = plot_curves(curve_files, names, os.path.join(out_dir, 'curves.png'))

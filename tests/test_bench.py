@@ -1,8 +1,9 @@
 """
 bench.py end to end at tiny sizes, so that it cannot rot: every mode runs in a subprocess, as a user
-would run it, and its JSON and PNG outputs are checked. Without a GPU the sonic kernels run in
-Triton's CPU interpreter (fp32) and grouped_mm must come out as an error entry, not a crash.
-    python -m pytest -q tests/test_bench.py        # about a minute on 2 CPU cores
+would run it (with --tiny on the CPU), and its JSON and PNG outputs are checked. Without a GPU the
+sonic kernels run in Triton's CPU interpreter (fp32) and grouped_mm must come out as an error entry,
+not a crash.
+    python -m pytest -q tests/test_bench.py        # a few minutes on 2 CPU cores
 """
 
 import os
@@ -17,11 +18,12 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUDA = torch.cuda.is_available()
 # fp32 everywhere: on CPU the interpreter has no bf16, and fp32 makes the check errors sharp
-COMMON = ['--dtype=float32', '--backends=torch,sonic,grouped_mm', '--warmup=1', '--rep=1']
+COMMON = ['--tiny', '--dtype=float32', '--backends=torch,sonic,grouped_mm', '--warmup=1', '--rep=1']
+PARTS = ('layer', 'experts_only')
 
 
 def run_bench(tmp_path, *args):
-    env = dict(os.environ)
+    env = dict(os.environ, OMP_NUM_THREADS='1')  # one thread: a tiny op on 2 busy cores waits less
     if not CUDA:
         env['TRITON_INTERPRET'] = '1'
     cmd = [sys.executable, os.path.join(ROOT, 'bench.py'), f'--out_dir={tmp_path}', *COMMON, *args]
@@ -46,30 +48,37 @@ def positive(v):
 
 
 def check_layer_rows(rows, shapes_routings):
-    """Every (shape, routing) has torch and sonic rows with positive timings and tiny errors, and a
-    grouped_mm row that is an error entry on CPU."""
+    """Every (shape, routing) has torch and sonic rows with positive timings, for the whole layer
+    and for the experts only, and tiny errors; grouped_mm's are error entries on CPU."""
     assert {(r['label'], r['routing']) for r in rows} == shapes_routings
     for r in rows:
-        if r['backend'] == 'grouped_mm' and not CUDA:
-            assert 'error' in r and 'CUDA' in r['error'], r
-            continue
-        assert 'error' not in r, r
-        for k in ('fwd_ms', 'bwd_ms', 'both_ms', 'fwd_tflops', 'bwd_tflops', 'both_tflops'):
-            assert positive(r[k]), (k, r)
-        # FLOPs count the valid pairs: fwd 6*R*n*d in the time measured
-        assert abs(r['fwd_tflops'] * r['fwd_ms'] * 1e9 - 6 * r['pairs'] * r['n'] * r['d']) < 1e-6 * 6 * r['pairs'] * r['n'] * r['d']
+        for key in PARTS:
+            p = r[key]
+            if r['backend'] == 'grouped_mm' and not CUDA:
+                assert 'error' in p and 'CUDA' in p['error'], r
+                continue
+            assert 'error' not in p, (key, r)
+            for k in ('fwd_ms', 'bwd_ms', 'both_ms', 'fwd_tflops', 'bwd_tflops', 'both_tflops'):
+                assert positive(p[k]), (key, k, r)
+            # FLOPs count the valid pairs: fwd 6*R*n*d in the time measured
+            flops = 6 * p['pairs'] * r['n'] * r['d']
+            assert abs(p['fwd_tflops'] * p['fwd_ms'] * 1e9 - flops) < 1e-6 * flops
+            if CUDA:
+                assert positive(p['mib_fwd']) and positive(p['mib_peak']) and p['mib_peak'] >= p['mib_fwd']
+            else:
+                assert p['mib_fwd'] is None and p['mib_peak'] is None
         if r['backend'] != 'grouped_mm':  # grouped_mm computes in bf16 even from fp32 inputs
-            assert set(r['err']) == {'out', 'dx', 'dw1', 'dw2', 'dscore'}
+            err = r['experts_only']['err']
+            assert set(err) == {'out', 'dx', 'dw1', 'dw2', 'dscore'}
             # the reference is the torch backend in fp32, so in fp32 the torch row is its own
             # reference (exactly 0 on the CPU, where it has no atomics: it checks the plumbing);
             # sonic's errors are the real check
             if r['backend'] == 'torch' and not CUDA:
-                assert all(e == 0 for e in r['err'].values()), r['err']
-            assert all(0 <= e < 1e-4 for e in r['err'].values()), r['err']
-        if CUDA:
-            assert positive(r['mib_fwd']) and positive(r['mib_peak']) and r['mib_peak'] >= r['mib_fwd']
-        else:
-            assert r['mib_fwd'] is None and r['mib_peak'] is None
+                assert all(e == 0 for e in err.values()), err
+            assert all(0 <= e < 1e-4 for e in err.values()), err
+        # the whole layer routes every token to K experts under top-K, as the experts-only inputs do
+        if r['routing'] == 'topk' and 'error' not in r['layer']:
+            assert r['layer']['pairs'] == r['experts_only']['pairs'] == r['T'] * r['K']
 
 
 def test_layer_topk_and_rounding(tmp_path):
@@ -81,19 +90,27 @@ def test_layer_topk_and_rounding(tmp_path):
     d = load_json(tmp_path / 'layer.json')
     rows = d['results']
     check_layer_rows(rows, {(lab, r) for lab in ('64x32 16/4/2', '64x16 16/16/3') for r in ('topk', 'rounding')})
-    pairs = {(r['label'], r['routing']): r['pairs'] for r in rows}
+    pairs = {(r['label'], r['routing']): r['experts_only']['pairs'] for r in rows if r['backend'] == 'torch'}
     assert pairs[('64x32 16/4/2', 'topk')] == 128 and pairs[('64x32 16/4/2', 'rounding')] == 120
     assert pairs[('64x16 16/16/3', 'topk')] == 64 * 3
+    # the whole layer rounds its own router's counts: a multiple of the tile per expert
+    for r in rows:
+        if r['routing'] == 'rounding' and r['backend'] == 'torch':
+            assert r['layer']['pairs'] % 24 == 0 and r['layer']['pairs'] > 0
     assert d['reference']['SonicMoE H100 (paper)']['7B 256/128/8'] == {'fwd_tflops': 363, 'bwd_tflops': 404}
-    assert 'check sonic' in out and 'vs gmm' in out
+    # the table and the JSON say which columns time the whole layer and which a part
+    assert set(d['parts']) == set(PARTS) and d['parts']['experts_only'].startswith('experts only (a part)')
+    assert 'whole MoE layer' in out and 'experts only (a part)' in out
+    assert out.index('whole MoE layer') < out.index('experts only (a part)')
+    assert 'check sonic' in out and 'vs gmm' in out and '/contract' in out
     assert_png(tmp_path / 'layer_tflops.png')
     assert_png(tmp_path / 'layer_memory.png')
 
 
 def test_sweep(tmp_path):
-    # n*K = 64 from n=32 (K=2, E=4) down to n=16 (K=4, E=8)
+    # n*K = 64 from n=32 (K=2, E=4) down to n=16 (K=4, E=8); the layer test runs sonic, this one need not
     run_bench(tmp_path, '--mode=sweep', '--sweep_T=48', '--sweep_d=32', '--sweep_nK=64', '--sweep_E0=4',
-              '--sweep_n_min=16', '--check=True')
+              '--sweep_n_min=16', '--check=True', '--backends=torch,grouped_mm')
     rows = load_json(tmp_path / 'sweep.json')['results']
     check_layer_rows(rows, {('48x32 32/4/2', 'topk'), ('48x32 16/8/4', 'topk')})
     # the memory contract is the same at both granularities, up to O(R) metadata
@@ -151,10 +168,11 @@ def test_load(tmp_path):
         assert p.returncode != 0 and says in p.stderr and 'Traceback' not in p.stderr, p.stderr
 
 
-def bench_fails(tmp_path, *args):
+def bench_fails(tmp_path, *args, tiny=True):
     """Runs bench.py expecting a clean refusal; returns its stderr."""
     env = dict(os.environ, TRITON_INTERPRET='1')
-    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), f'--out_dir={tmp_path}', *args],
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), f'--out_dir={tmp_path}',
+                        *(['--tiny'] if tiny else []), *args],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and 'Traceback' not in p.stderr, p.stderr
     return p.stderr
@@ -175,7 +193,9 @@ def test_rounding_with_too_few_tokens_is_an_error_row(tmp_path):
     run_bench(tmp_path, '--backends=torch', '--shapes=64x32:16/4/2', '--routing=both')
     rows = load_json(tmp_path / 'layer.json')['results']
     assert [r['routing'] for r in rows] == ['topk', 'rounding']
-    assert 'error' not in rows[0] and 'T=64 < rounding_tile=128' in rows[1]['error']
+    assert all('error' not in rows[0][k] for k in PARTS)
+    assert 'T=64 < rounding_tile=128' in rows[1]['experts_only']['error']
+    assert 'at least rounding_tile=128 tokens' in rows[1]['layer']['error']  # MoE's own message
 
 
 def test_curves(tmp_path):
@@ -196,3 +216,61 @@ def test_curves(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--mode=curves', f'--log_files={files}',
                         '--labels=only_one', f'--out_dir={tmp_path}'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and 'one per file' in p.stderr
+
+
+def test_kernels(tmp_path):
+    # one whole layer's forward+backward under the profiler, per kernel (per op on the CPU)
+    out = run_bench(tmp_path, '--mode=kernels', '--shapes=64x32:16/4/2', '--kernels_top=5')
+    rows = load_json(tmp_path / 'kernels.json')['results']
+    assert [r['backend'] for r in rows] == ['torch', 'sonic', 'grouped_mm']
+    for r in rows:
+        if r['backend'] == 'grouped_mm' and not CUDA:
+            assert 'CUDA' in r['error']
+            continue
+        ks = r['kernels']
+        assert len(ks) > 5 and all(k['calls'] > 0 and k['ms'] >= 0 for k in ks)
+        assert [k['ms'] for k in ks] == sorted((k['ms'] for k in ks), reverse=True)
+        assert abs(sum(k['share'] for k in ks) - 1) < 1e-6
+        assert abs(sum(k['ms'] for k in ks) - r['busy_ms']) < 1e-6 * r['busy_ms']
+        # each op's self time: the table adds up to the time ops ran, with no op counted with its children
+        if not CUDA:
+            assert abs(r['busy_ms'] - r['busy_span_ms']) < 0.01 * r['busy_span_ms'], r
+        assert positive(r['enqueue_ms']) and positive(r['run_ms'])
+        if r['backend'] == 'sonic' and not CUDA:  # the interpreted kernels run inside their autograd Functions
+            assert {k['name'] for k in ks[:3]} & {'_SonicExperts', '_SonicExpertsBackward'}, ks[:3]
+    # the table: the top 5, the rest in one row, and the shares' sum
+    assert out.count('more)') == 2 and out.count('100.0%') == 2 and 'host enqueue' in out
+
+
+def test_profile_from_a_train_config(tmp_path):
+    # a train.py config file: its model and batch settings are taken, train.py's own (out_dir,
+    # max_iters) are not, and a flag still overrides it (n_layer)
+    cfg = tmp_path / 'tiny_moe.py'
+    cfg.write_text("out_dir = 'out-tiny'\nmax_iters = 3\nn_layer = 3\nn_head = 2\nn_embd = 32\nn_expert = 4\n"
+                   "top_k = 2\nexpert_size = 16\nn_dense_layers = 1\nblock_size = 16\nbatch_size = 2\n"
+                   "moe_backend = 'torch'\n")
+    out = run_bench(tmp_path, '--mode=profile', f'--config_file={cfg}', '--n_layer=2', '--backends=torch')
+    assert 'max_iters' not in out and not (tmp_path / 'out-tiny').exists()
+    d = load_json(tmp_path / 'profile.json')
+    assert d['config']['n_layer'] == 2 and d['config']['batch_size'] == 2 and d['config']['out_dir'] == str(tmp_path)
+    [r] = d['results']
+    parts = r['parts']
+    assert list(parts) == list(d['parts'])
+    # the parts (idle and other included) add up to the step: no kernel or op counted twice or lost
+    assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
+    assert abs(sum(p['ms'] for p in parts.values()) - r['step_ms']) < 0.03 * r['step_ms']
+    for p in ('attention', 'moe router', 'moe routing', 'moe experts', 'dense mlp', 'norms and residuals',
+              'embeddings and head', 'loss', 'optimizer'):
+        assert parts[p]['ms'] > 0, (p, parts)
+    assert parts['communication']['ms'] == 0
+    assert 'moe experts' in out and 'idle' in out
+    assert_png(tmp_path / 'profile.png')
+
+
+def test_cpu_needs_tiny(tmp_path):
+    # the default sizes never finish on a CPU: stop at once and say to add --tiny
+    for mode in ('layer', 'profile'):
+        err = bench_fails(tmp_path, f'--mode={mode}', '--device=cpu', tiny=False)
+        assert '--tiny' in err and len(err.strip().splitlines()) == 1, err
+    # load and curves read files: they need no --tiny
+    assert 'not a file' in bench_fails(tmp_path, '--mode=load', f'--load_file={tmp_path}', tiny=False)
