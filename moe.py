@@ -304,8 +304,8 @@ class MoE(nn.Module):
             if sonic and not rounding and sonic_kernels is not None:
                 # the fused router: logits on tensor cores, one pass for the choice, the gates and the loss
                 # terms, and a backward that recomputes the logits (sonic_kernels.router)
-                idx, gates, lse, psum = sonic_kernels.router(x, self.router.weight, self.expert_bias, K,
-                                                             cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype)
+                idx, gates, lse, psum, choices = sonic_kernels.router(
+                    x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype)
                 p_mean = psum / T
             else:
                 # the readable reference: fp32 logits, route_topk, the (T, E) matrices through autograd
@@ -321,8 +321,8 @@ class MoE(nn.Module):
                 if cfg.aux_loss_coef > 0:
                     p = probs / probs.sum(dim=-1, keepdim=True) if cfg.router_type == "sigmoid" else probs
                     p_mean = p.mean(0)
-            ones = torch.ones(idx.numel(), dtype=torch.long, device=x.device)
-            choices = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(0, idx.flatten(), ones)
+                ones = torch.ones(idx.numel(), dtype=torch.long, device=x.device)
+                choices = torch.zeros(E, dtype=torch.long, device=x.device).scatter_add_(0, idx.flatten(), ones)
             if rounding:
                 if T < cfg.rounding_tile:  # every count would round to 0 or to more than T: all dropped
                     raise ValueError(f"token rounding needs at least rounding_tile={cfg.rounding_tile} tokens a "

@@ -59,9 +59,10 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
     dx_ref, dw_ref = torch.autograd.grad((gates_ref * dgates).sum() + 3.0 * loss_ref, (x, w))
 
     xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
-    idx, gates, lse, psum = sk.router(xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2")
+    idx, gates, lse, psum, counts = sk.router(xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2")
     idx, gates, lse, psum = idx.cpu(), gates.cpu(), lse.cpu(), psum.cpu()
     assert torch.equal(idx, idx_ref)
+    assert torch.equal(counts.cpu(), torch.bincount(idx_ref.flatten(), minlength=E))
     assert rel(gates, gates_ref) < 1e-6
     loss = aux_coef * E * (f.float() * psum / T).sum() + z_coef * lse.square().mean()  # as MoE.router_losses
     assert abs(loss.item() - loss_ref.item()) <= 1e-6 * abs(loss_ref.item())
@@ -80,7 +81,7 @@ def test_router_gradient_of_each_term_alone():
         dgates = dg_scale * torch.randn(T, K, dtype=torch.float64)
         ref = torch.autograd.grad((gates_ref * dgates).sum() + loss_ref, (x, w))
         xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
-        _, gates, lse, psum = sk.router(xf, wf, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32")
+        _, gates, lse, psum, _ = sk.router(xf, wf, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32")
         loss = aux_coef * E * (f.float().to(DEV) * psum / T).sum() + z_coef * lse.square().mean()
         got = [g.cpu() for g in torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + loss, (xf, wf))]
         assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), (aux_coef, z_coef, [rel(g, r) for g, r in zip(got, ref)])
@@ -124,3 +125,25 @@ def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
     assert nbytes <= want, (nbytes, want, shapes)
     (out.sum() + moe.aux_loss).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in moe.parameters())
+
+
+@pytest.mark.parametrize("router_type,norm", [("softmax_topk", True), ("sigmoid", True)])
+def test_router_half_precision_activations(router_type, norm):
+    """Half-precision x (fp16 here: the interpreter has no bf16 arithmetic; the GPU tests run bf16), fp32
+    weight: the logits as hi + lo halves, dlogits split the same way for dW, one GEMM for dx. Against
+    float64 on the same rounded x: dW as accurate as fp32, dx within the half type's rounding."""
+    T, E, K, d = 64, 16, 4, 32
+    x16 = torch.randn(T, d).half()
+    x = x16.double().requires_grad_()
+    w = (0.3 * torch.randn(E, d, dtype=torch.float64)).requires_grad_()
+    bias = 0.1 * torch.randn(E)
+    idx_ref, gates_ref, loss_ref, f = reference(x, w, bias, K, router_type, norm, 0.05, 0.01)
+    dgates = torch.randn(T, K, dtype=torch.float64)
+    dx_ref, dw_ref = torch.autograd.grad((gates_ref * dgates).sum() + loss_ref, (x, w))
+    xh, wf = x16.to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
+    idx, gates, lse, psum, _ = sk.router(xh, wf, bias.to(DEV), K, router_type, norm, "bf16x2")
+    assert torch.equal(idx.cpu(), idx_ref)
+    loss = 0.05 * E * (f.float().to(DEV) * psum / T).sum() + 0.01 * lse.square().mean()
+    dx, dw = torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + loss, (xh, wf))
+    assert dx.dtype == torch.float16 and dw.dtype == torch.float32
+    assert rel(dx.cpu(), dx_ref) < 3e-3 and rel(dw.cpu(), dw_ref) < 1e-5, (rel(dx.cpu(), dx_ref), rel(dw.cpu(), dw_ref))
