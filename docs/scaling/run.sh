@@ -1,12 +1,12 @@
 #!/bin/bash
-# Issue #7: DDP, EP=2 and FSDP2 on two H200s against one H200, on the end-to-end config
+# DDP, EP=2 and FSDP2 on two GPUs of one host against one GPU, on the end-to-end config
 # (configs/h200_moe.py, sonic backend). Every run takes the same global batch, 32,768 tokens:
 # two ranks of 8 x 2048, or one GPU with 2 micro-steps, so the loss curves can be compared.
 #   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
 #   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
 #   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
-# Logs go to $OUT (default scaling_out/). NVLink multicast stays off (the device README says why).
+# Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
 set -u
 OUT=${OUT:-scaling_out}
 mkdir -p "$OUT"
