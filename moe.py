@@ -101,7 +101,7 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     backend's path) replace a sort of the whole (T, E) matrix, and the list is built from the T*K
     chosen pairs plus the added candidates, never by compacting (T, E). The first version (a (T, E)
     sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one dump index)
-    cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/PERF.md, session 7).
+    cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/LOG.md, 2026-11-29).
     Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool (the
     selection) and chosen (T, E) bool (top-K's)."""
     T, E = probs.shape
