@@ -7,42 +7,51 @@ token and one of its experts: R = T*K under top-K, a fixed capacity under token 
 Expert weights: w1 (E, d, 2n) holds [gate | up] along its last dim, w2 (E, n, d).
 
 THE MEMORY CONTRACT
-  The forward saves for backward only
+  The expert layer saves for backward only
     x  (T, d)        the layer input, which is alive anyway,
     h  (R, 2n)       the pre-activation [gate | up]: 4*R*n bytes in bf16,
     O(R) metadata    gather index, reverse index, fp32 row scores, expert offsets, tile map
-                     (int32 and fp32; 12 bytes per row plus O(T + E)).
+                     (int32 and fp32; 12 bytes per row plus O(T + E)): the fields of Routing.
   It never saves the gathered X (R, d), a (R, n), y (R, d), or any other R x d tensor. At
   iso-FLOPs n*K is fixed, so the saved bytes stay the same as experts get finer (see
   saved_bytes_formula and tests/test_sonic.py::test_memory_contract).
+  The fused router saves the same x, its weight and O(T*K) routing state (idx, gates, lse, ssum);
+  the (T, E) logits are recomputed in backward.
   How: the gathers are fused into the GEMMs' loads; SwiGLU runs in the up-projection's epilogue;
   the router-score gradient is dS = <dO, y> = <dA', a> with a recomputed from h, so y is never
   needed; expert outputs are combined by a gather-and-sum in fp32, never by scatter-add, so the
   result is deterministic (no atomics anywhere).
 
-THE KERNELS
-  _topk_softmax_kernel   router: top-K of the fp32 logits, softmax over the K chosen
-  _up_swiglu_kernel      h = X[gather] @ W1_e; a = silu(h_gate) * h_up               (forward)
-  _grouped_mm_kernel     C = A @ B_e per expert segment: y = a @ W2_e (forward),
-                         dX~ = dH @ W1_e^T (backward)
-  _down_bwd_kernel       dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
-                         dH = dSwiGLU(s * dA', h), A' = s * a                         (backward)
-  _wgrad_kernel          dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
-  _gather_sum_kernel     o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32; also dx, s = 1)
-  _route_count_kernel, _route_scatter_kernel, _tile_map_kernel
-                         routing metadata: a stable counting sort of the pairs by expert, and
-                         the expert and first row of every BLOCK_M tile
-  _round_select_kernel   token rounding: each expert's kept and added tokens, by a radix select
+THE KERNELS, in the order the data meets them; in this file each is followed by its host launcher
+  router     _router_fwd_kernel      the fused router, on logits = x @ W_r^T from router_logits: top-K,
+                                     gates, logsumexp and the balancing loss's column sums in one pass
+             _router_bwd_kernel      its dlogits, on the logits recomputed
+             _topk_softmax_kernel    top-K of given fp32 logits, softmax over the K chosen (used with
+                                     token rounding, which also needs the (T, E) probabilities)
+  metadata   _route_count_kernel, _route_scatter_kernel, _tile_map_kernel
+                                     a stable counting sort of the pairs by expert, and the expert and
+                                     first row of every BLOCK_M tile: a Routing
+  rounding   _round_select_kernel    token rounding: each expert's kept and added tokens, by a radix select
+  forward    _up_swiglu_kernel       h = X[gather] @ W1_e; a = silu(h_gate) * h_up
+             _grouped_mm_kernel      y = a @ W2_e per expert segment
+             _gather_sum_kernel      o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32)
+  backward   _down_bwd_kernel        dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
+                                     dH = dSwiGLU(s * dA', h), A' = s * a
+             _wgrad_kernel           dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
+             _grouped_mm_kernel      dX~ = dH @ W1_e^T, then _gather_sum_kernel (s = 1) gives dx
+The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
+traces) and an autograd.Function on the same functions (what eager mode runs).
 All routing metadata is built on the device: no .item(), .tolist() or any host
 sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
 
 Portability: plain tl.dot on pointer loads, which Triton lowers to wgmma on Hopper and to mma on
 sm_80/sm_89/Blackwell; no Hopper-only feature is used, so one path serves every bf16 GPU.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
-bf16 arithmetic).
+bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
 
 import os
+from typing import NamedTuple
 
 import torch
 import triton
@@ -52,458 +61,15 @@ BLOCK_M = 128  # the M tile of every expert-segmented kernel; token rounding rou
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+# -----------------------------------------------------------------------------
+# Helpers.
+
 def _configs(gpu_configs, cpu_config):
     # the interpreter runs every config it is given, slowly: give it one small one
     if INTERPRET:
         return [triton.Config(cpu_config, num_warps=4, num_stages=1)]
     return [triton.Config(kw, num_warps=w, num_stages=s) for kw, w, s in gpu_configs]
 
-
-# -----------------------------------------------------------------------------
-# Router: top-K + softmax over the chosen logits, fused.
-
-@triton.jit
-def _topk_softmax_kernel(
-    L, IDX, G,                       # logits (T, E) fp32; out: idx (T, K) int64, gates (T, K) fp32
-    T, E,
-    stride_lt, stride_ot,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
-):
-    rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    cols = tl.arange(0, BLOCK_E)
-    mask_t = rows < T
-    mask = mask_t[:, None] & (cols[None, :] < E)
-    # padded rows read 0 and padded experts -inf, so every row has a finite max
-    logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
-    logits = tl.where(cols[None, :] < E, logits, float("-inf"))
-    row_max = tl.max(logits, axis=1)
-    # K rounds of argmax (ties go to the lower expert index). rank[t, e] = k if e was the k-th
-    # choice of t, else -1; the outputs are then written by one masked scatter per row
-    work = logits
-    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
-    for k in tl.static_range(K):
-        i = tl.argmax(work, axis=1)
-        hit = cols[None, :] == i[:, None]
-        rank = tl.where(hit, k, rank)
-        work = tl.where(hit, float("-inf"), work)
-    chosen = (rank >= 0) & mask_t[:, None]
-    w = tl.where(chosen, tl.exp(logits - row_max[:, None]), 0.0)  # the top logit is the row max
-    gates = w / tl.maximum(tl.sum(w, axis=1), 1.0)[:, None]  # the sum is >= 1 (the top term is 1); padded rows give 0
-    out = rows[:, None].to(tl.int64) * stride_ot + rank
-    tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
-    tl.store(G + out, gates, mask=chosen)
-
-
-# -----------------------------------------------------------------------------
-# Forward GEMMs. Grids run over (M tile, N tile) with the N tile fastest, so the programs that
-# share one gathered block of rows run together and find it in L2. An M tile lies inside one
-# expert's segment of the grouped order; tile_expert / tile_row0 (built by _tile_map_kernel) say which.
-
-@triton.autotune(
-    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
-                     dict(BLOCK_N=32, BLOCK_K=32)),
-    key=["N", "D"],
-)
-@triton.jit
-def _up_swiglu_kernel(
-    X, W1, H, A, gather_idx, tile_expert, tile_row0, offsets,   # X (T, d), W1 (E, d, 2n), H (R, 2n), A (R, n)
-    N, D, E,                                                  # N = n, D = d
-    stride_xt, stride_we, stride_wk, stride_hr, stride_ar,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
-):
-    num_n = tl.cdiv(N, BLOCK_N)
-    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
-    e = tl.load(tile_expert + pid_m)
-    if e >= E:  # surplus program of the static grid
-        return
-    row0 = tl.load(tile_row0 + pid_m)
-    row_end = tl.load(offsets + e + 1)
-    rows = row0 + tl.arange(0, BLOCK_M)
-    mask_m = rows < row_end
-    # the fused gather: the source token of each row; masked rows read token 0, a valid row
-    tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = cols < N
-    ks = tl.arange(0, BLOCK_K)
-    x_ptrs = X + tok[:, None] * stride_xt + ks[None, :]
-    w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
-    acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, D, BLOCK_K):
-        mask_k = (k0 + ks) < D
-        x = tl.load(x_ptrs, mask=mask_k[None, :], other=0.0)
-        wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        acc_g = tl.dot(x, wg, acc_g, input_precision=DOT_PREC)
-        acc_u = tl.dot(x, wu, acc_u, input_precision=DOT_PREC)
-        x_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K * stride_wk
-    # SwiGLU epilogue on h as stored, so that backward's recomputation of a is exact
-    g = acc_g.to(H.dtype.element_ty)
-    u = acc_u.to(H.dtype.element_ty)
-    gf, uf = g.to(tl.float32), u.to(tl.float32)
-    a = gf * tl.sigmoid(gf) * uf
-    mask = mask_m[:, None] & mask_n[None, :]
-    rows64 = rows.to(tl.int64)
-    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
-    tl.store(h_ptrs, g, mask=mask)
-    tl.store(h_ptrs + N, u, mask=mask)
-    tl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
-
-
-@triton.autotune(
-    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
-                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
-                     dict(BLOCK_N=32, BLOCK_K=32)),
-    key=["N", "KD"],
-)
-@triton.jit
-def _grouped_mm_kernel(
-    Am, B, C, tile_expert, tile_row0, offsets,   # Am (R, KD) grouped order, B_e (KD, N) by strides, C (R, N)
-    N, KD, E,
-    stride_ar, stride_be, stride_bk, stride_bn, stride_cr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
-):
-    num_n = tl.cdiv(N, BLOCK_N)
-    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
-    e = tl.load(tile_expert + pid_m)
-    if e >= E:
-        return
-    row0 = tl.load(tile_row0 + pid_m)
-    row_end = tl.load(offsets + e + 1)
-    rows = row0 + tl.arange(0, BLOCK_M)
-    mask_m = rows < row_end
-    rows_safe = tl.where(mask_m, rows, row0).to(tl.int64)   # in-bounds rows, so A loads need no row mask
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = cols < N
-    ks = tl.arange(0, BLOCK_K)
-    a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
-    b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, KD, BLOCK_K):
-        mask_k = (k0 + ks) < KD
-        a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
-        b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
-        a_ptrs += BLOCK_K
-        b_ptrs += BLOCK_K * stride_bk
-    c_ptrs = C + rows.to(tl.int64)[:, None] * stride_cr + cols[None, :]
-    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
-
-
-@triton.jit
-def _gather_sum_kernel(
-    Y, S, rev, tok_offsets, O,        # Y (R, D) grouped order, S (R,) pair scores, O (T, D)
-    D,
-    stride_yr, stride_ot,
-    HAS_S: tl.constexpr, BLOCK_D: tl.constexpr,
-):
-    # o[t] = sum_{p in t's pairs} s_p * Y[rev[p]]: each output row is owned by one program, so the
-    # sum needs no atomics and is deterministic; it accumulates in fp32
-    t = tl.program_id(0)
-    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    mask = cols < D
-    start = tl.load(tok_offsets + t)
-    end = tl.load(tok_offsets + t + 1)
-    acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    for p in range(start, end):
-        r = tl.load(rev + p).to(tl.int64)
-        y = tl.load(Y + r * stride_yr + cols, mask=mask, other=0.0).to(tl.float32)
-        if HAS_S:
-            y = y * tl.load(S + p)
-        acc += y
-    tl.store(O + t.to(tl.int64) * stride_ot + cols, acc.to(O.dtype.element_ty), mask=mask)
-
-
-# -----------------------------------------------------------------------------
-# Backward kernels.
-
-@triton.jit
-def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar):
-    # recompute a from h (a is never saved), write dH and A', return this block's share of dS.
-    # Every output is formed before the first store. The stores may alias as far as the compiler
-    # knows, so a store between two results keeps whole fp32 tiles alive across it; this order cut
-    # the spills of the fast programs from 74-80 registers to 14-16 (docs/PERF.md, v4)
-    mask = mask_m[:, None] & (cols < N)[None, :]
-    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
-    g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
-    u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
-    sig = tl.sigmoid(g)
-    silu = g * sig
-    a = silu * u
-    ds = tl.sum(acc * a, axis=1)                              # dS = <dO, y> = <dA', a>, this block's share
-    da = acc * s[:, None]                                     # dL/da = s * dA'
-    ap = (a * s[:, None]).to(Ap.dtype.element_ty)
-    d_up = (da * silu).to(dH.dtype.element_ty)
-    d_gate = (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty)  # d silu / dg = sig (1 + g (1 - sig))
-    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], ap, mask=mask)
-    dh_ptrs = dH + rows64[:, None] * stride_hr + cols[None, :]
-    tl.store(dh_ptrs, d_gate, mask=mask)
-    tl.store(dh_ptrs + N, d_up, mask=mask)
-    return ds
-
-
-@triton.autotune(
-    configs=_configs([(dict(SPLIT_M=2, NACC=2, BLOCK_N=64, BLOCK_K=64), 4, 4),
-                      (dict(SPLIT_M=2, NACC=2, BLOCK_N=128, BLOCK_K=64), 8, 4),
-                      (dict(SPLIT_M=1, NACC=2, BLOCK_N=64, BLOCK_K=64), 8, 5)],
-                     dict(SPLIT_M=2, NACC=2, BLOCK_N=16, BLOCK_K=32)),
-    key=["N", "D"],
-    reset_to_zero=["dS_part"],  # configs differ in N tiles; rows a config does not write must stay 0
-)
-@triton.jit
-def _down_bwd_kernel(
-    dO, W2, H, S, gather_idx, tile_expert, tile_row0, offsets,   # dO (T, d), W2 (E, n, d), H (R, 2n), S (R,) row scores
-    dH, Ap, dS_part,                                             # out: dH (R, 2n), A' (R, n), dS_part (n_tiles, R) fp32
-    N, D, E, R,
-    stride_ot, stride_we, stride_wn, stride_wd, stride_hr, stride_ar,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
-    SPLIT_M: tl.constexpr, NACC: tl.constexpr,
-):
-    # A program covers BLOCK_M // SPLIT_M rows of one M tile and NACC * BLOCK_N columns, as NACC
-    # accumulators that share each gathered dO block. The epilogue holds h, a and dA' at once, so
-    # one 128 x 128 accumulator spills heavily (390+ registers), while 128 x 64 re-reads the
-    # gathered dO once per 64 columns; two accumulators, on 64-row programs for narrow d, ran the
-    # 7B shape 1.2x faster than one 128 x 64 (docs/PERF.md, v3).
-    SUB_M: tl.constexpr = BLOCK_M // SPLIT_M
-    num_n = tl.cdiv(N, NACC * BLOCK_N)
-    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
-    tile = pid_m // SPLIT_M
-    e = tl.load(tile_expert + tile)
-    if e >= E:
-        return
-    row0 = tl.load(tile_row0 + tile) + (pid_m % SPLIT_M) * SUB_M
-    row_end = tl.load(offsets + e + 1)
-    if row0 >= row_end:  # the empty lower half of an expert's last tile
-        return
-    rows = row0 + tl.arange(0, SUB_M)
-    mask_m = rows < row_end
-    tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
-    cols = pid_n * NACC * BLOCK_N + tl.arange(0, BLOCK_N)
-    ks = tl.arange(0, BLOCK_K)
-    # dA' = dO[gather] @ W2_e^T; W2_e^T (d, n) is read through strides, never transposed in memory
-    o_ptrs = dO + tok[:, None] * stride_ot + ks[None, :]
-    w_ptrs = W2 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wd + cols[None, :] * stride_wn
-    mask_n0, mask_n1 = cols < N, (cols + BLOCK_N) < N
-    acc0 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
-    acc1 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, D, BLOCK_K):
-        mask_k = (k0 + ks) < D
-        o = tl.load(o_ptrs, mask=mask_k[None, :], other=0.0)
-        w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n0[None, :], other=0.0)
-        acc0 = tl.dot(o, w, acc0, input_precision=DOT_PREC)
-        if NACC == 2:
-            w = tl.load(w_ptrs + BLOCK_N * stride_wn, mask=mask_k[:, None] & mask_n1[None, :], other=0.0)
-            acc1 = tl.dot(o, w, acc1, input_precision=DOT_PREC)
-        o_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K * stride_wd
-    rows64 = tl.where(mask_m, rows, row0).to(tl.int64)
-    s = tl.load(S + rows64, mask=mask_m, other=0.0)
-    ds = _down_bwd_epilogue(acc0, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar)
-    if NACC == 2:
-        ds += _down_bwd_epilogue(acc1, s, rows64, mask_m, cols + BLOCK_N, N, H, dH, Ap, stride_hr, stride_ar)
-    # this program's share of the row sum; the N programs' shares are summed by the launcher
-    tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, ds, mask=mask_m)
-
-
-@triton.autotune(
-    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 2), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3),
-                      (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
-                     dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
-    key=["M", "N", "rows_hint"],
-)
-@triton.jit
-def _wgrad_kernel(
-    Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
-    M, N, rows_hint,                         # rows_hint: mean rows per expert as a power of 2, a tuning key only
-    stride_ar, stride_br, stride_ce, stride_cm,
-    GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
-):
-    # a grouped GEMM whose reduction runs over one expert's segment of rows (varlen-K); operands
-    # come from the grouped order or, through an index, straight from the token-order tensors.
-    # The best pipeline depth depends on the loop's length, not only on M and N: with ~256-512 rows
-    # an expert (4-8 steps) two stages ran 10-13% faster than three (docs/PERF.md, v6), so the
-    # autotuner keys on the rows too
-    num_m, num_n = tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N)
-    pid = tl.program_id(0)
-    e = pid // (num_m * num_n)
-    pid_m = (pid // num_n) % num_m
-    pid_n = pid % num_n
-    start = tl.load(offsets + e)
-    end = tl.load(offsets + e + 1)
-    cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_cm, mask_cn = cm < M, cn < N
-    ks = tl.arange(0, BLOCK_K)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for r0 in range(start, end, BLOCK_K):
-        rows = r0 + ks
-        mask_r = rows < end
-        if GATHER_A:
-            ia = tl.load(gather_a + rows, mask=mask_r, other=0).to(tl.int64)
-        else:
-            ia = rows.to(tl.int64)
-        if GATHER_B:
-            ib = tl.load(gather_b + rows, mask=mask_r, other=0).to(tl.int64)
-        else:
-            ib = rows.to(tl.int64)
-        a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & mask_cm[None, :], other=0.0)
-        b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & mask_cn[None, :], other=0.0)
-        acc = tl.dot(tl.trans(a), b, acc, input_precision=DOT_PREC)
-    # an expert with no rows writes zeros, which is its true gradient
-    c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
-    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
-
-
-# -----------------------------------------------------------------------------
-# Routing metadata: a stable counting sort of the pairs by expert, in blocks of META_BLOCK pairs.
-
-META_BLOCK = 128  # pairs per program; a pair's stable rank compares it with every pair of its block
-
-
-@triton.jit
-def _route_count_kernel(pair_exp, counts, R, n_blk,      # pair_exp (R,) in [0, E]; out: counts (NB, n_blk) int32
-                        BLOCK: tl.constexpr, NB: tl.constexpr):
-    # counts[e, b] = pairs of block b routed to expert e (bin E: unused slots)
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    e = tl.load(pair_exp + p, mask=p < R, other=0).to(tl.int32)
-    h = tl.histogram(e, NB, mask=p < R)
-    tl.store(counts + tl.arange(0, NB) * n_blk + tl.program_id(0), h)
-
-
-@triton.jit
-def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
-                          gather_idx, rev, row_score,                     # out: (R,) int32, (R,) int32, (R,) fp32
-                          R, n_blk, BLOCK: tl.constexpr):
-    # a pair's grouped row = where its (expert, block) run starts + how many earlier pairs of the
-    # block share its expert, so the sort is stable: rows of an expert stay in token order
-    b = tl.program_id(0)
-    i = tl.arange(0, BLOCK)
-    p = b * BLOCK + i
-    mask = p < R
-    e = tl.load(pair_exp + p, mask=mask, other=-1).to(tl.int32)
-    before = (e[:, None] == e[None, :]) & (i[None, :] < i[:, None])       # (BLOCK, BLOCK)
-    rank = tl.sum(before.to(tl.int32), axis=1)
-    run = tl.where(mask, e, 0) * n_blk + b
-    row = tl.load(ends + run, mask=mask, other=0) - tl.load(counts + run, mask=mask, other=0) + rank
-    tl.store(gather_idx + row, tl.load(pair_tok + p, mask=mask, other=0).to(tl.int32), mask=mask)
-    tl.store(rev + p, row, mask=mask)
-    tl.store(row_score + row, tl.load(pair_score + p, mask=mask, other=0.0).to(tl.float32), mask=mask)
-
-
-@triton.jit
-def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+1,), the tile map (n_tiles,) x 2
-                     n_blk, E, n_tiles, BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
-    # expert offsets, then the BLOCK_M tiles of each expert's segment: tile t belongs to the expert
-    # whose tiles end past t; every program derives the (small) per-expert vectors itself
-    ex = tl.arange(0, NB)
-    off = tl.load(ends + ex * n_blk - 1, mask=(ex > 0) & (ex <= E), other=0)   # rows of experts < ex
-    nxt = tl.load(ends + (ex + 1) * n_blk - 1, mask=ex < E, other=0)
-    tiles = tl.where(ex < E, (nxt - off + BLOCK_M - 1) // BLOCK_M, 0)
-    tile_end = tl.cumsum(tiles, 0)
-    if tl.program_id(0) == 0:
-        tl.store(offsets + ex, off, mask=ex <= E)
-    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    done = tile_end[None, :] <= t[:, None]                                  # (BLOCK_T, NB)
-    e_t = tl.minimum(tl.sum(done.to(tl.int32), axis=1), E)                  # E: a surplus tile
-    first = tl.sum(tl.where(done, tiles[None, :], 0), axis=1)              # e_t's first tile
-    row0 = tl.sum(tl.where(ex[None, :] == e_t[:, None], off[None, :], 0), axis=1) + (t - first) * BLOCK_M
-    tl.store(tile_expert + t, e_t, mask=t < n_tiles)
-    tl.store(tile_row0 + t, tl.where(e_t < E, row0, 0), mask=t < n_tiles)
-
-
-# -----------------------------------------------------------------------------
-# Token rounding's selection (moe.round_tokens with the sonic backend).
-
-@triton.jit
-def _round_key(P, CH, base, t, m):
-    # chosen tokens rank first, then by score: the scores are >= 0 (softmax or sigmoid), so their
-    # fp32 bits order like their values, and key = chosen * 2^31 + bits orders like (chosen, score)
-    p = tl.load(P + base + t, mask=m, other=0.0)
-    ch = tl.load(CH + base + t, mask=m, other=0)
-    return (ch.to(tl.int64) << 31) | p.to(tl.int32, bitcast=True).to(tl.int64)
-
-
-@triton.jit
-def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T) int8 chosen, C (E,) counts to keep
-                         T, KA,                # out: SEL (E, T) int8, ADD (E, KA) int64: the unchosen tokens taken
-                         BLOCK_T: tl.constexpr):
-    # one program per expert takes its C[e] highest keys. A radix select (four passes of 8-bit
-    # digits, from the top) finds the C[e]-th highest key without sorting the row; a fifth pass
-    # takes every key above it and, of the keys equal to it, the lowest tokens, as a stable sort would
-    e = tl.program_id(0)
-    base = e.to(tl.int64) * T
-    need = tl.load(C + e).to(tl.int32)          # how many to take at or below the digits fixed so far
-    prefix = e.to(tl.int64) * 0                  # the key's digits fixed so far
-    bins = tl.arange(0, 256)
-    for i in tl.static_range(4):
-        shift = 24 - 8 * i                       # the digit: bits shift .. shift+7
-        hist = tl.zeros((256,), dtype=tl.int32)
-        for t0 in range(0, T, BLOCK_T):
-            t = t0 + tl.arange(0, BLOCK_T)
-            m = t < T
-            key = _round_key(P, CH, base, t, m)
-            match = m & ((key >> (shift + 8)) == prefix)
-            hist += tl.histogram(((key >> shift) & 255).to(tl.int32), 256, mask=match)
-        at_or_above = tl.sum(hist, axis=0) - tl.cumsum(hist, 0) + hist  # keys with this digit or a higher one
-        d = tl.sum((at_or_above >= need).to(tl.int32), axis=0) - 1      # the highest digit with enough
-        need -= tl.sum(tl.where(bins > d, hist, 0), axis=0)
-        prefix = prefix * 256 + d
-    # C[e] == 0 leaves need = 0 and prefix = 2^32 - 1, above every key: nothing is taken
-    n_eq = need * 0
-    n_add = need * 0
-    for t0 in range(0, T, BLOCK_T):
-        t = t0 + tl.arange(0, BLOCK_T)
-        m = t < T
-        key = _round_key(P, CH, base, t, m)
-        eq = m & (key == prefix)
-        rank = n_eq + tl.cumsum(eq.to(tl.int32), 0) - 1                # among equal keys, in token order
-        take = m & ((key > prefix) | (eq & (rank < need)))
-        n_eq += tl.sum(eq.to(tl.int32), axis=0)
-        tl.store(SEL + base + t, take.to(tl.int8), mask=m)
-        new = take & (key < (1 << 31))                                  # taken but not chosen: added
-        pos = n_add + tl.cumsum(new.to(tl.int32), 0) - 1
-        tl.store(ADD + e.to(tl.int64) * KA + pos, t.to(tl.int64), mask=new)
-        n_add += tl.sum(new.to(tl.int32), axis=0)
-
-
-def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.Tensor,
-                      k_add: int) -> tuple[torch.Tensor, torch.Tensor]:
-    E, T = scores.shape
-    scores, chosen = scores.contiguous(), chosen.contiguous()
-    sel = torch.empty(E, T, dtype=torch.bool, device=scores.device)
-    added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
-    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel.view(torch.int8), added, T, k_add,
-                               BLOCK_T=min(2048, triton.next_power_of_2(T)))
-    return sel, added
-
-
-# an opaque op for torch.compile, as the layer's; its outputs are integers, so it has no gradient
-_round_select = torch.library.custom_op("sonic::round_select", mutates_args=())(round_select_impl)
-
-
-@_round_select.register_fake
-def _(scores, chosen, counts, k_add):
-    E, T = scores.shape
-    return scores.new_empty(E, T, dtype=torch.bool), scores.new_empty(E, k_add, dtype=torch.int64)
-
-
-def round_select(scores, chosen, counts, k_add):
-    """Per expert e, the counts[e] highest-ranked tokens: top-K's chosen ones first, each group by
-    descending score, ties to the lower token. scores (E, T) fp32 >= 0, chosen (E, T) bool, counts
-    (E,) int, with counts[e] - (chosen tokens of e) <= k_add. Returns sel (E, T) bool and added (E,
-    k_add) int64: the unchosen tokens taken, in token order, then zeros. One kernel, no host sync."""
-    if not scores.is_cuda and not INTERPRET:
-        raise RuntimeError("token rounding with moe_backend='sonic' needs a CUDA GPU (or TRITON_INTERPRET=1 "
-                           "for the slow CPU interpreter); use moe_backend='torch' on this machine")
-    if torch.compiler.is_compiling():
-        return torch.ops.sonic.round_select(scores, chosen, counts, k_add)
-    return round_select_impl(scores, chosen, counts, k_add)
-
-
-# -----------------------------------------------------------------------------
-# Host side: metadata, launchers, custom ops (torch.compile) and autograd Functions (eager).
 
 def _dot_prec(dtype):
     # fp32 inputs get exact fp32 products (tf32 would cost ~1e-3 relative error); bf16/fp16 ignore it
@@ -515,283 +81,62 @@ def _max_tiles(R, E):
     return triton.cdiv(R, BLOCK_M) + E
 
 
-def routing_metadata(pair_tok, pair_exp, pair_score, T, E):
-    """Device-side routing metadata from the pair list (token order; expert E marks an unused slot).
-    Returns gather_idx (R,) int32: source token of each grouped row; offsets (E+1,) int32: expert
-    segment bounds in the grouped order; rev (R,) int32: the grouped row of each pair; tok_offsets
-    (T+1,) int32: each token's range of pairs; tile_expert, tile_row0 (max_tiles,) int32: the
-    expert and first row of each BLOCK_M tile (expert E for surplus tiles); row_score (R,) fp32: the
-    pair scores in grouped order. The grouped order is a stable sort of the pairs by expert.
-    A counting sort in three small kernels and one cumsum: a stable argsort and the ~30 torch ops
-    that built this before took 0.36-0.49 ms of host time per forward (docs/PERF.md, v5)."""
-    R, dev = pair_exp.numel(), pair_exp.device
-    i32 = dict(device=dev, dtype=torch.int32)
-    n_blk, nb = triton.cdiv(R, META_BLOCK), triton.next_power_of_2(E + 1)
-    counts = torch.empty(nb, n_blk, **i32)            # (expert bin, block of pairs): pairs in it
-    _route_count_kernel[(n_blk,)](pair_exp, counts, R, n_blk, BLOCK=META_BLOCK, NB=nb)
-    # expert-major running count: where each (expert, block) run ends in the grouped order
-    ends = torch.cumsum(counts.view(-1), 0, dtype=torch.int32)
-    gather_idx, rev = torch.empty(R, **i32), torch.empty(R, **i32)
-    row_score = torch.empty(R, device=dev, dtype=torch.float32)
-    _route_scatter_kernel[(n_blk,)](pair_tok, pair_exp, pair_score, counts, ends, gather_idx, rev, row_score,
-                                    R, n_blk, BLOCK=META_BLOCK)
-    tiles = _max_tiles(R, E)
-    offsets, tile_expert, tile_row0 = torch.empty(E + 1, **i32), torch.empty(tiles, **i32), torch.empty(tiles, **i32)
-    bt = max(1, min(32, 8192 // nb))                  # a program holds a (bt, nb) table
-    _tile_map_kernel[(triton.cdiv(tiles, bt),)](ends, offsets, tile_expert, tile_row0, n_blk, E, tiles,
-                                                BLOCK_M=BLOCK_M, NB=nb, BLOCK_T=bt)
-    tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True)
-    return gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score
-
-
-def saved_bytes_formula(T, d, n, R, E, dtype_bytes):
-    """The memory contract in bytes: what the forward saves for backward, weights aside."""
-    x_and_h = T * d * dtype_bytes + R * 2 * n * dtype_bytes
-    meta = 3 * R * 4 + (E + 1) * 4 + (T + 1) * 4 + 2 * _max_tiles(R, E) * 4  # gather_idx, rev, row_score; offsets; tok_offsets; tile map
-    return x_and_h + meta
-
-
-def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
-    if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3:
-        raise ValueError(f"sonic: expected x (T, d), w1 (E, d, 2n), w2 (E, n, d); got {tuple(x.shape)}, "
-                         f"{tuple(w1.shape)}, {tuple(w2.shape)}")
-    T, d = x.shape
-    E, n = w2.shape[0], w2.shape[1]
-    if tuple(w1.shape) != (E, d, 2 * n) or tuple(w2.shape) != (E, n, d):
-        raise ValueError(f"sonic: weight shapes {tuple(w1.shape)}, {tuple(w2.shape)} do not match x {tuple(x.shape)}")
-    if d % 16 or n % 16:
-        raise ValueError(f"sonic kernels need n_embd and expert_size to be multiples of 16 (tensor-core "
-                         f"tiles); got n_embd={d}, expert_size={n}. Round them up, or use moe_backend='torch'.")
-    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or w1.dtype != x.dtype or w2.dtype != x.dtype:
-        raise ValueError(f"sonic: x, w1, w2 must share one dtype of fp32/fp16/bf16; got {x.dtype}, {w1.dtype}, {w2.dtype}")
-    if not x.is_cuda and not INTERPRET:
-        raise RuntimeError("moe_backend='sonic' needs a CUDA GPU (or TRITON_INTERPRET=1 for the slow CPU "
-                           "interpreter); use moe_backend='torch' on this machine")
-    if not (pair_tok.shape == pair_exp.shape == pair_score.shape) or pair_tok.dim() != 1:
-        raise ValueError("sonic: pair_tok, pair_exp, pair_score must be 1-D and of one length")
-    if T >= 2**31 or pair_tok.numel() >= 2**31:
-        raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
-
-
-def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
-             pair_exp: torch.Tensor, pair_score: torch.Tensor) -> tuple[(torch.Tensor,) * 9]:
-    T, d = x.shape
-    E, n = w2.shape[0], w2.shape[1]
-    R = pair_exp.numel()
-    x, w1, w2 = x.contiguous(), w1.contiguous(), w2.contiguous()
-    score = pair_score.float().contiguous()                             # (R,) token order, for the gather-sum
-    gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score = routing_metadata(
-        pair_tok, pair_exp, score, T, E)                                # row_score (R,): grouped order
-    h = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)            # saved
-    a = torch.empty(R, n, device=x.device, dtype=x.dtype)                # transient
-    prec, tiles = _dot_prec(x.dtype), _max_tiles(R, E)
-    grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
-    _up_swiglu_kernel[grid](x, w1, h, a, gather_idx, tile_expert, tile_row0, offsets, n, d, E,
-                            x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
-                            BLOCK_M=BLOCK_M, DOT_PREC=prec)
-    y = torch.empty(R, d, device=x.device, dtype=x.dtype)                # transient, grouped order
-    grid = lambda META: (tiles * triton.cdiv(d, META["BLOCK_N"]),)
-    _grouped_mm_kernel[grid](a, w2, y, tile_expert, tile_row0, offsets, d, n, E,
-                             a.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), y.stride(0),
-                             BLOCK_M=BLOCK_M, DOT_PREC=prec)
-    del a
-    out = torch.empty(T, d, device=x.device, dtype=x.dtype)
-    bd = min(1024, triton.next_power_of_2(d))
-    _gather_sum_kernel[(T, triton.cdiv(d, bd))](y, score, rev, tok_offsets, out, d, y.stride(0), out.stride(0),
-                                                HAS_S=True, BLOCK_D=bd)
-    return out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score
-
-
-# torch.compile sees the layer as two opaque custom ops; their fake functions give output shapes
-_moe_fwd = torch.library.custom_op("sonic::moe_fwd", mutates_args=())(moe_fwd_impl)
-
-
-@_moe_fwd.register_fake
-def _(x, w1, w2, pair_tok, pair_exp, pair_score):
-    T, d = x.shape
-    E, n = w2.shape[0], w2.shape[1]
-    R = pair_exp.numel()
-    i32 = dict(dtype=torch.int32)
-    tiles = _max_tiles(R, E)
-    return (x.new_empty(T, d), x.new_empty(R, 2 * n), x.new_empty(R, **i32), x.new_empty(E + 1, **i32),
-            x.new_empty(R, **i32), x.new_empty(T + 1, **i32), x.new_empty(tiles, **i32), x.new_empty(tiles, **i32),
-            x.new_empty(R, dtype=torch.float32))
-
-
-def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
-             gather_idx: torch.Tensor, offsets: torch.Tensor, rev: torch.Tensor, tok_offsets: torch.Tensor,
-             tile_expert: torch.Tensor, tile_row0: torch.Tensor, row_score: torch.Tensor) -> tuple[(torch.Tensor,) * 4]:
-    T, d = x.shape
-    E, n = w2.shape[0], w2.shape[1]
-    R = h.shape[0]
-    dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
-    prec, tiles = _dot_prec(x.dtype), _max_tiles(R, E)
-    # 1. dA' = dO[gather] @ W2_e^T with the dS / dH / A' epilogue
-    dH = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)
-    Ap = torch.empty(R, n, device=x.device, dtype=x.dtype)
-    dS_part = torch.zeros(triton.cdiv(n, 32), R, device=x.device, dtype=torch.float32)  # >= N tiles of any config
-    grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
-    _down_bwd_kernel[grid](dout, w2, h, row_score, gather_idx, tile_expert, tile_row0, offsets, dH, Ap, dS_part,
-                           n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
-                           h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=prec)
-    dS = dS_part.sum(0)                                                  # (R,) grouped order
-    dscore = dS[rev.long()]                                              # (R,) pair order
-    # 2. dW2_e = A'_e^T @ dO[gather_e], dW1_e = X[gather_e]^T @ dH_e (varlen-K over each segment)
-    dw2 = torch.empty_like(w2)
-    rows = triton.next_power_of_2(max(1, R // E))
-    grid = lambda META: (E * triton.cdiv(n, META["BLOCK_M"]) * triton.cdiv(d, META["BLOCK_N"]),)
-    _wgrad_kernel[grid](Ap, dout, dw2, gather_idx, gather_idx, offsets, n, d, rows,
-                        Ap.stride(0), dout.stride(0), dw2.stride(0), dw2.stride(1),
-                        GATHER_A=False, GATHER_B=True, DOT_PREC=prec)
-    del Ap
-    dw1 = torch.empty_like(w1)
-    grid = lambda META: (E * triton.cdiv(d, META["BLOCK_M"]) * triton.cdiv(2 * n, META["BLOCK_N"]),)
-    _wgrad_kernel[grid](x, dH, dw1, gather_idx, gather_idx, offsets, d, 2 * n, rows,
-                        x.stride(0), dH.stride(0), dw1.stride(0), dw1.stride(1),
-                        GATHER_A=True, GATHER_B=False, DOT_PREC=prec)
-    # 3. dX~ = dH @ W1_e^T (W1_e read transposed through strides), then dx by gather and sum
-    dxr = torch.empty(R, d, device=x.device, dtype=x.dtype)
-    grid = lambda META: (tiles * triton.cdiv(d, META["BLOCK_N"]),)
-    _grouped_mm_kernel[grid](dH, w1, dxr, tile_expert, tile_row0, offsets, d, 2 * n, E,
-                             dH.stride(0), w1.stride(0), w1.stride(2), w1.stride(1), dxr.stride(0),
-                             BLOCK_M=BLOCK_M, DOT_PREC=prec)
-    del dH
-    dx = torch.empty(T, d, device=x.device, dtype=x.dtype)
-    bd = min(1024, triton.next_power_of_2(d))
-    _gather_sum_kernel[(T, triton.cdiv(d, bd))](dxr, dxr, rev, tok_offsets, dx, d, dxr.stride(0), dx.stride(0),
-                                                HAS_S=False, BLOCK_D=bd)
-    return dx, dw1, dw2, dscore
-
-
-_moe_bwd = torch.library.custom_op("sonic::moe_bwd", mutates_args=())(moe_bwd_impl)
-
-
-@_moe_bwd.register_fake
-def _(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score):
-    return torch.empty_like(x), torch.empty_like(w1), torch.empty_like(w2), row_score.new_empty(h.shape[0])
-
-
-def _moe_setup_context(ctx, inputs, output):
-    x, w1, w2, pair_tok, pair_exp, pair_score = inputs
-    out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score = output
-    # MEMORY CONTRACT: x, h (R x 2n) and O(R) metadata only; never the gathered X, a or y
-    ctx.save_for_backward(x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
-    ctx.score_dtype = pair_score.dtype
-
-
-def _moe_backward(ctx, dout, *_):
-    dx, dw1, dw2, dscore = torch.ops.sonic.moe_bwd(dout, *ctx.saved_tensors)
-    return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
-
-
-_moe_fwd.register_autograd(_moe_backward, setup_context=_moe_setup_context)
-
-
-class _SonicExperts(torch.autograd.Function):
-    """The same two functions for eager mode, where the custom ops' dispatch is pure host cost: a
-    forward+backward enqueued in 1.96 ms this way against 2.25 ms through the ops (H200, torch
-    2.11, T=4096; docs/PERF.md v5), and small layers are bound by the host. Both paths save exactly
-    the same tensors and run the same kernels."""
-
-    @staticmethod
-    def forward(ctx, x, w1, w2, pair_tok, pair_exp, pair_score):
-        inputs = (x, w1, w2, pair_tok, pair_exp, pair_score)
-        output = moe_fwd_impl(*inputs)
-        _moe_setup_context(ctx, inputs, output)
-        return output[0]
-
-    @staticmethod
-    def backward(ctx, dout):
-        dx, dw1, dw2, dscore = moe_bwd_impl(dout, *ctx.saved_tensors)
-        return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
-
-
-def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
-    """out[t] = sum over t's pairs (t, e, s) of s * SwiGLU_e(x[t]).
-    x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
-    token order, pair_exp == E marking an unused slot (token rounding). Differentiable in x, w1,
-    w2 and pair_score. Under autocast everything runs in the autocast dtype."""
-    if torch.is_autocast_enabled(x.device.type):
-        dt = torch.get_autocast_dtype(x.device.type)
-        x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
-    _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
-    if torch.compiler.is_compiling():
-        return torch.ops.sonic.moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]
-    return _SonicExperts.apply(x, w1, w2, pair_tok, pair_exp, pair_score)
-
-
-# -----------------------------------------------------------------------------
-# Router op.
-
-def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    T, E = logits.shape
-    logits = logits.contiguous()
-    idx = torch.empty(T, k, device=logits.device, dtype=torch.int64)
-    gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
-    BLOCK_E = triton.next_power_of_2(E)
-    BLOCK_T = max(1, min(64, 4096 // BLOCK_E))
-    _topk_softmax_kernel[(triton.cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
-                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E)
-    return idx, gates
-
-
-_topk_softmax = torch.library.custom_op("sonic::topk_softmax", mutates_args=())(topk_softmax_impl)
-
-
-@_topk_softmax.register_fake
-def _(logits, k):
-    T = logits.shape[0]
-    return logits.new_empty(T, k, dtype=torch.int64), logits.new_empty(T, k, dtype=torch.float32)
-
-
-def _topk_softmax_setup(ctx, inputs, output):
-    logits, k = inputs
-    idx, gates = output
-    ctx.save_for_backward(idx, gates)   # O(T*K): the (T, E) probabilities are not kept
-    ctx.E = logits.shape[1]
-
-
-def _topk_softmax_backward(ctx, didx, dgates):
-    idx, gates = ctx.saved_tensors
-    # softmax Jacobian over the K chosen logits; the others get zero
-    dsel = gates * (dgates - (gates * dgates).sum(-1, keepdim=True))
-    return torch.zeros(idx.shape[0], ctx.E, device=idx.device, dtype=torch.float32).scatter(1, idx, dsel), None
-
-
-_topk_softmax.register_autograd(_topk_softmax_backward, setup_context=_topk_softmax_setup)
-
-
-class _TopkSoftmax(torch.autograd.Function):
-    # eager mode, as _SonicExperts
-    @staticmethod
-    def forward(ctx, logits, k):
-        idx, gates = topk_softmax_impl(logits, k)
-        _topk_softmax_setup(ctx, (logits, k), (idx, gates))
-        ctx.mark_non_differentiable(idx)
-        return idx, gates
-
-    backward = staticmethod(_topk_softmax_backward)
-
-
-def topk_softmax(logits, k):
-    """Router: top-k of fp32 logits (T, E) and a softmax over the chosen. Returns idx (T, k) int64
-    and gates (T, k) fp32, differentiable in logits."""
-    if logits.dtype != torch.float32 or logits.dim() != 2:
-        raise ValueError(f"topk_softmax expects fp32 logits (T, E); got {logits.dtype} {tuple(logits.shape)}")
-    if not 1 <= k <= logits.shape[1]:
-        raise ValueError(f"topk_softmax: k={k} must be in [1, E={logits.shape[1]}]")
-    if not logits.is_cuda and not INTERPRET:
-        raise RuntimeError("topk_softmax needs a CUDA GPU or TRITON_INTERPRET=1")
-    if torch.compiler.is_compiling():
-        return torch.ops.sonic.topk_softmax(logits, k)
-    return _TopkSoftmax.apply(logits, k)
+@triton.jit
+def _tile_rows(tile_expert, tile_row0, offsets, tile, E):
+    # the prologue of every M-tiled kernel: M tile `tile` of the grouped order lies inside one
+    # expert e's segment and starts at row0; e's segment ends at row_end. e == E marks a surplus
+    # program of the static grid, which the caller ends at once. The loads sit under the test
+    # (offsets has no entry E + 1), which also compiles (sm_90, Triton 3.6) to the same SASS as loads
+    # written after the caller's exit: surplus programs load nothing more
+    e = tl.load(tile_expert + tile)
+    row0 = e * 0
+    row_end = e * 0
+    if e < E:
+        row0 = tl.load(tile_row0 + tile)
+        row_end = tl.load(offsets + e + 1)
+    return e, row0, row_end
 
 
 # -----------------------------------------------------------------------------
 # Router: the logits GEMM on tensor cores, then one pass over the logits for the selection, the gates
 # and everything the balancing losses need; backward recomputes the logits and keeps no (T, E) tensor.
+# With token rounding, the layer computes the fp32 logits itself and, for the softmax_topk router,
+# takes top-K + softmax from _topk_softmax_kernel, at the end of this section.
 
 ROUTER_CODES = {"softmax_topk": 0, "topk_softmax": 1, "sigmoid": 2}
+
+
+def _router_block_t(E):
+    # a program holds a few (BLOCK_T, BLOCK_E) fp32 tiles in registers
+    return max(1, min(64, 4096 // triton.next_power_of_2(E)))
+
+
+def _mm_f32(a, b, acc=None):
+    # acc + a @ b with fp32 accumulation and an fp32 result: cuBLAS's (add)mm with out_dtype on CUDA (one
+    # pass, no fp32 copies of the operands); elsewhere in fp32
+    if not a.is_cuda:
+        out = a.float() @ b.float()
+        return out if acc is None else acc + out
+    if acc is None:
+        return torch.mm(a, b, out_dtype=torch.float32)
+    return torch.addmm(acc, a, b, out_dtype=torch.float32)
+
+
+def router_logits(x, weight, router_dtype):
+    """logits = x @ weight^T (T, E) fp32, on tensor cores. x (T, d) stays in its own dtype (no fp32 copy
+    is made or kept); the fp32 weight (E, d) is read as bf16 (router_dtype 'bf16'), as hi + lo bf16 halves
+    whose sum carries 16 of fp32's 24 mantissa bits ('bf16x2', two GEMMs), or in fp32 ('fp32', on a
+    transient fp32 copy of x). An fp32 x (the CPU, fp32 training) always gets the fp32 product.
+    Measured at T=24576, d=1536, E=128 against float64 (H200, 2026-11-30, docs/LOG.md): relative error
+    of the logits 2.6e-7 / 2.9e-6 / 1.7e-3 (fp32 / bf16x2 / bf16), and the top-K set of 0 / 0.004% /
+    1.4% of the tokens differs from float64's (TF32: 2.1e-4 and 0.18%)."""
+    if x.dtype == torch.float32 or router_dtype == "fp32":
+        return x.float() @ weight.float().t()
+    hi = weight.to(x.dtype)
+    logits = _mm_f32(x, hi.t())
+    if router_dtype == "bf16x2" and weight.dtype != x.dtype:
+        logits = _mm_f32(x, (weight - hi.float()).to(x.dtype).t(), acc=logits)
+    return logits
 
 
 @triton.jit
@@ -854,6 +199,24 @@ def _router_fwd_kernel(
     tl.store(SSUM + rows, ssum, mask=mask_t)
     tl.store(PSUM + pid * E + cols, tl.sum(tl.where(mask, P, 0.0), axis=0), mask=mask_e)
     tl.store(CNT + pid * E + cols, tl.sum(chosen.to(tl.int32), axis=0), mask=mask_e)
+
+
+def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
+                    router_dtype: str) -> tuple[(torch.Tensor,) * 6]:
+    """idx (T, k) int64, gates (T, k) fp32, lse (T,), ssum (T,) (the softmax's denominators, or the
+    sigmoids' row sums), psum (E,) and counts (E,) int64: what router returns, plus ssum for backward."""
+    T, E = x.shape[0], weight.shape[0]
+    logits = router_logits(x, weight, router_dtype)                   # (T, E) fp32, transient
+    bt = _router_block_t(E)
+    grid = triton.cdiv(T, bt)
+    idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
+    gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
+    lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
+    psum = torch.empty(grid, E, device=x.device)
+    cnt = torch.empty(grid, E, device=x.device, dtype=torch.int32)
+    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
+                                K=k, ROUTER=router, NORM=norm, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
+    return idx, gates, lse, ssum, psum.sum(0), cnt.sum(0, dtype=torch.int64)
 
 
 @triton.jit
@@ -928,58 +291,10 @@ def _router_bwd_kernel(
         tl.store(DL + out, dl, mask=mask)
 
 
-def _router_block_t(E):
-    # a program holds a few (BLOCK_T, BLOCK_E) fp32 tiles in registers
-    return max(1, min(64, 4096 // triton.next_power_of_2(E)))
-
-
-def _mm_f32(a, b, acc=None):
-    # acc + a @ b with fp32 accumulation and an fp32 result: cuBLAS's (add)mm with out_dtype on CUDA (one
-    # pass, no fp32 copies of the operands); elsewhere in fp32
-    if not a.is_cuda:
-        out = a.float() @ b.float()
-        return out if acc is None else acc + out
-    if acc is None:
-        return torch.mm(a, b, out_dtype=torch.float32)
-    return torch.addmm(acc, a, b, out_dtype=torch.float32)
-
-
-def router_logits(x, weight, router_dtype):
-    """logits = x @ weight^T (T, E) fp32, on tensor cores. x (T, d) stays in its own dtype (no fp32 copy
-    is made or kept); the fp32 weight (E, d) is read as bf16 (router_dtype 'bf16'), as hi + lo bf16 halves
-    whose sum carries 16 of fp32's 24 mantissa bits ('bf16x2', two GEMMs), or in fp32 ('fp32', on a
-    transient fp32 copy of x). An fp32 x (the CPU, fp32 training) always gets the fp32 product.
-    Measured at T=24576, d=1536, E=128 against float64 (H200, 2026-11-30, docs/LOG.md): relative error
-    of the logits 2.6e-7 / 2.9e-6 / 1.7e-3 (fp32 / bf16x2 / bf16), and the top-K set of 0 / 0.004% /
-    1.4% of the tokens differs from float64's (TF32: 2.1e-4 and 0.18%)."""
-    if x.dtype == torch.float32 or router_dtype == "fp32":
-        return x.float() @ weight.float().t()
-    hi = weight.to(x.dtype)
-    logits = _mm_f32(x, hi.t())
-    if router_dtype == "bf16x2" and weight.dtype != x.dtype:
-        logits = _mm_f32(x, (weight - hi.float()).to(x.dtype).t(), acc=logits)
-    return logits
-
-
-def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
-                    router_dtype: str) -> tuple[(torch.Tensor,) * 6]:
-    T, E = x.shape[0], weight.shape[0]
-    logits = router_logits(x, weight, router_dtype)                   # (T, E) fp32, transient
-    bt = _router_block_t(E)
-    grid = triton.cdiv(T, bt)
-    idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
-    gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
-    lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
-    psum = torch.empty(grid, E, device=x.device)
-    cnt = torch.empty(grid, E, device=x.device, dtype=torch.int32)
-    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
-                                K=k, ROUTER=router, NORM=norm, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
-    return idx, gates, lse, ssum, psum.sum(0), cnt.sum(0, dtype=torch.int64)
-
-
 def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor,
                     lse: torch.Tensor, ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor,
                     dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, lse and psum."""
     T, E, k = x.shape[0], weight.shape[0], idx.shape[1]
     logits = router_logits(x, weight, router_dtype)                   # recomputed: nothing (T, E) was saved
     split = x.dtype != torch.float32 and router_dtype != "fp32"
@@ -1001,22 +316,616 @@ def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, ga
     return dx, dw
 
 
-_router_fwd = torch.library.custom_op("sonic::router_fwd", mutates_args=())(router_fwd_impl)
+@triton.jit
+def _topk_softmax_kernel(
+    L, IDX, G,                       # logits (T, E) fp32; out: idx (T, K) int64, gates (T, K) fp32
+    T, E,
+    stride_lt, stride_ot,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    cols = tl.arange(0, BLOCK_E)
+    mask_t = rows < T
+    mask = mask_t[:, None] & (cols[None, :] < E)
+    # padded rows read 0 and padded experts -inf, so every row has a finite max
+    logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
+    logits = tl.where(cols[None, :] < E, logits, float("-inf"))
+    row_max = tl.max(logits, axis=1)
+    # K rounds of argmax (ties go to the lower expert index). rank[t, e] = k if e was the k-th
+    # choice of t, else -1; the outputs are then written by one masked scatter per row
+    work = logits
+    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
+    for k in tl.static_range(K):
+        i = tl.argmax(work, axis=1)
+        hit = cols[None, :] == i[:, None]
+        rank = tl.where(hit, k, rank)
+        work = tl.where(hit, float("-inf"), work)
+    chosen = (rank >= 0) & mask_t[:, None]
+    w = tl.where(chosen, tl.exp(logits - row_max[:, None]), 0.0)  # the top logit is the row max
+    gates = w / tl.maximum(tl.sum(w, axis=1), 1.0)[:, None]  # the sum is >= 1 (the top term is 1); padded rows give 0
+    out = rows[:, None].to(tl.int64) * stride_ot + rank
+    tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
+    tl.store(G + out, gates, mask=chosen)
 
 
-@_router_fwd.register_fake
-def _(x, weight, bias, k, router, norm, router_dtype):
+def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """idx (T, k) int64 and gates (T, k) fp32 of fp32 logits (T, E)."""
+    T, E = logits.shape
+    logits = logits.contiguous()
+    idx = torch.empty(T, k, device=logits.device, dtype=torch.int64)
+    gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
+    BLOCK_T = _router_block_t(E)
+    _topk_softmax_kernel[(triton.cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
+                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=triton.next_power_of_2(E))
+    return idx, gates
+
+
+# -----------------------------------------------------------------------------
+# Routing metadata: a stable counting sort of the pairs by expert, in blocks of META_BLOCK pairs.
+
+class Routing(NamedTuple):
+    """Where every routed row lives, built on the device by routing_metadata. The grouped order is
+    a stable sort of the pairs (token order) by expert."""
+    gather_idx: torch.Tensor   # (R,) int32: the source token of each grouped row
+    offsets: torch.Tensor      # (E+1,) int32: each expert's segment of the grouped order
+    rev: torch.Tensor          # (R,) int32: the grouped row of each pair
+    tok_offsets: torch.Tensor  # (T+1,) int32: each token's range of pairs
+    tile_expert: torch.Tensor  # (max_tiles,) int32: the expert of each BLOCK_M tile, E for a surplus tile
+    tile_row0: torch.Tensor    # (max_tiles,) int32: the first row of each tile (0 for a surplus tile)
+    row_score: torch.Tensor    # (R,) fp32: the pair scores in grouped order
+
+
+META_BLOCK = 128  # pairs per program; a pair's stable rank compares it with every pair of its block
+
+
+@triton.jit
+def _route_count_kernel(pair_exp, counts, R, n_blk,      # pair_exp (R,) in [0, E]; out: counts (NB, n_blk) int32
+                        BLOCK: tl.constexpr, NB: tl.constexpr):
+    # counts[e, b] = pairs of block b routed to expert e (bin E: unused slots)
+    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    e = tl.load(pair_exp + p, mask=p < R, other=0).to(tl.int32)
+    h = tl.histogram(e, NB, mask=p < R)
+    tl.store(counts + tl.arange(0, NB) * n_blk + tl.program_id(0), h)
+
+
+@triton.jit
+def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
+                          gather_idx, rev, row_score,                     # out: (R,) int32, (R,) int32, (R,) fp32
+                          R, n_blk, BLOCK: tl.constexpr):
+    # a pair's grouped row = where its (expert, block) run starts + how many earlier pairs of the
+    # block share its expert, so the sort is stable: rows of an expert stay in token order
+    b = tl.program_id(0)
+    i = tl.arange(0, BLOCK)
+    p = b * BLOCK + i
+    mask = p < R
+    e = tl.load(pair_exp + p, mask=mask, other=-1).to(tl.int32)
+    before = (e[:, None] == e[None, :]) & (i[None, :] < i[:, None])       # (BLOCK, BLOCK)
+    rank = tl.sum(before.to(tl.int32), axis=1)
+    run = tl.where(mask, e, 0) * n_blk + b
+    row = tl.load(ends + run, mask=mask, other=0) - tl.load(counts + run, mask=mask, other=0) + rank
+    tl.store(gather_idx + row, tl.load(pair_tok + p, mask=mask, other=0).to(tl.int32), mask=mask)
+    tl.store(rev + p, row, mask=mask)
+    tl.store(row_score + row, tl.load(pair_score + p, mask=mask, other=0.0).to(tl.float32), mask=mask)
+
+
+@triton.jit
+def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+1,), the tile map (n_tiles,) x 2
+                     n_blk, E, n_tiles, BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
+    # expert offsets, then the BLOCK_M tiles of each expert's segment: tile t belongs to the expert
+    # whose tiles end past t; every program derives the (small) per-expert vectors itself
+    ex = tl.arange(0, NB)
+    off = tl.load(ends + ex * n_blk - 1, mask=(ex > 0) & (ex <= E), other=0)   # rows of experts < ex
+    nxt = tl.load(ends + (ex + 1) * n_blk - 1, mask=ex < E, other=0)
+    tiles = tl.where(ex < E, (nxt - off + BLOCK_M - 1) // BLOCK_M, 0)
+    tile_end = tl.cumsum(tiles, 0)
+    if tl.program_id(0) == 0:
+        tl.store(offsets + ex, off, mask=ex <= E)
+    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    done = tile_end[None, :] <= t[:, None]                                  # (BLOCK_T, NB)
+    e_t = tl.minimum(tl.sum(done.to(tl.int32), axis=1), E)                  # E: a surplus tile
+    first = tl.sum(tl.where(done, tiles[None, :], 0), axis=1)              # e_t's first tile
+    row0 = tl.sum(tl.where(ex[None, :] == e_t[:, None], off[None, :], 0), axis=1) + (t - first) * BLOCK_M
+    tl.store(tile_expert + t, e_t, mask=t < n_tiles)
+    tl.store(tile_row0 + t, tl.where(e_t < E, row0, 0), mask=t < n_tiles)
+
+
+def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
+    """The Routing of a pair list (R,) each, in token order; expert E marks an unused slot.
+    A counting sort in three small kernels and one cumsum: a stable argsort and the ~30 torch ops
+    that built this before took 0.36-0.49 ms of host time per forward (docs/LOG.md, 2026-11-29)."""
+    R, dev = pair_exp.numel(), pair_exp.device
+    i32 = dict(device=dev, dtype=torch.int32)
+    n_blk, nb = triton.cdiv(R, META_BLOCK), triton.next_power_of_2(E + 1)
+    counts = torch.empty(nb, n_blk, **i32)            # (expert bin, block of pairs): pairs in it
+    _route_count_kernel[(n_blk,)](pair_exp, counts, R, n_blk, BLOCK=META_BLOCK, NB=nb)
+    # expert-major running count: where each (expert, block) run ends in the grouped order
+    ends = torch.cumsum(counts.view(-1), 0, dtype=torch.int32)
+    gather_idx, rev = torch.empty(R, **i32), torch.empty(R, **i32)
+    row_score = torch.empty(R, device=dev, dtype=torch.float32)
+    _route_scatter_kernel[(n_blk,)](pair_tok, pair_exp, pair_score, counts, ends, gather_idx, rev, row_score,
+                                    R, n_blk, BLOCK=META_BLOCK)
+    tiles = _max_tiles(R, E)
+    offsets, tile_expert, tile_row0 = torch.empty(E + 1, **i32), torch.empty(tiles, **i32), torch.empty(tiles, **i32)
+    bt = max(1, min(32, 8192 // nb))                  # a program holds a (bt, nb) table
+    _tile_map_kernel[(triton.cdiv(tiles, bt),)](ends, offsets, tile_expert, tile_row0, n_blk, E, tiles,
+                                                BLOCK_M=BLOCK_M, NB=nb, BLOCK_T=bt)
+    tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True)
+    return Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
+
+
+# -----------------------------------------------------------------------------
+# Token rounding's selection (moe.round_tokens with the sonic backend).
+
+@triton.jit
+def _round_key(P, CH, base, t, m):
+    # chosen tokens rank first, then by score: the scores are >= 0 (softmax or sigmoid), so their
+    # fp32 bits order like their values, and key = chosen * 2^31 + bits orders like (chosen, score)
+    p = tl.load(P + base + t, mask=m, other=0.0)
+    ch = tl.load(CH + base + t, mask=m, other=0)
+    return (ch.to(tl.int64) << 31) | p.to(tl.int32, bitcast=True).to(tl.int64)
+
+
+@triton.jit
+def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T) int8 chosen, C (E,) counts to keep
+                         T, KA,                # out: SEL (E, T) int8, ADD (E, KA) int64: the unchosen tokens taken
+                         BLOCK_T: tl.constexpr):
+    # one program per expert takes its C[e] highest keys. A radix select (four passes of 8-bit
+    # digits, from the top) finds the C[e]-th highest key without sorting the row; a fifth pass
+    # takes every key above it and, of the keys equal to it, the lowest tokens, as a stable sort would
+    e = tl.program_id(0)
+    base = e.to(tl.int64) * T
+    need = tl.load(C + e).to(tl.int32)          # how many to take at or below the digits fixed so far
+    prefix = e.to(tl.int64) * 0                  # the key's digits fixed so far
+    bins = tl.arange(0, 256)
+    for i in tl.static_range(4):
+        shift = 24 - 8 * i                       # the digit: bits shift .. shift+7
+        hist = tl.zeros((256,), dtype=tl.int32)
+        for t0 in range(0, T, BLOCK_T):
+            t = t0 + tl.arange(0, BLOCK_T)
+            m = t < T
+            key = _round_key(P, CH, base, t, m)
+            match = m & ((key >> (shift + 8)) == prefix)
+            hist += tl.histogram(((key >> shift) & 255).to(tl.int32), 256, mask=match)
+        at_or_above = tl.sum(hist, axis=0) - tl.cumsum(hist, 0) + hist  # keys with this digit or a higher one
+        d = tl.sum((at_or_above >= need).to(tl.int32), axis=0) - 1      # the highest digit with enough
+        need -= tl.sum(tl.where(bins > d, hist, 0), axis=0)
+        prefix = prefix * 256 + d
+    # C[e] == 0 leaves need = 0 and prefix = 2^32 - 1, above every key: nothing is taken
+    n_eq = need * 0
+    n_add = need * 0
+    for t0 in range(0, T, BLOCK_T):
+        t = t0 + tl.arange(0, BLOCK_T)
+        m = t < T
+        key = _round_key(P, CH, base, t, m)
+        eq = m & (key == prefix)
+        rank = n_eq + tl.cumsum(eq.to(tl.int32), 0) - 1                # among equal keys, in token order
+        take = m & ((key > prefix) | (eq & (rank < need)))
+        n_eq += tl.sum(eq.to(tl.int32), axis=0)
+        tl.store(SEL + base + t, take.to(tl.int8), mask=m)
+        new = take & (key < (1 << 31))                                  # taken but not chosen: added
+        pos = n_add + tl.cumsum(new.to(tl.int32), 0) - 1
+        tl.store(ADD + e.to(tl.int64) * KA + pos, t.to(tl.int64), mask=new)
+        n_add += tl.sum(new.to(tl.int32), axis=0)
+
+
+def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.Tensor,
+                      k_add: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """sel (E, T) bool and added (E, k_add) int64, as round_select says."""
+    E, T = scores.shape
+    scores, chosen = scores.contiguous(), chosen.contiguous()
+    sel = torch.empty(E, T, dtype=torch.bool, device=scores.device)
+    added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
+    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel.view(torch.int8), added, T, k_add,
+                               BLOCK_T=min(2048, triton.next_power_of_2(T)))
+    return sel, added
+
+
+# -----------------------------------------------------------------------------
+# Forward: up-projection with SwiGLU, down projection, gather-sum. The GEMM grids run over
+# (M tile, N tile) with the N tile fastest, so the programs that share one gathered block of rows
+# run together and find it in L2. An M tile lies inside one expert's segment of the grouped order;
+# Routing's tile map says which (_tile_rows).
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
+                     dict(BLOCK_N=32, BLOCK_K=32)),
+    key=["N", "D"],
+)
+@triton.jit
+def _up_swiglu_kernel(
+    X, W1, H, A, gather_idx, tile_expert, tile_row0, offsets,   # X (T, d), W1 (E, d, 2n), H (R, 2n), A (R, n)
+    N, D, E,                                                  # N = n, D = d
+    stride_xt, stride_we, stride_wk, stride_hr, stride_ar,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_n = tl.cdiv(N, BLOCK_N)
+    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
+    e, row0, row_end = _tile_rows(tile_expert, tile_row0, offsets, pid_m, E)
+    if e >= E:  # surplus program of the static grid
+        return
+    rows = row0 + tl.arange(0, BLOCK_M)
+    mask_m = rows < row_end
+    # the fused gather: the source token of each row; masked rows read token 0, a valid row
+    tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = cols < N
+    ks = tl.arange(0, BLOCK_K)
+    x_ptrs = X + tok[:, None] * stride_xt + ks[None, :]
+    w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
+    acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        mask_k = (k0 + ks) < D
+        x = tl.load(x_ptrs, mask=mask_k[None, :], other=0.0)
+        wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        acc_g = tl.dot(x, wg, acc_g, input_precision=DOT_PREC)
+        acc_u = tl.dot(x, wu, acc_u, input_precision=DOT_PREC)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K * stride_wk
+    # SwiGLU epilogue on h as stored, so that backward's recomputation of a is exact
+    g = acc_g.to(H.dtype.element_ty)
+    u = acc_u.to(H.dtype.element_ty)
+    gf, uf = g.to(tl.float32), u.to(tl.float32)
+    a = gf * tl.sigmoid(gf) * uf
+    mask = mask_m[:, None] & mask_n[None, :]
+    rows64 = rows.to(tl.int64)
+    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
+    tl.store(h_ptrs, g, mask=mask)
+    tl.store(h_ptrs + N, u, mask=mask)
+    tl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
+
+
+def up_swiglu(x, w1, r: Routing):
+    """h = X[gather] @ W1_e (R, 2n), saved for backward, and a = silu(h_gate) * h_up (R, n)."""
+    R, (E, d, n2) = r.gather_idx.numel(), w1.shape
+    n = n2 // 2
+    h = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)
+    a = torch.empty(R, n, device=x.device, dtype=x.dtype)
+    tiles = r.tile_expert.numel()
+    grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
+    _up_swiglu_kernel[grid](x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E,
+                            x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
+                            BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(x.dtype))
+    return h, a
+
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
+                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
+                     dict(BLOCK_N=32, BLOCK_K=32)),
+    key=["N", "KD"],
+)
+@triton.jit
+def _grouped_mm_kernel(
+    Am, B, C, tile_expert, tile_row0, offsets,   # Am (R, KD) grouped order, B_e (KD, N) by strides, C (R, N)
+    N, KD, E,
+    stride_ar, stride_be, stride_bk, stride_bn, stride_cr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_n = tl.cdiv(N, BLOCK_N)
+    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
+    e, row0, row_end = _tile_rows(tile_expert, tile_row0, offsets, pid_m, E)
+    if e >= E:
+        return
+    rows = row0 + tl.arange(0, BLOCK_M)
+    mask_m = rows < row_end
+    rows_safe = tl.where(mask_m, rows, row0).to(tl.int64)   # in-bounds rows, so A loads need no row mask
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = cols < N
+    ks = tl.arange(0, BLOCK_K)
+    a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
+    b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, KD, BLOCK_K):
+        mask_k = (k0 + ks) < KD
+        a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
+        b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K * stride_bk
+    c_ptrs = C + rows.to(tl.int64)[:, None] * stride_cr + cols[None, :]
+    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+def grouped_mm(a, b, r: Routing, trans_b=False):
+    """c = a @ B_e on each expert's segment of rows: a (R, KD) in grouped order; b (E, KD, N), or
+    with trans_b b (E, N, KD), read transposed through its strides (never copied). c (R, N)."""
+    R, KD = a.shape
+    E, N = b.shape[0], b.shape[1] if trans_b else b.shape[2]
+    stride_bk, stride_bn = (b.stride(2), b.stride(1)) if trans_b else (b.stride(1), b.stride(2))
+    c = torch.empty(R, N, device=a.device, dtype=a.dtype)
+    tiles = r.tile_expert.numel()
+    grid = lambda META: (tiles * triton.cdiv(N, META["BLOCK_N"]),)
+    _grouped_mm_kernel[grid](a, b, c, r.tile_expert, r.tile_row0, r.offsets, N, KD, E,
+                             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
+                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype))
+    return c
+
+
+@triton.jit
+def _gather_sum_kernel(
+    Y, S, rev, tok_offsets, O,        # Y (R, D) grouped order, S (R,) pair scores, O (T, D)
+    D,
+    stride_yr, stride_ot,
+    HAS_S: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    # o[t] = sum_{p in t's pairs} s_p * Y[rev[p]]: each output row is owned by one program, so the
+    # sum needs no atomics and is deterministic; it accumulates in fp32
+    t = tl.program_id(0)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask = cols < D
+    start = tl.load(tok_offsets + t)
+    end = tl.load(tok_offsets + t + 1)
+    acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for p in range(start, end):
+        r = tl.load(rev + p).to(tl.int64)
+        y = tl.load(Y + r * stride_yr + cols, mask=mask, other=0.0).to(tl.float32)
+        if HAS_S:
+            y = y * tl.load(S + p)
+        acc += y
+    tl.store(O + t.to(tl.int64) * stride_ot + cols, acc.to(O.dtype.element_ty), mask=mask)
+
+
+def gather_sum(y, r: Routing, score=None):
+    """o (T, D): o[t] = sum over t's pairs p of score[p] * y[rev[p]], in fp32. y (R, D) in grouped
+    order; score (R,) fp32 in token order, or None for a plain sum."""
+    T, D = r.tok_offsets.numel() - 1, y.shape[1]
+    out = torch.empty(T, D, device=y.device, dtype=y.dtype)
+    bd = min(1024, triton.next_power_of_2(D))
+    _gather_sum_kernel[(T, triton.cdiv(D, bd))](y, y if score is None else score, r.rev, r.tok_offsets, out, D,
+                                                y.stride(0), out.stride(0), HAS_S=score is not None, BLOCK_D=bd)
+    return out
+
+
+def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
+                 pair_exp: torch.Tensor, pair_score: torch.Tensor) -> tuple[(torch.Tensor,) * 9]:
+    """The layer's forward: returns out (T, d), then what backward needs: h and the Routing fields."""
+    x, w1, w2 = x.contiguous(), w1.contiguous(), w2.contiguous()
+    score = pair_score.float().contiguous()                 # (R,) token order, for the gather-sum
+    r = routing_metadata(pair_tok, pair_exp, score, x.shape[0], w2.shape[0])
+    h, a = up_swiglu(x, w1, r)                              # h (R, 2n) saved; a (R, n) transient
+    y = grouped_mm(a, w2, r)                                # (R, d) grouped order, transient
+    del a
+    out = gather_sum(y, r, score)                           # (T, d)
+    return (out, h, *r)
+
+
+# -----------------------------------------------------------------------------
+# Backward: the dA' kernel with its dS / dH / A' epilogue, the weight gradients, and dX by the
+# forward's grouped GEMM and gather-sum.
+
+@triton.jit
+def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar):
+    # recompute a from h (a is never saved), write dH and A', return this block's share of dS.
+    # Every output is formed before the first store. The stores may alias as far as the compiler
+    # knows, so a store between two results keeps whole fp32 tiles alive across it; this order cut
+    # the spills of the fast programs from 74-80 registers to 14-16 (docs/LOG.md, 2026-11-29)
+    mask = mask_m[:, None] & (cols < N)[None, :]
+    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
+    g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
+    sig = tl.sigmoid(g)
+    silu = g * sig
+    a = silu * u
+    ds = tl.sum(acc * a, axis=1)                              # dS = <dO, y> = <dA', a>, this block's share
+    da = acc * s[:, None]                                     # dL/da = s * dA'
+    ap = (a * s[:, None]).to(Ap.dtype.element_ty)
+    d_up = (da * silu).to(dH.dtype.element_ty)
+    d_gate = (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty)  # d silu / dg = sig (1 + g (1 - sig))
+    tl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], ap, mask=mask)
+    dh_ptrs = dH + rows64[:, None] * stride_hr + cols[None, :]
+    tl.store(dh_ptrs, d_gate, mask=mask)
+    tl.store(dh_ptrs + N, d_up, mask=mask)
+    return ds
+
+
+@triton.autotune(
+    configs=_configs([(dict(SPLIT_M=2, NACC=2, BLOCK_N=64, BLOCK_K=64), 4, 4),
+                      (dict(SPLIT_M=2, NACC=2, BLOCK_N=128, BLOCK_K=64), 8, 4),
+                      (dict(SPLIT_M=1, NACC=2, BLOCK_N=64, BLOCK_K=64), 8, 5)],
+                     dict(SPLIT_M=2, NACC=2, BLOCK_N=16, BLOCK_K=32)),
+    key=["N", "D"],
+    reset_to_zero=["dS_part"],  # configs differ in N tiles; rows a config does not write must stay 0
+)
+@triton.jit
+def _down_bwd_kernel(
+    dO, W2, H, S, gather_idx, tile_expert, tile_row0, offsets,   # dO (T, d), W2 (E, n, d), H (R, 2n), S (R,) row scores
+    dH, Ap, dS_part,                                             # out: dH (R, 2n), A' (R, n), dS_part (n_tiles, R) fp32
+    N, D, E, R,
+    stride_ot, stride_we, stride_wn, stride_wd, stride_hr, stride_ar,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    SPLIT_M: tl.constexpr, NACC: tl.constexpr,
+):
+    # A program covers BLOCK_M // SPLIT_M rows of one M tile and NACC * BLOCK_N columns, as NACC
+    # accumulators that share each gathered dO block. The epilogue holds h, a and dA' at once, so
+    # one 128 x 128 accumulator spills heavily (390+ registers), while 128 x 64 re-reads the
+    # gathered dO once per 64 columns; two accumulators, on 64-row programs for narrow d, ran the
+    # 7B shape 1.2x faster than one 128 x 64 (docs/LOG.md, 2026-11-29).
+    SUB_M: tl.constexpr = BLOCK_M // SPLIT_M
+    num_n = tl.cdiv(N, NACC * BLOCK_N)
+    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
+    tile = pid_m // SPLIT_M
+    e, row0, row_end = _tile_rows(tile_expert, tile_row0, offsets, tile, E)
+    if e >= E:
+        return
+    row0 += (pid_m % SPLIT_M) * SUB_M
+    if row0 >= row_end:  # the empty lower half of an expert's last tile
+        return
+    rows = row0 + tl.arange(0, SUB_M)
+    mask_m = rows < row_end
+    tok = tl.load(gather_idx + rows, mask=mask_m, other=0).to(tl.int64)
+    cols = pid_n * NACC * BLOCK_N + tl.arange(0, BLOCK_N)
+    ks = tl.arange(0, BLOCK_K)
+    # dA' = dO[gather] @ W2_e^T; W2_e^T (d, n) is read through strides, never transposed in memory
+    o_ptrs = dO + tok[:, None] * stride_ot + ks[None, :]
+    w_ptrs = W2 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wd + cols[None, :] * stride_wn
+    mask_n0, mask_n1 = cols < N, (cols + BLOCK_N) < N
+    acc0 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
+    acc1 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        mask_k = (k0 + ks) < D
+        o = tl.load(o_ptrs, mask=mask_k[None, :], other=0.0)
+        w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n0[None, :], other=0.0)
+        acc0 = tl.dot(o, w, acc0, input_precision=DOT_PREC)
+        if NACC == 2:
+            w = tl.load(w_ptrs + BLOCK_N * stride_wn, mask=mask_k[:, None] & mask_n1[None, :], other=0.0)
+            acc1 = tl.dot(o, w, acc1, input_precision=DOT_PREC)
+        o_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K * stride_wd
+    rows64 = tl.where(mask_m, rows, row0).to(tl.int64)
+    s = tl.load(S + rows64, mask=mask_m, other=0.0)
+    ds = _down_bwd_epilogue(acc0, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar)
+    if NACC == 2:
+        ds += _down_bwd_epilogue(acc1, s, rows64, mask_m, cols + BLOCK_N, N, H, dH, Ap, stride_hr, stride_ar)
+    # this program's share of the row sum; the N programs' shares are summed by the launcher
+    tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, ds, mask=mask_m)
+
+
+def down_bwd(dout, w2, h, r: Routing):
+    """dA' = dO[gather] @ W2_e^T and its epilogue. dout (T, d), h (R, 2n). Returns dH (R, 2n),
+    A' = s * a (R, n) and dS (R,) fp32, in grouped order."""
+    R, (E, n, d) = h.shape[0], w2.shape
+    dH = torch.empty(R, 2 * n, device=h.device, dtype=h.dtype)
+    Ap = torch.empty(R, n, device=h.device, dtype=h.dtype)
+    dS_part = torch.zeros(triton.cdiv(n, 32), R, device=h.device, dtype=torch.float32)  # >= N tiles of any config
+    tiles = r.tile_expert.numel()
+    grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
+    _down_bwd_kernel[grid](dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets,
+                           dH, Ap, dS_part, n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
+                           h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(h.dtype))
+    return dH, Ap, dS_part.sum(0)
+
+
+@triton.autotune(
+    configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 2), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3),
+                      (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
+                     dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
+    key=["M", "N", "rows_hint"],
+)
+@triton.jit
+def _wgrad_kernel(
+    Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
+    M, N, rows_hint,                         # rows_hint: mean rows per expert as a power of 2, a tuning key only
+    stride_ar, stride_br, stride_ce, stride_cm,
+    GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    # a grouped GEMM whose reduction runs over one expert's segment of rows (varlen-K); operands
+    # come from the grouped order or, through an index, straight from the token-order tensors.
+    # The best pipeline depth depends on the loop's length, not only on M and N: with ~256-512 rows
+    # an expert (4-8 steps) two stages ran 10-13% faster than three (docs/LOG.md, 2026-11-29), so the
+    # autotuner keys on the rows too
+    num_m, num_n = tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0)
+    e = pid // (num_m * num_n)
+    pid_m = (pid // num_n) % num_m
+    pid_n = pid % num_n
+    start = tl.load(offsets + e)
+    end = tl.load(offsets + e + 1)
+    cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_cm, mask_cn = cm < M, cn < N
+    ks = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for r0 in range(start, end, BLOCK_K):
+        rows = r0 + ks
+        mask_r = rows < end
+        if GATHER_A:
+            ia = tl.load(gather_a + rows, mask=mask_r, other=0).to(tl.int64)
+        else:
+            ia = rows.to(tl.int64)
+        if GATHER_B:
+            ib = tl.load(gather_b + rows, mask=mask_r, other=0).to(tl.int64)
+        else:
+            ib = rows.to(tl.int64)
+        a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & mask_cm[None, :], other=0.0)
+        b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & mask_cn[None, :], other=0.0)
+        acc = tl.dot(tl.trans(a), b, acc, input_precision=DOT_PREC)
+    # an expert with no rows writes zeros, which is its true gradient
+    c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
+    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
+
+
+def wgrad(a, b, r: Routing, gather_a, gather_b):
+    """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
+    grouped order or, with gather_a / gather_b, through r.gather_idx from token order."""
+    E, R = r.offsets.numel() - 1, r.gather_idx.numel()
+    M, N = a.shape[1], b.shape[1]
+    c = torch.empty(E, M, N, device=a.device, dtype=a.dtype)
+    rows = triton.next_power_of_2(max(1, R // E))
+    grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
+    _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows,
+                        a.stride(0), b.stride(0), c.stride(0), c.stride(1),
+                        GATHER_A=gather_a, GATHER_B=gather_b, DOT_PREC=_dot_prec(a.dtype))
+    return c
+
+
+def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
+                 gather_idx: torch.Tensor, offsets: torch.Tensor, rev: torch.Tensor, tok_offsets: torch.Tensor,
+                 tile_expert: torch.Tensor, tile_row0: torch.Tensor, row_score: torch.Tensor) -> tuple[(torch.Tensor,) * 4]:
+    """The layer's backward: dx, dw1, dw2 and the gradient of the pair scores (token order)."""
+    r = Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
+    dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
+    dH, Ap, dS = down_bwd(dout, w2, h, r)                   # (R, 2n), (R, n), (R,) grouped order
+    dscore = dS[rev.long()]                                 # (R,) pair order
+    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True)   # dW2_e = A'_e^T @ dO[gather_e]
+    del Ap
+    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False)      # dW1_e = X[gather_e]^T @ dH_e
+    dxr = grouped_mm(dH, w1, r, trans_b=True)                 # dX~ = dH @ W1_e^T (R, d)
+    del dH
+    dx = gather_sum(dxr, r)                                   # (T, d)
+    return dx, dw1, dw2, dscore
+
+
+# -----------------------------------------------------------------------------
+# Wiring. Each entry point is a torch.library custom op, which torch.compile traces as one opaque
+# node whose fake function gives the output shapes, and an autograd.Function on the same impl,
+# setup_context and backward, which eager mode runs.
+
+def _custom_op(name, impl, fake, setup_context=None, backward=None, non_differentiable=()):
+    """Registers impl as the op torch.ops.sonic.<name>, with its fake and, where differentiable,
+    its autograd; returns the callable the module uses: the op while torch.compile traces, and in
+    eager mode the autograd.Function (or, with no backward, impl itself). The eager path exists
+    because the custom ops' dispatch is pure host cost: a forward+backward of the layer enqueued in
+    1.96 ms this way against 2.25 ms through the ops (H200, torch 2.11, T=4096; docs/LOG.md,
+    2026-11-29), and small layers are bound by the host. Both paths save exactly the same tensors
+    and run the same kernels. non_differentiable: the indices of outputs that get no gradient."""
+    op = torch.library.custom_op(f"sonic::{name}", mutates_args=())(impl)
+    op.register_fake(fake)
+    eager = impl
+    if backward is not None:
+        op.register_autograd(backward, setup_context=setup_context)
+
+        class Function(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, *inputs):
+                output = impl(*inputs)
+                setup_context(ctx, inputs, output)
+                ctx.mark_non_differentiable(*(output[i] for i in non_differentiable))
+                ctx.set_materialize_grads(False)  # no zero gradients built for the outputs left unused
+                return output
+
+        Function.backward = staticmethod(backward)
+        Function.__name__ = Function.__qualname__ = f"sonic_{name}"
+        eager = Function.apply
+    traced = getattr(torch.ops.sonic, name)
+
+    def call(*args):
+        return traced(*args) if torch.compiler.is_compiling() else eager(*args)
+    return call
+
+
+# the fused router
+
+def _router_fwd_fake(x, weight, bias, k, router, norm, router_dtype):
     T, E = x.shape[0], weight.shape[0]
     f32 = dict(dtype=torch.float32)
     return (x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k, **f32), x.new_empty(T, **f32),
             x.new_empty(T, **f32), x.new_empty(E, **f32), x.new_empty(E, dtype=torch.int64))
 
 
-_router_bwd = torch.library.custom_op("sonic::router_bwd", mutates_args=())(router_bwd_impl)
-
-
-@_router_bwd.register_fake
-def _(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, router, norm, router_dtype):
+def _router_bwd_fake(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, router, norm, router_dtype):
     return torch.empty_like(x), torch.empty_like(weight, dtype=torch.float32)
 
 
@@ -1034,31 +943,19 @@ def _router_backward(ctx, didx, dgates, dlse, dssum, dpsum, dcounts):
     dgates = torch.zeros_like(gates) if dgates is None else dgates
     dlse = torch.zeros_like(lse) if dlse is None else dlse
     dpsum = weight.new_zeros(weight.shape[0], dtype=torch.float32) if dpsum is None else dpsum
-    bwd = torch.ops.sonic.router_bwd if torch.compiler.is_compiling() else router_bwd_impl
-    dx, dw = bwd(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, *ctx.args)
+    dx, dw = _router_bwd(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, *ctx.args)
     return dx, dw.to(weight.dtype), None, None, None, None, None
 
 
-_router_fwd.register_autograd(_router_backward, setup_context=_router_setup)
-
-
-class _Router(torch.autograd.Function):
-    # eager mode, as _SonicExperts
-    @staticmethod
-    def forward(ctx, x, weight, bias, k, router, norm, router_dtype):
-        inputs = (x, weight, bias, k, router, norm, router_dtype)
-        output = router_fwd_impl(*inputs)
-        _router_setup(ctx, inputs, output)
-        ctx.mark_non_differentiable(output[0], output[3], output[5])
-        return output
-
-    backward = staticmethod(_router_backward)
+_router_bwd = _custom_op("router_bwd", router_bwd_impl, _router_bwd_fake)
+_router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _router_setup, _router_backward,
+                         non_differentiable=(0, 3, 5))    # idx, ssum, counts
 
 
 def router(x, weight, bias, k, router_type, norm, router_dtype):
     """The whole router in two kernels and a GEMM each way. x (T, d) in the activation dtype, weight (E, d)
     (fp32), bias (E,) the sigmoid router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32,
-    lse (T,) fp32 (the logits' logsumexp, for the z-loss) and psum (E,) fp32, the column sums of the
+    lse (T,) fp32 (the logits' logsumexp, for the z-loss), psum (E,) fp32, the column sums of the
     balancing loss's score matrix P, and counts (E,) int64, the tokens that chose each expert; gates, lse
     and psum are differentiable in x and weight."""
     if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
@@ -1067,8 +964,131 @@ def router(x, weight, bias, k, router_type, norm, router_dtype):
     if not 1 <= k <= weight.shape[0] or x.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
     args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype)
-    if torch.compiler.is_compiling():
-        idx, gates, lse, ssum, psum, counts = torch.ops.sonic.router_fwd(*args)
-    else:
-        idx, gates, lse, ssum, psum, counts = _Router.apply(*args)
+    idx, gates, lse, ssum, psum, counts = _router_fwd(*args)
     return idx, gates, lse, psum, counts
+
+
+# top-K + softmax of given logits
+
+def _topk_softmax_fake(logits, k):
+    T = logits.shape[0]
+    return logits.new_empty(T, k, dtype=torch.int64), logits.new_empty(T, k, dtype=torch.float32)
+
+
+def _topk_softmax_setup(ctx, inputs, output):
+    logits, k = inputs
+    idx, gates = output
+    ctx.save_for_backward(idx, gates)   # O(T*K): the (T, E) probabilities are not kept
+    ctx.E = logits.shape[1]
+
+
+def _topk_softmax_backward(ctx, didx, dgates):
+    idx, gates = ctx.saved_tensors
+    # softmax Jacobian over the K chosen logits; the others get zero
+    dsel = gates * (dgates - (gates * dgates).sum(-1, keepdim=True))
+    return torch.zeros(idx.shape[0], ctx.E, device=idx.device, dtype=torch.float32).scatter(1, idx, dsel), None
+
+
+_topk_softmax = _custom_op("topk_softmax", topk_softmax_impl, _topk_softmax_fake, _topk_softmax_setup,
+                           _topk_softmax_backward, non_differentiable=(0,))    # idx
+
+
+def topk_softmax(logits, k):
+    """Router: top-k of fp32 logits (T, E) and a softmax over the chosen. Returns idx (T, k) int64
+    and gates (T, k) fp32, differentiable in logits."""
+    if logits.dtype != torch.float32 or logits.dim() != 2:
+        raise ValueError(f"topk_softmax expects fp32 logits (T, E); got {logits.dtype} {tuple(logits.shape)}")
+    if not 1 <= k <= logits.shape[1]:
+        raise ValueError(f"topk_softmax: k={k} must be in [1, E={logits.shape[1]}]")
+    return _topk_softmax(logits, k)
+
+
+# token rounding's selection: its outputs are integers, so it has no gradient
+
+def _round_select_fake(scores, chosen, counts, k_add):
+    E, T = scores.shape
+    return scores.new_empty(E, T, dtype=torch.bool), scores.new_empty(E, k_add, dtype=torch.int64)
+
+
+_round_select = _custom_op("round_select", round_select_impl, _round_select_fake)
+
+
+def round_select(scores, chosen, counts, k_add):
+    """Per expert e, the counts[e] highest-ranked tokens: top-K's chosen ones first, each group by
+    descending score, ties to the lower token. scores (E, T) fp32 >= 0, chosen (E, T) bool, counts
+    (E,) int, with counts[e] - (chosen tokens of e) <= k_add. Returns sel (E, T) bool and added (E,
+    k_add) int64: the unchosen tokens taken, in token order, then zeros. One kernel, no host sync."""
+    return _round_select(scores, chosen, counts, k_add)
+
+
+# the expert layer
+
+def saved_bytes_formula(T, d, n, R, E, dtype_bytes):
+    """The memory contract in bytes: what the forward saves for backward, weights aside."""
+    x_and_h = T * d * dtype_bytes + R * 2 * n * dtype_bytes
+    meta = 3 * R * 4 + (E + 1) * 4 + (T + 1) * 4 + 2 * _max_tiles(R, E) * 4  # gather_idx, rev, row_score; offsets; tok_offsets; tile map
+    return x_and_h + meta
+
+
+def _moe_fwd_fake(x, w1, w2, pair_tok, pair_exp, pair_score):
+    T, d = x.shape
+    E, n = w2.shape[0], w2.shape[1]
+    R = pair_exp.numel()
+    i32 = dict(dtype=torch.int32)
+    tiles = _max_tiles(R, E)
+    return (x.new_empty(T, d), x.new_empty(R, 2 * n), x.new_empty(R, **i32), x.new_empty(E + 1, **i32),
+            x.new_empty(R, **i32), x.new_empty(T + 1, **i32), x.new_empty(tiles, **i32), x.new_empty(tiles, **i32),
+            x.new_empty(R, dtype=torch.float32))
+
+
+def _moe_bwd_fake(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score):
+    return torch.empty_like(x), torch.empty_like(w1), torch.empty_like(w2), row_score.new_empty(h.shape[0])
+
+
+def _moe_setup_context(ctx, inputs, output):
+    x, w1, w2, pair_tok, pair_exp, pair_score = inputs
+    out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score = output
+    # MEMORY CONTRACT: x, h (R x 2n) and O(R) metadata only; never the gathered X, a or y
+    ctx.save_for_backward(x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
+    ctx.score_dtype = pair_score.dtype
+
+
+def _moe_backward(ctx, dout, *_):
+    dx, dw1, dw2, dscore = _moe_bwd(dout, *ctx.saved_tensors)
+    return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
+
+
+_moe_bwd = _custom_op("moe_bwd", moe_bwd_impl, _moe_bwd_fake)
+_moe_fwd = _custom_op("moe_fwd", moe_fwd_impl, _moe_fwd_fake, _moe_setup_context, _moe_backward,
+                      non_differentiable=range(1, 9))    # h and the Routing fields
+
+
+def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
+    if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3:
+        raise ValueError(f"sonic: expected x (T, d), w1 (E, d, 2n), w2 (E, n, d); got {tuple(x.shape)}, "
+                         f"{tuple(w1.shape)}, {tuple(w2.shape)}")
+    T, d = x.shape
+    E, n = w2.shape[0], w2.shape[1]
+    if tuple(w1.shape) != (E, d, 2 * n) or tuple(w2.shape) != (E, n, d):
+        raise ValueError(f"sonic: weight shapes {tuple(w1.shape)}, {tuple(w2.shape)} do not match x {tuple(x.shape)}")
+    if d % 16 or n % 16:
+        raise ValueError(f"sonic kernels need n_embd and expert_size to be multiples of 16 (tensor-core "
+                         f"tiles); got n_embd={d}, expert_size={n}. Round them up, or use moe_backend='torch'.")
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or w1.dtype != x.dtype or w2.dtype != x.dtype:
+        raise ValueError(f"sonic: x, w1, w2 must share one dtype of fp32/fp16/bf16; got {x.dtype}, {w1.dtype}, {w2.dtype}")
+    if not (pair_tok.shape == pair_exp.shape == pair_score.shape) or pair_tok.dim() != 1:
+        raise ValueError("sonic: pair_tok, pair_exp, pair_score must be 1-D and of one length")
+    if T >= 2**31 or pair_tok.numel() >= 2**31:
+        raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
+
+
+def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
+    """out[t] = sum over t's pairs (t, e, s) of s * SwiGLU_e(x[t]).
+    x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
+    token order, pair_exp == E marking an unused slot (token rounding). Differentiable in x, w1,
+    w2 and pair_score. Under autocast everything runs in the autocast dtype."""
+    if torch.is_autocast_enabled(x.device.type):
+        dt = torch.get_autocast_dtype(x.device.type)
+        x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
+    _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
+    return _moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]

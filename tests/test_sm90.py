@@ -1,11 +1,13 @@
 """
-Every sonic kernel, at every config its autotuner may pick, compiled for the H100/H200 (sm_90) on
-a machine with no GPU: Triton's own ptxas and cuobjdump ship in its wheel. The interpreter, which
-the other CPU tests use, never runs the GPU compiler, so without this a config that does not build
-(too many registers, too much shared memory) or a main loop the pipeliner gave up on would show
-only on the GPU. The test fails on any of those. Run as a script it prints the report, registers and
-spilled bytes included, which docs/PERF.md quotes:
-    python tests/test_sm90.py          # 7B layer shape, bf16; about a minute on 2 cores
+Every sonic kernel, at every config its autotuner may pick, compiled on a machine with no GPU for
+the H100/H200 (sm_90), the A100 (sm_80) and the B200 (sm_100): Triton's own ptxas and cuobjdump
+ship in its wheel. The interpreter, which the other CPU tests use, never runs the GPU compiler, so
+without this a config that does not build (too many registers, too much shared memory), a main
+loop the pipeliner gave up on, or a GEMM that lost the GPU's asynchronous tensor-core MMA would
+show only on the GPU. The test fails on any of those. Run as a script it prints the report,
+registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 one):
+    python tests/test_sm90.py              # sm_90, the 7B layer shape, bf16; about 40 s on 2 cores
+    python tests/test_sm90.py --arch 80    # the same for sm_80 (or 100 for sm_100)
 The arguments are specialised as a launch at that shape would be: integers equal to 1 become
 constants and multiples of 16 are marked divisible by 16 (contiguity decides whether loads can be
 asynchronous copies).
@@ -17,8 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-SMEM_LIMIT = 227 * 1024     # the most shared memory one Hopper program may use
+TARGETS = {  # compute capability: (GPU, the most shared memory one program may use, the MMA op every GEMM must use)
+    80: ("A100", 163 * 1024, None),                        # mma.sync, the only tensor-core path there
+    90: ("H100/H200", 227 * 1024, "ttng.warp_group_dot"),  # warp-group MMA (wgmma)
+    100: ("B200", 227 * 1024, "ttng.tc_gen5_mma"),         # tcgen05, accumulating in tensor memory
+}
 SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
 
 
@@ -30,25 +38,12 @@ def launches():
     R = T * K
     bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
     meta = dict(gather_idx=i32, tile_expert=i32, tile_row0=i32, offsets=i32)
+    router = dict(T=T, E=E, stride_lt=E, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
-        ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
-         stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
-        ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
-        ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
-        ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
-         N=n, D=d, E=E, R=R, stride_ot=d, stride_we=n * d, stride_wn=d, stride_wd=1, stride_hr=2 * n, stride_ar=n,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
-        ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d, rows_hint=256,
-         stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True, DOT_PREC='tf32')),
-        ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
-         stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
-         DOT_PREC='tf32')),
-        ('gather_sum', sk._gather_sum_kernel, dict(Y=bf, S=f32, rev=i32, tok_offsets=i32, O=bf, D=d, stride_yr=d,
-         stride_ot=d, HAS_S=True, BLOCK_D=1024)),
+        *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
+           CNT=i32, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
+        *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLSE=f32,
+           DPSUM=f32, DL=bf, DL_LO=bf, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
          K=K, BLOCK_T=32, BLOCK_E=E)),
         ('route_count', sk._route_count_kernel, dict(pair_exp=i64, counts=i32, R=R, n_blk=R // sk.META_BLOCK,
@@ -59,12 +54,30 @@ def launches():
          n_blk=R // sk.META_BLOCK, E=E, n_tiles=sk._max_tiles(R, E), BLOCK_M=sk.BLOCK_M, NB=2 * E, BLOCK_T=32)),
         ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', C=i64, SEL='*i8', ADD=i64, T=T,
          KA=sk.BLOCK_M // 2, BLOCK_T=2048)),  # token rounding, nearest, at the kernels' M tile
+        ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
+         stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
+         N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('gather_sum', sk._gather_sum_kernel, dict(Y=bf, S=f32, rev=i32, tok_offsets=i32, O=bf, D=d, stride_yr=d,
+         stride_ot=d, HAS_S=True, BLOCK_D=1024)),
+        ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
+         N=n, D=d, E=E, R=R, stride_ot=d, stride_we=n * d, stride_wn=d, stride_wd=1, stride_hr=2 * n, stride_ar=n,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d, rows_hint=256,
+         stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True, DOT_PREC='tf32')),
+        ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
+         stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
+         DOT_PREC='tf32')),
+        ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
+         N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
     ]
 
 
-def compile_sm90(jit_fn, args, num_warps, num_stages):
-    """Compiles one specialisation for sm_90; returns (registers, spilled bytes, shared bytes,
-    synchronous tile loads left inside loops)."""
+def compile_for(arch, jit_fn, args, num_warps, num_stages):
+    """Compiles one specialisation for sm_<arch>; returns (registers, spilled bytes, shared bytes,
+    tile loads left unpipelined inside loops, whether the arch's MMA op is used)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -82,34 +95,43 @@ def compile_sm90(jit_fn, args, num_warps, num_stages):
             if v % 16 == 0:
                 attrs[(i,)] = [['tt.divisibility', 16]]
     src = ASTSource(jit_fn, sig, constexprs=consts, attrs=attrs)
-    k = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=num_warps, num_stages=num_stages))
+    k = triton.compile(src, target=GPUTarget('cuda', arch, 32), options=dict(num_warps=num_warps, num_stages=num_stages))
     cuobjdump = Path(triton.__file__).parent / 'backends' / 'nvidia' / 'bin' / 'cuobjdump'
     with tempfile.NamedTemporaryFile(suffix='.cubin') as f:
         f.write(k.asm['cubin'])
         f.flush()
         res = subprocess.run([str(cuobjdump), '-res-usage', f.name], capture_output=True, text=True).stdout
     m = re.search(r'REG:(\d+) STACK:(\d+)', res)
-    return int(m.group(1)), int(m.group(2)), k.metadata.shared, loop_tile_loads(k.asm['ttgir'])
+    mma = TARGETS[arch][2]
+    return (int(m.group(1)), int(m.group(2)), k.metadata.shared, loop_tile_loads(k.asm['ttgir']),
+            mma is None or mma in k.asm['ttgir'])
 
 
 def loop_tile_loads(ttgir):
-    """Plain (synchronous) loads of 2-D tiles inside loops. The pipeliner turns a main loop's tile
-    loads into asynchronous copies issued stages ahead; a tt.load left in the loop was not."""
-    count, loop_indents = 0, []
+    """Plain loads of 2-D tiles inside loops that the pipeliner left as they were. It turns a main
+    loop's tile loads into asynchronous copies issued stages ahead or, for an operand it keeps in
+    registers (sm_80), into a load of the next iteration's tile that the loop carries in its yield;
+    a tt.load whose tile is used in its own iteration was not pipelined."""
+    count, loops = 0, []   # per open loop: [indent, names of its tile loads, names its yield carries]
     for line in ttgir.splitlines():
         indent = len(line) - len(line.lstrip())
-        while loop_indents and indent <= loop_indents[-1] and line.strip().startswith('}'):
-            loop_indents.pop()
-        if loop_indents and re.search(r'= tt\.load .*: tensor<\d+x\d+x!tt\.ptr', line):
-            count += 1
+        while loops and indent <= loops[-1][0] and line.strip().startswith('}'):
+            _, loads, carried = loops.pop()
+            count += len(loads - carried)
+        m = re.search(r'(%[\w.#]+) = tt\.load .*: tensor<\d+x\d+x!tt\.ptr', line)
+        if loops and m:
+            loops[-1][1].add(m.group(1))
+        if loops and indent == loops[-1][0] + 2 and line.strip().startswith('scf.yield'):
+            loops[-1][2].update(re.findall(r'%[\w.#]+', line.split(':')[0]))
         if '= scf.for ' in line:
-            loop_indents.append(indent)
+            loops.append([indent, set(), set()])
     return count
 
 
-def report(cases=None):
-    """One row per (launch, config); rows with 'error' did not compile. cases: (name, kernel, args,
-    configs or None for the autotuner's), default every launch at every config."""
+def report(arch, cases=None):
+    """One row per (launch, config) compiled for sm_<arch>; rows with 'error' did not compile.
+    cases: (name, kernel, args, configs or None for the autotuner's), default every launch at every
+    config."""
     import triton
     rows = []
     for name, kern, args, *cfgs in cases or launches():
@@ -120,60 +142,74 @@ def report(cases=None):
             row = dict(kernel=name, config=' '.join(f'{k}={v}' for k, v in c.kwargs.items()),
                        warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src)
             try:
-                row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'] = \
-                    compile_sm90(fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)
+                row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'], row['mma'] = \
+                    compile_for(arch, fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)
             except Exception as e:
                 row['error'] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
             rows.append(row)
     return rows
 
 
-def problems(rows):
+def problems(arch, rows):
+    gpu, smem_limit, mma = TARGETS[arch]
     bad = []
     for r in rows:
         where = f"{r['kernel']} [{r['config']} w{r['warps']} s{r['stages']}]"
         if 'error' in r:
-            bad.append(f"{where} does not compile for sm_90: {r['error']}")
-        elif r['smem'] > SMEM_LIMIT:
-            bad.append(f"{where} needs {r['smem']} bytes of shared memory, more than a Hopper program gets ({SMEM_LIMIT})")
+            bad.append(f"{where} does not compile for sm_{arch}: {r['error']}")
+        elif r['smem'] > smem_limit:
+            bad.append(f"{where} needs {r['smem']} bytes of shared memory, more than an {gpu} program gets ({smem_limit})")
         elif r['gemm'] and r['sync_loads']:
             bad.append(f"{where}: {r['sync_loads']} tile loads in its main loop are not asynchronous copies, so it is not "
-                       "software-pipelined")
+                       f"software-pipelined on sm_{arch}")
+        elif r['gemm'] and not r['mma']:
+            bad.append(f"{where}: its tl.dot is not lowered to {mma} on sm_{arch}, the {gpu}'s fast tensor-core MMA")
     return bad
 
 
-def run_script(flag):
+def run_script(*flags):
     # in a subprocess without TRITON_INTERPRET, which the CPU tests set and under which @triton.jit
     # gives interpreter functions and the autotuners carry only their one CPU config
     env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
-    p = subprocess.run([sys.executable, __file__, flag], cwd=REPO, env=env, capture_output=True, text=True,
+    p = subprocess.run([sys.executable, __file__, *flags], cwd=REPO, env=env, capture_output=True, text=True,
                        timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p.stdout
 
 
-def test_every_config_compiles_for_sm90():
-    assert 'configs compiled, all pipelined' in run_script('--check')
+@pytest.mark.parametrize("arch", list(TARGETS))
+def test_every_config_compiles(arch):
+    assert 'configs compiled, all pipelined' in run_script('--check', '--arch', str(arch))
 
 
 def test_checker_flags_bad_configs():
-    assert 'both bad cases flagged' in run_script('--selftest')
+    assert 'every bad case flagged' in run_script('--selftest')
 
 
 def selftest():
     """The checker must flag what it claims to: a config ptxas cannot fit (a 256 x 256 fp32
-    accumulator on 512 threads at 128 registers each, seen on the H200 in v4) and a main loop whose
-    weight loads cannot be copied asynchronously (W2's k stride not 1)."""
+    accumulator on 512 threads at 128 registers each, as the H200 reported; docs/LOG.md,
+    2026-11-29), a main loop whose weight loads cannot be copied asynchronously (W2's k stride not
+    1; on sm_80 too, where the wgrad kernels' prefetched loads must pass), and on sm_90 and sm_100
+    a GEMM on 2 warps, fewer than the 4 of a warp group, which gets neither warp-group MMA nor
+    tcgen05."""
     import triton
     named = {name: (kern, args) for name, kern, args in launches()}
     kern, args = named['wgrad dW1']
     big = [triton.Config(dict(BLOCK_M=256, BLOCK_N=256, BLOCK_K=64), num_warps=16, num_stages=3)]
     kern2, args2 = named['down_bwd']
     strided = {**args2, 'stride_wd': 2, 'stride_wn': 2 * args2['stride_wn']}
-    rows = report([('wgrad dW1', kern, args, big), ('down_bwd', kern2, strided, kern2.configs[:1])])
-    bad = problems(rows)
-    assert len(bad) == 2 and 'does not compile' in bad[0] and 'not software-pipelined' in bad[1], bad
-    print("selftest: both bad cases flagged")
+    kern3, args3 = named['grouped_mm y']
+    narrow = [triton.Config(dict(BLOCK_N=64, BLOCK_K=64), num_warps=2, num_stages=3)]
+    bad = problems(90, report(90, [('wgrad dW1', kern, args, big), ('down_bwd', kern2, strided, kern2.configs[:1]),
+                                   ('grouped_mm y', kern3, args3, narrow)]))
+    assert len(bad) == 3 and 'does not compile' in bad[0] and 'not software-pipelined' in bad[1] \
+        and 'not lowered to ttng.warp_group_dot' in bad[2], bad
+    bad = problems(80, report(80, [('down_bwd', kern2, strided, kern2.configs[:1])]))
+    assert len(bad) == 1 and 'not software-pipelined' in bad[0], bad
+    bad = problems(100, report(100, [('grouped_mm y', kern3, args3, narrow)]))
+    assert len(bad) == 1 and 'not lowered to ttng.tc_gen5_mma' in bad[0], bad
+    print("selftest: every bad case flagged")
 
 
 if __name__ == '__main__':
@@ -181,16 +217,20 @@ if __name__ == '__main__':
     if '--selftest' in sys.argv:
         selftest()
         sys.exit(0)
-    rows = report()
-    print(f"sm_90, bf16, {' '.join(f'{k}={v}' for k, v in SHAPE.items())}")
-    print(f"{'kernel':<15}{'config':<52}{'w':>3}{'s':>3}{'regs':>6}{'spill B':>9}{'smem KiB':>10}{'sync loads':>11}")
+    arch = int(sys.argv[sys.argv.index('--arch') + 1]) if '--arch' in sys.argv else 90
+    if arch not in TARGETS:
+        sys.exit(f"--arch {arch}: this checks sm_{', sm_'.join(map(str, TARGETS))}; pass one of {list(TARGETS)}")
+    rows = report(arch)
+    print(f"sm_{arch}, bf16, {' '.join(f'{k}={v}' for k, v in SHAPE.items())}")
+    print(f"{'kernel':<24}{'config':<52}{'w':>3}{'s':>3}{'regs':>6}{'spill B':>9}{'smem KiB':>10}{'sync loads':>11}")
     for r in rows:
         if 'error' in r:
-            print(f"{r['kernel']:<15}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}  {r['error']}")
+            print(f"{r['kernel']:<24}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}  {r['error']}")
         else:
-            print(f"{r['kernel']:<15}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}{r['regs']:>6}"
+            print(f"{r['kernel']:<24}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}{r['regs']:>6}"
                   f"{r['spill_bytes']:>9}{r['smem'] / 1024:>10.1f}{r['sync_loads']:>11}")
-    bad = problems(rows)
-    print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined and within shared memory")
+    bad = problems(arch, rows)
+    mma = f", every GEMM on {TARGETS[arch][2]}" if TARGETS[arch][2] else ""
+    print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined and within shared memory{mma}")
     if '--check' in sys.argv and bad:
         sys.exit(1)
