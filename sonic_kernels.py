@@ -901,6 +901,7 @@ def _custom_op(name, impl, fake, setup_context=None, backward=None, non_differen
             @staticmethod
             def forward(ctx, *inputs):
                 output = impl(*inputs)
+                ctx.eager = True  # its backward may call the impls directly (_backward_op)
                 setup_context(ctx, inputs, output)
                 ctx.mark_non_differentiable(*(output[i] for i in non_differentiable))
                 ctx.set_materialize_grads(False)  # no zero gradients built for the outputs left unused
@@ -914,6 +915,13 @@ def _custom_op(name, impl, fake, setup_context=None, backward=None, non_differen
     def call(*args):
         return traced(*args) if torch.compiler.is_compiling() else eager(*args)
     return call
+
+
+def _backward_op(ctx, name):
+    """The backward's op: the impl itself under the eager Function, and the custom op otherwise, since
+    AOTAutograd traces the registered backward with fake tensors while torch.compiler.is_compiling()
+    is False, and a Triton launch cannot read a fake tensor's data pointer."""
+    return globals()[f"{name}_impl"] if getattr(ctx, "eager", False) else getattr(torch.ops.sonic, name)
 
 
 # the fused router
@@ -943,11 +951,11 @@ def _router_backward(ctx, didx, dgates, dlse, dssum, dpsum, dcounts):
     dgates = torch.zeros_like(gates) if dgates is None else dgates
     dlse = torch.zeros_like(lse) if dlse is None else dlse
     dpsum = weight.new_zeros(weight.shape[0], dtype=torch.float32) if dpsum is None else dpsum
-    dx, dw = _router_bwd(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, *ctx.args)
+    dx, dw = _backward_op(ctx, "router_bwd")(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, *ctx.args)
     return dx, dw.to(weight.dtype), None, None, None, None, None
 
 
-_router_bwd = _custom_op("router_bwd", router_bwd_impl, _router_bwd_fake)
+_custom_op("router_bwd", router_bwd_impl, _router_bwd_fake)
 _router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _router_setup, _router_backward,
                          non_differentiable=(0, 3, 5))    # idx, ssum, counts
 
@@ -1054,11 +1062,11 @@ def _moe_setup_context(ctx, inputs, output):
 
 
 def _moe_backward(ctx, dout, *_):
-    dx, dw1, dw2, dscore = _moe_bwd(dout, *ctx.saved_tensors)
+    dx, dw1, dw2, dscore = _backward_op(ctx, "moe_bwd")(dout, *ctx.saved_tensors)
     return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
 
 
-_moe_bwd = _custom_op("moe_bwd", moe_bwd_impl, _moe_bwd_fake)
+_custom_op("moe_bwd", moe_bwd_impl, _moe_bwd_fake)
 _moe_fwd = _custom_op("moe_fwd", moe_fwd_impl, _moe_fwd_fake, _moe_setup_context, _moe_backward,
                       non_differentiable=range(1, 9))    # h and the Routing fields
 
