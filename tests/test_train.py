@@ -242,7 +242,7 @@ def test_a_cpu_run_far_too_slow_is_warned(data_dir, tmp_path):
     # Ctrl-C as soon as warned, which also shows a stop before the first iteration saves nothing
     out = []
     p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
-              '--block_size=16384', '--max_iters=100', '--eval_iters=1')
+              '--block_size=16384', '--max_iters=1', '--eval_iters=1')
     read_until(p, 'warning: an iteration', out)
     p.send_signal(signal.SIGINT)
     text = finish(p, out)
