@@ -379,8 +379,9 @@ if not eval_only and max_iters > iter_num:
         have = torch.cuda.mem_get_info(device)[1]
     else:
         have = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    if need > have:
-        raise SystemExit(f"batch_size={batch_size} x block_size={block_size} cannot train on this {device_type}: "
+    if need > have: # every rank finds the same: rank 0 says it
+        raise SystemExit(1 if not master_process else
+                         f"batch_size={batch_size} x block_size={block_size} cannot train on this {device_type}: "
                          f"one micro-batch needs about {need / 2**30:,.0f} GiB of activations (a rough lower bound), "
                          f"and it has {have / 2**30:,.0f} GiB. Lower batch_size (raising gradient_accumulation_steps "
                          f"keeps the tokens per iteration) or block_size")

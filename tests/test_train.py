@@ -212,7 +212,7 @@ def test_resume_takes_the_training_settings_from_the_checkpoint(data_dir, tmp_pa
     assert [l['lr'] for l in read_log(out)[0]][6:] == [1e-4] * 2
 
 
-def test_unwritable_out_dir_full_device_and_bad_devices_say_what_to_do(data_dir, tmp_path):
+def test_unwritable_out_dir_and_bad_devices_say_what_to_do(data_dir, tmp_path):
     # an out_dir that cannot be made (under a regular file): stopped even as root, where chmod is no test
     (tmp_path / 'file').write_text('x')
     r = train(data_dir, tmp_path / 'file' / 'run', '--max_iters=2')
