@@ -11,6 +11,10 @@ Arguments, applied in order:
 Only keys the caller already defines can be set, and a value must keep the default's type (an
 int may stand for a float). Anything else stops the run with a message saying how to fix it,
 so a typo like --learning_rte=1e-3 can never pass silently. Names starting with '_' are private.
+
+explicit_keys, a set left in the caller's globals, names the keys this command line set: every
+--key=value, and each key a config file changed (a file that assigns a key its current value
+leaves it out). train.py's resume keeps these and takes every other setting from the checkpoint.
 """
 
 import sys as _sys
@@ -22,6 +26,7 @@ from types import ModuleType as _ModuleType
 # the caller's config: every public global of a plain type; the defaults fix the types
 _defaults = {k: v for k, v in globals().items()
              if not k.startswith('_') and isinstance(v, (bool, int, float, str, type(None)))}
+explicit_keys = set()
 
 
 def _check(_key, _val, _source):
@@ -72,7 +77,10 @@ for _arg in _sys.argv[1:]:
         for _k, _v in _ns.items():
             if _k.startswith('_') or isinstance(_v, _ModuleType) or callable(_v):
                 continue  # imports and helpers the config file used, e.g. `import torch`
-            globals()[_k] = _check(_k, _v, _arg)
+            _v = _check(_k, _v, _arg)
+            if type(_v) is not type(globals()[_k]) or _v != globals()[_k]:
+                explicit_keys.add(_k)
+            globals()[_k] = _v
     else:
         if '=' not in _arg:
             raise SystemExit(f"config error: '{_arg}' has no value; write overrides as --key=value.")
@@ -83,3 +91,4 @@ for _arg in _sys.argv[1:]:
             _v = _s  # a plain word such as --device=cuda, or any text Python cannot read as a value, is a string
         print(f"Overriding: {_k} = {_v!r}")
         globals()[_k] = _check(_k, _v, f"--{_k}")
+        explicit_keys.add(_k)

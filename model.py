@@ -254,3 +254,24 @@ class GPT(nn.Module):
             idx_next = torch.multinomial(probs, num_samples=1)
             idx = torch.cat((idx, idx_next), dim=1)
         return idx
+
+
+def load_checkpoint(path, map_location):
+    """The checkpoint train.py wrote at path, as a dict; or SystemExit with the one-line cause when
+    it is corrupt, truncated or not one of train.py's. weights_only: a checkpoint holds only tensors
+    and plain values, so loading runs no pickled code."""
+    import re
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        missing = {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config", "rng"} - set(checkpoint)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
+        return checkpoint
+    except Exception as e:
+        # torch buries the reason under advice to load with weights_only=False, which does not
+        # apply here, and colours it for a terminal: keep the line that says why
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", l).strip() for l in str(e).splitlines() if l.strip()]
+        why = next((l for l in lines if "Unsupported global" in l or "WeightsUnpickler error" in l), None)
+        raise SystemExit(f"cannot read {path}: it is corrupt or not a checkpoint of train.py "
+                         f"({type(e).__name__}: {why or (lines[0] if lines else '')}); restore a good copy, "
+                         f"or train anew") from None

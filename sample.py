@@ -7,13 +7,13 @@ The text is decoded with the meta.pkl of the dataset the model was trained on: r
 stdlib, characters for shakespeare_char, GPT-2 BPE (tiktoken) for openwebtext.
 """
 import os
-import re
 import pickle
 from contextlib import nullcontext
 
 import torch
 
-from model import GPTConfig, GPT
+from model import GPTConfig, GPT, load_checkpoint
+from moe import require_cuda
 
 # -----------------------------------------------------------------------------
 out_dir = 'out' # the run to sample from: out_dir/ckpt.pt
@@ -35,6 +35,11 @@ torch.manual_seed(seed)
 if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
 device_type = device.split(':')[0]
+if device_type == 'cuda':
+    try:
+        require_cuda(device, f"device={device!r}")
+    except RuntimeError as e:
+        raise SystemExit(str(e))
 if dtype == 'auto':
     dtype = 'bfloat16' if device_type == 'cuda' else 'float32'
 ptdtypes = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -54,22 +59,21 @@ ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 if not os.path.exists(ckpt_path):
     raise SystemExit(f"no checkpoint at {ckpt_path}; train one first (python train.py configs/default.py) "
                      f"or point --out_dir at a run")
-try:
-    checkpoint = torch.load(ckpt_path, map_location=device, weights_only=True)
-    model_args, state_dict, train_config = checkpoint['model_args'], checkpoint['model'], checkpoint['config']
-except Exception as e: # the line that says why: torch's advice to load with weights_only=False does not apply
-    lines = [re.sub(r'\x1b\[[0-9;]*m', '', l).strip() for l in str(e).splitlines() if l.strip()]
-    why = next((l for l in lines if 'Unsupported global' in l or 'WeightsUnpickler error' in l), None)
-    raise SystemExit(f"cannot read {ckpt_path}: corrupt or not a checkpoint of train.py "
-                     f"({type(e).__name__}: {why or (lines[0] if lines else '')})")
+checkpoint = load_checkpoint(ckpt_path, map_location=device)
+model_args, state_dict, train_config = checkpoint['model_args'], checkpoint['model'], checkpoint['config']
 if moe_backend:
     model_args['moe_backend'] = moe_backend
 elif device_type == 'cpu' and model_args['moe_backend'] != 'torch':
     model_args['moe_backend'] = 'torch' # the GPU backends cannot run here; 'torch' computes the same thing
 try:
-    model = GPT(GPTConfig(**model_args))
+    gptconf = GPTConfig(**model_args) # checks moe_backend names a backend, before any GPU check
+    if gptconf.moe_backend != 'torch':
+        require_cuda(device, f"moe_backend={gptconf.moe_backend!r}")
 except ValueError as e:
     raise SystemExit(f"config error: {e}")
+except RuntimeError as e:
+    raise SystemExit(str(e))
+model = GPT(gptconf)
 model.load_state_dict(state_dict)
 model.eval()
 model.to(device)

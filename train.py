@@ -14,15 +14,23 @@ $ torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --master_addr=10.0.0.1 --
 
 Writes to out_dir: ckpt.pt, log.jsonl (one line per log interval and per eval) and
 expert_load.jsonl (tokens routed to each expert of each MoE layer, summed over each log interval).
+
+Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes a checkpoint and prints the command
+that resumes (the same one with --init_from=resume); a second Ctrl-C quits at once, without saving.
+A resume takes every setting from the checkpoint, except those given on its own command line.
 """
 
 import os
-import re
+import sys
 import json
 import math
 import time
+import errno
+import shlex
 import pickle
 import random
+import signal
+import tempfile
 from contextlib import nullcontext
 from dataclasses import fields
 
@@ -31,7 +39,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from model import GPTConfig, GPT
+from model import GPTConfig, GPT, load_checkpoint
+from moe import require_cuda
 
 # -----------------------------------------------------------------------------
 # default config values: a small MoE on the stdlib corpus; configs/*.py and --key=value override
@@ -43,7 +52,8 @@ eval_iters = 50 # batches per split in each evaluation
 eval_only = False # if True, evaluate once and exit
 always_save_checkpoint = True # if False, save only when val loss improves, and at the end
 save_checkpoints = True # False: write no checkpoint at all (throughput runs of big models)
-init_from = 'scratch' # 'scratch' or 'resume' (from out_dir/ckpt.pt, with the same config)
+init_from = 'scratch' # 'scratch' or 'resume' (from out_dir/ckpt.pt, with the settings saved in it)
+overwrite = False # True lets a run from scratch replace the run (ckpt.pt and logs) already in out_dir
 # wandb logging
 wandb_log = False # needs `pip install wandb`; WANDB_MODE=offline works without an account
 wandb_project = 'sonicmoe'
@@ -103,40 +113,55 @@ exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator
 config = {k: globals()[k] for k in config_keys} # will be useful for logging
 # -----------------------------------------------------------------------------
 
-def load_error(e):
-    """The line of a load error that says why: torch's weights_only errors bury it under advice that
-    does not apply here (this file never loads pickled code), and colour it for a terminal."""
-    lines = [re.sub(r'\x1b\[[0-9;]*m', '', l).strip() for l in str(e).splitlines() if l.strip()]
-    why = next((l for l in lines if 'Unsupported global' in l or 'WeightsUnpickler error' in l), None)
-    return f"{type(e).__name__}: {why or (lines[0] if lines else '')}"
+# Ctrl-C and SIGTERM (a scheduler's, or torchrun passing on a Ctrl-C) ask the run to stop: the training
+# loop finishes its iteration, saves and exits with the command that resumes. Only a flag is set here:
+# the handler runs between two bytecodes of the main thread, wherever that is
+stop_signal = 0
+def request_stop(signum, frame):
+    global stop_signal
+    first = not stop_signal
+    stop_signal = stop_signal or signum
+    # a second Ctrl-C kills the process at once, even inside a long C call. A repeated SIGTERM does
+    # not: a scheduler may send it to every process while torchrun also passes its own on. Set
+    # before the message below, which a signal may interrupt, so a Ctrl-C after it always quits
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if first and int(os.environ.get('RANK', 0)) == 0:
+        # os.write, not print: a print interrupted by this handler would fail as a reentrant call
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this iteration to save a checkpoint; "
+                    f"press Ctrl-C again to quit at once without saving\n".encode())
+if eval_only:
+    signal.signal(signal.SIGINT, signal.SIG_DFL) # an evaluation has nothing to save: Ctrl-C ends it quietly
+else:
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
 
-# a resumed run takes its architecture from its checkpoint (only the expert backend and dropout may
+# a resumed run is the run its checkpoint saved: every setting comes from the checkpoint's config,
+# except the keys of this launch and those this command line sets (configurator.py's explicit_keys),
+# and the model's shape always comes from the checkpoint (only the expert backend and dropout may
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
-# below (the checks, the batch shape, the data check, the expert counters) uses the checkpoint's values
+# below (the checks, the batch shape, the data check, the expert counters) uses the run's values
+launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'fsdp', 'ep_size', 'debug_nan_iter'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
     if not os.path.exists(ckpt_path):
         raise SystemExit(f"init_from='resume' but there is no checkpoint at {ckpt_path}; "
                          f"check out_dir, or start over with --init_from=scratch")
-    try:
-        # weights_only: a checkpoint holds only tensors and plain values, so loading runs no pickled code.
-        # map to cpu: the RNG states must stay on the cpu; load_state_dict moves the rest to the device.
-        checkpoint = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-        missing = {'model', 'optimizer', 'model_args', 'iter_num', 'best_val_loss', 'rng'} - set(checkpoint)
-        if missing:
-            raise KeyError(f"no {', '.join(sorted(missing))}")
-    except Exception as e:
-        raise SystemExit(f"cannot resume: {ckpt_path} is corrupt or not a checkpoint of this train.py "
-                         f"({load_error(e)}).\nRestore a good copy, or start over with --init_from=scratch")
+    # map to cpu: the RNG states must stay on the cpu; load_state_dict moves the rest to the device
+    checkpoint = load_checkpoint(ckpt_path, map_location='cpu')
     say = print if int(os.environ.get('RANK', 0)) == 0 else lambda *a: None # notes now, before any check
-    for k, v in checkpoint['model_args'].items():
-        if k not in config or k in ('moe_backend', 'dropout') or config[k] == v:
+    shape = {k: v for k, v in checkpoint['model_args'].items() if k not in ('moe_backend', 'dropout')}
+    for k, v in {**checkpoint['config'], **shape}.items():
+        if k not in config or k in launch_keys or config[k] == v:
             continue
-        if k == 'block_size' and config[k] < v: # a shorter context fits the model: the batches use it
-            say(f"note: the model's block_size is {v} (the checkpoint's); batches use {config[k]}")
+        if k in shape and k in explicit_keys:
+            if k == 'block_size' and config[k] < v: # a shorter context fits the model: the batches use it
+                say(f"note: the model's block_size is {v} (the checkpoint's); batches use {config[k]}")
+                continue
+            say(f"note: {k}={v!r} from the checkpoint, not {config[k]!r}")
+        elif k in explicit_keys:
+            say(f"note: {k}={config[k]!r} from the command line (the checkpoint had {v!r})")
             continue
-        say(f"note: {k}={v!r} from the checkpoint, not {config[k]!r}")
         globals()[k] = config[k] = v
 elif init_from != 'scratch':
     raise SystemExit(f"init_from={init_from!r}; use 'scratch' or 'resume'")
@@ -160,14 +185,23 @@ if ep_size > 0 and n_expert % ep_size:
     raise SystemExit(f"n_expert={n_expert} is not divisible by ep_size={ep_size}; each rank must own "
                      f"n_expert/ep_size experts, so pick an ep_size that divides n_expert")
 
+try: # the model's settings first: a misspelt moe_backend is named as such, not as a missing GPU
+    GPTConfig(**{f.name: globals()[f.name] for f in fields(GPTConfig) if f.name in globals()})
+except ValueError as e:
+    raise SystemExit(f"config error: {e}")
+
 # various inits, derived attributes, I/O setup
 ddp = int(os.environ.get('RANK', -1)) != -1 # is this a torchrun launch?
 if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
 device_type = device.split(':')[0] # for torch.autocast and the RNG states
-if moe_backend != 'torch' and device_type != 'cuda' and not (moe_backend == 'sonic' and os.environ.get('TRITON_INTERPRET') == '1'):
-    raise SystemExit(f"moe_backend={moe_backend!r} needs a CUDA GPU and device={device!r} is not one: pass "
-                     f"--moe_backend=torch here (sonic also runs, slowly, in Triton's CPU interpreter with TRITON_INTERPRET=1)")
+try:
+    if device_type == 'cuda':
+        require_cuda(device, f"device={device!r}")
+    if moe_backend != 'torch':
+        require_cuda(device, f"moe_backend={moe_backend!r}")
+except RuntimeError as e:
+    raise SystemExit(str(e))
 if ddp:
     ddp_rank = int(os.environ['RANK'])
     ddp_local_rank = int(os.environ['LOCAL_RANK'])
@@ -201,10 +235,54 @@ if ep_size > 0:
         if ddp_rank % ep_size == j:
             edp_group = g
 master_process = ddp_rank == 0 # this process will do logging, checkpointing etc.
+
+def teardown():
+    """Takes the process groups down. gloo may abort a rank that tears down while another is still
+    working: meet on every group, then take the EP subgroups down before the default group."""
+    if ddp:
+        for g in (ep_group, edp_group):
+            if g is not None:
+                dist.barrier(group=g)
+                dist.destroy_process_group(g)
+        dist.barrier()
+        dist.destroy_process_group()
+
+def stop_everywhere(err):
+    """Stops every rank if rank 0 found err (out_dir and the checkpoint are rank 0's): rank 0 says
+    why, the others exit quietly rather than wait in a collective until torchrun kills them."""
+    if ddp:
+        box = [err]
+        dist.broadcast_object_list(box, src=0)
+        err = box[0]
+    if err:
+        teardown()
+        raise SystemExit(err if master_process else 1)
+
+def resume_command():
+    """This run's command line with --init_from=resume (in place of any --init_from or --overwrite)."""
+    args = [shlex.quote(a) for a in sys.argv[1:] if not a.startswith(('--init_from=', '--overwrite='))]
+    if not ddp:
+        launch = 'python'
+    elif int(os.environ.get('LOCAL_WORLD_SIZE', ddp_world_size)) == ddp_world_size: # one node
+        launch = f'torchrun --standalone --nproc_per_node={ddp_world_size}'
+    else:
+        launch = 'torchrun <the same options as this launch>'
+    return ' '.join([launch, shlex.quote(sys.argv[0]), *args, '--init_from=resume'])
+
 tokens_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size * block_size
 if master_process:
     print(f"tokens per iteration will be: {tokens_per_iter:,}")
-    os.makedirs(out_dir, exist_ok=True)
+err = None # an evaluation writes nothing, so it may read any out_dir
+if master_process and not eval_only and init_from == 'scratch' and not overwrite and os.path.exists(ckpt_path):
+    err = (f"{out_dir} already holds a run ({ckpt_path}), which a run from scratch would overwrite: continue it "
+           f"with --init_from=resume, choose another --out_dir, or pass --overwrite=True to replace it")
+elif master_process and not eval_only:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close() # try a write: permission bits do not stop root
+    except OSError as e:
+        err = f"cannot write to out_dir {out_dir}: {e.strerror or e}; choose another --out_dir"
+stop_everywhere(err)
 torch.manual_seed(seed) # the same initial weights on every rank: FSDP2 and EP shard them in place
 np.random.seed(seed + ddp_rank)
 random.seed(seed + ddp_rank)
@@ -274,6 +352,51 @@ try:
 except ValueError as e:
     raise SystemExit(f"config error: {e}")
 model = GPT(gptconf)
+
+def fmt_time(s):
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+def activation_bytes(B, T):
+    """A rough lower bound on the memory one training micro-batch of B sequences of T tokens keeps
+    for its backward pass, in bytes. It counts, per layer and token, 9 values of width n_embd (norm
+    inputs and outputs, q, k, v, the attention output and its projection's input), the router's
+    2 n_expert, and for each of the top_k experts the token's gathered copy and weighted output
+    (2 n_embd) and the expert's gate, up and activation (4 expert_size); once per token the logits
+    and their log-softmax (2 vocab_size, fp32); and the attention matrices where SDPA materialises
+    them: torch 2.13's CPU SDPA takes its math path under dropout, which kept about 3.5 fp32 T x T
+    matrices per head (measured with T=4096); without dropout, and on CUDA, SDPA keeps O(T)."""
+    c = gptconf
+    per_token = c.n_layer * (9 * c.n_embd + 2 * c.n_expert + c.top_k * (2 * c.n_embd + 4 * c.expert_size))
+    total = B * T * (per_token * ptdtype.itemsize + 2 * c.vocab_size * 4)
+    if device_type == 'cpu' and c.dropout > 0:
+        total += c.n_layer * B * c.n_head * T * T * 14
+    return total
+
+if not eval_only and max_iters > iter_num:
+    need = activation_bytes(batch_size, block_size)
+    if device_type == 'cuda':
+        have = torch.cuda.mem_get_info(device)[1]
+    else:
+        have = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    if need > have: # every rank finds the same: rank 0 says it
+        raise SystemExit(1 if not master_process else
+                         f"batch_size={batch_size} x block_size={block_size} cannot train on this {device_type}: "
+                         f"one micro-batch needs about {need / 2**30:,.0f} GiB of activations (a rough lower bound), "
+                         f"and it has {have / 2**30:,.0f} GiB. Lower batch_size (raising gradient_accumulation_steps "
+                         f"keeps the tokens per iteration) or block_size")
+    if device_type == 'cpu':
+        # an optimistic training speed for a CPU thread: a core reaches some 30-100 GFLOP/s on a large
+        # matmul, and a tiny model with long blocks trained at 34 GFLOP/s on one thread (2026-11-30,
+        # OMP_NUM_THREADS=1 python train.py with tests/conftest.py's TINY model, --block_size=16384 --batch_size=4)
+        flops = model.flops_per_token() * batch_size * block_size * gradient_accumulation_steps
+        secs = flops / (50e9 * torch.get_num_threads())
+        if secs > 10 and master_process:
+            print(f"warning: an iteration ({batch_size * block_size * gradient_accumulation_steps:,} tokens per process) "
+                  f"is {flops / 1e12:.1f} TFLOP: {fmt_time(secs)} or more on {torch.get_num_threads()} CPU threads, "
+                  f"{fmt_time(secs * (max_iters - iter_num))} for the {max_iters - iter_num:,} iterations left; "
+                  f"lower batch_size or block_size, or train on a GPU")
+
 if init_from == 'resume':
     model.load_state_dict(checkpoint['model']) # checkpoints are always whole, whatever the mode that wrote them
 torch.manual_seed(seed + ddp_rank) # dropout and the like differ per rank
@@ -412,21 +535,26 @@ def save_checkpoint():
         model_sd = {k: full_tensor(k, v) for k, v in model_sd.items()}
         opt_sd = {'state': {i: {k: full_tensor(opt_names[i], v) for k, v in st.items()} for i, st in opt_sd['state'].items()},
                   'param_groups': opt_sd['param_groups']}
-    if not master_process:
-        return
-    checkpoint = {'model': model_sd, 'optimizer': opt_sd,
-                  'scaler': scaler.state_dict(), 'model_args': model_args, 'iter_num': iter_num,
-                  'best_val_loss': best_val_loss, 'config': config, 'rng': states}
-    tmp_path = ckpt_path + '.tmp'
-    try:
-        torch.save(checkpoint, tmp_path)
-        os.replace(tmp_path, ckpt_path) # atomic: a crash while saving leaves the previous checkpoint whole
-    except Exception as e:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise SystemExit(f"failed to write the checkpoint ({type(e).__name__}: {e}); "
-                         f"{ckpt_path} still holds the previous one, if there was one")
-    print(f"saved checkpoint to {ckpt_path}")
+    err = None
+    if master_process:
+        checkpoint = {'model': model_sd, 'optimizer': opt_sd,
+                      'scaler': scaler.state_dict(), 'model_args': model_args, 'iter_num': iter_num,
+                      'best_val_loss': best_val_loss, 'config': config, 'rng': states}
+        tmp_path = ckpt_path + '.tmp'
+        try:
+            torch.save(checkpoint, tmp_path)
+            os.replace(tmp_path, ckpt_path) # atomic: a crash while saving leaves the previous checkpoint whole
+        except Exception as e:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
+            kept = (f"{ckpt_path} still holds iter {last_ckpt_iter}; resume from it with: {resume_command()}"
+                    if last_ckpt_iter is not None else "this run wrote no checkpoint before")
+            why = ("no space left on device" if isinstance(e, OSError) and e.errno == errno.ENOSPC
+                   else f"{type(e).__name__}: {e}")
+            err = f"failed to write the checkpoint of iter {iter_num} ({why}); {kept}"
+    stop_everywhere(err)
+    if master_process:
+        print(f"saved checkpoint to {ckpt_path}")
 
 def sync_expert_parallel_grads():
     """EP has no DDP wrapper: average the gradients by hand. Replicated weights average over all
@@ -459,18 +587,38 @@ def stop_if_nonfinite():
     if flag.item():
         kept = (f"The last good checkpoint, {ckpt_path} (iter {last_ckpt_iter}), is kept."
                 if last_ckpt_iter is not None else "No checkpoint was written by this run.")
-        if ddp:
-            dist.destroy_process_group()
+        teardown()
         raise SystemExit(f"stopping: the loss became NaN or inf at or before iter {iter_num} (training losses are "
                          f"checked every log_interval={log_interval} iters, eval losses at each evaluation). {kept}\n"
                          f"Try a lower learning_rate, a smaller grad_clip, or dtype='bfloat16' instead of float16.")
 
 # logging
 log_file = load_file = None
+def drop_records_from(path, it):
+    """Keeps the records of path that are of iterations before it: a resumed run redoes the others
+    (those the checkpoint's evaluation wrote, and those an interrupted run logged after its last
+    checkpoint), so it appends no duplicates. A line cut short by a crash goes too."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        keep = []
+        for line in f:
+            try:
+                if json.loads(line)['iter'] < it:
+                    keep.append(line)
+            except (ValueError, KeyError, TypeError):
+                pass
+    with open(path + '.tmp', 'w') as f:
+        f.writelines(keep)
+    os.replace(path + '.tmp', path)
+
 if master_process and not eval_only: # an evaluation only prints: the run's logs stay as they are
-    mode = 'a' if init_from == 'resume' else 'w' # a resumed run appends to the log of the run it continues
-    log_file = open(os.path.join(out_dir, 'log.jsonl'), mode)
-    load_file = open(os.path.join(out_dir, 'expert_load.jsonl'), mode)
+    log_path, load_path = os.path.join(out_dir, 'log.jsonl'), os.path.join(out_dir, 'expert_load.jsonl')
+    if init_from == 'resume': # a resumed run appends to the logs of the run it continues
+        drop_records_from(log_path, iter_num)
+        drop_records_from(load_path, iter_num)
+    log_file = open(log_path, 'a' if init_from == 'resume' else 'w')
+    load_file = open(load_path, 'a' if init_from == 'resume' else 'w')
 if wandb_log and master_process:
     try:
         import wandb
@@ -494,7 +642,43 @@ X, Y = get_batch('train', train_gen) # fetch the very first batch
 t0 = time.time()
 t_start, iter_start = t0, iter_num
 iters_since_log = 0
+train_time = 0.0 # seconds spent in training iterations (evaluations and checkpoints left out), for the ETA
+
+def stop_run(signum):
+    """Ends the run at this iteration boundary on a stop request: saves, says how to resume, exits."""
+    global last_ckpt_iter
+    stop_if_nonfinite() # a diverged model must not replace the last good checkpoint
+    if save_checkpoints and iter_num != last_ckpt_iter and iter_num > 0:
+        save_checkpoint()
+        last_ckpt_iter = iter_num
+        saved = f"saved {ckpt_path} at iter {iter_num}"
+    elif last_ckpt_iter is not None:
+        saved = f"{ckpt_path} holds iter {last_ckpt_iter}"
+    else:
+        saved = ("nothing to save before the first iteration" if save_checkpoints else
+                 "no checkpoint written (save_checkpoints=False)")
+    teardown()
+    if master_process:
+        resume = f"; resume with: {resume_command()}" if last_ckpt_iter is not None else ""
+        print(f"stopped by {signal.Signals(signum).name} at iter {iter_num}: {saved}{resume}", file=sys.stderr)
+    # alone: the shell's convention for a process ended by a signal. Under torchrun: 0, since a rank
+    # that fails makes torchrun kill the others, perhaps mid-save; torchrun, signalled itself when
+    # Ctrl-C or a scheduler stops the job, exits with its own code
+    sys.exit(0 if ddp else 128 + signum)
+
 while True:
+
+    # a stop request (Ctrl-C, SIGTERM) ends the run at the end of an iteration. Every rank must stop
+    # at the same one for the collective save, so they agree here: one tiny all_reduce per
+    # iteration, under torchrun only. At max_iters the run ends and saves as usual
+    if iter_num < max_iters and not eval_only:
+        stop = stop_signal
+        if ddp:
+            flag = torch.tensor(stop_signal, device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = flag.item()
+        if stop:
+            stop_run(stop)
 
     # determine and set the learning rate for this iteration
     lr = get_lr(iter_num) if decay_lr else learning_rate
@@ -518,7 +702,7 @@ while True:
             # loss shows it, and nothing is saved
             nonfinite.fill_(True)
             stop_if_nonfinite()
-        if save_checkpoints and iter_num > 0 and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
+        if save_checkpoints and iter_num > 0 and iter_num != last_ckpt_iter and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
             best_val_loss = min(best_val_loss, losses['val'])
             save_checkpoint()
             last_ckpt_iter = iter_num
@@ -573,16 +757,21 @@ while True:
         if ddp:
             dist.all_reduce(load) # the expert load of all ranks
             dist.all_reduce(rounding)
+        t1 = time.time()
+        train_time += t1 - t0
         if master_process:
-            dt = (time.time() - t0) / iters_since_log # seconds per iteration over the interval
+            dt = (t1 - t0) / iters_since_log # seconds per iteration over the interval
+            elapsed = t1 - t_start
+            eta = train_time / (iter_num + 1 - iter_start) * (max_iters - iter_num - 1) # the mean so far
             lossf = loss.item() * gradient_accumulation_steps # the last micro-step's loss, on rank 0
             mfu = raw_model.estimate_mfu(batch_size * gradient_accumulation_steps, dt)
             counts = load.tolist() # [layer][expert], summed over the interval and the ranks
             ratios = [max(c) / max(1e-9, sum(c) / len(c)) for c in counts] # max over mean, per layer
             ratio = ' '.join(f"{r:.2f}" for r in ratios)
-            msg = f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f}ms/iter, {tokens_per_iter / dt:,.0f} tok/s"
+            msg = (f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f}ms/iter, {tokens_per_iter / dt:,.0f} tok/s, "
+                   f"elapsed {fmt_time(elapsed)}, eta {fmt_time(eta)}")
             rec = {'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000,
-                   'tok_per_s': tokens_per_iter / dt, 'mfu': mfu}
+                   'tok_per_s': tokens_per_iter / dt, 'mfu': mfu, 'elapsed_s': elapsed, 'eta_s': eta}
             if device_type == 'cuda': # mfu counts against the H100/H200 bf16 peak, meaningless on a cpu
                 rec['peak_mem_gib'] = torch.cuda.max_memory_allocated() / 2**30
                 msg += f", mfu {mfu * 100:.2f}%, mem {rec['peak_mem_gib']:.1f}GiB"
@@ -619,12 +808,4 @@ if ddp and device_type == 'cuda': # every rank's peak: EP ranks differ with thei
 if master_process:
     print(f"done: iter {iter_num}, {iter_num - iter_start} iterations in {time.time() - t_start:.1f}s; "
           f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")
-if ddp:
-    # gloo may abort a rank that tears down while another is still working: meet on every group,
-    # then take the EP subgroups down before the default group
-    for g in (ep_group, edp_group):
-        if g is not None:
-            dist.barrier(group=g)
-            dist.destroy_process_group(g)
-    dist.barrier()
-    dist.destroy_process_group()
+teardown()

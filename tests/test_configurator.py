@@ -92,3 +92,12 @@ def test_train_and_sample_reject_typos():
         r = run(sys.executable, script, '--max_iter=10')
         assert r.returncode != 0 and "unknown key 'max_iter'" in r.stderr, r.stderr
         assert 'Traceback' not in r.stderr
+
+
+def test_explicit_keys_name_what_this_command_line_set(monkeypatch, tmp_path):
+    # train.py's resume keeps these and takes every other setting from the checkpoint
+    cfg = tmp_path / 'c.py'
+    cfg.write_text("batch_size = 64\nlearning_rate = 6e-4\ncompile = False\n")  # only batch_size changes
+    g = configure(monkeypatch, str(cfg), '--dataset=stdlib')  # a flag counts even at its default
+    assert g['explicit_keys'] == {'batch_size', 'dataset'}
+    assert configure(monkeypatch)['explicit_keys'] == set()

@@ -4,8 +4,13 @@ import ast
 import json
 import os
 import pickle
+import re
+import shlex
 import shutil
+import signal
+import subprocess
 import sys
+import threading
 from dataclasses import fields
 
 import pytest
@@ -43,6 +48,14 @@ def test_loss_falls_and_logs_expert_load(data_dir, tmp_path):
     assert evals[0]['val_loss'] > 5.0
     assert evals[1]['val_loss'] < evals[0]['val_loss'] - 1.5, evals
     assert 'saved checkpoint' in r.stdout and load_ckpt(tmp_path)['iter_num'] == 60
+    # the log line's elapsed time and ETA: the mean time per iteration so far times the iterations left
+    logs, _ = read_log(tmp_path)
+    assert 'elapsed ' in r.stdout and ', eta ' in r.stdout
+    for a, b in zip(logs, logs[1:]):
+        assert a['elapsed_s'] <= b['elapsed_s']
+    trained_s = sum(l['ms_per_iter'] / 1000 * n for l, n in zip(logs, [1, 10, 10, 10, 10, 10]))
+    assert logs[-1]['eta_s'] == pytest.approx(trained_s / 51 * 9, rel=1e-6)  # iter 50: 51 done, 9 left
+    assert logs[-1]['elapsed_s'] >= trained_s
     assert 'load max/mean per layer' in r.stdout
     # expert_load.jsonl: each line is the interval's routed pairs, per layer and expert
     loads = [json.loads(l) for l in (tmp_path / 'expert_load.jsonl').read_text().splitlines()]
@@ -66,6 +79,10 @@ def test_resume_continues_exactly(data_dir, tmp_path):
     b, _ = read_log(split)
     assert [l['iter'] for l in b] == list(range(12))
     assert [l['loss'] for l in a] == [l['loss'] for l in b]  # bit-exact, the resumed steps included
+    # the resume does not log its first iteration's evaluation twice
+    assert [e['iter'] for e in read_log(split)[1]] == [0, 6, 12]
+    loads = [json.loads(l)['iter'] for l in (split / 'expert_load.jsonl').read_text().splitlines()]
+    assert loads == list(range(12))
     ca, cb = load_ckpt(straight), load_ckpt(split)
     assert ca['iter_num'] == cb['iter_num'] == 12
     for k, v in ca['model'].items():
@@ -88,6 +105,150 @@ def train_patched(patch, data_dir, out_dir, *args):
     """Runs train.py after the lines of patch, which replace a torch function to inject a fault."""
     code = "import runpy, sys, torch\ncalls = [0]\n" + patch + "sys.argv = sys.argv[1:]\nrunpy.run_path('train.py', run_name='__main__')\n"
     return run(sys.executable, '-c', code, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={out_dir}', *args)
+
+
+def start(*args):
+    """Starts a command from the repo root, as run() does, without waiting: stdout and stderr in one pipe."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    return subprocess.Popen([str(a) for a in args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(p, text, out, timeout=240):
+    """Reads p's output into the list out until a line holds text (a watchdog kills a silent p)."""
+    watchdog = threading.Timer(timeout, p.kill)
+    watchdog.start()
+    try:
+        for line in p.stdout:
+            out.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"{text!r} never came; the output:\n{''.join(out)[-3000:]}")
+    finally:
+        watchdog.cancel()
+
+
+def finish(p, out):
+    rest, _ = p.communicate(timeout=240)
+    return ''.join(out) + rest
+
+
+def record_iters(out_dir):
+    """The iterations of log.jsonl's training and eval records and of expert_load.jsonl's."""
+    logs, evals = read_log(out_dir)
+    loads = [json.loads(l)['iter'] for l in (out_dir / 'expert_load.jsonl').read_text().splitlines()]
+    return [l['iter'] for l in logs], [e['iter'] for e in evals], loads
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_with_a_checkpoint_and_the_resume_command(data_dir, tmp_path, sig):
+    # the run stops at the end of its iteration, saves it, and prints the command that resumes;
+    # that command continues exactly where an uninterrupted run would be, and logs nothing twice
+    run_dir, out = tmp_path / 'run', []
+    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={run_dir}',
+              '--max_iters=100000', '--eval_interval=1000')
+    read_until(p, 'iter 3:', out)
+    p.send_signal(sig)
+    text = finish(p, out)
+    assert p.returncode == 128 + sig, text
+    n = max(int(i) for i in re.findall(r'^iter (\d+):', text, re.M)) + 1  # the iterations done
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f'stopped by {sig.name} at iter {n}: saved {run_dir / "ckpt.pt"}'), text
+    assert 'Traceback' not in text and load_ckpt(run_dir)['iter_num'] == n
+    cmd = shlex.split(last.split('resume with: ')[1])
+    assert cmd[:2] == ['python', 'train.py'] and cmd[-1] == '--init_from=resume', cmd
+    ok(run(sys.executable, *cmd[1:], f'--max_iters={n + 3}'))  # a later --max_iters wins
+    assert load_ckpt(run_dir)['iter_num'] == n + 3
+    assert record_iters(run_dir) == (list(range(n + 3)), [0, n + 3], list(range(n + 3)))
+    straight = tmp_path / 'straight'
+    ok(train(data_dir, straight, f'--max_iters={n + 3}', '--eval_interval=1000'))
+    assert [l['loss'] for l in read_log(straight)[0]] == [l['loss'] for l in read_log(run_dir)[0]]
+
+
+def test_a_second_ctrl_c_quits_at_once(data_dir, tmp_path):
+    # iterations of about half a second: the second Ctrl-C comes long before the first's save
+    out = []
+    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+              '--max_iters=100000', '--eval_interval=1000', '--batch_size=64', '--block_size=256', '--eval_iters=1')
+    read_until(p, 'iter 1:', out)
+    p.send_signal(signal.SIGINT)
+    read_until(p, 'press Ctrl-C again to quit at once', out)
+    p.send_signal(signal.SIGINT)
+    text = finish(p, out)
+    assert p.returncode == -signal.SIGINT, text  # killed by the signal itself
+    assert 'Traceback' not in text and 'stopped by' not in text
+    assert not (tmp_path / 'ckpt.pt').exists()
+
+
+def test_a_run_from_scratch_never_overwrites_a_run(data_dir, trained, tmp_path):
+    out = tmp_path / 'run'
+    shutil.copytree(trained, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    r = train(data_dir, out, '--max_iters=4')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    for says in ('already holds a run', '--init_from=resume', 'another --out_dir', '--overwrite=True'):
+        assert says in r.stderr, r.stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    ok(train(data_dir, out, '--max_iters=4', '--eval_interval=4', '--overwrite=True'))
+    assert load_ckpt(out)['iter_num'] == 4 and read_log(out)[1][0]['iter'] == 0
+
+
+def test_resume_takes_the_training_settings_from_the_checkpoint(data_dir, tmp_path):
+    # the run's config file is not on the resume's command line: its settings still hold
+    cfg = tmp_path / 'slow.py'
+    cfg.write_text("learning_rate = 2e-4\ndecay_lr = False\nweight_decay = 0.05\nbeta2 = 0.99\n"
+                   "grad_clip = 0.5\neval_interval = 3\n")
+    out = tmp_path / 'run'
+    ok(train(data_dir, out, cfg, '--max_iters=3'))
+    r = ok(train(data_dir, out, '--init_from=resume', '--max_iters=6'))
+    assert 'note:' not in r.stdout.replace('note: max_iters=6 from the command line (the checkpoint had 3)', '')
+    logs, evals = read_log(out)
+    assert [l['lr'] for l in logs] == [2e-4] * 6 and [e['iter'] for e in evals] == [0, 3, 6]
+    saved = load_ckpt(out)['config']
+    assert (saved['weight_decay'], saved['beta2'], saved['grad_clip'], saved['max_iters']) == (0.05, 0.99, 0.5, 6)
+    # a setting given on the resume's command line wins, and says so
+    r = ok(train(data_dir, out, '--init_from=resume', '--max_iters=8', '--learning_rate=1e-4'))
+    assert 'note: learning_rate=0.0001 from the command line (the checkpoint had 0.0002)' in r.stdout, r.stdout
+    assert [l['lr'] for l in read_log(out)[0]][6:] == [1e-4] * 2
+
+
+def test_unwritable_out_dir_and_bad_devices_say_what_to_do(data_dir, tmp_path):
+    # an out_dir that cannot be made (under a regular file): stopped even as root, where chmod is no test
+    (tmp_path / 'file').write_text('x')
+    r = train(data_dir, tmp_path / 'file' / 'run', '--max_iters=2')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    assert f"cannot write to out_dir {tmp_path / 'file' / 'run'}: Not a directory; choose another --out_dir" in r.stderr
+    r = train(data_dir, tmp_path / 'a', '--moe_backend=foo')  # named as such, before any GPU check
+    assert r.returncode != 0 and "moe_backend='foo'" in r.stderr and "'torch'" in r.stderr, r.stderr
+    assert 'GPU' not in r.stderr and 'Traceback' not in r.stderr
+    if not torch.cuda.is_available():
+        for script, args in (('train.py', [*TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path / "b"}']),
+                             ('sample.py', ['--out_dir=nowhere'])):
+            r = run(sys.executable, script, *args, '--device=cuda')
+            assert r.returncode != 0 and 'this torch has no CUDA' in r.stderr, r.stderr
+            assert 'Traceback' not in r.stderr
+
+
+def test_a_block_too_big_for_the_device_stops_before_training(data_dir, tmp_path):
+    # dropout makes the CPU's SDPA keep its T x T matrices: 1000 x 2 heads x 20000^2, terabytes
+    r = train(data_dir, tmp_path, '--block_size=20000', '--batch_size=1000', '--dropout=0.1')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    assert 'batch_size=1000 x block_size=20000 cannot train on this cpu' in r.stderr, r.stderr
+    assert 'step 0' not in r.stdout and not (tmp_path / 'log.jsonl').exists()
+
+
+def test_a_cpu_run_far_too_slow_is_warned(data_dir, tmp_path):
+    # 8 x 16384 tokens of long attention: a minute or so an iteration on one thread. Stopped with
+    # Ctrl-C as soon as warned, which also shows a stop before the first iteration saves nothing
+    out = []
+    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+              '--block_size=16384', '--max_iters=1', '--eval_iters=1')
+    read_until(p, 'warning: an iteration', out)
+    p.send_signal(signal.SIGINT)
+    text = finish(p, out)
+    line = next(l for l in text.splitlines() if l.startswith('warning: an iteration'))
+    assert '131,072 tokens per process' in line and 'CPU threads' in line and 'train on a GPU' in line, line
+    assert p.returncode == 128 + signal.SIGINT and 'Traceback' not in text, text
 
 
 def test_nonfinite_weights_under_a_finite_loss_are_never_saved(data_dir, tmp_path):
@@ -124,7 +285,9 @@ def test_failed_save_keeps_previous_checkpoint(data_dir, tmp_path):
         "torch.save = flaky_save\n")
     r = train_patched(patch, data_dir, tmp_path, '--max_iters=6', '--eval_interval=2')
     assert r.returncode != 0
-    assert 'failed to write the checkpoint' in r.stderr and 'No space left' in r.stderr, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert 'failed to write the checkpoint of iter 4 (no space left on device)' in last, r.stderr
+    assert 'still holds iter 2' in last and '--init_from=resume' in last and 'Traceback' not in r.stderr
     assert load_ckpt(tmp_path)['iter_num'] == 2
     assert not (tmp_path / 'ckpt.pt.tmp').exists()
 
@@ -162,8 +325,9 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
     loads = [json.loads(l) for l in (out / 'expert_load.jsonl').read_text().splitlines()]
     assert [len(c) for c in loads[-1]['tokens_per_expert']] == [4, 4]
     assert load_ckpt(out)['iter_num'] == 12
-    for f in logs:
-        assert (out / f).read_text().startswith(logs[f])  # appended to
+    for f in logs:  # appended to, after the records of iter 10 (its eval) that the resume writes again
+        kept = ''.join(l for l in logs[f].splitlines(keepends=True) if json.loads(l)['iter'] < 10)
+        assert (out / f).read_text().startswith(kept)
     # a shorter context fits the model, so the batches take it; an evaluation, of the run or of a
     # fresh model, only prints and leaves the run's logs and checkpoint as they are
     logs = {f: (out / f).read_text() for f in ('log.jsonl', 'expert_load.jsonl')}
@@ -192,7 +356,7 @@ def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
 def test_gpu_backends_off_the_gpu_stop_clearly(data_dir, tmp_path, monkeypatch, backend):
     monkeypatch.delenv('TRITON_INTERPRET', raising=False)  # the tests' interpreter would let sonic run
     r = train(data_dir, tmp_path, f'--moe_backend={backend}')
-    assert r.returncode != 0 and 'needs a CUDA GPU' in r.stderr and '--moe_backend=torch' in r.stderr, r.stderr
+    assert r.returncode != 0 and 'needs a CUDA GPU' in r.stderr and "moe_backend='torch'" in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
 
 
@@ -304,3 +468,32 @@ def test_ddp_two_processes_on_gloo(data_dir, tmp_path):
     r = run(*TORCHRUN, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
             '--gradient_accumulation_steps=3')
     assert r.returncode != 0 and 'divisible by the 2 DDP ranks' in r.stderr, r.stderr
+
+
+def test_ddp_ranks_stop_together_when_one_is_signalled(data_dir, tmp_path):
+    # SIGTERM reaches rank 1 only: rank 0 learns of it through the all_reduce at the iteration
+    # boundary, both stop at the same iteration and write the checkpoint together
+    out = []
+    p = start(*TORCHRUN, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+              '--max_iters=100000', '--eval_interval=1000', '--gradient_accumulation_steps=2')
+    read_until(p, 'iter 3:', out)
+    ranks = {}  # torchrun's workers: their rank from their environment
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1]) == p.pid:
+                env = dict(kv.split('=', 1) for kv in open(f'/proc/{pid}/environ').read().split('\0') if '=' in kv)
+                ranks[env['RANK']] = int(pid)
+        except (OSError, IndexError, KeyError):
+            pass  # a process that ended meanwhile, or not a worker
+    assert set(ranks) == {'0', '1'}, ranks
+    os.kill(ranks['1'], signal.SIGTERM)
+    text = finish(p, out)
+    n = max(int(i) for i in re.findall(r'^iter (\d+):', text, re.M)) + 1
+    assert f'stopped by SIGTERM at iter {n}: saved' in text and 'Traceback' not in text, text
+    ckpt = load_ckpt(tmp_path)
+    assert ckpt['iter_num'] == n and len(ckpt['rng']) == 2
+    cmd = shlex.split(text.split('resume with: ')[1].splitlines()[0])
+    assert cmd[:4] == ['torchrun', '--standalone', '--nproc_per_node=2', 'train.py'], cmd
+    ok(torchrun(*TORCHRUN, *cmd[3:], f'--max_iters={n + 2}'))
+    assert load_ckpt(tmp_path)['iter_num'] == n + 2
+    assert record_iters(tmp_path) == (list(range(n + 2)), [0, n + 2], list(range(n + 2)))
