@@ -78,6 +78,7 @@ n_dense_layers = 0
 dense_size = 0
 moe_backend = 'torch' # 'torch' | 'sonic' (Triton kernels, GPU) | 'grouped_mm' (Hopper)
 router_type = 'softmax_topk' # 'softmax_topk' | 'topk_softmax' | 'sigmoid'
+router_dtype = 'bf16x2' # sonic's router GEMM under bf16: 'bf16x2' (the fp32 weight as hi+lo bf16) | 'bf16' | 'fp32'
 norm_topk_prob = True
 aux_loss_coef = 0.01
 z_loss_coef = 0.0
