@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import assert_rel, assert_small
 from model import GPT, GPTConfig
 from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
 
@@ -24,17 +25,6 @@ ROUTERS = [("softmax_topk", True), ("topk_softmax", True), ("topk_softmax", Fals
 ROUTER_IDS = ["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm", "sigmoid"]
 
 
-def rel(a, b):
-    a, b = a.detach().double(), b.detach().double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
-
-
-def assert_rel(a, b, tol, name):
-    assert a.shape == b.shape, f"{name}: shape {tuple(a.shape)} != {tuple(b.shape)}"
-    r = rel(a, b)
-    assert r < tol, f"{name}: relative error {r:.2e} >= {tol:.0e}"
-
-
 def config(**kw):
     base = dict(block_size=32, vocab_size=V, n_layer=1, n_head=H, n_embd=D, n_expert=8, top_k=2,
                 expert_size=N, moe_backend="torch", aux_loss_coef=0.0, bias=False, dropout=0.0)
@@ -42,10 +32,9 @@ def config(**kw):
     return GPTConfig(**base)
 
 
-def make_moe(seed=0, **kw):
+def make_moe(**kw):
     """An MoE with weights large enough that every term matters (MoE itself leaves w1, w2 to GPT's
     init). Router logits come out about N(0, 1) for x ~ N(0, 1)."""
-    torch.manual_seed(seed)
     moe = MoE(config(**kw))
     with torch.no_grad():
         moe.router.weight.normal_(0, D ** -0.5)
@@ -121,7 +110,6 @@ def leaves64(*ts):
 def test_experts_torch_against_naive_pair_loop():
     """experts_torch on a variable pair list: tokens with no expert, an expert with no token, and
     unused slots (token T, expert E) whose scores must be ignored. Output and all four gradients."""
-    torch.manual_seed(1)
     T, E = 20, 6
     sel = torch.rand(T, E) < 0.4
     sel[7] = True              # a token with every expert but one
@@ -165,7 +153,7 @@ MOE_CASES = [(24, 8, 2, None), (1, 8, 2, None), (17, 4, 1, None), (13, 4, 4, Non
 @pytest.mark.parametrize("T,E,K,force", MOE_CASES, ids=["base", "T1", "K1", "K=E", "empty_expert", "all_on_one"])
 @pytest.mark.parametrize("router_type,norm", ROUTERS, ids=ROUTER_IDS)
 def test_moe_torch_against_naive_loop(router_type, norm, T, E, K, force):
-    moe = make_moe(seed=T * 100 + E * 10 + K, n_expert=E, top_k=K, router_type=router_type, norm_topk_prob=norm)
+    moe = make_moe(n_expert=E, top_k=K, router_type=router_type, norm_topk_prob=norm)
     cfg = moe.config
     x = torch.randn(T, D)
     if force is not None:
@@ -195,8 +183,9 @@ def test_moe_torch_against_naive_loop(router_type, norm, T, E, K, force):
         assert counts[0] == 0
     if force == "all0":
         assert counts[0] == T
-    if router_type == "sigmoid" and force is None and 1 < K < E:
-        # the bias must have changed some token's choice, or this test would not see it
+    if router_type == "sigmoid" and force is None and T > 1 and 1 < K < E:
+        # the bias must have changed some token's choice, or this test would not see it (one token
+        # alone keeps its choice for some seeds)
         plain = [sorted(top(torch.sigmoid(wr64[:, :] @ x64[t]), K)) for t in range(T)]
         assert plain != [sorted(c) for c in choices], "expert_bias did not change any selection"
 
@@ -204,16 +193,22 @@ def test_moe_torch_against_naive_loop(router_type, norm, T, E, K, force):
     assert_rel(x.grad, x64.grad, TOL, "grad x")
     assert_rel(moe.w1.grad, w164.grad, TOL, "grad w1")
     assert_rel(moe.w2.grad, w264.grad, TOL, "grad w2")
-    gate_is_one = K == 1 and not (router_type == "topk_softmax" and not norm)
-    if gate_is_one:  # one expert with gate 1: the router gets no gradient from the output
-        assert moe.router.weight.grad.abs().max() < 1e-6 and wr64.grad.abs().max() < 1e-12
+    # the router gradient sums, per token, dL/dgate over its experts through the softmax Jacobian:
+    # terms that cancel when two gates get about the same dL/dgate. Its error is measured against
+    # what the router would get if each gate's gradient reached its logit whole:
+    # sum over t of |dL/dgate_t| |x_t|, with dL/dgate_t about <g_t, out_t>
+    scale = ((out * g).sum(-1).abs() * x.norm(dim=-1)).sum().item()
+    if K == 1 and not (router_type == "topk_softmax" and not norm):
+        # one expert with gate 1: the router gets no gradient from the output, only rounding error
+        assert_small(moe.router.weight.grad, scale, 1e-6, "grad router.weight")
+        assert_small(wr64.grad, scale, 1e-12, "float64 grad router.weight")
     else:
-        assert_rel(moe.router.weight.grad, wr64.grad, TOL, "grad router.weight")
+        assert_rel(moe.router.weight.grad, wr64.grad, TOL, "grad router.weight", scale=scale)
 
 
 def test_moe_reshapes_batched_input_and_train_mode_matches_eval():
     """(B, T, d) input; without token rounding the train-mode forward routes exactly as eval."""
-    moe = make_moe(seed=3, router_type="topk_softmax", aux_loss_coef=0.01)
+    moe = make_moe(router_type="topk_softmax", aux_loss_coef=0.01)
     x = torch.randn(3, 5, D)
     moe.eval()
     y_eval = moe(x)
@@ -268,7 +263,6 @@ def test_param_counts(kw):
 
 @pytest.mark.parametrize("B,T", [(2, 16), (1, 1), (3, 7)])
 def test_logit_shapes(B, T):
-    torch.manual_seed(0)
     model = GPT(config(n_layer=2, block_size=16)).eval()
     idx = torch.randint(0, V, (B, T))
     tgt = torch.randint(0, V, (B, T))
@@ -291,7 +285,6 @@ def test_gpt_matches_a_direct_computation(bias):
     """The whole GPT (embeddings, LayerNorm, causal attention, a dense SwiGLU layer, an MoE layer,
     the tied head and the loss) against a float64 computation written out here from its
     parameters: the loss and every parameter's gradient."""
-    torch.manual_seed(21)
     cfg = config(n_layer=2, n_dense_layers=1, bias=bias, block_size=16)
     model = GPT(cfg).train()
     with torch.no_grad():
@@ -325,11 +318,12 @@ def test_gpt_matches_a_direct_computation(bias):
     ref.backward()
     assert_rel(loss, ref, TOL, "loss")
     for name, q in model.named_parameters():
-        assert_rel(q.grad, P[name].grad, TOL, f"grad {name}")
+        # the router's gradient cancels between the gates of each token (see the naive-loop test):
+        # 20 seeds x 3 CPU kernels gave at most 6.8e-6 for it, 7.7e-7 for every other tensor
+        assert_rel(q.grad, P[name].grad, 3e-5 if "router" in name else TOL, f"grad {name}")
 
 
 def test_crop_block_size_keeps_the_first_positions():
-    torch.manual_seed(22)
     model = GPT(config(n_layer=1, block_size=16)).eval()
     idx = torch.randint(0, V, (2, 8))
     before, _ = model(idx, idx)
@@ -380,7 +374,7 @@ def naive_router_losses(x64, wr64, cfg, bias):
 @pytest.mark.parametrize("aux,z", [(0.01, 0.0), (0.0, 1e-3), (0.02, 1e-3)])
 @pytest.mark.parametrize("router_type,norm", ROUTERS, ids=ROUTER_IDS)
 def test_router_losses_and_their_router_gradient(router_type, norm, aux, z):
-    moe = make_moe(seed=5, router_type=router_type, norm_topk_prob=norm, aux_loss_coef=aux, z_loss_coef=z)
+    moe = make_moe(router_type=router_type, norm_topk_prob=norm, aux_loss_coef=aux, z_loss_coef=z)
     with torch.no_grad():
         moe.router.weight.mul_(3.0)  # peaked logits: a large z-loss and an unbalanced load
         moe.expert_bias.normal_(0, 0.3)
@@ -398,14 +392,13 @@ def test_router_losses_and_their_router_gradient(router_type, norm, aux, z):
 
 
 def test_router_losses_off():
-    moe = make_moe(seed=6, aux_loss_coef=0.0, z_loss_coef=0.0)
+    moe = make_moe(aux_loss_coef=0.0, z_loss_coef=0.0)
     moe.train()
     moe(torch.randn(20, D))
     assert moe.aux_loss.item() == 0.0
 
 
 def test_gpt_loss_is_ce_plus_layer_aux_losses():
-    torch.manual_seed(7)
     model = GPT(config(n_layer=2, aux_loss_coef=0.05, z_loss_coef=1e-2))
     idx, tgt = torch.randint(0, V, (4, 16)), torch.randint(0, V, (4, 16))
     model.train()
@@ -422,7 +415,6 @@ def test_gpt_loss_is_ce_plus_layer_aux_losses():
 
 
 def test_gpt_train_loss_equals_eval_ce_when_router_losses_off():
-    torch.manual_seed(8)
     model = GPT(config(n_layer=2, aux_loss_coef=0.0, z_loss_coef=0.0, router_type="sigmoid"))
     idx, tgt = torch.randint(0, V, (4, 16)), torch.randint(0, V, (4, 16))
     _, loss_train = model.train()(idx, tgt)
@@ -435,7 +427,7 @@ def test_gpt_train_loss_equals_eval_ce_when_router_losses_off():
 
 def test_update_expert_bias_sigmoid():
     rate = 0.01
-    moe = make_moe(seed=9, router_type="sigmoid", bias_update_rate=rate)
+    moe = make_moe(router_type="sigmoid", bias_update_rate=rate)
     with torch.no_grad():
         moe.router.weight[:3].add_(torch.randn(3, D) * 0.5)  # an uneven load
     x1, x2 = torch.randn(30, D), torch.randn(25, D)
@@ -454,15 +446,15 @@ def test_update_expert_bias_sigmoid():
     step = moe.expert_bias - before
     want = rate * torch.sign(load.mean() - load)
     assert (want > 0).any() and (want < 0).any()
-    assert torch.allclose(step, want, rtol=0, atol=1e-7)        # +rate under-loaded, -rate over-loaded
+    assert_rel(step, want, 1e-6, "bias step")                  # +rate under-loaded, -rate over-loaded
     assert torch.all(moe.load_accum == 0)
     moe.update_expert_bias()                                    # no load since: sign(0 - 0) = 0
-    assert torch.allclose(moe.expert_bias - before, want, rtol=0, atol=1e-7)
+    assert_rel(moe.expert_bias - before, want, 1e-6, "bias after a step with no load")
 
 
 @pytest.mark.parametrize("router_type", ["softmax_topk", "topk_softmax"])
 def test_update_expert_bias_noop_for_other_routers(router_type):
-    moe = make_moe(seed=10, router_type=router_type, bias_update_rate=0.01)
+    moe = make_moe(router_type=router_type, bias_update_rate=0.01)
     moe.train()
     moe(torch.randn(30, D))
     assert moe.load_accum.sum() == 30 * 2
@@ -471,14 +463,13 @@ def test_update_expert_bias_noop_for_other_routers(router_type):
 
 
 def test_gpt_update_expert_bias_updates_every_moe_layer():
-    torch.manual_seed(11)
     model = GPT(config(n_layer=2, router_type="sigmoid", bias_update_rate=0.1)).train()
     model(torch.randint(0, V, (2, 16)))
     loads = [m.load_accum.clone() for m in model.moe_layers()]
     model.update_expert_bias()
     for m, load in zip(model.moe_layers(), loads):
         assert load.sum() == 2 * 16 * 2
-        assert torch.allclose(m.expert_bias, 0.1 * torch.sign(load.mean() - load), rtol=0, atol=1e-7)
+        assert_rel(m.expert_bias, 0.1 * torch.sign(load.mean() - load), 1e-6, "expert_bias")
         assert torch.all(m.load_accum == 0)
 
 
@@ -512,8 +503,7 @@ def expected_rounding(idx, probs, tile, mode):
     return chosen, f, c, sel
 
 
-def random_routing(router_type, T, E, K, seed):
-    torch.manual_seed(seed)
+def random_routing(router_type, T, E, K):
     cfg = config(n_expert=E, top_k=K, router_type=router_type)
     logits = torch.randn(T, E) * 2
     logits[:, 1] -= 1.5   # uneven counts, so rounding moves different experts differently
@@ -536,7 +526,7 @@ FUSED = [pytest.param(False, id="topk"),
 @pytest.mark.parametrize("router_type", ["softmax_topk", "topk_softmax", "sigmoid"])
 def test_round_tokens(router_type, mode, tile, fused):
     T, E, K = 77, 8, 2
-    idx, gates, probs = random_routing(router_type, T, E, K, seed=tile * 7 + len(mode))
+    idx, gates, probs = random_routing(router_type, T, E, K)
     pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(idx, gates, probs, tile, mode, fused=fused)
     want_chosen, f, c, want_sel = expected_rounding(idx, probs, tile, mode)
     counts = sel.sum(0)
@@ -606,7 +596,6 @@ def test_round_tokens_cap_at_T(mode, fused):
     """An expert every token chose cannot round up past T: it takes the multiple below and drops
     its lowest-scoring tokens."""
     T, E, K, tile = 50, 8, 2, 8
-    torch.manual_seed(12)
     logits = torch.randn(T, E)
     logits[:, 0] += 5
     idx, gates, probs = route_topk(logits, config(n_expert=E, top_k=K), None)
@@ -621,7 +610,7 @@ def test_round_tokens_cap_at_T(mode, fused):
 def test_round_tokens_tile_above_T_drops_every_pair(fused):
     """The code's rule, stated: with tile > T every count rounds to 0 in every mode, so no pairs."""
     T, E, K = 20, 4, 2
-    idx, gates, probs = random_routing("softmax_topk", T, E, K, seed=13)
+    idx, gates, probs = random_routing("softmax_topk", T, E, K)
     for mode in ("nearest", "up", "down"):
         pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, 32, mode, fused=fused)
         assert sel.sum() == 0 and torch.all(pair_exp == E) and torch.all(pair_tok == T)
@@ -632,7 +621,7 @@ def test_round_tokens_tile_above_T_drops_every_pair(fused):
 def test_moe_token_rounding_against_naive_loop(router_type, norm, mode, tile):
     """MoE in train mode with token rounding: counts, dropped/padded, output and every gradient
     against the naive loop on the independently rounded selection."""
-    moe = make_moe(seed=14 + tile, router_type=router_type, norm_topk_prob=norm, token_rounding=True,
+    moe = make_moe(router_type=router_type, norm_topk_prob=norm, token_rounding=True,
                    rounding_tile=tile, rounding_mode=mode)
     with torch.no_grad():
         moe.router.weight[1].mul_(2.0)
@@ -668,7 +657,7 @@ def test_moe_token_rounding_against_naive_loop(router_type, norm, mode, tile):
 
 
 def test_token_rounding_off_in_eval():
-    moe = make_moe(seed=15, token_rounding=True, rounding_tile=8, rounding_mode="up")
+    moe = make_moe(token_rounding=True, rounding_tile=8, rounding_mode="up")
     x = torch.randn(50, D)
     moe.train()
     moe(x)
@@ -685,7 +674,7 @@ def test_token_rounding_off_in_eval():
 
 def test_token_rounding_needs_a_tile_of_tokens():
     # fewer tokens than a tile would round every expert to 0 and drop everything: an error instead
-    moe = make_moe(seed=16, token_rounding=True, rounding_tile=64)
+    moe = make_moe(token_rounding=True, rounding_tile=64)
     moe.train()
     with pytest.raises(ValueError, match="at least rounding_tile=64 tokens"):
         moe(torch.randn(63, D))
@@ -700,7 +689,7 @@ def test_token_rounding_needs_a_tile_of_tokens():
 @pytest.mark.parametrize("router_type,norm", ROUTERS, ids=ROUTER_IDS)
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_tokens_per_expert(router_type, norm, train):
-    moe = make_moe(seed=16, router_type=router_type, norm_topk_prob=norm, n_expert=6, top_k=3)
+    moe = make_moe(router_type=router_type, norm_topk_prob=norm, n_expert=6, top_k=3)
     moe.train(train)
     for T in (11, 4):
         x = torch.randn(T, D)
@@ -719,7 +708,7 @@ def test_tokens_per_expert(router_type, norm, train):
 @pytest.mark.parametrize("router_type,norm", ROUTERS, ids=ROUTER_IDS)
 @pytest.mark.parametrize("n_shared,bias", [(1, False), (2, True)])
 def test_shared_experts_add_a_dense_swiglu(n_shared, bias, router_type, norm):
-    moe = make_moe(seed=17, n_shared_experts=n_shared, bias=bias, router_type=router_type,
+    moe = make_moe(n_shared_experts=n_shared, bias=bias, router_type=router_type,
                    norm_topk_prob=norm).eval()
     assert isinstance(moe.shared, SwiGLU)
     assert moe.shared.c_fc.weight.shape == (2 * n_shared * N, D)
@@ -781,7 +770,6 @@ TRAIN_CASES = {
 
 @pytest.mark.parametrize("case", list(TRAIN_CASES))
 def test_training_lowers_the_loss(case):
-    torch.manual_seed(18)
     cfg = config(n_layer=2, block_size=16, n_expert=4, top_k=2, aux_loss_coef=0.01, **TRAIN_CASES[case])
     model = GPT(cfg)
     pattern = torch.randperm(V)[:7]
@@ -834,7 +822,7 @@ def test_config_errors(kw, field):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")
 def test_grouped_mm_needs_cuda():
-    moe = make_moe(seed=19, moe_backend="grouped_mm")
+    moe = make_moe(moe_backend="grouped_mm")
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         moe(torch.randn(4, D))
     with pytest.raises(RuntimeError, match="moe_backend='torch'"):
@@ -850,7 +838,6 @@ def test_grouped_mm_needs_cuda():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="grouped_mm needs a CUDA GPU")
 @pytest.mark.parametrize("poison_before", ["forward", "backward"])
 def test_grouped_mm_ignores_unused_slots(poison_before):
-    torch.manual_seed(20)
     T, E, K, d, n, tile = 96, 8, 2, 64, 64, 16
     dev, dt = "cuda", torch.bfloat16
     logits = torch.randn(T, E, device=dev)
