@@ -49,6 +49,25 @@ def seed(request):
     return s
 
 
+def pytest_sessionstart(session):
+    """Triton before 3.7 runs its CPU interpreter only with numpy<2.4: numpy 2.4 made int() of a
+    one-element array an error, and that interpreter calls it on every loop bound (the kernels then
+    fail with 'only 0-dimensional arrays can be converted to Python scalars'). No pin in
+    tests/requirements.txt can exclude the pair without fighting a CUDA torch's own triton pin, so
+    the run stops here with what to install."""
+    if os.environ.get('TRITON_INTERPRET') != '1':
+        return
+    try:
+        import triton
+    except ImportError:
+        return
+    def major_minor(v):
+        return tuple(int(x) for x in v.split('.')[:2])
+    if major_minor(triton.__version__) < (3, 7) and major_minor(np.__version__) >= (2, 4):
+        pytest.exit(f"triton {triton.__version__}'s CPU interpreter needs numpy<2.4 (numpy {np.__version__} is "
+                    f"installed): pip install 'numpy<2.4' (or, with a CPU torch, 'triton>=3.7')", returncode=4)
+
+
 def pytest_report_header(config):
     offset = os.environ.get('TEST_SEED_OFFSET')
     return f"TEST_SEED_OFFSET={offset}: every test's seed is shifted" if offset else None

@@ -202,13 +202,15 @@ def test_round_select_under_torch_compile():
 
 
 @pytest.mark.skipif(CUDA, reason="checks the CPU error")
-def test_round_select_off_the_gpu_says_what_to_do(monkeypatch):
-    """Without a GPU or the interpreter, the fused selection stops with an error that names the fix
-    (in a model, the sigmoid router reaches it before any other sonic kernel)."""
-    monkeypatch.setattr(sk, "INTERPRET", False)
-    chosen = torch.zeros(4, 12, dtype=torch.bool)
+@pytest.mark.parametrize("extra", [{}, {"router_type": "sigmoid", "token_rounding": True, "rounding_tile": 8}],
+                         ids=["topk", "rounding"])
+def test_sonic_off_the_gpu_says_what_to_do(monkeypatch, extra):
+    """Without a GPU or the interpreter, a sonic layer stops before any kernel with an error that
+    names the fix (moe.require_cuda, the one home of that check)."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    cfg = GPTConfig(n_embd=16, n_head=1, n_expert=4, top_k=2, expert_size=16, moe_backend="sonic", **extra)
     with pytest.raises(RuntimeError, match="needs a CUDA GPU.*moe_backend='torch'"):
-        sk.round_select(torch.rand(4, 12), chosen, torch.zeros(4, dtype=torch.long), 2)
+        MoE(cfg).train()(torch.randn(32, 16))
 
 
 @pytest.mark.parametrize("T", [100, 2500])   # 2500: more than one 2048-token block per expert
