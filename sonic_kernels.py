@@ -897,18 +897,18 @@ def _custom_op(name, impl, fake, setup_context=None, backward=None, non_differen
     if backward is not None:
         op.register_autograd(backward, setup_context=setup_context)
 
-        class Function(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, *inputs):
-                output = impl(*inputs)
-                ctx.eager = True  # its backward may call the impls directly (_backward_op)
-                setup_context(ctx, inputs, output)
-                ctx.mark_non_differentiable(*(output[i] for i in non_differentiable))
-                ctx.set_materialize_grads(False)  # no zero gradients built for the outputs left unused
-                return output
+        def forward(ctx, *inputs):
+            output = impl(*inputs)
+            ctx.eager = True  # its backward may call the impls directly (_backward_op)
+            setup_context(ctx, inputs, output)
+            ctx.mark_non_differentiable(*(output[i] for i in non_differentiable))
+            ctx.set_materialize_grads(False)  # no zero gradients built for the outputs left unused
+            return output
 
-        Function.backward = staticmethod(backward)
-        Function.__name__ = Function.__qualname__ = f"sonic_{name}"
+        # built by type() so that the class, and the backward node autograd names after it
+        # (sonic_<name>Backward, as profiles show it), carry the op's name
+        Function = type(f"sonic_{name}", (torch.autograd.Function,),
+                        dict(forward=staticmethod(forward), backward=staticmethod(backward)))
         eager = Function.apply
     traced = getattr(torch.ops.sonic, name)
 

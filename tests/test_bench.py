@@ -237,7 +237,7 @@ def test_kernels(tmp_path):
             assert abs(r['busy_ms'] - r['busy_span_ms']) < 0.01 * r['busy_span_ms'], r
         assert positive(r['enqueue_ms']) and positive(r['run_ms'])
         if r['backend'] == 'sonic' and not CUDA:  # the interpreted kernels run inside their autograd Functions
-            assert {k['name'] for k in ks[:3]} & {'_SonicExperts', '_SonicExpertsBackward'}, ks[:3]
+            assert {k['name'] for k in ks[:3]} & {'sonic_moe_fwd', 'sonic_moe_fwdBackward'}, ks[:3]
     # the table: the top 5, the rest in one row, and the shares' sum
     assert out.count('more)') == 2 and out.count('100.0%') == 2 and 'host enqueue' in out
 
