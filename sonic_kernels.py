@@ -140,6 +140,19 @@ def router_logits(x, weight, router_dtype):
 
 
 @triton.jit
+def _topk_rank(work, cols, K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr):
+    # K rounds of argmax over each row of work (BLOCK_T, BLOCK_E), ties to the lower expert index:
+    # rank[t, e] = k if e was row t's k-th choice, else -1
+    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
+    for k in tl.static_range(K):
+        i = tl.argmax(work, axis=1)
+        hit = cols[None, :] == i[:, None]
+        rank = tl.where(hit, k, rank)
+        work = tl.where(hit, float("-inf"), work)
+    return rank
+
+
+@triton.jit
 def _router_fwd_kernel(
     L, BIAS, IDX, G, LSE, SSUM, PSUM, CNT,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
     T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
@@ -173,13 +186,7 @@ def _router_fwd_kernel(
         ssum = se
         work = logits
         P = ex / se[:, None]
-    # K rounds of argmax (ties go to the lower expert index): rank[t, e] = k if e was t's k-th choice, else -1
-    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
-    for k in tl.static_range(K):
-        i = tl.argmax(work, axis=1)
-        hit = cols[None, :] == i[:, None]
-        rank = tl.where(hit, k, rank)
-        work = tl.where(hit, float("-inf"), work)
+    rank = _topk_rank(work, cols, K, BLOCK_T, BLOCK_E)
     chosen = (rank >= 0) & mask_t[:, None]
     if ROUTER == 0:
         w = tl.where(chosen, ex, 0.0)       # the top logit is the row max, so the sum is >= 1
@@ -331,15 +338,7 @@ def _topk_softmax_kernel(
     logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
     logits = tl.where(cols[None, :] < E, logits, float("-inf"))
     row_max = tl.max(logits, axis=1)
-    # K rounds of argmax (ties go to the lower expert index). rank[t, e] = k if e was the k-th
-    # choice of t, else -1; the outputs are then written by one masked scatter per row
-    work = logits
-    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
-    for k in tl.static_range(K):
-        i = tl.argmax(work, axis=1)
-        hit = cols[None, :] == i[:, None]
-        rank = tl.where(hit, k, rank)
-        work = tl.where(hit, float("-inf"), work)
+    rank = _topk_rank(logits, cols, K, BLOCK_T, BLOCK_E)  # the outputs: one masked scatter per row
     chosen = (rank >= 0) & mask_t[:, None]
     w = tl.where(chosen, tl.exp(logits - row_max[:, None]), 0.0)  # the top logit is the row max
     gates = w / tl.maximum(tl.sum(w, axis=1), 1.0)[:, None]  # the sum is >= 1 (the top term is 1); padded rows give 0
