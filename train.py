@@ -248,6 +248,22 @@ def teardown():
         dist.barrier()
         dist.destroy_process_group()
 
+def exit_process(code):
+    """Ends this process. Under torchrun every file is flushed and closed first, then os._exit skips
+    the C++ static destructors: there gloo (torch 2.13) now and then aborts a rank that has finished
+    ('terminate called without an active exception', with no Python frame left), after the
+    checkpoint and the logs are written, and torchrun then fails the whole run."""
+    if not ddp:
+        sys.exit(code)
+    for f in (log_file, load_file):
+        if f is not None:
+            f.close()
+    if wandb_log and master_process:
+        wandb.finish()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
 def stop_everywhere(err):
     """Stops every rank if rank 0 found err (out_dir and the checkpoint are rank 0's): rank 0 says
     why, the others exit quietly rather than wait in a collective until torchrun kills them."""
@@ -665,7 +681,7 @@ def stop_run(signum):
     # alone: the shell's convention for a process ended by a signal. Under torchrun: 0, since a rank
     # that fails makes torchrun kill the others, perhaps mid-save; torchrun, signalled itself when
     # Ctrl-C or a scheduler stops the job, exits with its own code
-    sys.exit(0 if ddp else 128 + signum)
+    exit_process(0 if ddp else 128 + signum)
 
 while True:
 
@@ -810,3 +826,4 @@ if master_process:
     print(f"done: iter {iter_num}, {iter_num - iter_start} iterations in {time.time() - t_start:.1f}s; "
           f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")
 teardown()
+exit_process(0)

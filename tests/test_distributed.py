@@ -91,6 +91,11 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode, seed):
     dist.barrier()
     open(os.path.join(out_dir, f"rank{rank}.done"), "w").close()  # every rank has saved: only teardown is left
     dist.destroy_process_group()
+    # leave as train.py does under torchrun: gloo now and then aborts a finished process in the C++
+    # static destructors ('terminate called without an active exception'); os._exit skips them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn(cfg, idx, tgt, tmp_path, mode, seed):
