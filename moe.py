@@ -219,12 +219,18 @@ EXPERT_BACKENDS = {"torch": experts_torch, "sonic": experts_sonic, "grouped_mm":
 
 def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend):
     """Expert parallelism: this rank holds experts [r*E_local, (r+1)*E_local) of every MoE layer.
-    Each routed row and its gate go to the rank that owns its expert (all_to_all_single, counts
-    first); the local experts run there on whatever arrives, gate applied, and the weighted rows come
-    back by the reverse exchange, to be summed per token. The gate is applied where the expert runs,
-    so the sonic backend gets the gate gradient as <dA', a> there, the exchange carries it home, and
-    no expert output is saved for backward. Autograd runs the same path backwards
-    (all_to_all_single_autograd is differentiable).
+    A token's row goes once to each rank that owns at least one of its experts, not once per expert.
+    What this rank sends, by all_to_all_single, destination-major (the receiver's layout too):
+      counts  (ep, 2) int64   for each rank: the pairs S_r and the rows U_r it gets from here;
+      rows    (U, d)          x once per (token, destination rank), in the autocast dtype if any;
+      pairs   (S, 2) int32    each pair's row (within its destination's block) and local expert;
+      gates   (S,) fp32       each pair's score;
+    and the reverse exchange brings back (U, d): each row's sum over that rank's experts, gated.
+    The local experts run on the unique rows, with the pair list pointing into them, so the backend
+    gathers each row for each of its experts and sums them (sonic: its gather-sum, the gate gradient
+    as <dA', a>); home then adds up at most ep rows per token. The gate is applied where the expert
+    runs, so the exchange carries its gradient home and no expert output is saved for backward.
+    Autograd runs the same path backwards (all_to_all_single_autograd is differentiable).
     top_k: K when every token has exactly K pairs in order (plain top-K), else None."""
     import torch.distributed as dist
     import torch.distributed._functional_collectives as fc
@@ -236,32 +242,52 @@ def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend)
         x = x.to(torch.get_autocast_dtype(x.device.type))
     ep, E_local = dist.get_world_size(group), w1.shape[0]
     T, d = x.shape
-    P = pair_exp.numel()
+    dev = x.device
     dest = torch.clamp(pair_exp // E_local, max=ep)           # unused slots (expert E) go to "rank ep"
-    order = torch.argsort(dest, stable=True)                  # pairs grouped by destination rank
-    send = torch.zeros(ep + 1, dtype=torch.long, device=x.device).scatter_add_(0, dest, torch.ones_like(dest))[:ep]
+    order = torch.argsort(dest, stable=True)                  # pairs by destination rank, in token order within
+    # hit[r, t]: token t has a pair on rank r (an extra row and column take the unused slots: token T, rank ep)
+    hit = torch.zeros(ep + 1, T + 1, dtype=torch.bool, device=dev)
+    hit[dest, pair_tok] = True
+    hit = hit[:ep, :T]                                        # (ep, T)
+    n_pairs = torch.zeros(ep + 1, dtype=torch.long, device=dev).scatter_add_(0, dest, torch.ones_like(dest))[:ep]
+    send = torch.stack([n_pairs, hit.sum(1)], 1)              # (ep, 2): pairs, unique rows for each rank
     recv = torch.empty_like(send)
     dist.all_to_all_single(recv, send, group=group)           # the counts go first
-    send_splits, recv_splits = send.tolist(), recv.tolist()   # the one host sync: the collective needs sizes
-    S, Rr = sum(send_splits), sum(recv_splits)
-    idx = order[:S]                                           # (S,) pair of each sent row
-    x_recv = a2a(x[pair_tok[idx]], recv_splits, send_splits)                   # (Rr, d)
-    s_recv = a2a(pair_score[idx].float().contiguous(), recv_splits, send_splits)  # (Rr,)
-    e_send = (pair_exp[idx] % E_local).contiguous()
-    e_recv = torch.empty(Rr, dtype=e_send.dtype, device=x.device)
-    dist.all_to_all_single(e_recv, e_send, recv_splits, send_splits, group=group)
-    if Rr > 0:  # the local experts, one pair per received row: s * expert(x) (Rr, d)
-        y_recv = EXPERT_BACKENDS[backend](x_recv, w1, w2, torch.arange(Rr, device=x.device), e_recv, s_recv)
+    counts = torch.cat([send, recv]).tolist()                 # the one host sync: the collectives need sizes
+    pair_send, row_send = [c[0] for c in counts[:ep]], [c[1] for c in counts[:ep]]
+    pair_recv, row_recv = [c[0] for c in counts[ep:]], [c[1] for c in counts[ep:]]
+    S, U, Rp, Ur = sum(pair_send), sum(row_send), sum(pair_recv), sum(row_recv)
+    rows = torch.nonzero_static(hit.reshape(-1), size=U).squeeze(1)  # (U,) r*T + t of each row, no sync
+    row_tok = rows % T
+    idx = order[:S]                                           # (S,) the sent pairs, destination-major
+    # each pair's row within its destination's block: the rows of a block are its tokens in order
+    pair_row = (hit.cumsum(1) - 1)[dest[idx], pair_tok[idx]]
+    meta = torch.stack([pair_row, pair_exp[idx] % E_local], 1).to(torch.int32)  # (S, 2)
+    meta_recv = torch.empty(Rp, 2, dtype=torch.int32, device=dev)
+    dist.all_to_all_single(meta_recv, meta, pair_recv, pair_send, group=group)
+    x_recv = a2a(x[row_tok], row_recv, row_send)                                   # (Ur, d)
+    s_recv = a2a(pair_score[idx].float().contiguous(), pair_recv, pair_send)      # (Rp,)
+    # rows index the receive buffer: add the start of each sender's block. Blocks come in rank order
+    # and rows in token order within each, so the pairs stay sorted by row (the backends' token order)
+    row_start = torch.cumsum(recv[:, 1], 0) - recv[:, 1]
+    pair_row_local = meta_recv[:, 0].long() + torch.repeat_interleave(row_start, recv[:, 0], output_size=Rp)
+    pair_exp_local = meta_recv[:, 1].long()
+    if Rp > 0:  # the local experts on the unique rows: each row's sum over its experts, gates applied (Ur, d)
+        y_recv = EXPERT_BACKENDS[backend](x_recv, w1, w2, pair_row_local, pair_exp_local, s_recv)
     else:
-        y_recv = x_recv * s_recv[:, None].to(x_recv.dtype)   # keeps the graph; nothing to compute
-    y = a2a(y_recv.contiguous(), send_splits, recv_splits)  # (S, d) weighted rows, back home
+        y_recv = x_recv * s_recv[:, None].to(x_recv.dtype)  # keeps the graph; nothing to compute
+    y = a2a(y_recv.contiguous(), row_send, row_recv)        # (U, d) summed rows, back home
     # index_put_ saves only the indices for backward; index_copy and index_add_ would save their
-    # (S, d) source as well
-    if top_k is not None:  # every pair was sent: back to pair order, K rows per token, and a sum
-        return y.new_empty(P, d).index_put_((idx,), y).view(T, top_k, d).sum(1)
-    # token rounding: a variable number of pairs per token, so each row is added to its token
-    out = torch.zeros(T, d, dtype=torch.float32, device=x.device)
-    return out.index_put_((pair_tok[idx],), y.float(), accumulate=True).to(x.dtype)
+    # (U, d) source as well
+    if top_k is not None:
+        # a token has at most m rows back, one per rank it reached: each takes its own slot of a
+        # zeroed (T, m, d), and a sum over the slots adds them in a fixed order, with no accumulate
+        m = min(top_k, ep)
+        slot = (hit.cumsum(0) - 1)[rows // T, row_tok]       # (U,) the row's rank among its token's
+        return y.new_zeros(T * m, d).index_put_((row_tok * m + slot,), y).view(T, m, d).sum(1)
+    # token rounding: a token can reach any number of ranks, so each row is added to its token
+    out = torch.zeros(T, d, dtype=torch.float32, device=dev)
+    return out.index_put_((row_tok,), y.float(), accumulate=True).to(x.dtype)
 
 
 class MoE(nn.Module):

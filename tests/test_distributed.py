@@ -88,6 +88,11 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode, seed):
     # results go through files: tensors in a multiprocessing queue die with the process
     torch.save((lt.item() / world, grads, model.get_num_params(), expert_biases(model)),
                os.path.join(out_dir, f"rank{rank}.pt"))
+    finish(rank, out_dir)
+
+
+def finish(rank, out_dir):
+    """A worker's end, after it saved its results: the final barrier, then leave."""
     dist.barrier()
     open(os.path.join(out_dir, f"rank{rank}.done"), "w").close()  # every rank has saved: only teardown is left
     dist.destroy_process_group()
@@ -101,10 +106,15 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode, seed):
 def spawn(cfg, idx, tgt, tmp_path, mode, seed):
     """Runs worker on two spawned ranks and returns each rank's saved (loss, grads, n_params,
     biases). Any exit but 0 fails, with every rank's exit code in the message."""
+    return spawn_ranks(worker, (cfg, idx, tgt, str(tmp_path), mode, seed), tmp_path)
+
+
+def spawn_ranks(target, args, tmp_path):
+    """Runs target(rank, 2, port, *args) on two spawned ranks; each saves tmp_path/rank{r}.pt and
+    touches rank{r}.done after its final barrier. Returns the saved objects by rank."""
     ctx = mp.get_context("spawn")
     port = free_port()
-    procs = [ctx.Process(target=worker, args=(r, 2, port, cfg, idx, tgt, str(tmp_path), mode, seed))
-             for r in range(2)]
+    procs = [ctx.Process(target=target, args=(r, 2, port, *args)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -167,6 +177,98 @@ def test_expert_parallel_matches_single_process(backend, token_rounding, tmp_pat
             assert_rel(g, want, DIST_TOL, f"grad {name}")
 
 
+def ep_layer_inputs(routing, seed):
+    """One MoE layer's inputs for each of two ranks (4 experts, 2 a rank), the same on every rank:
+    x (T, d) and a pair list per rank, shared full weights. routing picks the pairs:
+      "both":    top-3 of 4, so every token reaches both ranks and its row goes to one of them twice;
+      "one":     top-2 among experts 0 and 1, so every row goes to rank 0 and rank 1 receives nothing;
+      "rounded": token rounding (tile 4) of a random top-2: a variable number of pairs per token."""
+    import moe as M
+    g = torch.Generator().manual_seed(seed)
+    T, d, n, E = 16, 32, 16, 4
+    K = {"both": 3, "one": 2, "rounded": 2}[routing]
+    w1, w2 = torch.randn(E, d, 2 * n, generator=g), torch.randn(E, n, d, generator=g)
+    ranks = []
+    for _ in range(2):
+        x = torch.randn(T, d, generator=g)
+        probs = torch.softmax(torch.randn(T, E, generator=g), -1)
+        if routing == "one":
+            probs[:, 2:] = 0.0
+        gates, idx = probs.topk(K, -1)
+        if routing == "rounded":
+            pair_tok, pair_exp, pair_score, _, _ = M.round_tokens(idx, gates, probs, 4, "nearest")
+        else:
+            pair_tok, pair_exp, pair_score = torch.arange(T).repeat_interleave(K), idx.flatten(), gates.flatten()
+        ranks.append((x, pair_tok, pair_exp, pair_score, torch.randn(T, d, generator=g)))  # last: the output's gradient
+    return w1, w2, ranks, None if routing == "rounded" else K
+
+
+def ep_layer_worker(rank, world, port, routing, out_dir, seed):
+    """experts_ep on this rank's inputs and half of the experts, recording the shapes that go into
+    and come out of each differentiable exchange in forward (rows, gates, rows back)."""
+    faulthandler.enable()
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    import torch.distributed._functional_collectives as fc
+    import moe as M
+    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
+    x, pair_tok, pair_exp, pair_score, g = ranks[rank]
+    x, pair_score = x.clone().requires_grad_(), pair_score.clone().requires_grad_()
+    E_local = w1.shape[0] // world
+    w1, w2 = (w[rank * E_local:(rank + 1) * E_local].clone().requires_grad_() for w in (w1, w2))
+    sizes = []
+    a2a = fc.all_to_all_single_autograd
+    def record(t, *a):
+        out = a2a(t, *a)
+        sizes.append((tuple(t.shape), tuple(out.shape)))
+        return out
+    fc.all_to_all_single_autograd = record
+    out = M.experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, K, dist.group.WORLD, "torch")
+    fc.all_to_all_single_autograd = a2a
+    out.backward(g)
+    grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in (x, w1, w2, pair_score)]
+    torch.save((sizes, out.detach(), grads), os.path.join(out_dir, f"rank{rank}.pt"))
+    finish(rank, out_dir)
+
+
+@pytest.mark.parametrize("routing", ["both", "one", "rounded"])
+def test_expert_parallel_sends_each_row_once_per_rank(routing, tmp_path, seed):
+    """A token's row travels once to each rank that holds any of its experts and comes back once
+    from it: the rows exchanged are the (token, rank) pairs of the routing, fewer than its
+    (token, expert) pairs, and the layer still gives one process's output and every gradient
+    (experts' gradients: the sum over both ranks' tokens)."""
+    import moe as M
+    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
+    E_local = w1.shape[0] // 2
+    ref = []
+    for x, pair_tok, pair_exp, pair_score, g in ranks:
+        leaves = [t.clone().requires_grad_() for t in (x, w1, w2, pair_score)]
+        out = M.experts_torch(leaves[0], leaves[1], leaves[2], pair_tok, pair_exp, leaves[3])
+        ref.append((out.detach(), torch.autograd.grad(out, leaves, g)))
+    results = spawn_ranks(ep_layer_worker, (routing, str(tmp_path), seed), tmp_path)
+    for rank, (sizes, out, grads) in results.items():
+        x, pair_tok, pair_exp, pair_score, _ = ranks[rank]
+        d, valid = x.shape[1], pair_exp < w1.shape[0]
+        rows = len(set(zip(pair_tok[valid].tolist(), (pair_exp[valid] // E_local).tolist())))  # (token, rank)
+        n_pairs = int(valid.sum())
+        assert rows < n_pairs  # else the routing could not tell one row per rank from one per pair
+        # forward's differentiable exchanges: the rows out and in, the gates, the summed rows back
+        (x_in, x_out), (s_in, _), (y_in, y_out) = sizes
+        assert x_in == y_out == (rows, d), (sizes, rows, n_pairs)
+        assert s_in == (n_pairs,)
+        assert x_out == y_in
+        if routing == "one":  # every row went to rank 0
+            assert x_out == ((rows + len(set(ranks[1 - rank][1].tolist()))) if rank == 0 else 0, d)
+        assert_rel(out, ref[rank][0], DIST_TOL, "out")
+        for name, got, want in zip(("x", "w1", "w2", "score"), grads, ref[rank][1]):
+            if name in ("w1", "w2"):  # this rank's experts, from both ranks' tokens
+                want = (want + ref[1 - rank][1][1 if name == "w1" else 2])[rank * E_local:(rank + 1) * E_local]
+                if not want.any():  # experts no token chose: no gradient
+                    assert not got.any(), name
+                    continue
+            assert_rel(got, want, DIST_TOL, f"grad {name}")
+
+
 def test_ep_size_must_divide_experts(monkeypatch):
     """setup_expert_parallel refuses a group whose size does not divide n_expert, and slices the
     experts when it does. A 1-rank gloo group stands in for a group of 2 (world size patched)."""
@@ -208,8 +310,9 @@ def one_rank_ep_layer(token_rounding):
 @pytest.mark.parametrize("token_rounding", [False, True])
 def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
     """EP's memory contract with the sonic backend: for backward, the layer keeps the rows it
-    received (the experts' input), h and the received gates, plus integer indices; no expert output
-    and no fp32 copy of the routed rows."""
+    received (the experts' input: one a token, however many of its experts are here), h and the
+    received gates (one a pair), plus integer indices; no expert output and no fp32 copy of the
+    routed rows."""
     pytest.importorskip("triton")
     import moe as M
     try:
@@ -221,8 +324,11 @@ def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
             return t
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = M.experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, K, dist.group.WORLD, "sonic")
-        R, d, n2 = int((pair_exp < w1.shape[0]).sum()), w1.shape[1], w1.shape[2]  # rows sent = received
-        assert sorted(saved.values()) == sorted([(R, d), (R, n2), (R,)]), saved
+        valid = pair_exp < w1.shape[0]
+        R, d, n2 = int(valid.sum()), w1.shape[1], w1.shape[2]           # pairs sent = received
+        U = pair_tok[valid].unique().numel()                             # rows: one rank, one a token
+        assert U < R  # the layer's tokens have several experts each here
+        assert sorted(saved.values()) == sorted([(U, d), (R, n2), (R,)]), saved
         out.sum().backward()  # and the saved set is enough for backward
         assert x.grad is not None and pair_score.grad is not None
     finally:
