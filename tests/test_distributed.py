@@ -180,7 +180,7 @@ def test_expert_parallel_matches_single_process(backend, token_rounding, tmp_pat
 def ep_layer_inputs(routing, seed):
     """One MoE layer's inputs for each of two ranks (4 experts, 2 a rank), the same on every rank:
     x (T, d) and a pair list per rank, shared full weights. routing picks the pairs:
-      "both":    top-3 of 4, so every token reaches both ranks and its row goes to one of them twice;
+      "both":    top-3 of 4, so every token reaches both ranks, with two of its experts on one of them;
       "one":     top-2 among experts 0 and 1, so every row goes to rank 0 and rank 1 receives nothing;
       "rounded": token rounding (tile 4) of a random top-2: a variable number of pairs per token."""
     import moe as M
