@@ -23,7 +23,7 @@ THE MEMORY CONTRACT
   result is deterministic (no atomics anywhere).
 
 THE KERNELS, in the order the data meets them; in this file each is followed by its host launcher
-  router     _router_fwd_kernel      the fused router, on logits = x @ W_r^T from router_logits: top-K,
+  router     _router_fwd_kernel      the fused router, on logits = x @ W_r^T from logit_parts: top-K,
                                      gates, logsumexp and the balancing loss's column sums in one pass
              _router_bwd_kernel      its dlogits, on the logits recomputed
              _topk_softmax_kernel    top-K of given fp32 logits, softmax over the K chosen (used with
@@ -122,21 +122,38 @@ def _mm_f32(a, b, acc=None):
     return torch.addmm(acc, a, b, out_dtype=torch.float32)
 
 
-def router_logits(x, weight, router_dtype):
-    """logits = x @ weight^T (T, E) fp32, on tensor cores. x (T, d) stays in its own dtype (no fp32 copy
-    is made or kept); the fp32 weight (E, d) is read as bf16 (router_dtype 'bf16'), as hi + lo bf16 halves
-    whose sum carries 16 of fp32's 24 mantissa bits ('bf16x2', two GEMMs), or in fp32 ('fp32', on a
-    transient fp32 copy of x). An fp32 x (the CPU, fp32 training) always gets the fp32 product.
+def _weight_parts(x, weight, router_dtype):
+    # the router weight as the GEMMs read it: one part (E, d) in x's dtype or in fp32, or ('bf16x2') the
+    # hi and lo bf16 halves stacked as (2E, d), so that one GEMM with N = 2E gives both products
+    if x.dtype == torch.float32 or router_dtype == "fp32":
+        return weight.float()
+    hi = weight.to(x.dtype)
+    if router_dtype == "bf16x2" and weight.dtype != x.dtype:
+        return torch.cat([hi, (weight - hi.float()).to(x.dtype)])
+    return hi
+
+
+def logit_parts(x, weight, router_dtype):
+    """x @ parts^T (T, P*E) fp32, whose P column blocks of E sum to the logits x @ weight^T; the router's
+    kernels add them as they load. x (T, d) stays in its own dtype (no fp32 copy is made or kept); the fp32
+    weight (E, d) is read as bf16 (router_dtype 'bf16', P = 1), as hi + lo bf16 halves whose sum carries 16
+    of fp32's 24 mantissa bits ('bf16x2', P = 2: one GEMM of N = 2E took 36 us against 73 for two GEMMs of
+    N = E at T=40960, d=768, E=128 on an H200), or in fp32 ('fp32', on a transient fp32 copy of x). An fp32
+    x (the CPU, fp32 training) always gets the fp32 product.
     Measured at T=24576, d=1536, E=128 against float64 (H200, 2026-11-30, docs/LOG.md): relative error
     of the logits 2.6e-7 / 2.9e-6 / 1.7e-3 (fp32 / bf16x2 / bf16), and the top-K set of 0 / 0.004% /
     1.4% of the tokens differs from float64's (TF32: 2.1e-4 and 0.18%)."""
-    if x.dtype == torch.float32 or router_dtype == "fp32":
-        return x.float() @ weight.float().t()
-    hi = weight.to(x.dtype)
-    logits = _mm_f32(x, hi.t())
-    if router_dtype == "bf16x2" and weight.dtype != x.dtype:
-        logits = _mm_f32(x, (weight - hi.float()).to(x.dtype).t(), acc=logits)
-    return logits
+    w = _weight_parts(x, weight, router_dtype)
+    if w.dtype == torch.float32:
+        return x.float() @ w.t()
+    return _mm_f32(x, w.t())
+
+
+def router_logits(x, weight, router_dtype):
+    """logits = x @ weight^T (T, E) fp32, as the router's kernels see them (logit_parts, summed)."""
+    parts = logit_parts(x, weight, router_dtype)
+    E = weight.shape[0]
+    return parts[:, :E] + parts[:, E:] if parts.shape[1] == 2 * E else parts
 
 
 @triton.jit
@@ -157,8 +174,9 @@ def _router_fwd_kernel(
     L, BIAS, IDX, G, LSE, SSUM, PSUM, CNT,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
     T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
                                             # column sums of P (psum) and the tokens that chose each expert (cnt)
-    stride_lt,
-    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
+    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
     # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
     #        1 topk_softmax: softmax over all E, top-K (the same choice: softmax is monotone), NORM renormalises
@@ -170,7 +188,10 @@ def _router_fwd_kernel(
     cols = tl.arange(0, BLOCK_E)
     mask_t, mask_e = rows < T, cols < E
     mask = mask_t[:, None] & mask_e[None, :]
-    logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
+    l_ptrs = L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :]
+    logits = tl.load(l_ptrs, mask=mask, other=0.0)
+    if PARTS == 2:
+        logits += tl.load(l_ptrs + E, mask=mask, other=0.0)
     logits = tl.where(mask_e[None, :], logits, float("-inf"))  # padded rows read 0: every row has a finite max
     row_max = tl.max(logits, axis=1)
     ex = tl.exp(logits - row_max[:, None])                     # 0 on padded experts
@@ -213,7 +234,7 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     """idx (T, k) int64, gates (T, k) fp32, lse (T,), ssum (T,) (the softmax's denominators, or the
     sigmoids' row sums), psum (E,) and counts (E,) int64: what router returns, plus ssum for backward."""
     T, E = x.shape[0], weight.shape[0]
-    logits = router_logits(x, weight, router_dtype)                   # (T, E) fp32, transient
+    logits = logit_parts(x, weight, router_dtype)                     # (T, P*E) fp32, transient
     bt = _router_block_t(E)
     grid = triton.cdiv(T, bt)
     idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
@@ -222,16 +243,17 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     psum = torch.empty(grid, E, device=x.device)
     cnt = torch.empty(grid, E, device=x.device, dtype=torch.int32)
     _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
-                                K=k, ROUTER=router, NORM=norm, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
+                                K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
+                                BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
     return idx, gates, lse, ssum, psum.sum(0), cnt.sum(0, dtype=torch.int64)
 
 
 @triton.jit
 def _router_bwd_kernel(
-    L, LSE, SSUM, IDX, G, DG, DLSE, DPSUM, DL, DL_LO,  # logits (T, E) recomputed; lse, ssum (T,); idx, gates,
-    T, E,                                              # dgates (T, K); the gradients of lse (T,) and psum (E,);
-    stride_lt,                                         # out: dlogits (T, E), and with SPLIT its bf16 hi and lo
-    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, SPLIT: tl.constexpr,
+    L, LSE, SSUM, IDX, G, DG, DLSE, DPSUM, DL, DL_LO,  # logits (T, PARTS*E) recomputed; lse, ssum (T,); idx,
+    T, E,                                              # gates, dgates (T, K); the gradients of lse (T,) and psum
+    stride_lt, stride_dt,                              # (E,); out: dlogits (T, E), with SPLIT its bf16 hi and lo
+    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, SPLIT: tl.constexpr, PARTS: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
     # dlogits of one block of rows, from three terms: the gates (through the router's selection), the
@@ -242,7 +264,10 @@ def _router_bwd_kernel(
     mask_t, mask_e = rows < T, cols < E
     mask = mask_t[:, None] & mask_e[None, :]
     rows64 = rows.to(tl.int64)
-    logits = tl.load(L + rows64[:, None] * stride_lt + cols[None, :], mask=mask, other=0.0)
+    l_ptrs = L + rows64[:, None] * stride_lt + cols[None, :]
+    logits = tl.load(l_ptrs, mask=mask, other=0.0)
+    if PARTS == 2:
+        logits += tl.load(l_ptrs + E, mask=mask, other=0.0)
     lse = tl.load(LSE + rows, mask=mask_t, other=0.0)
     p = tl.where(mask, tl.exp(logits - lse[:, None]), 0.0)  # the softmax over all E
     # sum_k g_k dg_k, and the chosen experts' dense one-hot sum
@@ -289,7 +314,7 @@ def _router_bwd_kernel(
             v = dsel + a[None, :]
         dl += p * (v - tl.sum(p * v, axis=1)[:, None])  # the softmax Jacobian
     dl += dlse[:, None] * p                                     # d lse / d logits = softmax
-    out = rows64[:, None] * stride_lt + cols[None, :]
+    out = rows64[:, None] * stride_dt + cols[None, :]
     if SPLIT:  # hi + lo in the activation dtype, for the tensor-core GEMMs of dx and dW
         hi = dl.to(DL.dtype.element_ty)
         tl.store(DL + out, hi, mask=mask)
@@ -303,24 +328,27 @@ def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, ga
                     dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
     """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, lse and psum."""
     T, E, k = x.shape[0], weight.shape[0], idx.shape[1]
-    logits = router_logits(x, weight, router_dtype)                   # recomputed: nothing (T, E) was saved
+    logits = logit_parts(x, weight, router_dtype)                     # recomputed: nothing (T, E) was saved
     split = x.dtype != torch.float32 and router_dtype != "fp32"
-    dl = torch.empty(T, E, device=x.device, dtype=x.dtype if split else torch.float32)
-    dl_lo = torch.empty_like(dl) if split else dl
+    # with split, dlogits' bf16 hi and lo halves side by side in one (T, 2E) buffer, for one dW GEMM
+    dl2 = torch.empty(T, 2 * E if split else E, device=x.device, dtype=x.dtype if split else torch.float32)
+    dl, dl_lo = (dl2[:, :E], dl2[:, E:]) if split else (dl2, dl2)
     bt = _router_block_t(E)
     _router_bwd_kernel[(triton.cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
                                               dlse.float().contiguous(), dpsum.float().contiguous(), dl, dl_lo,
-                                              T, E, logits.stride(0), K=k, ROUTER=router, NORM=norm, SPLIT=split,
+                                              T, E, logits.stride(0), dl2.stride(0), K=k, ROUTER=router, NORM=norm,
+                                              SPLIT=split, PARTS=logits.shape[1] // E,
                                               BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
     del logits
     if not split:
         return (dl @ weight.float()).to(x.dtype), dl.t() @ x.float()
     # dx in the activation dtype straight from one GEMM: the lo half of dlogits would change the router's
     # share of dx by 2^-9 of itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both
-    # halves, so it is as accurate as an fp32 GEMM on the bf16 x.
+    # halves (one GEMM over the stacked halves, then their sum), so it is as accurate as an fp32 GEMM on
+    # the bf16 x.
     dx = dl @ weight.to(x.dtype)
-    dw = _mm_f32(dl_lo.t(), x, acc=_mm_f32(dl.t(), x))
-    return dx, dw
+    dw2 = _mm_f32(dl2.t(), x)                                        # (2E, d): hi's product, then lo's
+    return dx, dw2[:E] + dw2[E:]
 
 
 @triton.jit

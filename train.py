@@ -487,14 +487,20 @@ if init_from == 'resume':
     checkpoint = None # free up memory
 
 raw_model = model # the plain GPT (FSDP2 shards it in place): state_dict, moe_layers, estimate_mfu
-if compile:
-    print("compiling the model... (takes a ~minute)")
-    model = torch.compile(model) # requires PyTorch 2.0
-eval_model = model # compiled but without DDP, for evaluation on every rank
+ddp_model = None
 if ddp and not fsdp and ep_size == 0:
     # broadcast_buffers=False: the MoE buffers are either kept equal by the model itself (expert_bias,
-    # updated from all-reduced loads) or are rank-local on purpose (load_accum)
-    model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None, broadcast_buffers=False)
+    # updated from all-reduced loads) or are rank-local on purpose (load_accum). gradient_as_bucket_view:
+    # the gradients live in the all-reduce buckets, with no copy into them and back
+    model = ddp_model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None,
+                            broadcast_buffers=False, gradient_as_bucket_view=True)
+if compile:
+    print("compiling the model... (takes a ~minute)")
+    # after DDP, so that the compiler splits the graph at DDP's buckets and each bucket's all-reduce
+    # runs while the backward goes on; compiled before DDP, one backward graph hands every gradient
+    # over at its end and the whole all-reduce waits for it
+    model = torch.compile(model) # requires PyTorch 2.0
+eval_model = model # compiled; DDP's forward syncs nothing under no_grad
 
 @torch.no_grad()
 def estimate_loss():
@@ -734,7 +740,7 @@ while True:
         last = micro_step == gradient_accumulation_steps - 1
         if fsdp:
             raw_model.set_requires_gradient_sync(last)
-        sync_ctx = model.no_sync() if isinstance(model, DDP) and not last else nullcontext()
+        sync_ctx = ddp_model.no_sync() if ddp_model is not None and not last else nullcontext()
         with sync_ctx:
             with ctx:
                 logits, loss = model(X, Y)

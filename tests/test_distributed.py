@@ -395,6 +395,19 @@ def test_train_modes_agree_resume_and_hand_over_to_one_process(data_dir, tmp_pat
         assert torch.allclose(torch.tensor(losses[mode]), torch.tensor(losses['ddp']), rtol=1e-5), (mode, losses)
 
 
+def test_ddp_micro_steps_train_as_expert_parallel(data_dir, tmp_path):
+    """Two micro-steps a rank: DDP skips the all-reduce of the first (no_sync on the wrapper that
+    train.py compiles around) and must train exactly as EP=2, whose ranks reduce by hand after the last."""
+    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', '--max_iters=3',
+              '--gradient_accumulation_steps=4', '--save_checkpoints=False',
+              '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']  # big steps: a wrong gradient shows
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "ddp"}'))
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "ep"}', '--ep_size=2'))
+    ddp, ep = iter_losses(tmp_path / 'ddp'), iter_losses(tmp_path / 'ep')
+    assert len(ddp) == 3
+    assert torch.allclose(torch.tensor(ep), torch.tensor(ddp), rtol=1e-5), (ep, ddp)
+
+
 @pytest.mark.parametrize("args,message", [
     (['--fsdp=True', '--ep_size=2'], 'fsdp=True with ep_size>0 is not supported'),
     (['--ep_size=3'], 'n_expert=4 is not divisible by ep_size=3'),

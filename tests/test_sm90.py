@@ -38,12 +38,12 @@ def launches():
     R = T * K
     bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
     meta = dict(gather_idx=i32, tile_expert=i32, tile_row0=i32, offsets=i32)
-    router = dict(T=T, E=E, stride_lt=E, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
+    router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
            CNT=i32, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
         *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLSE=f32,
-           DPSUM=f32, DL=bf, DL_LO=bf, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
+           DPSUM=f32, DL=bf, DL_LO=bf, stride_dt=2 * E, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
          K=K, BLOCK_T=32, BLOCK_E=E)),
         ('route_count', sk._route_count_kernel, dict(pair_exp=i64, counts=i32, R=R, n_blk=R // sk.META_BLOCK,

@@ -6,13 +6,13 @@
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
 #   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
 #   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
-# Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
+# EXTRA adds settings to every run (EXTRA='--max_iters=60 --lr_decay_iters=60'). Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
 set -u
 OUT=${OUT:-scaling_out}
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 PY=${PY:-python3}
-CFG="configs/h200_moe.py --gradient_accumulation_steps=2 --save_checkpoints=False"  # a 23 GB checkpoint is not what we time
+CFG="configs/h200_moe.py --gradient_accumulation_steps=2 --save_checkpoints=False ${EXTRA:-}"  # a 23 GB checkpoint is not what we time
 
 [ -f data/stdlib/train.bin ] || $PY data/stdlib/prepare.py > "$OUT/prepare.txt" 2>&1
 
