@@ -28,10 +28,10 @@ ROUNDING_MODES = ("nearest", "up", "down")
 ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM under bf16 (sonic_kernels.router_logits)
 
 
-def require_cuda(device, what):
-    """The one check for the paths that need a CUDA GPU: the sonic kernels (which also run, slowly,
-    in Triton's CPU interpreter under TRITON_INTERPRET=1) and grouped_mm. Raises a one-line error
-    that says what to do instead."""
+def require_cuda(device, what, interpretable=False):
+    """The one check for the paths that need a CUDA GPU: the sonic kernels (interpretable: they also
+    run, slowly, in Triton's CPU interpreter under TRITON_INTERPRET=1) and grouped_mm. Raises a
+    one-line error that says what to do instead."""
     device = torch.device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -39,7 +39,7 @@ def require_cuda(device, what):
                                f"({'a CPU build' if torch.version.cuda is None else 'no GPU visible'}): "
                                f"use device='cpu' with moe_backend='torch'")
         return
-    if what.startswith("moe_backend='sonic'") and os.environ.get("TRITON_INTERPRET") == "1":
+    if interpretable and os.environ.get("TRITON_INTERPRET") == "1":
         return
     raise RuntimeError(f"{what} needs a CUDA GPU and the device is {device.type!r}: use moe_backend='torch' "
                        f"here (sonic also runs, slowly, in Triton's CPU interpreter with TRITON_INTERPRET=1)")
@@ -210,7 +210,7 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
 def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
     if sonic_kernels is None:
         raise RuntimeError("moe_backend='sonic' needs triton (pip install triton); or use moe_backend='torch'")
-    require_cuda(x.device, "moe_backend='sonic'")
+    require_cuda(x.device, "moe_backend='sonic'", interpretable=True)
     return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score)
 
 
@@ -321,7 +321,7 @@ class MoE(nn.Module):
         rounding = self.training and cfg.token_rounding
         sonic = cfg.moe_backend == "sonic"
         if cfg.moe_backend != "torch":
-            require_cuda(x.device, f"moe_backend={cfg.moe_backend!r}")
+            require_cuda(x.device, f"moe_backend={cfg.moe_backend!r}", interpretable=sonic)
         if sonic and torch.is_autocast_enabled(x.device.type):
             # one cast of the layer input, shared by the router and the experts: under autocast the
             # LayerNorm before this layer gives fp32, and keeping that would add a (T, d) fp32 tensor

@@ -200,7 +200,7 @@ try:
     if device_type == 'cuda':
         require_cuda(device, f"device={device!r}")
     if moe_backend != 'torch':
-        require_cuda(device, f"moe_backend={moe_backend!r}")
+        require_cuda(device, f"moe_backend={moe_backend!r}", interpretable=moe_backend == 'sonic')
 except RuntimeError as e:
     raise SystemExit(str(e))
 if ddp:
