@@ -395,17 +395,22 @@ def test_train_modes_agree_resume_and_hand_over_to_one_process(data_dir, tmp_pat
         assert torch.allclose(torch.tensor(losses[mode]), torch.tensor(losses['ddp']), rtol=1e-5), (mode, losses)
 
 
-def test_ddp_micro_steps_train_as_expert_parallel(data_dir, tmp_path):
-    """Two micro-steps a rank: DDP skips the all-reduce of the first (no_sync on the wrapper that
-    train.py compiles around) and must train exactly as EP=2, whose ranks reduce by hand after the last."""
-    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', '--max_iters=3',
+def assert_ddp_trains_as_ep(launch, data_dir, tmp_path, iters):
+    """DDP over the launch's ranks and EP=2 on the same ranks train exactly alike: 4 micro-steps, big steps."""
+    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', f'--max_iters={iters}',
               '--gradient_accumulation_steps=4', '--save_checkpoints=False',
               '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']  # big steps: a wrong gradient shows
-    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "ddp"}'))
-    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "ep"}', '--ep_size=2'))
+    ok(torchrun(*launch, 'train.py', *common, f'--out_dir={tmp_path / "ddp"}'))
+    ok(torchrun(*launch, 'train.py', *common, f'--out_dir={tmp_path / "ep"}', '--ep_size=2'))
     ddp, ep = iter_losses(tmp_path / 'ddp'), iter_losses(tmp_path / 'ep')
-    assert len(ddp) == 3
+    assert len(ddp) == iters
     assert torch.allclose(torch.tensor(ep), torch.tensor(ddp), rtol=1e-5), (ep, ddp)
+
+
+def test_ddp_micro_steps_train_as_expert_parallel(data_dir, tmp_path):
+    """Two ranks, two micro-steps each: DDP skips the all-reduce of the first (no_sync on the wrapper
+    that train.py compiles around) and must train as EP=2, whose ranks reduce by hand after the last."""
+    assert_ddp_trains_as_ep(TORCHRUN, data_dir, tmp_path, iters=3)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -427,12 +432,5 @@ def test_scale_out_needs_torchrun(data_dir, tmp_path):
 def test_expert_parallel_combines_with_data_parallel(data_dir, tmp_path):
     """4 ranks as EP=2 x DP=2: each pair of ranks splits the experts, and the two ranks that hold
     the same experts average their gradients. It must train exactly as DDP over the 4 ranks."""
-    four = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=4']
-    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', '--max_iters=4',
-              '--gradient_accumulation_steps=4', '--save_checkpoints=False',
-              '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']  # big steps: a wrong gradient shows
-    ok(torchrun(*four, 'train.py', *common, f'--out_dir={tmp_path / "ddp"}'))
-    ok(torchrun(*four, 'train.py', *common, f'--out_dir={tmp_path / "ep"}', '--ep_size=2'))
-    ddp, ep = iter_losses(tmp_path / 'ddp'), iter_losses(tmp_path / 'ep')
-    assert len(ddp) == 4
-    assert torch.allclose(torch.tensor(ep), torch.tensor(ddp), rtol=1e-5), (ep, ddp)
+    assert_ddp_trains_as_ep([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=4'],
+                            data_dir, tmp_path, iters=4)
