@@ -322,16 +322,27 @@ class MoE(nn.Module):
         sonic = cfg.moe_backend == "sonic"
         if cfg.moe_backend != "torch":
             require_cuda(x.device, f"moe_backend={cfg.moe_backend!r}", interpretable=sonic)
-        if sonic and torch.is_autocast_enabled(x.device.type):
+        amp = sonic and torch.is_autocast_enabled(x.device.type)
+        if amp:
             # one cast of the layer input, shared by the router and the experts: under autocast the
             # LayerNorm before this layer gives fp32, and keeping that would add a (T, d) fp32 tensor
             x = x.to(torch.get_autocast_dtype(x.device.type))
+        out = None
         with torch.autocast(device_type=x.device.type, enabled=False):
             if sonic and not rounding and sonic_kernels is not None:
                 # the fused router: logits on tensor cores, one pass for the choice, the gates and the loss
                 # terms, and a backward that recomputes the logits (sonic_kernels.router)
-                idx, gates, lse, psum, choices = sonic_kernels.router(
-                    x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype)
+                if self.ep_group is None:
+                    # the router and the experts as one op, whose backward adds the router's dx into the
+                    # experts' as it is written; autocast is off here, so the experts' weights take x's
+                    # dtype as moe_experts would give them under autocast
+                    w1, w2 = (self.w1.to(x.dtype), self.w2.to(x.dtype)) if amp else (self.w1, self.w2)
+                    out, idx, gates, lse, psum, choices = sonic_kernels.moe_layer(
+                        x, self.router.weight, self.expert_bias, w1, w2, K, cfg.router_type, cfg.norm_topk_prob,
+                        cfg.router_dtype)
+                else:
+                    idx, gates, lse, psum, choices = sonic_kernels.router(
+                        x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype)
                 p_mean = psum / T
             else:
                 # the readable reference: fp32 logits, route_topk, the (T, E) matrices through autograd
@@ -363,9 +374,10 @@ class MoE(nn.Module):
                 self.rounding_dropped = (choices - counts).clamp(min=0).sum()
                 self.rounding_padded = (counts - choices).clamp(min=0).sum()
             else:
-                pair_tok = torch.arange(T, device=x.device).repeat_interleave(K)  # (T*K,) token order
-                pair_exp = idx.flatten()
-                pair_score = gates.flatten()
+                if out is None:
+                    pair_tok = torch.arange(T, device=x.device).repeat_interleave(K)  # (T*K,) token order
+                    pair_exp = idx.flatten()
+                    pair_score = gates.flatten()
                 counts = choices
                 self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
             self.tokens_per_expert = counts.detach()
@@ -375,7 +387,7 @@ class MoE(nn.Module):
         if self.ep_group is not None:
             fixed_k = None if rounding else K
             out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
-        else:
+        elif out is None:
             out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
         if self.shared is not None:
             out = out + self.shared(x)

@@ -323,10 +323,12 @@ def _router_bwd_kernel(
         tl.store(DL + out, dl, mask=mask)
 
 
-def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor,
-                    lse: torch.Tensor, ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor,
-                    dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, lse and psum."""
+def router_dlogits(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor,
+                   lse: torch.Tensor, ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor,
+                   dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The router's backward up to dx: dlogits (T, E) and dweight (E, d) fp32, from the gradients of gates,
+    lse and psum. dlogits is fp32, or (x in half precision and router_dtype not 'fp32') the bf16/fp16 hi
+    half of the fp32 dlogits, the operand of dx's tensor-core GEMM: dx = dlogits @ weight.to(dlogits.dtype)."""
     T, E, k = x.shape[0], weight.shape[0], idx.shape[1]
     logits = logit_parts(x, weight, router_dtype)                     # recomputed: nothing (T, E) was saved
     split = x.dtype != torch.float32 and router_dtype != "fp32"
@@ -341,14 +343,20 @@ def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, ga
                                               BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
     del logits
     if not split:
-        return (dl @ weight.float()).to(x.dtype), dl.t() @ x.float()
-    # dx in the activation dtype straight from one GEMM: the lo half of dlogits would change the router's
-    # share of dx by 2^-9 of itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both
-    # halves (one GEMM over the stacked halves, then their sum), so it is as accurate as an fp32 GEMM on
-    # the bf16 x.
-    dx = dl @ weight.to(x.dtype)
+        return dl, dl.t() @ x.float()
+    # dx takes only the hi half: the lo half of dlogits would change the router's share of dx by 2^-9 of
+    # itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both halves (one GEMM over
+    # the stacked halves, then their sum), so it is as accurate as an fp32 GEMM on the bf16 x.
     dw2 = _mm_f32(dl2.t(), x)                                        # (2E, d): hi's product, then lo's
-    return dx, dw2[:E] + dw2[E:]
+    return dl, dw2[:E] + dw2[E:]
+
+
+def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor,
+                    lse: torch.Tensor, ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor,
+                    dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, lse and psum."""
+    dl, dw = router_dlogits(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, router, norm, router_dtype)
+    return (dl @ weight.to(dl.dtype)).to(x.dtype), dw     # with split, dx in the activation dtype from one GEMM
 
 
 @triton.jit
@@ -906,6 +914,41 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
 
 
 # -----------------------------------------------------------------------------
+# The router and the experts as one layer (moe.MoE with sonic, top-K routing): one forward and one
+# backward, so that the router's dx lands in the experts' dx where that is written, instead of autograd
+# adding two (T, d) gradients of x in a separate pass.
+
+def moe_layer_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
+                       k: int, router: int, norm: bool, router_dtype: str) -> tuple[(torch.Tensor,) * 15]:
+    """router_fwd_impl, then moe_fwd_impl on its top-K pairs: out (T, d), then router_fwd_impl's six
+    outputs (idx, gates, lse, ssum, psum, counts), then h and the Routing fields for backward."""
+    idx, gates, lse, ssum, psum, counts = router_fwd_impl(x, weight, bias, k, router, norm, router_dtype)
+    pair_tok = torch.arange(x.shape[0], device=x.device).repeat_interleave(k)   # (T*k,) token order
+    out, h, *r = moe_fwd_impl(x, w1, w2, pair_tok, idx.flatten(), gates.flatten())
+    return (out, idx, gates, lse, ssum, psum, counts, h, *r)
+
+
+def moe_layer_bwd_impl(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
+                       h: torch.Tensor, gather_idx: torch.Tensor, offsets: torch.Tensor, rev: torch.Tensor,
+                       tok_offsets: torch.Tensor, tile_expert: torch.Tensor, tile_row0: torch.Tensor,
+                       row_score: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor, lse: torch.Tensor,
+                       ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor, dpsum: torch.Tensor,
+                       router: int, norm: bool, router_dtype: str) -> tuple[(torch.Tensor,) * 4]:
+    """The layer's backward: dx, dweight (fp32), dw1, dw2. The experts' gradient of the pair scores is
+    the gates' (pair order is token-major (T, k)), plus any gradient the gates got elsewhere."""
+    dx, dw1, dw2, dscore = moe_bwd_impl(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert,
+                                        tile_row0, row_score)
+    dgates = dscore.view(gates.shape) + dgates
+    dl, dw = router_dlogits(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, router, norm, router_dtype)
+    w = weight.to(dl.dtype)                          # what router_bwd_impl's dx GEMM reads
+    if dl.dtype == dx.dtype:
+        dx.addmm_(dl, w)                             # dx += dlogits @ W by the GEMM (beta = 1): no second pass over dx
+    else:
+        dx += dl @ w                                 # fp32 dlogits (router_dtype 'fp32') into a half dx, rounded once
+    return dx, dw, dw1, dw2
+
+
+# -----------------------------------------------------------------------------
 # Wiring. Each entry point is a torch.library custom op, which torch.compile traces as one opaque
 # node whose fake function gives the output shapes, and an autograd.Function on the same impl,
 # setup_context and backward, which eager mode runs.
@@ -987,17 +1030,21 @@ _router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _route
                          non_differentiable=(0, 3, 5))    # idx, ssum, counts
 
 
+def _check_router(x, weight, k, router_type, router_dtype):
+    if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
+        raise ValueError(f"router: router_type={router_type!r}, router_dtype={router_dtype!r}; see moe.py's "
+                         f"ROUTER_TYPES and ROUTER_DTYPES")
+    if not 1 <= k <= weight.shape[0] or x.dim() != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
+
+
 def router(x, weight, bias, k, router_type, norm, router_dtype):
     """The whole router in two kernels and a GEMM each way. x (T, d) in the activation dtype, weight (E, d)
     (fp32), bias (E,) the sigmoid router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32,
     lse (T,) fp32 (the logits' logsumexp, for the z-loss), psum (E,) fp32, the column sums of the
     balancing loss's score matrix P, and counts (E,) int64, the tokens that chose each expert; gates, lse
     and psum are differentiable in x and weight."""
-    if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
-        raise ValueError(f"router: router_type={router_type!r}, router_dtype={router_dtype!r}; see moe.py's "
-                         f"ROUTER_TYPES and ROUTER_DTYPES")
-    if not 1 <= k <= weight.shape[0] or x.dim() != 2 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
+    _check_router(x, weight, k, router_type, router_dtype)
     args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype)
     idx, gates, lse, ssum, psum, counts = _router_fwd(*args)
     return idx, gates, lse, psum, counts
@@ -1098,7 +1145,8 @@ _moe_fwd = _custom_op("moe_fwd", moe_fwd_impl, _moe_fwd_fake, _moe_setup_context
                       non_differentiable=range(1, 9))    # h and the Routing fields
 
 
-def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
+def _check_inputs(x, w1, w2, R):
+    # x, the expert weights and R, the number of routed rows
     if x.dim() != 2 or w1.dim() != 3 or w2.dim() != 3:
         raise ValueError(f"sonic: expected x (T, d), w1 (E, d, 2n), w2 (E, n, d); got {tuple(x.shape)}, "
                          f"{tuple(w1.shape)}, {tuple(w2.shape)}")
@@ -1111,9 +1159,7 @@ def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
                          f"tiles); got n_embd={d}, expert_size={n}. Round them up, or use moe_backend='torch'.")
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or w1.dtype != x.dtype or w2.dtype != x.dtype:
         raise ValueError(f"sonic: x, w1, w2 must share one dtype of fp32/fp16/bf16; got {x.dtype}, {w1.dtype}, {w2.dtype}")
-    if not (pair_tok.shape == pair_exp.shape == pair_score.shape) or pair_tok.dim() != 1:
-        raise ValueError("sonic: pair_tok, pair_exp, pair_score must be 1-D and of one length")
-    if T >= 2**31 or pair_tok.numel() >= 2**31:
+    if T >= 2**31 or R >= 2**31:
         raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
 
 
@@ -1125,5 +1171,63 @@ def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
     if torch.is_autocast_enabled(x.device.type):
         dt = torch.get_autocast_dtype(x.device.type)
         x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
-    _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
+    if not (pair_tok.shape == pair_exp.shape == pair_score.shape) or pair_tok.dim() != 1:
+        raise ValueError("sonic: pair_tok, pair_exp, pair_score must be 1-D and of one length")
+    _check_inputs(x, w1, w2, pair_tok.numel())
     return _moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]
+
+
+# the router and the experts as one op
+
+def _moe_layer_fake(x, weight, bias, w1, w2, k, router, norm, router_dtype):
+    pairs = x.new_empty(x.shape[0] * k, dtype=torch.int64)
+    out, h, *r = _moe_fwd_fake(x, w1, w2, pairs, pairs, pairs)
+    return (out, *_router_fwd_fake(x, weight, bias, k, router, norm, router_dtype), h, *r)
+
+
+def _moe_layer_bwd_fake(dout, x, weight, w1, w2, h, *_):
+    return torch.empty_like(x), torch.empty_like(weight, dtype=torch.float32), torch.empty_like(w1), torch.empty_like(w2)
+
+
+def _moe_layer_setup(ctx, inputs, output):
+    x, weight, bias, w1, w2, k, router, norm, router_dtype = inputs
+    out, idx, gates, lse, ssum, psum, counts, h, *r = output
+    # MEMORY CONTRACT: what the router and the experts save as two ops, x once: x, the weights, h (R x 2n),
+    # the O(R) Routing fields and the router's O(T*K) state. Nothing (T, E), no second (T, d)
+    ctx.save_for_backward(x, weight, w1, w2, h, *r, idx, gates, lse, ssum)
+    ctx.args = (router, norm, router_dtype)
+
+
+def _moe_layer_backward(ctx, dout, didx, dgates, dlse, dssum, dpsum, *_):
+    x, weight, w1, w2, h, *r, idx, gates, lse, ssum = ctx.saved_tensors
+    dout = torch.zeros_like(x) if dout is None else dout
+    dgates = torch.zeros_like(gates) if dgates is None else dgates
+    dlse = torch.zeros_like(lse) if dlse is None else dlse
+    dpsum = weight.new_zeros(weight.shape[0], dtype=torch.float32) if dpsum is None else dpsum
+    dx, dw, dw1, dw2 = _backward_op(ctx, "moe_layer_bwd")(dout, x, weight, w1, w2, h, *r, idx, gates, lse, ssum,
+                                                         dgates, dlse, dpsum, *ctx.args)
+    return dx, dw.to(weight.dtype), None, dw1, dw2, None, None, None, None
+
+
+_custom_op("moe_layer_bwd", moe_layer_bwd_impl, _moe_layer_bwd_fake)
+_moe_layer = _custom_op("moe_layer", moe_layer_fwd_impl, _moe_layer_fake, _moe_layer_setup, _moe_layer_backward,
+                        non_differentiable=(1, 4, 6, *range(7, 15)))    # idx, ssum, counts, h, the Routing fields
+
+
+def moe_layer(x, weight, bias, w1, w2, k, router_type, norm, router_dtype):
+    """router, then moe_experts on its top-k pairs, as one op: the same results and the same saved
+    tensors, and in backward the router's share of dx is added into the experts' dx as that is
+    written (on CUDA by the GEMM's beta = 1) rather than by a separate sum of two (T, d) tensors.
+    Takes router's and moe_experts' arguments; returns out (T, d) and router's idx, gates, lse, psum,
+    counts. Under autocast x, w1 and w2 run in the autocast dtype and the router's weight stays fp32."""
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev):
+        dt = torch.get_autocast_dtype(dev)
+        x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
+    _check_router(x, weight, k, router_type, router_dtype)
+    _check_inputs(x, w1, w2, x.shape[0] * k)
+    args = (x.contiguous(), weight, bias.float().contiguous(), w1, w2, k, ROUTER_CODES[router_type], bool(norm),
+            router_dtype)
+    with torch.autocast(dev, enabled=False):  # the router's GEMMs pick their own precision (logit_parts)
+        out, idx, gates, lse, ssum, psum, counts, *_ = _moe_layer(*args)
+    return out, idx, gates, lse, psum, counts
