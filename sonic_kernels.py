@@ -44,8 +44,10 @@ traces) and an autograd.Function on the same functions (what eager mode runs).
 All routing metadata is built on the device: no .item(), .tolist() or any host
 sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
 
-Portability: plain tl.dot on pointer loads, which Triton lowers to wgmma on Hopper and to mma on
-sm_80/sm_89/Blackwell; no Hopper-only feature is used, so one path serves every bf16 GPU.
+Portability: plain tl.dot, which Triton lowers to wgmma on Hopper, tcgen05 on Blackwell and mma on
+sm_80/sm_89. Operands come by pointer loads, except the expert weights of the up-projection and of
+_grouped_mm_kernel: on sm_90 and newer those come by TMA tensor descriptors (TMA below), which need
+no index arithmetic or masks in registers; elsewhere, and where TMA = False, by pointer loads too.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -56,6 +58,7 @@ from typing import NamedTuple
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 BLOCK_M = 128  # the M tile of every expert-segmented kernel; token rounding rounds counts to this
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -553,10 +556,49 @@ def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.
 # run together and find it in L2. An M tile lies inside one expert's segment of the grouped order;
 # Routing's tile map says which (_tile_rows).
 
+TMA = None  # the expert GEMMs' weight tiles by TMA: None = where the device has it; True/False force it (tests)
+
+
+def _weight_desc(w, block):
+    """A TMA tensor descriptor over the stacked weights w (E, rows, cols), or None where the
+    pointer loads must serve. TMA needs an NVIDIA GPU of compute capability >= 9, a 16-byte
+    aligned base and strides and a unit last stride. By default only 16-bit weights take it: for
+    fp32 (no wgmma, FMA dots) Triton 3.9 compiles the TMA variants for sm_90 with kilobytes of
+    register spills, which the pointer loads do not have. Being 3-D, the descriptor zero-fills past
+    each expert's own rows and columns, never reading the next expert's. The block shape here is
+    a placeholder that the chosen config's pre-hook (_set_weight_block) sets before each launch."""
+    fits = (w.stride(2) == 1 and (w.stride(1) * w.element_size()) % 16 == 0
+            and (w.stride(0) * w.element_size()) % 16 == 0 and w.data_ptr() % 16 == 0)
+    use = TMA if TMA is not None else (
+        w.is_cuda and torch.version.hip is None and torch.cuda.get_device_capability(w.device)[0] >= 9
+        and w.element_size() == 2 and fits)
+    if use and not fits:
+        raise ValueError(f"sonic_kernels.TMA=True, but a weight of shape {tuple(w.shape)}, strides {w.stride()} "
+                         f"does not meet TMA's rules (unit last stride, 16-byte aligned base and strides): "
+                         f"set sonic_kernels.TMA = None")
+    return TensorDescriptor(w, list(w.shape), list(w.stride()), list(block)) if use else None
+
+
+def _set_weight_block(nargs):
+    # the pre-hook of every config of the expert GEMMs: a descriptor's block shape is part of the
+    # kernel's signature and must match the config's tiles; B^T is read as (N, K) blocks
+    for name in ("W1", "B"):
+        desc = nargs.get(name)
+        if isinstance(desc, TensorDescriptor):
+            bk, bn = nargs["BLOCK_K"], nargs["BLOCK_N"]
+            desc.block_shape = [1, bn, bk] if nargs.get("TRANS_B") else [1, bk, bn]
+
+
+def _with_hook(configs):
+    for c in configs:
+        c.pre_hook = _set_weight_block
+    return configs
+
+
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
-                     dict(BLOCK_N=32, BLOCK_K=32)),
-    key=["N", "D"],
+    configs=_with_hook(_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
+                                dict(BLOCK_N=32, BLOCK_K=32))),
+    key=["N", "D", "USE_TMA"],
 )
 @triton.jit
 def _up_swiglu_kernel(
@@ -564,6 +606,7 @@ def _up_swiglu_kernel(
     N, D, E,                                                  # N = n, D = d
     stride_xt, stride_we, stride_wk, stride_hr, stride_ar,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    USE_TMA: tl.constexpr,   # W1 is a tensor descriptor with block [1, BLOCK_K, BLOCK_N], not a pointer
 ):
     num_n = tl.cdiv(N, BLOCK_N)
     pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
@@ -578,18 +621,26 @@ def _up_swiglu_kernel(
     mask_n = cols < N
     ks = tl.arange(0, BLOCK_K)
     x_ptrs = X + tok[:, None] * stride_xt + ks[None, :]
-    w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
+    if not USE_TMA:
+        w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
     acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, D, BLOCK_K):
         mask_k = (k0 + ks) < D
         x = tl.load(x_ptrs, mask=mask_k[None, :], other=0.0)
-        wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        if USE_TMA:
+            # TMA zero-fills rows past d. Where BLOCK_N does not divide n, the last gate tile runs
+            # on into up columns and the last up tile past 2n (zeros): those columns of h, a are
+            # masked at the stores, and a column of a product depends on that column alone
+            wg = W1.load([e, k0, pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+            wu = W1.load([e, k0, N + pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+        else:
+            wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            w_ptrs += BLOCK_K * stride_wk
         acc_g = tl.dot(x, wg, acc_g, input_precision=DOT_PREC)
         acc_u = tl.dot(x, wu, acc_u, input_precision=DOT_PREC)
         x_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K * stride_wk
     # SwiGLU epilogue on h as stored, so that backward's recomputation of a is exact
     g = acc_g.to(H.dtype.element_ty)
     u = acc_u.to(H.dtype.element_ty)
@@ -611,17 +662,18 @@ def up_swiglu(x, w1, r: Routing):
     a = torch.empty(R, n, device=x.device, dtype=x.dtype)
     tiles = r.tile_expert.numel()
     grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
-    _up_swiglu_kernel[grid](x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E,
-                            x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
-                            BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(x.dtype))
+    desc = _weight_desc(w1, (1, 16, 16))
+    _up_swiglu_kernel[grid](x, w1 if desc is None else desc, h, a, r.gather_idx, r.tile_expert, r.tile_row0,
+                            r.offsets, n, d, E, x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
+                            BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(x.dtype), USE_TMA=desc is not None)
     return h, a
 
 
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
-                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
-                     dict(BLOCK_N=32, BLOCK_K=32)),
-    key=["N", "KD"],
+    configs=_with_hook(_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
+                                 (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
+                                dict(BLOCK_N=32, BLOCK_K=32))),
+    key=["N", "KD", "USE_TMA"],
 )
 @triton.jit
 def _grouped_mm_kernel(
@@ -629,6 +681,8 @@ def _grouped_mm_kernel(
     N, KD, E,
     stride_ar, stride_be, stride_bk, stride_bn, stride_cr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    USE_TMA: tl.constexpr,   # B is a tensor descriptor: block [1, BLOCK_K, BLOCK_N] over (E, KD, N), or
+    TRANS_B: tl.constexpr,   # with TRANS_B [1, BLOCK_N, BLOCK_K] over (E, N, KD); the pointer path uses strides
 ):
     num_n = tl.cdiv(N, BLOCK_N)
     pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
@@ -642,15 +696,22 @@ def _grouped_mm_kernel(
     mask_n = cols < N
     ks = tl.arange(0, BLOCK_K)
     a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
-    b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
+    if not USE_TMA:
+        b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, KD, BLOCK_K):
         mask_k = (k0 + ks) < KD
         a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
-        b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        if USE_TMA:   # TMA zero-fills past KD and N: no masks
+            if TRANS_B:
+                b = tl.trans(B.load([e, pid_n * BLOCK_N, k0]).reshape(BLOCK_N, BLOCK_K))
+            else:
+                b = B.load([e, k0, pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+        else:
+            b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            b_ptrs += BLOCK_K * stride_bk
         acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
         a_ptrs += BLOCK_K
-        b_ptrs += BLOCK_K * stride_bk
     c_ptrs = C + rows.to(tl.int64)[:, None] * stride_cr + cols[None, :]
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -664,9 +725,10 @@ def grouped_mm(a, b, r: Routing, trans_b=False):
     c = torch.empty(R, N, device=a.device, dtype=a.dtype)
     tiles = r.tile_expert.numel()
     grid = lambda META: (tiles * triton.cdiv(N, META["BLOCK_N"]),)
-    _grouped_mm_kernel[grid](a, b, c, r.tile_expert, r.tile_row0, r.offsets, N, KD, E,
+    desc = _weight_desc(b, (1, 16, 16))
+    _grouped_mm_kernel[grid](a, b if desc is None else desc, c, r.tile_expert, r.tile_row0, r.offsets, N, KD, E,
                              a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
-                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype))
+                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype), USE_TMA=desc is not None, TRANS_B=trans_b)
     return c
 
 

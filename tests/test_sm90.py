@@ -10,7 +10,8 @@ registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 
     python tests/test_sm90.py --arch 80    # the same for sm_80 (or 100 for sm_100)
 The arguments are specialised as a launch at that shape would be: integers equal to 1 become
 constants and multiples of 16 are marked divisible by 16 (contiguity decides whether loads can be
-asynchronous copies).
+asynchronous copies). On sm_90 and sm_100 the expert GEMMs are also compiled as they launch there,
+with their weights as TMA tensor descriptors ('tma' rows); sm_80 has no TMA and keeps the pointer loads.
 """
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -30,15 +32,27 @@ TARGETS = {  # compute capability: (GPU, the most shared memory one program may 
 SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
 
 
-def launches():
-    """(name, kernel, {arg: value}) for every launch in sonic_kernels at SHAPE. A value is a dtype
-    string for a pointer, an int for an integer argument, or anything else for a constexpr."""
+class Desc(NamedTuple):
+    """A TMA tensor descriptor argument over a tensor of this (torch) dtype and shape. Its block shape is set
+    per config by the config's pre-hook, as at a launch, so it enters the signature per config."""
+    dtype: str
+    shape: tuple
+
+
+def launches(arch=90):
+    """(name, kernel, {arg: value}) for every launch in sonic_kernels at SHAPE on sm_<arch>. A value
+    is a dtype string for a pointer, a Desc for a tensor descriptor, an int for an integer argument,
+    or anything else for a constexpr."""
+    import torch
     import sonic_kernels as sk
     T, d, n, E, K = SHAPE.values()
     R = T * K
     bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
     meta = dict(gather_idx=i32, tile_expert=i32, tile_row0=i32, offsets=i32)
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
+    # the expert GEMMs' weight loads: pointers everywhere, and TMA descriptors where the GPU has TMA
+    tma = [False, True] if arch >= 90 else [False]
+    tag = lambda t: ' tma' if t else ''
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
            CNT=i32, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
@@ -54,11 +68,12 @@ def launches():
          n_blk=R // sk.META_BLOCK, E=E, n_tiles=sk._max_tiles(R, E), BLOCK_M=sk.BLOCK_M, NB=2 * E, BLOCK_T=32)),
         ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', C=i64, SEL='*i8', ADD=i64, T=T,
          KA=sk.BLOCK_M // 2, BLOCK_T=2048)),  # token rounding, nearest, at the kernels' M tile
-        ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
-         stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
-        ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        *[(f'up_swiglu{tag(t)}', sk._up_swiglu_kernel, dict(X=bf, W1=Desc(torch.bfloat16, (E, d, 2 * n)) if t else bf, H=bf, A=bf,
+           **meta, N=n, D=d, E=E, stride_xt=d, stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n,
+           BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', USE_TMA=t)) for t in tma],
+        *[(f'grouped_mm y{tag(t)}', sk._grouped_mm_kernel, dict(Am=bf, B=Desc(torch.bfloat16, (E, n, d)) if t else bf, C=bf,
+           tile_expert=i32, tile_row0=i32, offsets=i32, N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d,
+           stride_bn=1, stride_cr=d, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', USE_TMA=t, TRANS_B=False)) for t in tma],
         ('gather_sum', sk._gather_sum_kernel, dict(Y=bf, S=f32, rev=i32, tok_offsets=i32, O=bf, D=d, stride_yr=d,
          stride_ot=d, HAS_S=True, BLOCK_D=1024)),
         ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
@@ -69,9 +84,10 @@ def launches():
         ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
          stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
          DOT_PREC='tf32')),
-        ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        *[(f'grouped_mm dX{tag(t)}', sk._grouped_mm_kernel, dict(Am=bf, B=Desc(torch.bfloat16, (E, d, 2 * n)) if t else bf,
+           C=bf, tile_expert=i32, tile_row0=i32, offsets=i32, N=d, KD=2 * n, E=E, stride_ar=2 * n,
+           stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32',
+           USE_TMA=t, TRANS_B=True)) for t in tma],
     ]
 
 
@@ -86,6 +102,8 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
         a, v = p.name, args[p.name]
         if p.is_constexpr:
             sig[a], consts[(i,)] = 'constexpr', v
+        elif isinstance(v, str) and v.startswith('tensordesc'):   # from with_descriptors
+            sig[a] = v
         elif isinstance(v, str) and v.startswith('*'):
             sig[a], attrs[(i,)] = v, [['tt.divisibility', 16]]      # torch allocations are 256-byte aligned
         elif v == 1:                                                 # Triton makes an integer 1 a constant
@@ -107,24 +125,51 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
             mma is None or mma in k.asm['ttgir'])
 
 
+def with_descriptors(args, config):
+    """args with each Desc replaced by the signature of the descriptor a launch under config passes:
+    its block shape is whatever the config's pre-hook (the kernel's own) sets."""
+    import torch
+    from triton.runtime.jit import mangle_type
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    descs = {}
+    for a, v in args.items():
+        if isinstance(v, Desc):
+            w = torch.empty(v.shape, dtype=v.dtype, device='meta')   # no memory: only dtype, shape, strides count
+            descs[a] = TensorDescriptor(w, list(w.shape), list(w.stride()), [1] * w.dim())
+    if not descs:
+        return args
+    if config.pre_hook:
+        config.pre_hook({**args, **config.all_kwargs(), **descs})
+    return {**args, **{a: mangle_type(desc) for a, desc in descs.items()}}
+
+
 def loop_tile_loads(ttgir):
-    """Plain loads of 2-D tiles inside loops that the pipeliner left as they were. It turns a main
-    loop's tile loads into asynchronous copies issued stages ahead or, for an operand it keeps in
-    registers (sm_80), into a load of the next iteration's tile that the loop carries in its yield;
-    a tt.load whose tile is used in its own iteration was not pipelined."""
-    count, loops = 0, []   # per open loop: [indent, names of its tile loads, names its yield carries]
+    """Loads of 2-D tiles inside loops that the pipeliner left as they were. It turns a main loop's
+    tile loads into asynchronous copies issued stages ahead or, for an operand it keeps in registers
+    (sm_80), into a load of the next iteration's tile that the loop carries in its yield; a tt.load
+    whose tile is used in its own iteration was not pipelined. A tensor descriptor's load is never a
+    tt.load: pipelined, it is a TMA copy into a buffer of a later stage whose barrier a later
+    iteration waits on; left alone, it is lowered to a TMA copy whose own barrier the same iteration
+    waits on (or stays a tt.descriptor_load)."""
+    count, loops = 0, []   # per open loop: [indent, tile loads, names its yield carries, TMA barriers, waits]
     for line in ttgir.splitlines():
         indent = len(line) - len(line.lstrip())
         while loops and indent <= loops[-1][0] and line.strip().startswith('}'):
-            _, loads, carried = loops.pop()
-            count += len(loads - carried)
-        m = re.search(r'(%[\w.#]+) = tt\.load .*: tensor<\d+x\d+x!tt\.ptr', line)
+            _, loads, carried, tma_bars, waited = loops.pop()
+            count += len(loads - carried) + len(tma_bars & waited)
+        m = re.search(r'(%[\w.#]+) = tt\.(load .*: tensor<\d+x\d+x!tt\.ptr|descriptor_load )', line)
         if loops and m:
             loops[-1][1].add(m.group(1))
+        m = re.search(r'ttng\.async_tma_copy_global_to_local %[\w.#]+\[[^\]]*\] %[\w.#]+, (%[\w.#]+)', line)
+        if loops and m:
+            loops[-1][3].add(m.group(1))
+        m = re.search(r'ttng\.wait_barrier (%[\w.#]+)', line)
+        if loops and m:
+            loops[-1][4].add(m.group(1))
         if loops and indent == loops[-1][0] + 2 and line.strip().startswith('scf.yield'):
             loops[-1][2].update(re.findall(r'%[\w.#]+', line.split(':')[0]))
         if '= scf.for ' in line:
-            loops.append([indent, set(), set()])
+            loops.append([indent, set(), set(), set(), set()])
     return count
 
 
@@ -134,7 +179,7 @@ def report(arch, cases=None):
     config."""
     import triton
     rows = []
-    for name, kern, args, *cfgs in cases or launches():
+    for name, kern, args, *cfgs in cases or launches(arch):
         configs = cfgs[0] if cfgs and cfgs[0] else kern.configs if isinstance(kern, triton.runtime.Autotuner) \
             else [triton.Config({}, num_warps=4, num_stages=3)]
         fn = kern.fn if isinstance(kern, triton.runtime.Autotuner) else kern
@@ -143,7 +188,7 @@ def report(arch, cases=None):
                        warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src)
             try:
                 row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'], row['mma'] = \
-                    compile_for(arch, fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)
+                    compile_for(arch, fn, with_descriptors({**args, **c.kwargs}, c), c.num_warps, c.num_stages)
             except Exception as e:
                 row['error'] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
             rows.append(row)
@@ -190,9 +235,9 @@ def selftest():
     """The checker must flag what it claims to: a config ptxas cannot fit (a 256 x 256 fp32
     accumulator on 512 threads at 128 registers each, as the H200 reported; docs/LOG.md,
     2026-11-29), a main loop whose weight loads cannot be copied asynchronously (W2's k stride not
-    1; on sm_80 too, where the wgrad kernels' prefetched loads must pass), and on sm_90 and sm_100
-    a GEMM on 2 warps, fewer than the 4 of a warp group, which gets neither warp-group MMA nor
-    tcgen05."""
+    1; on sm_80 too, where the wgrad kernels' prefetched loads must pass), every tile load of a
+    one-stage main loop, TMA weight loads included, and on sm_90 and sm_100 a GEMM on 2 warps, fewer
+    than the 4 of a warp group, which gets neither warp-group MMA nor tcgen05."""
     import triton
     named = {name: (kern, args) for name, kern, args in launches()}
     kern, args = named['wgrad dW1']
@@ -201,10 +246,13 @@ def selftest():
     strided = {**args2, 'stride_wd': 2, 'stride_wn': 2 * args2['stride_wn']}
     kern3, args3 = named['grouped_mm y']
     narrow = [triton.Config(dict(BLOCK_N=64, BLOCK_K=64), num_warps=2, num_stages=3)]
+    kern4, args4 = named['up_swiglu tma']   # one stage: the x tile and both weight tiles (TMA) wait in-iteration
+    c4 = kern4.configs[0]
+    one_stage = [triton.Config(c4.kwargs, num_warps=c4.num_warps, num_stages=1, pre_hook=c4.pre_hook)]
     bad = problems(90, report(90, [('wgrad dW1', kern, args, big), ('down_bwd', kern2, strided, kern2.configs[:1]),
-                                   ('grouped_mm y', kern3, args3, narrow)]))
-    assert len(bad) == 3 and 'does not compile' in bad[0] and 'not software-pipelined' in bad[1] \
-        and 'not lowered to ttng.warp_group_dot' in bad[2], bad
+                                   ('grouped_mm y', kern3, args3, narrow), ('up_swiglu tma', kern4, args4, one_stage)]))
+    assert len(bad) == 4 and 'does not compile' in bad[0] and 'not software-pipelined' in bad[1] \
+        and 'not lowered to ttng.warp_group_dot' in bad[2] and ': 3 tile loads' in bad[3], bad
     bad = problems(80, report(80, [('down_bwd', kern2, strided, kern2.configs[:1])]))
     assert len(bad) == 1 and 'not software-pipelined' in bad[0], bad
     bad = problems(100, report(100, [('grouped_mm y', kern3, args3, narrow)]))

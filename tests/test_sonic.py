@@ -323,6 +323,54 @@ def test_down_bwd_kernel_variants(split_m, nacc):
     assert_rel(dS_part.sum(0), (dA * a).sum(1), 1e-5, "dS")
 
 
+@pytest.mark.parametrize("block", [None, (64, 16)])
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_tma_weight_loads(monkeypatch, dtype, tol, block):
+    """The expert GEMMs with their weights by TMA tensor descriptors (sonic_kernels.TMA = True; the
+    interpreter emulates a descriptor's zero fill) against the pointer loads and float64. n = d = 48:
+    the interpreter's config (block None: BLOCK_N = BLOCK_K = 32) divides neither, so tiles end past
+    d (zero fill in place of the K masks) and the last gate tile runs into the up half. Block
+    (BLOCK_N, BLOCK_K) = (64, 16), set on both kernels: BLOCK_N > n, and BLOCK_N != BLOCK_K, so a
+    transposed (dX) block set the wrong way round by the pre-hook cannot pass."""
+    T, d, n, E, K = 50, 48, 48, 4, 2
+    if block is not None:
+        cfg = sk.triton.Config(dict(BLOCK_N=block[0], BLOCK_K=block[1]), num_warps=4, num_stages=1,
+                               pre_hook=sk._set_weight_block)
+        for kern in (sk._up_swiglu_kernel, sk._grouped_mm_kernel):
+            monkeypatch.setattr(kern, "configs", [cfg])
+    descs = []   # what each launch got: a descriptor, or None for pointer loads
+    weight_desc = sk._weight_desc
+    monkeypatch.setattr(sk, "_weight_desc", lambda w, blk: descs.append(weight_desc(w, blk)) or descs[-1])
+    x = torch.randn(T, d, device=DEV)
+    w1 = torch.randn(E, d, 2 * n, device=DEV) / math.sqrt(d)
+    w2 = torch.randn(E, n, d, device=DEV) / math.sqrt(n)
+    top, idx = torch.topk(torch.randn(T, E, device=DEV), K)
+    pair_tok, pair_exp = torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten()
+    score = torch.softmax(top, -1).flatten()
+    g = torch.randn(T, d, device=DEV)
+    res = {}
+    for tma in (False, True):
+        monkeypatch.setattr(sk, "TMA", tma)
+        leaves = [t.to(dtype).requires_grad_() for t in (x, w1, w2)] + [score.clone().requires_grad_()]
+        out = sk.moe_experts(leaves[0], leaves[1], leaves[2], pair_tok, pair_exp, leaves[3])
+        res[tma] = [out] + list(torch.autograd.grad(out, leaves, g.to(out)))
+    # up_swiglu, grouped_mm (y) and grouped_mm (dX, transposed): pointers, then descriptors
+    assert [d is not None for d in descs] == [False] * 3 + [True] * 3
+    # the float64 reference, pair by pair
+    leaves = [t.double().requires_grad_() for t in (x, w1, w2, score)]
+    x64, w164, w264, s64 = leaves
+    h = torch.einsum("pd,pdm->pm", x64[pair_tok], w164[pair_exp])
+    y = torch.einsum("pn,pnd->pd", F.silu(h[:, :n]) * h[:, n:], w264[pair_exp]) * s64[:, None]
+    ref = torch.zeros(T, d, dtype=torch.float64, device=DEV).index_add(0, pair_tok, y)
+    res["ref"] = [ref] + list(torch.autograd.grad(ref, leaves, g.double()))
+    for name, a, b, r in zip(["out", "dx", "dw1", "dw2", "dscore"], res[True], res[False], res["ref"]):
+        if CUDA:
+            assert_rel(a, b, tol, f"{name}: TMA vs pointers")
+        else:   # the same tiles in the same order: the same bits
+            assert torch.equal(a, b), f"{name}: TMA and pointer loads differ"
+        assert_rel(a, r, tol, f"{name} vs float64")
+
+
 @pytest.mark.parametrize("T,E,K", [(1, 4, 1), (33, 8, 3), (70, 13, 13), (5, 64, 8)])
 def test_topk_softmax_kernel(T, E, K):
     logits = torch.randn(T, E, device=DEV, requires_grad=True)
