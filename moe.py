@@ -25,7 +25,7 @@ except ImportError:
 ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
 MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
 ROUNDING_MODES = ("nearest", "up", "down")
-ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM under bf16 (sonic_kernels.router_logits)
+ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM under bf16 (sonic_kernels.logit_parts)
 
 
 def require_cuda(device, what, interpretable=False):
