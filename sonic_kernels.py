@@ -51,7 +51,7 @@ bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, be
 """
 
 import os
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import triton
@@ -706,8 +706,11 @@ def gather_sum(y, r: Routing, score=None):
 
 
 def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
-                 pair_exp: torch.Tensor, pair_score: torch.Tensor) -> tuple[(torch.Tensor,) * 9]:
-    """The layer's forward: returns out (T, d), then what backward needs: h and the Routing fields."""
+                 pair_exp: torch.Tensor, pair_score: torch.Tensor, master_w1: Optional[torch.Tensor] = None,
+                 master_w2: Optional[torch.Tensor] = None) -> tuple[(torch.Tensor,) * 9]:
+    """The layer's forward: returns out (T, d), then what backward needs: h and the Routing fields.
+    master_w1 / master_w2: the fp32 weights that w1 / w2 are copies of, if any; the forward does not read
+    them, and backward gives them the weight gradients, in fp32 (moe_experts)."""
     x, w1, w2 = x.contiguous(), w1.contiguous(), w2.contiguous()
     score = pair_score.float().contiguous()                 # (R,) token order, for the gather-sum
     r = routing_metadata(pair_tok, pair_exp, score, x.shape[0], w2.shape[0])
@@ -874,12 +877,13 @@ def _wgrad_kernel(
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
 
 
-def wgrad(a, b, r: Routing, gather_a, gather_b):
+def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):
     """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
-    grouped order or, with gather_a / gather_b, through r.gather_idx from token order."""
+    grouped order or, with gather_a / gather_b, through r.gather_idx from token order. c is in a's
+    dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is)."""
     E, R = r.offsets.numel() - 1, r.gather_idx.numel()
     M, N = a.shape[1], b.shape[1]
-    c = torch.empty(E, M, N, device=a.device, dtype=a.dtype)
+    c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)
     rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
     _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows,
@@ -890,15 +894,18 @@ def wgrad(a, b, r: Routing, gather_a, gather_b):
 
 def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
                  gather_idx: torch.Tensor, offsets: torch.Tensor, rev: torch.Tensor, tok_offsets: torch.Tensor,
-                 tile_expert: torch.Tensor, tile_row0: torch.Tensor, row_score: torch.Tensor) -> tuple[(torch.Tensor,) * 4]:
-    """The layer's backward: dx, dw1, dw2 and the gradient of the pair scores (token order)."""
+                 tile_expert: torch.Tensor, tile_row0: torch.Tensor, row_score: torch.Tensor,
+                 fp32_grads: bool = False) -> tuple[(torch.Tensor,) * 4]:
+    """The layer's backward: dx, dw1, dw2 and the gradient of the pair scores (token order); with
+    fp32_grads, dw1 and dw2 in fp32 whatever the weights' dtype."""
     r = Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
     dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
     dH, Ap, dS = down_bwd(dout, w2, h, r)                   # (R, 2n), (R, n), (R,) grouped order
     dscore = dS[rev.long()]                                 # (R,) pair order
-    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True)   # dW2_e = A'_e^T @ dO[gather_e]
+    gdt = torch.float32 if fp32_grads else None
+    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True, out_dtype=gdt)   # dW2_e = A'_e^T @ dO[gather_e]
     del Ap
-    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False)      # dW1_e = X[gather_e]^T @ dH_e
+    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False, out_dtype=gdt)      # dW1_e = X[gather_e]^T @ dH_e
     dxr = grouped_mm(dH, w1, r, trans_b=True)                 # dX~ = dH @ W1_e^T (R, d)
     del dH
     dx = gather_sum(dxr, r)                                   # (T, d)
@@ -1065,7 +1072,7 @@ def saved_bytes_formula(T, d, n, R, E, dtype_bytes):
     return x_and_h + meta
 
 
-def _moe_fwd_fake(x, w1, w2, pair_tok, pair_exp, pair_score):
+def _moe_fwd_fake(x, w1, w2, pair_tok, pair_exp, pair_score, master_w1=None, master_w2=None):
     T, d = x.shape
     E, n = w2.shape[0], w2.shape[1]
     R = pair_exp.numel()
@@ -1076,21 +1083,29 @@ def _moe_fwd_fake(x, w1, w2, pair_tok, pair_exp, pair_score):
             x.new_empty(R, dtype=torch.float32))
 
 
-def _moe_bwd_fake(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score):
-    return torch.empty_like(x), torch.empty_like(w1), torch.empty_like(w2), row_score.new_empty(h.shape[0])
+def _moe_bwd_fake(dout, x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score,
+                  fp32_grads=False):
+    gdt = torch.float32 if fp32_grads else w1.dtype
+    return (torch.empty_like(x), torch.empty_like(w1, dtype=gdt), torch.empty_like(w2, dtype=gdt),
+            row_score.new_empty(h.shape[0]))
 
 
 def _moe_setup_context(ctx, inputs, output):
-    x, w1, w2, pair_tok, pair_exp, pair_score = inputs
+    x, w1, w2, pair_tok, pair_exp, pair_score, *masters = inputs
     out, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score = output
-    # MEMORY CONTRACT: x, h (R x 2n) and O(R) metadata only; never the gathered X, a or y
+    # MEMORY CONTRACT: x, h (R x 2n) and O(R) metadata only; never the gathered X, a or y. The weights
+    # saved are the ones the kernels read (with masters, their 16-bit copies, as autocast would keep)
     ctx.save_for_backward(x, w1, w2, h, gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
     ctx.score_dtype = pair_score.dtype
+    ctx.n_inputs = len(inputs)
+    ctx.masters = len(masters) == 2 and masters[0] is not None
 
 
 def _moe_backward(ctx, dout, *_):
-    dx, dw1, dw2, dscore = _backward_op(ctx, "moe_bwd")(dout, *ctx.saved_tensors)
-    return dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)
+    dx, dw1, dw2, dscore = _backward_op(ctx, "moe_bwd")(dout, *ctx.saved_tensors, ctx.masters)
+    if ctx.masters:  # the copies get nothing; the fp32 weights get the fp32 gradients
+        return dx, None, None, None, None, dscore.to(ctx.score_dtype), dw1, dw2
+    return (dx, dw1, dw2, None, None, dscore.to(ctx.score_dtype)) + (None,) * (ctx.n_inputs - 6)
 
 
 _custom_op("moe_bwd", moe_bwd_impl, _moe_bwd_fake)
@@ -1122,8 +1137,15 @@ def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
     x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
     token order, pair_exp == E marking an unused slot (token rounding). Differentiable in x, w1,
     w2 and pair_score. Under autocast everything runs in the autocast dtype."""
+    masters = ()
     if torch.is_autocast_enabled(x.device.type):
         dt = torch.get_autocast_dtype(x.device.type)
-        x, w1, w2 = x.to(dt), w1.to(dt), w2.to(dt)
+        x = x.to(dt)
+        if w1.dtype != dt or w2.dtype != dt:
+            # fp32 master weights: the kernels read 16-bit copies made outside autograd, and backward stores the
+            # weight gradients' fp32 accumulators straight into fp32 gradients. Through autograd's cast they
+            # would be written in 16 bits, then read and written again in fp32: 4 bytes a parameter more
+            masters = (w1, w2)
+            w1, w2 = w1.detach().to(dt), w2.detach().to(dt)
     _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
-    return _moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score)[0]
+    return _moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score, *masters)[0]

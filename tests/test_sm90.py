@@ -69,6 +69,9 @@ def launches():
         ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
          stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
          DOT_PREC='tf32')),
+        ('wgrad dW1 fp32', sk._wgrad_kernel, dict(Am=bf, B=bf, C=f32, gather_a=i32, gather_b=i32, offsets=i32, M=d,
+         N=2 * n, rows_hint=256, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True,
+         GATHER_B=False, DOT_PREC='tf32')),  # fp32 master weights' gradients
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
          N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
          BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),

@@ -292,6 +292,41 @@ def test_custom_ops_match_eager_path():
         assert torch.equal(a, b)
 
 
+def test_fp32_master_weights_get_fp32_gradients():
+    """Under autocast the experts run on 16-bit copies of fp32 weights, and the weight gradients come out of
+    the kernels' fp32 accumulators as fp32, not as 16-bit gradients cast up: more bits than a 16-bit
+    gradient has, float64's values, eager's and the custom op's (torch.compile) alike."""
+    T, d, n, E, K = 70, 32, 16, 4, 2
+    dt = torch.bfloat16 if CUDA else torch.float16
+    x = torch.randn(T, d, device=DEV)
+    w1 = (torch.randn(E, d, 2 * n, device=DEV) / math.sqrt(d)).requires_grad_()
+    w2 = (torch.randn(E, n, d, device=DEV) / math.sqrt(n)).requires_grad_()
+    idx = torch.stack([torch.randperm(E)[:K] for _ in range(T)]).to(DEV)
+    pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
+    score = torch.rand(T * K, device=DEV)
+    g = torch.randn(T, d, device=DEV)
+
+    def layer(x, w1, w2):
+        with torch.autocast(DEV, dtype=dt):
+            return sk.moe_experts(x, w1, w2, pair_tok, idx.flatten(), score)
+
+    out = layer(x, w1, w2)
+    dw1, dw2 = torch.autograd.grad(out, (w1, w2), g.to(out))
+    assert out.dtype == dt and dw1.dtype == dw2.dtype == torch.float32
+    # float64 on the 16-bit operands the kernels read
+    x64, a1, a2 = (t.detach().to(dt).double().requires_grad_() for t in (x, w1, w2))
+    ref = experts_torch(x64, a1, a2, pair_tok, idx.flatten(), score.double())
+    r1, r2 = torch.autograd.grad(ref, (a1, a2), g.double())
+    assert_rel(dw1, r1, 5e-3, "dw1")
+    assert_rel(dw2, r2, 5e-3, "dw2")
+    for dw in (dw1, dw2):  # stored in fp32: most values carry bits a 16-bit gradient would round away
+        assert (dw.to(dt).float() != dw).float().mean() > 0.5
+    torch._dynamo.reset()
+    out_c = torch.compile(layer, fullgraph=True, backend="aot_eager")(x, w1, w2)
+    for a, b in zip(torch.autograd.grad(out_c, (w1, w2), g.to(out_c)), (dw1, dw2)):
+        assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
 @pytest.mark.parametrize("split_m,nacc", [(1, 1), (1, 2), (2, 1), (2, 2)])
 def test_down_bwd_kernel_variants(split_m, nacc):
     # the dA' kernel's program shapes (autotune picks one per shape, so call each directly): rows
