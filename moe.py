@@ -306,7 +306,7 @@ class MoE(nn.Module):
         self.shared = SwiGLU(d, config.n_shared_experts * n, config.bias) if config.n_shared_experts > 0 else None
         # DeepSeek-V3 balancing bias: selection only, updated outside autograd (update_expert_bias)
         self.register_buffer("expert_bias", torch.zeros(E), persistent=True)
-        self.register_buffer("load_accum", torch.zeros(E), persistent=False)
+        self.register_buffer("load_accum", torch.zeros(E), persistent=False)  # counted only for the bias update
         self.tokens_per_expert = torch.zeros(E, dtype=torch.long)   # of the last forward
         self.rounding_dropped = torch.zeros((), dtype=torch.long)    # chosen pairs dropped by rounding
         self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
@@ -370,7 +370,8 @@ class MoE(nn.Module):
                 self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
             self.tokens_per_expert = counts.detach()
             if self.training:  # balancing acts on the router's choices, before any rounding
-                self.load_accum += choices.detach().float()
+                if cfg.router_type == "sigmoid" and cfg.bias_update_rate > 0:  # only the bias update reads it
+                    self.load_accum += choices.detach().float()
                 self.aux_loss = self.router_losses(p_mean, lse, choices, T * K)
         if self.ep_group is not None:
             fixed_k = None if rounding else K
@@ -386,13 +387,14 @@ class MoE(nn.Module):
         pairs and P_e the mean over tokens of its score (the softmax over all E, or the row-normalised
         sigmoid), and the z-loss mean(logsumexp(logits)^2)."""
         cfg = self.config
-        loss = torch.zeros((), device=counts.device)
-        if cfg.aux_loss_coef > 0:
-            f = counts.float() / n_pairs
-            loss = loss + cfg.aux_loss_coef * cfg.n_expert * (f * p_mean).sum()
+        terms = []  # each op is a launch a layer, forward and backward: the terms take as few as they can
+        if cfg.aux_loss_coef > 0:   # f_e = counts_e / n_pairs
+            terms.append(torch.dot(counts.float(), p_mean) * (cfg.aux_loss_coef * cfg.n_expert / n_pairs))
         if cfg.z_loss_coef > 0:
-            loss = loss + cfg.z_loss_coef * lse.square().mean()
-        return loss
+            terms.append(lse.square().mean() * cfg.z_loss_coef)
+        if not terms:
+            return torch.zeros((), device=counts.device)
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
     @torch.no_grad()
     def update_expert_bias(self):
@@ -404,4 +406,4 @@ class MoE(nn.Module):
                 load = load.clone()
                 torch.distributed.all_reduce(load)
             self.expert_bias += self.config.bias_update_rate * torch.sign(load.mean() - load)
-        self.load_accum.zero_()
+            self.load_accum.zero_()

@@ -122,15 +122,29 @@ def _mm_f32(a, b, acc=None):
     return torch.addmm(acc, a, b, out_dtype=torch.float32)
 
 
+@triton.jit
+def _split_kernel(W, P, numel, BLOCK: tl.constexpr):
+    # P (2, numel): fp32 W rounded to P's dtype (hi), then what that rounding lost, rounded too (lo)
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < numel
+    w = tl.load(W + i, mask=mask, other=0.0)
+    hi = w.to(P.dtype.element_ty)
+    tl.store(P + i, hi, mask=mask)
+    tl.store(P + numel + i, (w - hi.to(tl.float32)).to(P.dtype.element_ty), mask=mask)
+
+
 def _weight_parts(x, weight, router_dtype):
     # the router weight as the GEMMs read it: one part (E, d) in x's dtype or in fp32, or ('bf16x2') the
-    # hi and lo bf16 halves stacked as (2E, d), so that one GEMM with N = 2E gives both products
+    # hi and lo bf16 halves stacked as (2E, d), so that one GEMM with N = 2E gives both products. The
+    # halves come from one kernel: the five torch ops that made them were five launches each way
     if x.dtype == torch.float32 or router_dtype == "fp32":
         return weight.float()
-    hi = weight.to(x.dtype)
     if router_dtype == "bf16x2" and weight.dtype != x.dtype:
-        return torch.cat([hi, (weight - hi.float()).to(x.dtype)])
-    return hi
+        w = weight.float().contiguous()
+        parts = torch.empty(2 * w.shape[0], w.shape[1], device=w.device, dtype=x.dtype)
+        _split_kernel[(triton.cdiv(w.numel(), 1024),)](w, parts, w.numel(), BLOCK=1024)
+        return parts
+    return weight.to(x.dtype)
 
 
 def logit_parts(x, weight, router_dtype):
@@ -143,10 +157,11 @@ def logit_parts(x, weight, router_dtype):
     Measured at T=24576, d=1536, E=128 against float64 (H200, 2026-11-30, docs/LOG.md): relative error
     of the logits 2.6e-7 / 2.9e-6 / 1.7e-3 (fp32 / bf16x2 / bf16), and the top-K set of 0 / 0.004% /
     1.4% of the tokens differs from float64's (TF32: 2.1e-4 and 0.18%)."""
-    w = _weight_parts(x, weight, router_dtype)
-    if w.dtype == torch.float32:
-        return x.float() @ w.t()
-    return _mm_f32(x, w.t())
+    return _parts_product(x, _weight_parts(x, weight, router_dtype))
+
+
+def _parts_product(x, w):
+    return x.float() @ w.t() if w.dtype == torch.float32 else _mm_f32(x, w.t())
 
 
 def router_logits(x, weight, router_dtype):
@@ -229,6 +244,25 @@ def _router_fwd_kernel(
     tl.store(CNT + pid * E + cols, tl.sum(chosen.to(tl.int32), axis=0), mask=mask_e)
 
 
+@triton.jit
+def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_prog, E); out: their sums (E,)
+                        BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr):
+    # the router kernel's column sums, added over its programs in a fixed order (no atomics): one launch
+    # for what two torch reductions did
+    cols = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
+    mask_e = cols < E
+    acc_p = tl.zeros((BLOCK_P, BLOCK_E), dtype=tl.float32)
+    acc_c = tl.zeros((BLOCK_P, BLOCK_E), dtype=tl.int32)
+    for p0 in range(0, n_prog, BLOCK_P):
+        rows = p0 + tl.arange(0, BLOCK_P)
+        mask = (rows < n_prog)[:, None] & mask_e[None, :]
+        off = rows[:, None] * E + cols[None, :]
+        acc_p += tl.load(PSUM + off, mask=mask, other=0.0)
+        acc_c += tl.load(CNT + off, mask=mask, other=0)
+    tl.store(psum + cols, tl.sum(acc_p, axis=0), mask=mask_e)
+    tl.store(counts + cols, tl.sum(acc_c, axis=0).to(tl.int64), mask=mask_e)
+
+
 def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
                     router_dtype: str) -> tuple[(torch.Tensor,) * 6]:
     """idx (T, k) int64, gates (T, k) fp32, lse (T,), ssum (T,) (the softmax's denominators, or the
@@ -245,7 +279,9 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
                                 K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
                                 BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
-    return idx, gates, lse, ssum, psum.sum(0), cnt.sum(0, dtype=torch.int64)
+    psum_e, counts = torch.empty(E, device=x.device), torch.empty(E, device=x.device, dtype=torch.int64)
+    _router_sums_kernel[(triton.cdiv(E, 16),)](psum, cnt, psum_e, counts, grid, E, BLOCK_P=128, BLOCK_E=16)
+    return idx, gates, lse, ssum, psum_e, counts
 
 
 @triton.jit
@@ -328,7 +364,8 @@ def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, ga
                     dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
     """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, lse and psum."""
     T, E, k = x.shape[0], weight.shape[0], idx.shape[1]
-    logits = logit_parts(x, weight, router_dtype)                     # recomputed: nothing (T, E) was saved
+    w = _weight_parts(x, weight, router_dtype)                        # (P*E, d), as the forward read it
+    logits = _parts_product(x, w)                                     # recomputed: nothing (T, E) was saved
     split = x.dtype != torch.float32 and router_dtype != "fp32"
     # with split, dlogits' bf16 hi and lo halves side by side in one (T, 2E) buffer, for one dW GEMM
     dl2 = torch.empty(T, 2 * E if split else E, device=x.device, dtype=x.dtype if split else torch.float32)
@@ -346,7 +383,7 @@ def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, ga
     # share of dx by 2^-9 of itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both
     # halves (one GEMM over the stacked halves, then their sum), so it is as accurate as an fp32 GEMM on
     # the bf16 x.
-    dx = dl @ weight.to(x.dtype)
+    dx = dl @ w[:E]                                                  # hi: the weight in x's dtype
     dw2 = _mm_f32(dl2.t(), x)                                        # (2E, d): hi's product, then lo's
     return dx, dw2[:E] + dw2[E:]
 

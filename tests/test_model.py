@@ -457,7 +457,7 @@ def test_update_expert_bias_noop_for_other_routers(router_type):
     moe = make_moe(router_type=router_type, bias_update_rate=0.01)
     moe.train()
     moe(torch.randn(30, D))
-    assert moe.load_accum.sum() == 30 * 2
+    assert torch.all(moe.load_accum == 0)  # nothing reads the load: it is not counted
     moe.update_expert_bias()
     assert torch.all(moe.expert_bias == 0) and torch.all(moe.load_accum == 0)
 

@@ -147,3 +147,25 @@ def test_router_half_precision_activations(router_type, norm):
     dx, dw = torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + loss, (xh, wf))
     assert dx.dtype == torch.float16 and dw.dtype == torch.float32
     assert rel(dx.cpu(), dx_ref) < 3e-3 and rel(dw.cpu(), dw_ref) < 1e-5, (rel(dx.cpu(), dx_ref), rel(dw.cpu(), dw_ref))
+
+
+@pytest.mark.parametrize("n_prog,E", [(1, 3), (300, 20), (129, 128)])
+def test_router_column_sums_kernel(n_prog, E):
+    # the router kernel's per-program column sums, added over the programs: several BLOCK_P steps, E not a
+    # multiple of BLOCK_E; exact for the counts, fp32 rounding for the scores
+    psum = torch.rand(n_prog, E, device=DEV)
+    cnt = torch.randint(0, 50, (n_prog, E), device=DEV, dtype=torch.int32)
+    out_p, out_c = torch.empty(E, device=DEV), torch.empty(E, device=DEV, dtype=torch.int64)
+    sk._router_sums_kernel[(sk.triton.cdiv(E, 16),)](psum, cnt, out_p, out_c, n_prog, E, BLOCK_P=128, BLOCK_E=16)
+    assert torch.equal(out_c, cnt.sum(0, dtype=torch.int64))
+    assert torch.allclose(out_p.double(), psum.double().sum(0), rtol=1e-6)
+
+
+def test_router_weight_halves():
+    # bf16x2's stacked halves: hi is the weight rounded, lo what that rounding lost, rounded
+    w = torch.randn(5, 48, device=DEV) * 0.02
+    dt = torch.bfloat16 if DEV == "cuda" else torch.float16
+    parts = sk._weight_parts(torch.zeros(1, 48, device=DEV, dtype=dt), w, "bf16x2")
+    hi = w.to(dt)
+    assert parts.shape == (10, 48) and parts.dtype == dt
+    assert torch.equal(parts[:5], hi) and torch.equal(parts[5:], (w - hi.float()).to(dt))
