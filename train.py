@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from model import GPTConfig, GPT, load_checkpoint
+from model import GPTConfig, GPT, load_checkpoint, clipped_fused_step
 from moe import require_cuda
 
 # -----------------------------------------------------------------------------
@@ -435,6 +435,9 @@ scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
 optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
                                        fused=not fsdp) # foreach AdamW for FSDP2's sharded parameters
 opt_names = model.optimizer_param_names() # optimizer state index -> parameter name
+# a fused AdamW clips inside its update (clipped_fused_step), saving clip_grad_norm_'s read and write
+# of every gradient; not under an enabled GradScaler (fp16), which divides by its own grad_scale
+fold_clip = grad_clip != 0.0 and not scaler.is_enabled() and all(g.get('fused') for g in optimizer.param_groups)
 
 def gather_experts(t):
     """This rank's slice of an expert tensor -> all experts (concatenated over the EP group)."""
@@ -590,13 +593,17 @@ def sync_expert_parallel_grads():
         dist.all_reduce(p.grad, group=edp_group if name in expert_names else None)
         p.grad /= ddp_world_size
 
-def clip_expert_parallel_grads(max_norm):
-    """clip_grad_norm_ over the whole model when each EP rank holds different experts."""
+def expert_parallel_grad_norm():
+    """The gradient norm of the whole model when each EP rank holds different experts."""
     sq = {True: torch.zeros((), device=device), False: torch.zeros((), device=device)}
     for name, p in raw_model.named_parameters():
         sq[name in expert_names] += p.grad.float().square().sum()
     dist.all_reduce(sq[True], group=ep_group) # each EP group holds every expert once
-    coef = (max_norm / ((sq[True] + sq[False]).sqrt() + 1e-6)).clamp(max=1.0)
+    return (sq[True] + sq[False]).sqrt()
+
+def clip_expert_parallel_grads(max_norm):
+    """clip_grad_norm_ over the whole model when each EP rank holds different experts."""
+    coef = (max_norm / (expert_parallel_grad_norm() + 1e-6)).clamp(max=1.0)
     for p in raw_model.parameters():
         p.grad.mul_(coef)
 
@@ -759,16 +766,23 @@ while True:
             scaler.scale(loss).backward()
     if ep_size > 0:
         sync_expert_parallel_grads()
-    # clip the gradient
-    if grad_clip != 0.0:
-        scaler.unscale_(optimizer)
+    if fold_clip:
+        # clip the gradient inside the fused AdamW step (bf16/fp32: the GradScaler is off)
         if ep_size > 0:
-            clip_expert_parallel_grads(grad_clip)
+            clipped_fused_step(optimizer, grad_clip, norm=expert_parallel_grad_norm())
         else:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    # step the optimizer and scaler if training in fp16
-    scaler.step(optimizer)
-    scaler.update()
+            clipped_fused_step(optimizer, grad_clip, params=model.parameters())
+    else:
+        # clip the gradient
+        if grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            if ep_size > 0:
+                clip_expert_parallel_grads(grad_clip)
+            else:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        # step the optimizer and scaler if training in fp16
+        scaler.step(optimizer)
+        scaler.update()
     # flush the gradients as soon as we can, no need for this memory anymore
     optimizer.zero_grad(set_to_none=True)
     raw_model.update_expert_bias() # aux-loss-free balancing; a no-op unless router_type='sigmoid'

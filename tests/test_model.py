@@ -1,8 +1,8 @@
 """
 model.py on the CPU: the MoE torch reference against a per-token loop in float64 (output and every
-gradient, for each router), the GPT's shapes and parameter counts, the router losses, aux-loss-free
-balancing, token rounding, shared experts and dense layers, learning on a toy sequence, and the
-config errors. One test needs a GPU: the grouped_mm backend must keep token rounding's unused slots
+gradient, for each router), the GPT's shapes and parameter counts, the optimizer groups and gradient
+clipping inside a fused AdamW step, the router losses, aux-loss-free balancing, token rounding, shared
+experts and dense layers, learning on a toy sequence, and the config errors. One test needs a GPU: the grouped_mm backend must keep token rounding's unused slots
 out of the output and x.grad (a regression test: it used to let them leak uninitialised rows).
     python -m pytest -q tests/test_model.py        # about 6 s on 2 CPU cores
 """
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import assert_rel, assert_small
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, clipped_fused_step
 from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
 
 D, N, H, V = 32, 16, 2, 64  # n_embd, expert_size, n_head, vocab_size of every tiny model here
@@ -349,6 +349,66 @@ def test_optimizer_groups_decay_matrices_only():
     # optimizer_param_names gives the state index -> name map that checkpoints rely on
     order = [id(p) for g in opt.param_groups for p in g["params"]]
     assert [id(named[n]) for n in model.optimizer_param_names()] == order
+
+
+def fused_adamw(model):
+    return torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1, fused=True)  # fused runs on CPU too
+
+
+@pytest.mark.parametrize("given_norm", [False, True], ids=["params", "norm"])
+@pytest.mark.parametrize("clipped", [True, False], ids=["clipped", "unclipped"])
+def test_clipped_fused_step_equals_clip_grad_norm_then_step(clipped, given_norm):
+    # train.py folds clipping into the fused AdamW (the kernel divides each gradient by grad_scale):
+    # the same parameters, optimizer state and (written back) gradients as clip_grad_norm_ then step()
+    cfg = config(n_layer=2)
+    torch.manual_seed(0)
+    folded, ref = GPT(cfg), GPT(cfg)
+    ref.load_state_dict(folded.state_dict())
+    opt_f, opt_r = fused_adamw(folded), fused_adamw(ref)
+    idx = torch.randint(0, V, (4, 16))
+
+    def set_grads():
+        folded.zero_grad(set_to_none=True)
+        folded(idx, idx)[1].backward()
+        for pf, pr in zip(folded.parameters(), ref.parameters()):
+            pr.grad = pf.grad.clone()
+        return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in folded.parameters()]))
+
+    norm = set_grads()
+    max_norm = norm.item() * (0.1 if clipped else 10.0)
+    total = torch.nn.utils.clip_grad_norm_(ref.parameters(), max_norm)
+    assert (total > max_norm) == clipped
+    opt_r.step()
+    if given_norm:  # expert parallelism passes the norm it summed over ranks
+        clipped_fused_step(opt_f, max_norm, norm=norm)
+    else:
+        clipped_fused_step(opt_f, max_norm, params=folded.parameters())
+    assert not hasattr(opt_f, "grad_scale")
+
+    def check(when):
+        for (name, pf), pr in zip(folded.named_parameters(), ref.parameters()):
+            assert_rel(pf.detach(), pr.detach(), 1e-6, f"{when} {name}")
+            assert_rel(pf.grad, pr.grad, 1e-6, f"{when} {name}.grad")
+            for k in ("exp_avg", "exp_avg_sq"):
+                assert_rel(opt_f.state[pf][k], opt_r.state[pr][k], 1e-6, f"{when} {name} {k}")
+
+    check("clipped step")
+    # a later plain step() is not divided again
+    set_grads()
+    opt_f.step()
+    opt_r.step()
+    check("plain step")
+
+
+def test_clipped_fused_step_needs_a_fused_optimizer():
+    model = GPT(config())
+    model(torch.randint(0, V, (2, 8)), torch.randint(0, V, (2, 8)))[1].backward()
+    with pytest.raises(ValueError, match="fused"):
+        clipped_fused_step(torch.optim.AdamW(model.parameters()), 1.0, params=model.parameters())
+    opt = fused_adamw(model)
+    opt.grad_scale = torch.tensor(2.0)  # an enabled GradScaler's
+    with pytest.raises(ValueError, match="grad_scale"):
+        clipped_fused_step(opt, 1.0, params=model.parameters())
 
 
 # -----------------------------------------------------------------------------

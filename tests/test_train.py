@@ -272,6 +272,25 @@ def test_nonfinite_weights_under_a_finite_loss_are_never_saved(data_dir, tmp_pat
     assert all(torch.isfinite(v).all() for v in ckpt['model'].values())
 
 
+def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path):
+    # with a fused AdamW (CUDA's, forced here on the CPU) train.py clips inside the optimizer step,
+    # never calling clip_grad_norm_; the weights match the CPU's AdamW after clip_grad_norm_
+    patch = (
+        "real_adamw = torch.optim.AdamW\n"
+        "torch.optim.AdamW = lambda *a, **k: real_adamw(*a, **k, fused=True)\n"
+        "def clip(*a, **k):\n"
+        "    raise AssertionError('clip_grad_norm_ called')\n"
+        "torch.nn.utils.clip_grad_norm_ = clip\n")
+    args = ['--max_iters=6', '--eval_interval=6', '--grad_clip=0.05', '--learning_rate=1e-2']
+    ok(train_patched(patch, data_dir, tmp_path / 'fused', *args))
+    ok(train(data_dir, tmp_path / 'plain', *args))
+    fused, plain = load_ckpt(tmp_path / 'fused'), load_ckpt(tmp_path / 'plain')
+    assert all(v['fused'] for v in fused['optimizer']['param_groups'])
+    assert not any(v.get('fused') for v in plain['optimizer']['param_groups'])
+    for k, v in plain['model'].items():  # rounding differs at 3e-7; a wrong coefficient gives 1e-3
+        assert (fused['model'][k] - v).norm() <= 1e-5 * v.norm(), k
+
+
 def test_failed_save_keeps_previous_checkpoint(data_dir, tmp_path):
     # torch.save writes half a file, then fails, on its second call (the checkpoint at iter 4)
     patch = (
