@@ -140,6 +140,9 @@ def _weight_parts(x, weight, router_dtype):
     if x.dtype == torch.float32 or router_dtype == "fp32":
         return weight.float()
     if router_dtype == "bf16x2" and weight.dtype != x.dtype:
+        if not (weight.is_cuda or INTERPRET):  # router_logits on CPU tensors: no Triton there
+            hi = weight.to(x.dtype)
+            return torch.cat([hi, (weight - hi.float()).to(x.dtype)])
         w = weight.float().contiguous()
         parts = torch.empty(2 * w.shape[0], w.shape[1], device=w.device, dtype=x.dtype)
         _split_kernel[(triton.cdiv(w.numel(), 1024),)](w, parts, w.numel(), BLOCK=1024)
