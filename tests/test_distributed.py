@@ -413,6 +413,35 @@ def test_ddp_micro_steps_train_as_expert_parallel(data_dir, tmp_path):
     assert_ddp_trains_as_ep(TORCHRUN, data_dir, tmp_path, iters=3)
 
 
+def test_expert_parallel_clips_inside_a_fused_adamw(data_dir, tmp_path):
+    """EP=2 with a fused AdamW (CUDA's, forced here on the CPU) clips inside the optimizer step by the
+    gradient norm summed over the EP group, and must train as EP=2 scaling its gradients by hand. The
+    clip is active: without it the run differs."""
+    wrapper = tmp_path / 'fused_train.py'
+    wrapper.write_text("import os, runpy, sys, torch\n"
+                       "sys.path.insert(0, os.getcwd())  # the repository, where torchrun starts it\n"
+                       "real_adamw = torch.optim.AdamW\n"
+                       "torch.optim.AdamW = lambda *a, **k: real_adamw(*a, **k, fused=True)\n"
+                       "runpy.run_path('train.py', run_name='__main__')\n")
+    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=3', '--max_iters=3', '--ep_size=2',
+              '--gradient_accumulation_steps=2', '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']
+    ok(torchrun(*TORCHRUN, wrapper, *common, f'--out_dir={tmp_path / "fused"}', '--grad_clip=0.05'))
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "plain"}', '--grad_clip=0.05'))
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "noclip"}', '--grad_clip=0.0'))
+    ckpt = {k: torch.load(tmp_path / k / 'ckpt.pt', map_location='cpu', weights_only=True) for k in ('fused', 'plain', 'noclip')}
+    assert all(g['fused'] for g in ckpt['fused']['optimizer']['param_groups'])
+    assert not any(g.get('fused') for g in ckpt['plain']['optimizer']['param_groups'])
+    # Adam's first moment carries the clipped gradients' scale, which its update divides away
+    for i, st in ckpt['plain']['optimizer']['state'].items():
+        assert_rel(ckpt['fused']['optimizer']['state'][i]['exp_avg'], st['exp_avg'], 1e-5, f"exp_avg {i}")
+    far = 0.0
+    for k, v in ckpt['plain']['model'].items():
+        if v.is_floating_point():
+            assert_rel(ckpt['fused']['model'][k], v, 1e-5, k)
+            far = max(far, ((ckpt['noclip']['model'][k] - v).norm() / v.norm()).item())
+    assert far > 1e-3, far
+
+
 @pytest.mark.parametrize("args,message", [
     (['--fsdp=True', '--ep_size=2'], 'fsdp=True with ep_size>0 is not supported'),
     (['--ep_size=3'], 'n_expert=4 is not divisible by ep_size=3'),
