@@ -392,9 +392,7 @@ class MoE(nn.Module):
             terms.append(torch.dot(counts.float(), p_mean) * (cfg.aux_loss_coef * cfg.n_expert / n_pairs))
         if cfg.z_loss_coef > 0:
             terms.append(lse.square().mean() * cfg.z_loss_coef)
-        if not terms:
-            return torch.zeros((), device=counts.device)
-        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+        return sum(terms[1:], terms[0]) if terms else torch.zeros((), device=counts.device)
 
     @torch.no_grad()
     def update_expert_bias(self):
