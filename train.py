@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from model import GPTConfig, GPT, load_checkpoint, clipped_fused_step
+from model import GPTConfig, GPT, load_checkpoint, clipped_fused_step, folds_clip
 from moe import require_cuda
 
 # -----------------------------------------------------------------------------
@@ -435,9 +435,10 @@ scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
 optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
                                        fused=not fsdp) # foreach AdamW for FSDP2's sharded parameters
 opt_names = model.optimizer_param_names() # optimizer state index -> parameter name
-# a fused AdamW clips inside its update (clipped_fused_step), saving clip_grad_norm_'s read and write
-# of every gradient; not under an enabled GradScaler (fp16), which divides by its own grad_scale
-fold_clip = grad_clip != 0.0 and not scaler.is_enabled() and all(g.get('fused') for g in optimizer.param_groups)
+# TritonAdamW (CUDA) or a fused AdamW clips inside its update (clipped_fused_step), saving
+# clip_grad_norm_'s read and write of every gradient; not under an enabled GradScaler (fp16), which
+# unscales the gradients itself
+fold_clip = grad_clip != 0.0 and not scaler.is_enabled() and folds_clip(optimizer)
 
 def gather_experts(t):
     """This rank's slice of an expert tensor -> all experts (concatenated over the EP group)."""
@@ -767,7 +768,7 @@ while True:
     if ep_size > 0:
         sync_expert_parallel_grads()
     if fold_clip:
-        # clip the gradient inside the fused AdamW step (bf16/fp32: the GradScaler is off)
+        # clip the gradient inside the AdamW step (bf16/fp32: the GradScaler is off)
         if ep_size > 0:
             clipped_fused_step(optimizer, grad_clip, norm=expert_parallel_grad_norm())
         else:

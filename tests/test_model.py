@@ -7,6 +7,7 @@ out of the output and x.grad (a regression test: it used to let them leak uninit
     python -m pytest -q tests/test_model.py        # about 6 s on 2 CPU cores
 """
 
+import copy
 import math
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import assert_rel, assert_small
-from model import GPT, GPTConfig, clipped_fused_step
+from model import GPT, GPTConfig, TritonAdamW, clipped_fused_step
 from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
 
 D, N, H, V = 32, 16, 2, 64  # n_embd, expert_size, n_head, vocab_size of every tiny model here
@@ -355,17 +356,29 @@ def fused_adamw(model):
     return torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1, fused=True)  # fused runs on CPU too
 
 
+def triton_adamw(model):  # its kernel runs in Triton's CPU interpreter on CPU tensors
+    return TritonAdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+
+
+ADAMW_DEV = "cuda" if torch.cuda.is_available() else "cpu"  # where the AdamW tests run
+
+
+@pytest.mark.parametrize("kind", ["fused", "triton"])
 @pytest.mark.parametrize("given_norm", [False, True], ids=["params", "norm"])
 @pytest.mark.parametrize("clipped", [True, False], ids=["clipped", "unclipped"])
-def test_clipped_fused_step_equals_clip_grad_norm_then_step(clipped, given_norm):
-    # train.py folds clipping into the fused AdamW (the kernel divides each gradient by grad_scale):
-    # the same parameters, optimizer state and (written back) gradients as clip_grad_norm_ then step()
+def test_clipped_fused_step_equals_clip_grad_norm_then_step(clipped, given_norm, kind):
+    # train.py folds clipping into the AdamW step (its kernel divides each gradient by grad_scale):
+    # the same parameters and optimizer state as clip_grad_norm_ then torch's step(); the fused
+    # AdamW also writes the divided gradients back, TritonAdamW leaves them as they were
     cfg = config(n_layer=2)
     torch.manual_seed(0)
-    folded, ref = GPT(cfg), GPT(cfg)
+    folded, ref = GPT(cfg).to(ADAMW_DEV), GPT(cfg).to(ADAMW_DEV)
     ref.load_state_dict(folded.state_dict())
-    opt_f, opt_r = fused_adamw(folded), fused_adamw(ref)
-    idx = torch.randint(0, V, (4, 16))
+    # TritonAdamW's reference is the single-tensor AdamW: torch's fused CUDA kernel forms 1 - beta2
+    # in fp32 from beta2 = 0.999, which moves exp_avg_sq by 1.3e-5 of itself
+    opt_f = (fused_adamw if kind == "fused" else triton_adamw)(folded)
+    opt_r = fused_adamw(ref) if kind == "fused" else torch.optim.AdamW(ref.parameters(), lr=1e-2, weight_decay=0.1, foreach=False)
+    idx = torch.randint(0, V, (4, 16), device=ADAMW_DEV)
 
     def set_grads():
         folded.zero_grad(set_to_none=True)
@@ -375,6 +388,7 @@ def test_clipped_fused_step_equals_clip_grad_norm_then_step(clipped, given_norm)
         return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in folded.parameters()]))
 
     norm = set_grads()
+    grads = [p.grad.clone() for p in folded.parameters()]
     max_norm = norm.item() * (0.1 if clipped else 10.0)
     total = torch.nn.utils.clip_grad_norm_(ref.parameters(), max_norm)
     assert (total > max_norm) == clipped
@@ -386,18 +400,100 @@ def test_clipped_fused_step_equals_clip_grad_norm_then_step(clipped, given_norm)
     assert not hasattr(opt_f, "grad_scale")
 
     def check(when):
-        for (name, pf), pr in zip(folded.named_parameters(), ref.parameters()):
+        for (name, pf), pr, g in zip(folded.named_parameters(), ref.parameters(), grads):
             assert_rel(pf.detach(), pr.detach(), 1e-6, f"{when} {name}")
-            assert_rel(pf.grad, pr.grad, 1e-6, f"{when} {name}.grad")
+            if kind == "fused":
+                assert_rel(pf.grad, pr.grad, 1e-6, f"{when} {name}.grad")
+            else:
+                assert torch.equal(pf.grad, g), f"{when} {name}.grad changed"
             for k in ("exp_avg", "exp_avg_sq"):
                 assert_rel(opt_f.state[pf][k], opt_r.state[pr][k], 1e-6, f"{when} {name} {k}")
 
     check("clipped step")
     # a later plain step() is not divided again
     set_grads()
+    grads = [p.grad.clone() for p in folded.parameters()]
     opt_f.step()
     opt_r.step()
     check("plain step")
+
+
+def adamw_case(seed):
+    """Parameters of odd sizes in two weight-decay groups, and their gradients for three steps."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(37,), (3, 5, 7), (1000,), (64, 33)]
+    params = [torch.randn(s, generator=g).to(ADAMW_DEV) for s in shapes]
+    grads = [[(torch.randn(s, generator=g) * 10 ** i).to(ADAMW_DEV) for s in shapes] for i in range(-2, 1)]
+    return params, grads
+
+
+def two_groups(params, cls, **kw):
+    return cls([{"params": params[:2], "weight_decay": 0.1}, {"params": params[2:], "weight_decay": 0.0}],
+               lr=3e-2, betas=(0.9, 0.95), **kw)
+
+
+def test_triton_adamw_matches_torch_adamw(seed):
+    # the one-pass kernel against torch's single-tensor AdamW: three steps, a parameter without a
+    # gradient in the second (its state and step count stay), sizes no block divides
+    params, grads = adamw_case(seed)
+    mine = [torch.nn.Parameter(p.clone()) for p in params]
+    ref = [torch.nn.Parameter(p.clone()) for p in params]
+    opt_m, opt_r = two_groups(mine, TritonAdamW), two_groups(ref, torch.optim.AdamW, foreach=False)
+    for i, gs in enumerate(grads):
+        for pm, pr, g in zip(mine, ref, gs):
+            pm.grad = pr.grad = None if (i == 1 and g.dim() == 3) else g.clone()
+        opt_m.step()
+        opt_r.step()
+        for j, (pm, pr) in enumerate(zip(mine, ref)):
+            assert_rel(pm.detach(), pr.detach(), 1e-6, f"step {i} param {j}")
+            for k in ("exp_avg", "exp_avg_sq"):
+                assert_rel(opt_m.state[pm][k], opt_r.state[pr][k], 1e-6, f"step {i} param {j} {k}")
+            assert float(opt_m.state[pm]["step"]) == float(opt_r.state[pr]["step"])
+    assert float(opt_m.state[mine[1]]["step"]) == 2  # skipped once
+
+
+def test_triton_adamw_checkpoints_are_torch_adamw_checkpoints(seed):
+    # the state dict has torch's layout: each optimizer resumes from the other's and takes the same step
+    # (on a GPU, a plain AdamW keeps its step counts on the CPU; TritonAdamW moves them to the device)
+    params, grads = adamw_case(seed)
+    for save_cls, load_cls in ((TritonAdamW, torch.optim.AdamW), (torch.optim.AdamW, TritonAdamW)):
+        a = [torch.nn.Parameter(p.clone()) for p in params]
+        opt_a = two_groups(a, save_cls)
+        for p, g in zip(a, grads[0]):
+            p.grad = g.clone()
+        opt_a.step()
+        b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+        opt_b = two_groups(b, load_cls)
+        opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))  # as a checkpoint holds it, not shared
+        for pa, pb, g in zip(a, b, grads[1]):
+            pa.grad, pb.grad = g.clone(), g.clone()
+        opt_a.step()
+        opt_b.step()
+        for pa, pb in zip(a, b):
+            assert_rel(pb.detach(), pa.detach(), 1e-6, f"{save_cls.__name__} -> {load_cls.__name__}")
+            assert_rel(opt_b.state[pb]["exp_avg_sq"], opt_a.state[pa]["exp_avg_sq"], 1e-6, "exp_avg_sq")
+
+
+def test_triton_adamw_refuses_what_it_does_not_run():
+    p = torch.nn.Parameter(torch.randn(8, device=ADAMW_DEV))
+    p.grad = torch.randn(8, device=ADAMW_DEV)
+    opt = TritonAdamW([p])
+    opt.param_groups[0]["amsgrad"] = True
+    with pytest.raises(ValueError, match="amsgrad"):
+        opt.step()
+    q = torch.nn.Parameter(torch.randn(8, dtype=torch.bfloat16, device=ADAMW_DEV))
+    q.grad = torch.randn(8, dtype=torch.bfloat16, device=ADAMW_DEV)
+    with pytest.raises(ValueError, match="fp32"):
+        TritonAdamW([q]).step()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="configure_optimizers gives TritonAdamW for CUDA parameters")
+def test_configure_optimizers_gives_triton_adamw_on_cuda():
+    model = GPT(config(n_layer=2))
+    assert type(model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")) is torch.optim.AdamW
+    model.cuda()
+    assert isinstance(model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cuda"), TritonAdamW)
+    assert not isinstance(model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cuda", fused=False), TritonAdamW)
 
 
 def test_clipped_fused_step_needs_a_fused_optimizer():

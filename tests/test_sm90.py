@@ -75,6 +75,9 @@ def launches():
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
          N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
          BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+        ('adamw', sk._adamw_kernel, dict(P=f32, G=f32, M=f32, V=f32, STEP=f32, SCALE=f32, numel=n * d, lr=3e-4,
+         beta2=0.95, one_minus_beta1=0.1, one_minus_beta2=0.05, eps=1e-8, weight_decay=0.1, HAS_SCALE=True,
+         BLOCK=1024)),  # model.TritonAdamW's step, the gradient clipped
     ]
 
 
@@ -91,6 +94,8 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
             sig[a], consts[(i,)] = 'constexpr', v
         elif isinstance(v, str) and v.startswith('*'):
             sig[a], attrs[(i,)] = v, [['tt.divisibility', 16]]      # torch allocations are 256-byte aligned
+        elif isinstance(v, float):
+            sig[a] = 'fp32'
         elif v == 1:                                                 # Triton makes an integer 1 a constant
             sig[a], consts[(i,)] = 'constexpr', v
         else:
