@@ -8,7 +8,8 @@ Modes (--mode=...):
            of columns, "experts only (a part)", times the experts alone on a precomputed routing
   sweep    T, d and n*K fixed while experts get finer (n halves, K and E double): memory and TFLOPS
   kernels  one layer's forward+backward under torch.profiler: each kernel's calls, time and share,
-           and the host's time to enqueue the layer against the GPU's time to run it
+           and the host's time to enqueue the layer against the GPU's time to run it; on a GPU, each
+           sonic expert GEMM's TFLOPS beside cuBLAS's on a dense GEMM of the same size
   train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
@@ -197,6 +198,33 @@ def moe_flops(R, d, n):
     rounding): up-projection 2*R*d*2n plus down-projection 2*R*n*d forward, twice that backward.
     The router's 2*T*d*E is not counted."""
     return {'fwd': 6 * R * n * d, 'bwd': 12 * R * n * d, 'both': 18 * R * n * d}
+
+
+def expert_gemms(T, d, n, E, K):
+    """The expert GEMMs of one sonic layer's forward+backward under top-K routing (R = T*K rows), by
+    kernel, as the (M, N, K, batch) of dense GEMMs doing the same FLOPs: what kernels mode times
+    cuBLAS on beside each kernel. Their FLOPs add up to moe_flops' 'both'. The weight gradients are
+    E GEMMs over R/E rows each, as if the routing were balanced."""
+    R = T * K
+    return {'_up_swiglu_kernel': [(R, 2 * n, d, 1)],                    # h = X[gather] @ W1
+            '_grouped_mm_kernel': [(R, d, n, 1), (R, d, 2 * n, 1)],       # y = a @ W2; dX~ = dH @ W1^T
+            '_down_bwd_kernel': [(R, n, d, 1)],                           # dA' = dO[gather] @ W2^T
+            '_wgrad_kernel': [(n, d, R // E, E), (d, 2 * n, R // E, E)]}  # dW2 = A'^T @ dO; dW1 = X^T @ dH
+
+
+def gemm_flops(gemms):
+    return sum(2 * M * N * Kd * b for M, N, Kd, b in gemms)
+
+
+def cublas_ms(gemms):
+    """Milliseconds of torch.mm, or torch.bmm for a batch (cuBLAS), on random inputs of these sizes, summed."""
+    ms = 0.0
+    for M, N, Kd, b in gemms:
+        a = torch.randn(b, M, Kd, device=device_type, dtype=dt)
+        w = torch.randn(b, Kd, N, device=device_type, dtype=dt)
+        ms += bench_ms(lambda: torch.bmm(a, w) if b > 1 else torch.mm(a[0], w[0]))
+        del a, w
+    return ms
 
 
 def parse_shapes(spec):
@@ -500,6 +528,13 @@ def kernel_profile(name, T, d, n, E, K, route):
     kernels = sorted(({'name': k, 'calls': c / kernel_iters, 'ms': us / kernel_iters / 1e3,
                        'mean_us': us / c, 'share': us / busy} for k, (c, us) in totals.items()),
                      key=lambda r: -r['ms'])
+    if cuda and name == 'sonic' and route == 'topk':  # each expert GEMM beside cuBLAS on a dense GEMM of its size
+        gemms = expert_gemms(T, d, n, E, K)
+        for k in kernels:
+            if k['name'] in gemms:
+                flops = gemm_flops(gemms[k['name']])
+                k['tflops'] = flops / (k['ms'] * 1e9)
+                k['cublas_tflops'] = flops / (cublas_ms(gemms[k['name']]) * 1e9)
     # busy_ms sums the table; busy_span_ms is the time anything ran, each moment once: the two agree
     # unless kernels overlap (several streams), or, on the CPU, an op were counted with its children
     return dict(kernels=kernels, busy_ms=busy / kernel_iters / 1e3, busy_span_ms=union_us(spans) / kernel_iters / 1e3,
@@ -509,19 +544,25 @@ def kernel_profile(name, T, d, n, E, K, route):
 def print_kernels(label, route, name, r):
     what = 'kernel' if device_type == 'cuda' else 'op (CPU self time)'
     print(f"\n{label} [{route}] {name}: one whole layer's forward+backward, per {what}")
-    print(f"{'name':<64}{'calls':>7}{'ms':>9}{'mean us':>10}{'share':>8}")
+    gemm = any('tflops' in k for k in r['kernels'])
+    print(f"{'name':<64}{'calls':>7}{'ms':>9}{'mean us':>10}{'share':>8}"
+          + (f"{'TFLOPS':>8}{'cuBLAS':>8}{'ratio':>7}" if gemm else ''))
     rest = r['kernels'][kernels_top:]
     shown = r['kernels'][:kernels_top] + ([dict(name=f'({len(rest)} more)', calls=sum(k['calls'] for k in rest),
                                                 ms=sum(k['ms'] for k in rest), mean_us=None,
                                                 share=sum(k['share'] for k in rest))] if rest else [])
     for k in shown:
         nm = k['name'] if len(k['name']) <= 62 else k['name'][:59] + '...'
-        print(f"{nm:<64}{k['calls']:7.3g}{k['ms']:9.3f}{fmt(k['mean_us'], '10.1f'):>10}{100 * k['share']:7.1f}%")
+        print(f"{nm:<64}{k['calls']:7.3g}{k['ms']:9.3f}{fmt(k['mean_us'], '10.1f'):>10}{100 * k['share']:7.1f}%"
+              + (f"{k['tflops']:8.0f}{k['cublas_tflops']:8.0f}{k['tflops'] / k['cublas_tflops']:7.2f}" if 'tflops' in k else ''))
     print(f"{'sum':<64}{sum(k['calls'] for k in shown):7.3g}{r['busy_ms']:9.3f}{'':>10}{100 * sum(k['share'] for k in shown):7.1f}%")
     dev = 'GPU' if device_type == 'cuda' else 'CPU'
     print(f"layer: host enqueue {r['enqueue_ms']:.3f} ms (no sync), {dev} {r['run_ms']:.3f} ms from start to end, "
           f"{dev} busy {r['busy_ms']:.3f} ms (the profiled sum above; {r['busy_span_ms']:.3f} ms counting overlaps once)"
           + (f"; the host is the bottleneck when enqueue >= {dev} time" if device_type == 'cuda' else ''))
+    if gemm:
+        print("TFLOPS: an expert GEMM kernel's, over bench.expert_gemms' FLOPs; cuBLAS: torch.mm/bmm on dense "
+              "inputs of the same sizes (no gather, no expert segments), in this run")
 
 
 def run_info():

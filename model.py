@@ -281,10 +281,8 @@ class TritonAdamW(torch.optim.AdamW):
         for group in self.param_groups:
             if group["amsgrad"] or group["maximize"] or torch.is_tensor(group["lr"]):
                 raise ValueError("TritonAdamW supports neither amsgrad, maximize nor a tensor lr: use torch.optim.AdamW")
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
@@ -292,8 +290,12 @@ class TritonAdamW(torch.optim.AdamW):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 elif state["step"].device != p.device:  # a plain AdamW's checkpoint keeps the count on the CPU
                     state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
-                sonic_kernels.adamw_(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
-                                     beta1, beta2, group["eps"], group["weight_decay"], grad_scale)
+            if params:
+                states = [self.state[p] for p in params]
+                sonic_kernels.adamw_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                                     [s["exp_avg_sq"] for s in states], [s["step"] for s in states], float(group["lr"]),
+                                     *map(float, group["betas"]), float(group["eps"]), float(group["weight_decay"]),
+                                     grad_scale)
         return loss
 
 

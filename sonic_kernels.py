@@ -984,22 +984,28 @@ def _adamw_kernel(P, G, M, V, STEP, SCALE,   # P, M, V (numel,) fp32, updated in
     tl.store(V + offs, v, mask=mask)
 
 
-def adamw_(p, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, grad_scale=None):
-    """One AdamW step of p in place, as torch.optim.AdamW takes it: step (a 0-d fp32 tensor on p's
-    device) is counted up first; grad_scale (0-d, optional) divides the gradient. p, exp_avg and
-    exp_avg_sq are contiguous fp32 tensors of one shape; grad fp32 or 16-bit. 1024-element programs:
-    13.2 ms for h200_moe's 1.93B parameters against 15.6 for torch's fused AdamW, 4.1 against 3.5
-    TB/s (H200; docs/LOG.md, 2026-12-01); 8192 ran at 17.1 ms."""
-    if not (p.dtype == exp_avg.dtype == exp_avg_sq.dtype == torch.float32 and p.is_contiguous()
-            and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous() and grad.shape == p.shape):
-        raise ValueError(f"adamw_: expected contiguous fp32 p and states and a gradient of p's shape; got "
-                         f"{p.dtype} {tuple(p.shape)}, gradient {grad.dtype} {tuple(grad.shape)}")
-    step += 1
+@torch.library.custom_op("sonic::adamw_", mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps"))
+def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+           exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], lr: float, beta1: float, beta2: float,
+           eps: float, weight_decay: float, grad_scale: Optional[torch.Tensor] = None) -> None:
+    """One AdamW step of each p in params, in place, as torch.optim.AdamW takes it: its step (a 0-d
+    fp32 tensor on p's device) is counted up first; grad_scale (0-d, optional) divides the gradients.
+    p, exp_avg and exp_avg_sq are contiguous fp32 tensors of one shape; grad fp32 or 16-bit. A
+    registered op, so that torch.profiler ties the kernels to it (a launch outside any op is tied to
+    none). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters against 15.6 for torch's
+    fused AdamW, 4.1 against 3.5 TB/s (H200; docs/LOG.md, 2026-12-01); 8192 ran at 17.1 ms."""
+    for p, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs):  # all checked before any update
+        if not (p.dtype == exp_avg.dtype == exp_avg_sq.dtype == torch.float32 and p.is_contiguous()
+                and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous() and grad.shape == p.shape):
+            raise ValueError(f"adamw_: expected contiguous fp32 parameters and states and gradients of their shapes; "
+                             f"got {p.dtype} {tuple(p.shape)}, gradient {grad.dtype} {tuple(grad.shape)}")
     BLOCK = 1024
-    _adamw_kernel[(triton.cdiv(p.numel(), BLOCK),)](
-        p, grad.contiguous(), exp_avg, exp_avg_sq, step, step if grad_scale is None else grad_scale,
-        p.numel(), lr, beta2, 1.0 - beta1, 1.0 - beta2, eps, weight_decay, HAS_SCALE=grad_scale is not None,
-        BLOCK=BLOCK, num_warps=4)
+    for p, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        step += 1
+        _adamw_kernel[(triton.cdiv(p.numel(), BLOCK),)](
+            p, grad.contiguous(), exp_avg, exp_avg_sq, step, step if grad_scale is None else grad_scale,
+            p.numel(), lr, beta2, 1.0 - beta1, 1.0 - beta2, eps, weight_decay, HAS_SCALE=grad_scale is not None,
+            BLOCK=BLOCK, num_warps=4)
 
 
 # -----------------------------------------------------------------------------

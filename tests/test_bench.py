@@ -15,6 +15,8 @@ import subprocess
 
 import torch
 
+import bench
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUDA = torch.cuda.is_available()
 # fp32 everywhere: on CPU the interpreter has no bf16, and fp32 makes the check errors sharp
@@ -238,8 +240,22 @@ def test_kernels(tmp_path):
         assert positive(r['enqueue_ms']) and positive(r['run_ms'])
         if r['backend'] == 'sonic' and not CUDA:  # the interpreted kernels run inside their autograd Functions
             assert {k['name'] for k in ks[:3]} & {'sonic_moe_fwd', 'sonic_moe_fwdBackward'}, ks[:3]
+        if r['backend'] == 'sonic' and CUDA:  # each expert GEMM beside cuBLAS's dense GEMM of its size
+            gemm = {k['name']: k for k in ks if 'tflops' in k}
+            assert set(gemm) == set(bench.expert_gemms(64, 32, 16, 4, 2)), gemm
+            assert all(positive(k['tflops']) and positive(k['cublas_tflops']) for k in gemm.values())
     # the table: the top 5, the rest in one row, and the shares' sum
-    assert out.count('more)') == 2 and out.count('100.0%') == 2 and 'host enqueue' in out
+    tables = sum('error' not in r for r in rows)  # grouped_mm runs on a GPU only
+    assert out.count('more)') == tables and out.count('100.0%') == tables and 'host enqueue' in out
+
+
+def test_expert_gemms_do_the_layers_flops():
+    # the dense GEMMs kernels mode times cuBLAS on do the expert layer's forward+backward FLOPs
+    for T, d, n, E, K in ((40960, 768, 256, 128, 8), (32768, 4096, 2048, 64, 4), (64, 32, 16, 4, 2)):
+        gemms = bench.expert_gemms(T, d, n, E, K)
+        assert sum(bench.gemm_flops(g) for g in gemms.values()) == bench.moe_flops(T * K, d, n)['both']
+        assert bench.gemm_flops(gemms['_up_swiglu_kernel']) + bench.gemm_flops(gemms['_grouped_mm_kernel'][:1]) \
+            == bench.moe_flops(T * K, d, n)['fwd']
 
 
 def test_profile_from_a_train_config(tmp_path):

@@ -421,7 +421,10 @@ def test_expert_parallel_clips_inside_a_fused_adamw(data_dir, tmp_path):
     wrapper.write_text("import os, runpy, sys, torch\n"
                        "sys.path.insert(0, os.getcwd())  # the repository, where torchrun starts it\n"
                        "real_adamw = torch.optim.AdamW\n"
-                       "torch.optim.AdamW = lambda *a, **k: real_adamw(*a, **k, fused=True)\n"
+                       "class FusedAdamW(real_adamw):\n"
+                       "    def __init__(self, *a, **k):\n"
+                       "        super().__init__(*a, **k, fused=True)\n"
+                       "torch.optim.AdamW = FusedAdamW\n"
                        "runpy.run_path('train.py', run_name='__main__')\n")
     common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=3', '--max_iters=3', '--ep_size=2',
               '--gradient_accumulation_steps=2', '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']

@@ -483,8 +483,10 @@ def test_triton_adamw_refuses_what_it_does_not_run():
         opt.step()
     q = torch.nn.Parameter(torch.randn(8, dtype=torch.bfloat16, device=ADAMW_DEV))
     q.grad = torch.randn(8, dtype=torch.bfloat16, device=ADAMW_DEV)
+    before = p.detach().clone()
     with pytest.raises(ValueError, match="fp32"):
-        TritonAdamW([q]).step()
+        TritonAdamW([p, q]).step()
+    assert torch.equal(p.detach(), before)  # nothing updated when one parameter is refused
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="configure_optimizers gives TritonAdamW for CUDA parameters")

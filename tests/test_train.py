@@ -272,23 +272,34 @@ def test_nonfinite_weights_under_a_finite_loss_are_never_saved(data_dir, tmp_pat
     assert all(torch.isfinite(v).all() for v in ckpt['model'].values())
 
 
-def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path):
-    # with a fused AdamW (CUDA's, forced here on the CPU) train.py clips inside the optimizer step,
+FORCE_OPTIMIZER = {  # CUDA's optimizers, forced here on the CPU (TritonAdamW's kernel in the interpreter)
+    'fused': ("real_adamw = torch.optim.AdamW\n"
+              "class FusedAdamW(real_adamw):\n"
+              "    def __init__(self, *a, **k):\n"
+              "        super().__init__(*a, **k, fused=True)\n"
+              "torch.optim.AdamW = FusedAdamW\n"),
+    'triton': ("import model\n"
+               "real_configure = model.GPT.configure_optimizers\n"
+               "model.GPT.configure_optimizers = lambda self, *a, **k: model.TritonAdamW(real_configure(self, *a, **k).param_groups)\n"),
+}
+
+
+@pytest.mark.parametrize("kind", ["fused", "triton"])
+def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path, kind):
+    # with a fused AdamW or TritonAdamW (what CUDA runs) train.py clips inside the optimizer step,
     # never calling clip_grad_norm_; the weights match the CPU's AdamW after clip_grad_norm_
-    patch = (
-        "real_adamw = torch.optim.AdamW\n"
-        "torch.optim.AdamW = lambda *a, **k: real_adamw(*a, **k, fused=True)\n"
-        "def clip(*a, **k):\n"
-        "    raise AssertionError('clip_grad_norm_ called')\n"
-        "torch.nn.utils.clip_grad_norm_ = clip\n")
+    patch = (FORCE_OPTIMIZER[kind] +
+             "def clip(*a, **k):\n"
+             "    raise AssertionError('clip_grad_norm_ called')\n"
+             "torch.nn.utils.clip_grad_norm_ = clip\n")
     args = ['--max_iters=6', '--eval_interval=6', '--grad_clip=0.05', '--learning_rate=1e-2']
-    ok(train_patched(patch, data_dir, tmp_path / 'fused', *args))
+    ok(train_patched(patch, data_dir, tmp_path / kind, *args))
     ok(train(data_dir, tmp_path / 'plain', *args))
-    fused, plain = load_ckpt(tmp_path / 'fused'), load_ckpt(tmp_path / 'plain')
-    assert all(v['fused'] for v in fused['optimizer']['param_groups'])
+    forced, plain = load_ckpt(tmp_path / kind), load_ckpt(tmp_path / 'plain')
+    assert all(bool(v['fused']) == (kind == 'fused') for v in forced['optimizer']['param_groups'])
     assert not any(v.get('fused') for v in plain['optimizer']['param_groups'])
     for k, v in plain['model'].items():  # rounding differs at 3e-7; a wrong coefficient gives 1e-3
-        assert (fused['model'][k] - v).norm() <= 1e-5 * v.norm(), k
+        assert (forced['model'][k] - v).norm() <= 1e-5 * v.norm(), k
 
 
 def test_failed_save_keeps_previous_checkpoint(data_dir, tmp_path):

@@ -43,14 +43,14 @@ for BLOCK, IT in ((1024, 8), (2048, 8), (4096, 4), (4096, 16)):
     t = do_bench(f, warmup=3, rep=50)
     print(f"triton sumsq BLOCK={BLOCK} ITERS={IT}: {t:.2f} ms, {4*N/t/1e9:.0f} GB/s; norm {f().item():.6f} vs {torch.nn.utils.get_total_norm(gs).item():.6f}", flush=True)
 # agreement with torch's fused step from one state
-p0 = [p.detach().clone() for p in ps]; m0 = [m.clone() for m in ms]; v0 = [v.clone() for v in vs]; s0 = [s.clone() for s in st]
+p_keep = [p.detach().clone() for p in ps]; m_keep = [m.clone() for m in ms]; v_keep = [v.clone() for v in vs]; s_keep = [s.clone() for s in st]
 opt.step()
 pt = [p.detach().clone() for p in ps]
 with torch.no_grad():
-    for p, a in zip(ps, p0): p.copy_(a)
-    for m, a in zip(ms, m0): m.copy_(a)
-    for v, a in zip(vs, v0): v.copy_(a)
-    for s, a in zip(st, s0): s.copy_(a)
+    for p, a in zip(ps, p_keep): p.copy_(a)
+    for m, a in zip(ms, m_keep): m.copy_(a)
+    for v, a in zip(vs, v_keep): v.copy_(a)
+    for s, a in zip(st, s_keep): s.copy_(a)
 wd = [groups[id(p)] for p in ps]
 for p, g, m, v, s, w in zip(ps, gs, ms, vs, st, wd):
     adamw_step([p], [g], [m], [v], [s], 3e-4, 0.9, 0.95, 1e-8, w)
