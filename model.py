@@ -278,9 +278,9 @@ class TritonAdamW(torch.optim.AdamW):
             with torch.enable_grad():
                 loss = closure()
         grad_scale = getattr(self, "grad_scale", None)  # set by clipped_fused_step
+        if any(g["amsgrad"] or g["maximize"] or torch.is_tensor(g["lr"]) for g in self.param_groups):
+            raise ValueError("TritonAdamW supports neither amsgrad, maximize nor a tensor lr: use torch.optim.AdamW")
         for group in self.param_groups:
-            if group["amsgrad"] or group["maximize"] or torch.is_tensor(group["lr"]):
-                raise ValueError("TritonAdamW supports neither amsgrad, maximize nor a tensor lr: use torch.optim.AdamW")
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
                 state = self.state[p]

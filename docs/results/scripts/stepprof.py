@@ -4,7 +4,7 @@ import sys, os, time, argparse, torch
 sys.path.insert(0, os.path.dirname(__file__)); sys.path.insert(0, os.getcwd())
 from collections import defaultdict
 from model import GPT, GPTConfig, clipped_fused_step
-ap = argparse.ArgumentParser(); ap.add_argument("--opt", default="fused"); ap.add_argument("--mode", default="default")
+ap = argparse.ArgumentParser(); ap.add_argument("--mode", default="default")
 ap.add_argument("--profile", action="store_true"); ap.add_argument("--steps", type=int, default=20); a = ap.parse_args()
 torch.manual_seed(0)
 cfg = GPTConfig(block_size=2048, vocab_size=256, n_layer=12, n_head=12, n_embd=1536, n_expert=128, top_k=8,
