@@ -999,9 +999,9 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
                 and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous() and grad.shape == p.shape):
             raise ValueError(f"adamw_: expected contiguous fp32 parameters and states and gradients of their shapes; "
                              f"got {p.dtype} {tuple(p.shape)}, gradient {grad.dtype} {tuple(grad.shape)}")
+    torch._foreach_add_(steps, 1)  # one launch for every count, as torch's AdamW does, not one a parameter
     BLOCK = 1024
     for p, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
-        step += 1
         _adamw_kernel[(triton.cdiv(p.numel(), BLOCK),)](
             p, grad.contiguous(), exp_avg, exp_avg_sq, step, step if grad_scale is None else grad_scale,
             p.numel(), lr, beta2, 1.0 - beta1, 1.0 - beta2, eps, weight_decay, HAS_SCALE=grad_scale is not None,
