@@ -45,8 +45,11 @@ traces) and an autograd.Function on the same functions (what eager mode runs).
 All routing metadata is built on the device: no .item(), .tolist() or any host
 sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
 
-Portability: plain tl.dot on pointer loads, which Triton lowers to wgmma on Hopper and to mma on
-sm_80/sm_89/Blackwell; no Hopper-only feature is used, so one path serves every bf16 GPU.
+Portability: plain tl.dot, which Triton lowers to wgmma on Hopper, tcgen05 on Blackwell and mma on
+sm_80/sm_89, on pointer loads: the portable path. On sm_90 and newer the operands that are not
+gathered (the weights, and rows already in grouped order) may come by TMA instead, through
+descriptors each program builds on the device: always in the weight gradients, and in the M-tiled
+GEMMs where the reduction is long enough to repay the descriptors (TMA, _use_tma).
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -588,6 +591,45 @@ def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.
     return sel, added
 
 
+TMA = None  # operands that are not gathered, by TMA: None = where the device has it and it pays; True/False force it
+# Each program builds its descriptors on the device (a global write and a fence) before its main loop.
+# On the H200 the M-tiled GEMMs repaid that only on reductions of 4096 (64 steps): 0-17% faster there,
+# and up to 27% slower on 256-2048; the weight gradients, whose loops run over an expert's rows, gained
+# 1-12% at every paper shape (docs/LOG.md, 2026-12-01)
+TMA_MIN_K = 4096
+
+
+def _scratch(size, alignment, stream):
+    # device-side tensor descriptors live in a global scratch buffer that Triton asks for at launch
+    return torch.empty(size, dtype=torch.int8, device="cuda")
+
+
+def _use_tma(*ts, col=0, k=None):
+    """Whether the expert GEMMs read the operands ts (the weights and the rows in grouped order, never
+    the gathered rows) through device-side TMA descriptors (tl.make_tensor_descriptor). TMA needs an
+    NVIDIA GPU of compute capability >= 9, a 16-byte aligned base and strides and a unit last stride;
+    col, a column where a block starts that is not a multiple of the tiles (n, where up's half of h
+    starts), must be 16-byte aligned too. k: an M-tiled kernel's reduction length, which must reach
+    TMA_MIN_K. By default only 16-bit operands take it: fp32 runs FMA dots, not wgmma. Elsewhere
+    (sm_80, AMD, fp32, short reductions) every operand comes by pointer loads, the portable path."""
+    fits = col * ts[0].element_size() % 16 == 0 and all(t.stride(-1) == 1 and t.data_ptr() % 16 == 0
+               and all(st * t.element_size() % 16 == 0 for st in t.stride()[:-1]) for t in ts)
+    use = TMA if TMA is not None else (
+        not INTERPRET and (k is None or k >= TMA_MIN_K) and all(t.is_cuda and t.element_size() == 2 for t in ts)
+        and torch.version.hip is None
+        and torch.cuda.get_device_capability(ts[0].device)[0] >= 9 and fits)
+    if use and not fits:
+        raise ValueError(f"sonic_kernels.TMA=True, but an operand of shape {[tuple(t.shape) for t in ts]} does not meet "
+                         f"TMA's rules (unit last stride, 16-byte aligned base, strides and column offsets): "
+                         f"set sonic_kernels.TMA = None")
+    if use and ts[0].is_cuda:
+        # the allocator is a context variable, unset in autograd's backward thread: set it where it is unset
+        from triton.runtime import _allocation
+        if isinstance(_allocation._allocator.get(), _allocation.NullAllocator):
+            triton.set_allocator(_scratch)
+    return bool(use)
+
+
 # -----------------------------------------------------------------------------
 # Forward: up-projection with SwiGLU, down projection, gather-sum. The GEMM grids run over
 # (M tile, N tile) with the N tile fastest, so the programs that share one gathered block of rows
@@ -597,7 +639,7 @@ def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.
 @triton.autotune(
     configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
-    key=["N", "D"],
+    key=["N", "D", "USE_TMA"],
 )
 @triton.jit
 def _up_swiglu_kernel(
@@ -605,6 +647,7 @@ def _up_swiglu_kernel(
     N, D, E,                                                  # N = n, D = d
     stride_xt, stride_we, stride_wk, stride_hr, stride_ar,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    USE_TMA: tl.constexpr,
 ):
     num_n = tl.cdiv(N, BLOCK_N)
     pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
@@ -619,18 +662,29 @@ def _up_swiglu_kernel(
     mask_n = cols < N
     ks = tl.arange(0, BLOCK_K)
     x_ptrs = X + tok[:, None] * stride_xt + ks[None, :]
-    w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
+    if USE_TMA:
+        # the 3-D descriptor zero-fills past d and 2n, never reading the next expert. Where BLOCK_N does
+        # not divide n, the last gate tile runs on into up columns: those columns of h and a are
+        # masked at the stores, and a column of a product depends on that column alone
+        w_desc = tl.make_tensor_descriptor(W1, shape=[E, D, 2 * N], strides=[stride_we, stride_wk, 1],
+                                           block_shape=[1, BLOCK_K, BLOCK_N])
+    else:
+        w_ptrs = W1 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wk + cols[None, :]
     acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, D, BLOCK_K):
         mask_k = (k0 + ks) < D
         x = tl.load(x_ptrs, mask=mask_k[None, :], other=0.0)
-        wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        if USE_TMA:
+            wg = w_desc.load([e, k0, pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+            wu = w_desc.load([e, k0, N + pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+        else:
+            wg = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            wu = tl.load(w_ptrs + N, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            w_ptrs += BLOCK_K * stride_wk
         acc_g = tl.dot(x, wg, acc_g, input_precision=DOT_PREC)
         acc_u = tl.dot(x, wu, acc_u, input_precision=DOT_PREC)
         x_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K * stride_wk
     # SwiGLU epilogue on h as stored, so that backward's recomputation of a is exact
     g = acc_g.to(H.dtype.element_ty)
     u = acc_u.to(H.dtype.element_ty)
@@ -654,7 +708,7 @@ def up_swiglu(x, w1, r: Routing):
     grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
     _up_swiglu_kernel[grid](x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E,
                             x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
-                            BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(x.dtype))
+                            BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(x.dtype), USE_TMA=_use_tma(w1, col=n, k=d))
     return h, a
 
 
@@ -662,14 +716,15 @@ def up_swiglu(x, w1, r: Routing):
     configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
                       (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
-    key=["N", "KD"],
+    key=["N", "KD", "USE_TMA"],
 )
 @triton.jit
 def _grouped_mm_kernel(
     Am, B, C, tile_expert, tile_row0, offsets,   # Am (R, KD) grouped order, B_e (KD, N) by strides, C (R, N)
-    N, KD, E,
+    R, N, KD, E,
     stride_ar, stride_be, stride_bk, stride_bn, stride_cr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    USE_TMA: tl.constexpr, TRANS_B: tl.constexpr,   # TRANS_B: B is stored (E, N, KD)
 ):
     num_n = tl.cdiv(N, BLOCK_N)
     pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
@@ -682,16 +737,34 @@ def _grouped_mm_kernel(
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = cols < N
     ks = tl.arange(0, BLOCK_K)
-    a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
-    b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
+    if USE_TMA:
+        # rows past the segment's end read the next expert's rows (zeros past R): their results are
+        # masked at the store. B's 3-D descriptor zero-fills past KD and N
+        a_desc = tl.make_tensor_descriptor(Am, shape=[R, KD], strides=[stride_ar, 1], block_shape=[BLOCK_M, BLOCK_K])
+        if TRANS_B:
+            b_desc = tl.make_tensor_descriptor(B, shape=[E, N, KD], strides=[stride_be, stride_bn, 1],
+                                               block_shape=[1, BLOCK_N, BLOCK_K])
+        else:
+            b_desc = tl.make_tensor_descriptor(B, shape=[E, KD, N], strides=[stride_be, stride_bk, 1],
+                                               block_shape=[1, BLOCK_K, BLOCK_N])
+    else:
+        a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
+        b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, KD, BLOCK_K):
-        mask_k = (k0 + ks) < KD
-        a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
-        b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        if USE_TMA:
+            a = a_desc.load([row0, k0])
+            if TRANS_B:
+                b = tl.trans(b_desc.load([e, pid_n * BLOCK_N, k0]).reshape(BLOCK_N, BLOCK_K))
+            else:
+                b = b_desc.load([e, k0, pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+        else:
+            mask_k = (k0 + ks) < KD
+            a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            a_ptrs += BLOCK_K
+            b_ptrs += BLOCK_K * stride_bk
         acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
-        a_ptrs += BLOCK_K
-        b_ptrs += BLOCK_K * stride_bk
     c_ptrs = C + rows.to(tl.int64)[:, None] * stride_cr + cols[None, :]
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -705,9 +778,9 @@ def grouped_mm(a, b, r: Routing, trans_b=False):
     c = torch.empty(R, N, device=a.device, dtype=a.dtype)
     tiles = r.tile_expert.numel()
     grid = lambda META: (tiles * triton.cdiv(N, META["BLOCK_N"]),)
-    _grouped_mm_kernel[grid](a, b, c, r.tile_expert, r.tile_row0, r.offsets, N, KD, E,
+    _grouped_mm_kernel[grid](a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E,
                              a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
-                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype))
+                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype), USE_TMA=_use_tma(a, b, k=KD), TRANS_B=trans_b)
     return c
 
 
@@ -767,15 +840,23 @@ def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: 
 # forward's grouped GEMM and gather-sum.
 
 @triton.jit
-def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar):
+def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar, h_desc, row0, col0,
+                       USE_TMA: tl.constexpr):
     # recompute a from h (a is never saved), write dH and A', return this block's share of dS.
     # Every output is formed before the first store. The stores may alias as far as the compiler
     # knows, so a store between two results keeps whole fp32 tiles alive across it; this order cut
     # the spills of the fast programs from 74-80 registers to 14-16 (docs/LOG.md, 2026-11-29)
     mask = mask_m[:, None] & (cols < N)[None, :]
-    h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
-    g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
-    u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
+    if USE_TMA:
+        # rows past the segment read the next expert's h, and gate columns past n read up columns:
+        # the stores (dS's too) mask those rows and columns, and acc is zero past n (W2's descriptor
+        # zero-fills), so no row sum takes anything from them
+        g = h_desc.load([row0, col0]).to(tl.float32)
+        u = h_desc.load([row0, N + col0]).to(tl.float32)
+    else:
+        h_ptrs = H + rows64[:, None] * stride_hr + cols[None, :]
+        g = tl.load(h_ptrs, mask=mask, other=0.0).to(tl.float32)
+        u = tl.load(h_ptrs + N, mask=mask, other=0.0).to(tl.float32)
     sig = tl.sigmoid(g)
     silu = g * sig
     a = silu * u
@@ -796,7 +877,7 @@ def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, st
                       (dict(SPLIT_M=2, NACC=2, BLOCK_N=128, BLOCK_K=64), 8, 4),
                       (dict(SPLIT_M=1, NACC=2, BLOCK_N=64, BLOCK_K=64), 8, 5)],
                      dict(SPLIT_M=2, NACC=2, BLOCK_N=16, BLOCK_K=32)),
-    key=["N", "D"],
+    key=["N", "D", "USE_TMA"],
     reset_to_zero=["dS_part"],  # configs differ in N tiles; rows a config does not write must stay 0
 )
 @triton.jit
@@ -806,7 +887,7 @@ def _down_bwd_kernel(
     N, D, E, R,
     stride_ot, stride_we, stride_wn, stride_wd, stride_hr, stride_ar,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
-    SPLIT_M: tl.constexpr, NACC: tl.constexpr,
+    SPLIT_M: tl.constexpr, NACC: tl.constexpr, USE_TMA: tl.constexpr,
 ):
     # A program covers BLOCK_M // SPLIT_M rows of one M tile and NACC * BLOCK_N columns, as NACC
     # accumulators that share each gathered dO block. The epilogue holds h, a and dA' at once, so
@@ -830,25 +911,43 @@ def _down_bwd_kernel(
     ks = tl.arange(0, BLOCK_K)
     # dA' = dO[gather] @ W2_e^T; W2_e^T (d, n) is read through strides, never transposed in memory
     o_ptrs = dO + tok[:, None] * stride_ot + ks[None, :]
-    w_ptrs = W2 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wd + cols[None, :] * stride_wn
+    col0 = pid_n * NACC * BLOCK_N
+    if USE_TMA:
+        # W2_e^T blocks are read as (BLOCK_N, BLOCK_K) blocks of W2_e (n, d) and transposed in shared
+        # memory; the 3-D descriptor zero-fills past n and d
+        w_desc = tl.make_tensor_descriptor(W2, shape=[E, N, D], strides=[stride_we, stride_wn, 1],
+                                           block_shape=[1, BLOCK_N, BLOCK_K])
+        h_desc = tl.make_tensor_descriptor(H, shape=[R, 2 * N], strides=[stride_hr, 1], block_shape=[SUB_M, BLOCK_N])
+    else:
+        w_ptrs = W2 + e.to(tl.int64) * stride_we + ks[:, None] * stride_wd + cols[None, :] * stride_wn
+        h_desc = H
     mask_n0, mask_n1 = cols < N, (cols + BLOCK_N) < N
     acc0 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
     acc1 = tl.zeros((SUB_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, D, BLOCK_K):
         mask_k = (k0 + ks) < D
         o = tl.load(o_ptrs, mask=mask_k[None, :], other=0.0)
-        w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n0[None, :], other=0.0)
+        if USE_TMA:
+            w = tl.trans(w_desc.load([e, col0, k0]).reshape(BLOCK_N, BLOCK_K))
+        else:
+            w = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n0[None, :], other=0.0)
         acc0 = tl.dot(o, w, acc0, input_precision=DOT_PREC)
         if NACC == 2:
-            w = tl.load(w_ptrs + BLOCK_N * stride_wn, mask=mask_k[:, None] & mask_n1[None, :], other=0.0)
+            if USE_TMA:
+                w = tl.trans(w_desc.load([e, col0 + BLOCK_N, k0]).reshape(BLOCK_N, BLOCK_K))
+            else:
+                w = tl.load(w_ptrs + BLOCK_N * stride_wn, mask=mask_k[:, None] & mask_n1[None, :], other=0.0)
             acc1 = tl.dot(o, w, acc1, input_precision=DOT_PREC)
         o_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K * stride_wd
+        if not USE_TMA:
+            w_ptrs += BLOCK_K * stride_wd
     rows64 = tl.where(mask_m, rows, row0).to(tl.int64)
     s = tl.load(S + rows64, mask=mask_m, other=0.0)
-    ds = _down_bwd_epilogue(acc0, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar)
+    ds = _down_bwd_epilogue(acc0, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, stride_ar,
+                            h_desc, row0, col0, USE_TMA)
     if NACC == 2:
-        ds += _down_bwd_epilogue(acc1, s, rows64, mask_m, cols + BLOCK_N, N, H, dH, Ap, stride_hr, stride_ar)
+        ds += _down_bwd_epilogue(acc1, s, rows64, mask_m, cols + BLOCK_N, N, H, dH, Ap, stride_hr, stride_ar,
+                                 h_desc, row0, col0 + BLOCK_N, USE_TMA)
     # this program's share of the row sum; the N programs' shares are summed by the launcher
     tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, ds, mask=mask_m)
 
@@ -864,7 +963,8 @@ def down_bwd(dout, w2, h, r: Routing):
     grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
     _down_bwd_kernel[grid](dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets,
                            dH, Ap, dS_part, n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
-                           h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(h.dtype))
+                           h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(h.dtype),
+                           USE_TMA=_use_tma(w2, h, col=n, k=d))
     return dH, Ap, dS_part.sum(0)
 
 
@@ -872,15 +972,16 @@ def down_bwd(dout, w2, h, r: Routing):
     configs=_configs([(dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 2), (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64), 4, 3),
                       (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
                      dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
-    key=["M", "N", "rows_hint"],
+    key=["M", "N", "rows_hint", "USE_TMA"],
 )
 @triton.jit
 def _wgrad_kernel(
     Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
-    M, N, rows_hint,                         # rows_hint: mean rows per expert as a power of 2, a tuning key only
-    stride_ar, stride_br, stride_ce, stride_cm,
+    M, N, rows_hint, RA, RB,                 # rows_hint: mean rows per expert as a power of 2, a tuning key only;
+    stride_ar, stride_br, stride_ce, stride_cm,   # RA, RB: Am's and B's rows
     GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
+    USE_TMA: tl.constexpr,   # the operand that is not gathered comes by TMA (needs exactly one gathered)
 ):
     # a grouped GEMM whose reduction runs over one expert's segment of rows (varlen-K); operands
     # come from the grouped order or, through an index, straight from the token-order tensors.
@@ -898,6 +999,15 @@ def _wgrad_kernel(
     cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_cm, mask_cn = cm < M, cn < N
     ks = tl.arange(0, BLOCK_K)
+    if USE_TMA:
+        # the rows past the segment's end that a TMA block reads belong to the next expert (zeros past
+        # the tensor's end): the gathered operand's rows there are masked to zero, so they add nothing
+        # (a non-finite value there would add NaN, but then the next expert's own gradient is not
+        # finite either, and the step is lost anyway)
+        if GATHER_A:
+            b_desc = tl.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1], block_shape=[BLOCK_K, BLOCK_N])
+        else:
+            a_desc = tl.make_tensor_descriptor(Am, shape=[RA, M], strides=[stride_ar, 1], block_shape=[BLOCK_K, BLOCK_M])
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for r0 in range(start, end, BLOCK_K):
         rows = r0 + ks
@@ -910,8 +1020,14 @@ def _wgrad_kernel(
             ib = tl.load(gather_b + rows, mask=mask_r, other=0).to(tl.int64)
         else:
             ib = rows.to(tl.int64)
-        a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & mask_cm[None, :], other=0.0)
-        b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & mask_cn[None, :], other=0.0)
+        if USE_TMA and not GATHER_A:
+            a = a_desc.load([r0, pid_m * BLOCK_M])
+        else:
+            a = tl.load(Am + ia[:, None] * stride_ar + cm[None, :], mask=mask_r[:, None] & mask_cm[None, :], other=0.0)
+        if USE_TMA and GATHER_A:
+            b = b_desc.load([r0, pid_n * BLOCK_N])
+        else:
+            b = tl.load(B + ib[:, None] * stride_br + cn[None, :], mask=mask_r[:, None] & mask_cn[None, :], other=0.0)
         acc = tl.dot(tl.trans(a), b, acc, input_precision=DOT_PREC)
     # an expert with no rows writes zeros, which is its true gradient
     c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
@@ -927,9 +1043,10 @@ def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):
     c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)
     rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
-    _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows,
+    tma = gather_a != gather_b and _use_tma(b if gather_a else a)
+    _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows, a.shape[0], b.shape[0],
                         a.stride(0), b.stride(0), c.stride(0), c.stride(1),
-                        GATHER_A=gather_a, GATHER_B=gather_b, DOT_PREC=_dot_prec(a.dtype))
+                        GATHER_A=gather_a, GATHER_B=gather_b, DOT_PREC=_dot_prec(a.dtype), USE_TMA=tma)
     return c
 
 

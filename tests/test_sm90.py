@@ -30,14 +30,17 @@ TARGETS = {  # compute capability: (GPU, the most shared memory one program may 
 SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
 
 
-def launches():
+def launches(tma=False):
     """(name, kernel, {arg: value}) for every launch in sonic_kernels at SHAPE. A value is a dtype
-    string for a pointer, an int for an integer argument, or anything else for a constexpr."""
+    string for a pointer, an int for an integer argument, or anything else for a constexpr. With tma,
+    only the expert GEMMs, as sm_90 and newer launch them: their operands that are not gathered by
+    TMA descriptors."""
     import sonic_kernels as sk
     T, d, n, E, K = SHAPE.values()
     R = T * K
     bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
     meta = dict(gather_idx=i32, tile_expert=i32, tile_row0=i32, offsets=i32)
+    t = dict(USE_TMA=tma)
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
@@ -55,26 +58,27 @@ def launches():
         ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', C=i64, SEL='*i8', ADD=i64, T=T,
          KA=sk.BLOCK_M // 2, BLOCK_T=2048)),  # token rounding, nearest, at the kernels' M tile
         ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
-         stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+         stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', **t)),
         ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+         R=R, N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=False, **t)),
         ('gather_sum', sk._gather_sum_kernel, dict(Y=bf, S=f32, rev=i32, tok_offsets=i32, O=bf, D=d, stride_yr=d,
          stride_ot=d, HAS_S=True, BLOCK_D=1024)),
         ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
          N=n, D=d, E=E, R=R, stride_ot=d, stride_we=n * d, stride_wn=d, stride_wd=1, stride_hr=2 * n, stride_ar=n,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', **t)),
         ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d, rows_hint=256,
-         stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True, DOT_PREC='tf32')),
+         RA=R, RB=T, stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True,
+         DOT_PREC='tf32', **t)),
         ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
-         stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
-         DOT_PREC='tf32')),
+         RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
+         DOT_PREC='tf32', **t)),
         ('wgrad dW1 fp32', sk._wgrad_kernel, dict(Am=bf, B=bf, C=f32, gather_a=i32, gather_b=i32, offsets=i32, M=d,
-         N=2 * n, rows_hint=256, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True,
-         GATHER_B=False, DOT_PREC='tf32')),  # fp32 master weights' gradients
+         N=2 * n, rows_hint=256, RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n,
+         GATHER_A=True, GATHER_B=False, DOT_PREC='tf32', **t)),  # fp32 master weights' gradients
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32')),
+         R=R, N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=True, **t)),
         ('adamw', sk._adamw_kernel, dict(P=f32, G=f32, M=f32, V=f32, STEP=f32, SCALE=f32, numel=n * d, lr=3e-4,
          beta2=0.95, one_minus_beta1=0.1, one_minus_beta2=0.05, eps=1e-8, weight_decay=0.1, HAS_SCALE=True,
          BLOCK=1024)),  # model.TritonAdamW's step, the gradient clipped
@@ -141,8 +145,11 @@ def report(arch, cases=None):
     cases: (name, kernel, args, configs or None for the autotuner's), default every launch at every
     config."""
     import triton
+    if cases is None:   # sm_90 and newer also build the expert GEMMs' TMA variants, which they run
+        cases = launches() + [(f'{name} tma', kern, args) for name, kern, args in launches(tma=True)
+                              if 'USE_TMA' in args and arch >= 90]
     rows = []
-    for name, kern, args, *cfgs in cases or launches():
+    for name, kern, args, *cfgs in cases:
         configs = cfgs[0] if cfgs and cfgs[0] else kern.configs if isinstance(kern, triton.runtime.Autotuner) \
             else [triton.Config({}, num_warps=4, num_stages=3)]
         fn = kern.fn if isinstance(kern, triton.runtime.Autotuner) else kern

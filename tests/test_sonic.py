@@ -327,11 +327,13 @@ def test_fp32_master_weights_get_fp32_gradients():
         assert a.dtype == torch.float32 and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("tma", [False, True], ids=["pointers", "tma"])
 @pytest.mark.parametrize("split_m,nacc", [(1, 1), (1, 2), (2, 1), (2, 2)])
-def test_down_bwd_kernel_variants(split_m, nacc):
+def test_down_bwd_kernel_variants(split_m, nacc, tma):
     # the dA' kernel's program shapes (autotune picks one per shape, so call each directly): rows
     # split in halves or not, one or two accumulators, n not a multiple of nacc * BLOCK_N, an expert
-    # with no rows, partial M tiles; dH, A' and dS against the chain rule in float64
+    # with no rows, partial M tiles; W2 and h by pointers or by TMA descriptors; dH, A' and dS against
+    # the chain rule in float64
     T, d, n, E, K = 300, 48, 80, 5, 2
     bn = 32 if CUDA else 16
     idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)  # expert E-1 gets no rows
@@ -344,7 +346,8 @@ def test_down_bwd_kernel_variants(split_m, nacc):
     grid = (sk._max_tiles(R, E) * split_m * sk.triton.cdiv(n, nacc * bn),)
     sk._down_bwd_kernel.fn[grid](dO, w2, h, s, gi, te, tr0, off, dH, Ap, dS_part, n, d, E, R,
                                  dO.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), h.stride(0), Ap.stride(0),
-                                 BLOCK_M=sk.BLOCK_M, BLOCK_N=bn, BLOCK_K=16, DOT_PREC="ieee", SPLIT_M=split_m, NACC=nacc)
+                                 BLOCK_M=sk.BLOCK_M, BLOCK_N=bn, BLOCK_K=16, DOT_PREC="ieee", SPLIT_M=split_m, NACC=nacc,
+                                 USE_TMA=tma)
     # float64 reference in grouped order: row r belongs to expert e(r) and token gi[r]
     exp_of_row = torch.repeat_interleave(torch.arange(E, device=DEV), (off[1:] - off[:-1]).long())
     dA = torch.einsum("rd,rnd->rn", dO.double()[gi.long()], w2.double()[exp_of_row])
@@ -481,6 +484,40 @@ def test_torch_compile_fullgraph(extra):
     compiled = grads_of(cmoe, x, g)
     for name, a, b in zip(["out", "dx", "dw1", "dw2", "drouter"], compiled, eager):
         assert_rel(a, b, 1e-2, name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16 if CUDA else torch.float16])
+def test_tma_loads_match_pointer_loads(monkeypatch, dtype):
+    # every expert GEMM with its operands that are not gathered read by TMA descriptors (forced, as on
+    # sm_90 with long reductions) against pointer loads: n and d not multiples of any tile, several
+    # M tiles an expert, an expert with no rows, rows of the next expert inside a TMA block
+    T, d, n, E, K = 300, 72, 40, 5, 2
+    x = torch.randn(T, d, device=DEV, dtype=dtype)
+    w1 = (torch.randn(E, d, 2 * n, device=DEV) / math.sqrt(d)).to(dtype)
+    w2 = (torch.randn(E, n, d, device=DEV) / math.sqrt(n)).to(dtype)
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    score = torch.rand(T * K, device=DEV)
+    pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
+    dout = torch.randn(T, d, device=DEV, dtype=dtype)
+    res = []
+    for tma in (False, True):
+        monkeypatch.setattr(sk, "TMA", tma)
+        out, h, *r = sk.moe_fwd_impl(x, w1, w2, pair_tok, idx.flatten(), score)
+        res.append([out, h, *sk.moe_bwd_impl(dout, x, w1, w2, h, *r)])
+    assert res[0][3].abs().max() > 0 and res[0][4][E - 1].abs().max() == 0   # dw1: the empty expert's is 0
+    for name, a, b in zip(["out", "h", "dx", "dw1", "dw2", "dscore"], *res):
+        assert_rel(b, a, 1e-5, f"{name}, TMA against pointers")
+
+
+def test_tma_refuses_what_it_cannot_read(monkeypatch):
+    # forced on, TMA needs 16-byte aligned rows and column offsets; the error says what to do
+    monkeypatch.setattr(sk, "TMA", True)
+    w = torch.zeros(4, 8, 44, dtype=torch.float16)   # (E, d, 2n) with n = 22: up's half starts at 44 bytes
+    with pytest.raises(ValueError, match="sonic_kernels.TMA = None"):
+        sk._use_tma(w, col=22)
+    assert sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
+    monkeypatch.setattr(sk, "TMA", None)   # auto: never in the interpreter, whatever the shapes
+    assert not sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
 
 
 @gpu
