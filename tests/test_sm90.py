@@ -33,8 +33,8 @@ SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every si
 def launches(tma=False):
     """(name, kernel, {arg: value}) for every launch in sonic_kernels at SHAPE. A value is a dtype
     string for a pointer, an int for an integer argument, or anything else for a constexpr. With tma,
-    only the expert GEMMs, as sm_90 and newer launch them: their operands that are not gathered by
-    TMA descriptors."""
+    the expert GEMMs take USE_TMA=True, as sm_90 and newer launch them where TMA pays: their operands
+    that are not gathered by TMA descriptors."""
     import sonic_kernels as sk
     T, d, n, E, K = SHAPE.values()
     R = T * K
