@@ -604,6 +604,24 @@ def _scratch(size, alignment, stream):
     return torch.empty(size, dtype=torch.int8, device="cuda")
 
 
+def _tma_api():
+    # device-side descriptors came with Triton 3.4 (tl.make_tensor_descriptor, triton.set_allocator);
+    # an older Triton (torch 2.5-2.7 pin 3.1-3.3) keeps the pointer path
+    return hasattr(tl, "make_tensor_descriptor") and hasattr(triton, "set_allocator")
+
+
+def _set_allocator():
+    # the allocator is a context variable, unset in autograd's backward thread: set ours where none is
+    # set. Which allocator is set is Triton's private state; where it cannot be read, set ours
+    try:
+        from triton.runtime import _allocation
+        unset = isinstance(_allocation._allocator.get(), _allocation.NullAllocator)
+    except (ImportError, AttributeError):
+        unset = True
+    if unset:
+        triton.set_allocator(_scratch)
+
+
 def _use_tma(*ts, col=0, k=None):
     """Whether the expert GEMMs read the operands ts (the weights and the rows in grouped order, never
     the gathered rows) through device-side TMA descriptors (tl.make_tensor_descriptor). TMA needs an
@@ -614,8 +632,12 @@ def _use_tma(*ts, col=0, k=None):
     (sm_80, AMD, fp32, short reductions) every operand comes by pointer loads, the portable path."""
     fits = col * ts[0].element_size() % 16 == 0 and all(t.stride(-1) == 1 and t.data_ptr() % 16 == 0
                and all(st * t.element_size() % 16 == 0 for st in t.stride()[:-1]) for t in ts)
+    if TMA and not _tma_api():
+        raise ValueError(f"sonic_kernels.TMA=True, but Triton {triton.__version__} has no device-side tensor "
+                         f"descriptors (Triton 3.4 or newer): set sonic_kernels.TMA = None")
     use = TMA if TMA is not None else (
-        not INTERPRET and (k is None or k >= TMA_MIN_K) and all(t.is_cuda and t.element_size() == 2 for t in ts)
+        not INTERPRET and _tma_api() and (k is None or k >= TMA_MIN_K)
+        and all(t.is_cuda and t.element_size() == 2 for t in ts)
         and torch.version.hip is None
         and torch.cuda.get_device_capability(ts[0].device)[0] >= 9 and fits)
     if use and not fits:
@@ -623,10 +645,7 @@ def _use_tma(*ts, col=0, k=None):
                          f"TMA's rules (unit last stride, 16-byte aligned base, strides and column offsets): "
                          f"set sonic_kernels.TMA = None")
     if use and ts[0].is_cuda:
-        # the allocator is a context variable, unset in autograd's backward thread: set it where it is unset
-        from triton.runtime import _allocation
-        if isinstance(_allocation._allocator.get(), _allocation.NullAllocator):
-            triton.set_allocator(_scratch)
+        _set_allocator()
     return bool(use)
 
 

@@ -518,6 +518,13 @@ def test_tma_refuses_what_it_cannot_read(monkeypatch):
     assert sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
     monkeypatch.setattr(sk, "TMA", None)   # auto: never in the interpreter, whatever the shapes
     assert not sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
+    # a Triton without device-side descriptors (before 3.4): auto keeps the pointers, forcing says why not
+    monkeypatch.delattr(sk.tl, "make_tensor_descriptor")
+    monkeypatch.setattr(sk, "INTERPRET", False)
+    assert not sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
+    monkeypatch.setattr(sk, "TMA", True)
+    with pytest.raises(ValueError, match="Triton 3.4 or newer"):
+        sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
 
 
 @gpu
