@@ -13,7 +13,9 @@ Modes (--mode=...):
   train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
-           communication and device idle time: ms per step and % of the step
+           communication and device idle time: ms per step and % of the step. Under torchrun, as DDP
+           (train.py's wrapper and its global gradient_accumulation_steps), rank 0 reporting; then
+           also the communication that no other kernel overlaps
   load     heatmaps of the per-expert load that train.py logs to expert_load.jsonl
   curves   train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
@@ -26,6 +28,7 @@ On the GPU:
   python bench.py --mode=kernels --only='7B 256' --backends=sonic
   python bench.py --mode=train --backends=sonic,grouped_mm
   python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic
+  torchrun --standalone --nproc_per_node=2 bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic
   python bench.py --mode=load --load_file=out-default/expert_load.jsonl
   python bench.py --mode=curves --log_files=out-a/log.jsonl,out-b/log.jsonl --labels=sonic,torch
 On the CPU, tiny and slow (tests/test_bench.py does this); the sizes above would run for hours:
@@ -177,6 +180,24 @@ dtype_asked = dtype # checked in main, whatever the device
 dtype = dtype if device_type == 'cuda' else 'float32' # the CPU runs the kernels in the interpreter: fp32
 dt = DTYPES.get(dtype)
 backend_names = [b for b in backends.split(',') if b]
+# under torchrun (profile mode only): every rank a DDP replica as in train.py; rank 0 prints and writes
+ddp = __name__ == '__main__' and int(os.environ.get('RANK', -1)) != -1
+rank, world_size = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+if ddp:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    if mode != 'profile':
+        raise SystemExit(f"bench: mode={mode!r} runs in one process; under torchrun only mode=profile runs (as DDP)")
+    if gradient_accumulation_steps % world_size:
+        raise SystemExit(f"bench: gradient_accumulation_steps={gradient_accumulation_steps} is global, as in "
+                         f"train.py, and must be divisible by the {world_size} ranks")
+    gradient_accumulation_steps //= world_size
+    if device_type == 'cuda':
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend='nccl' if device_type == 'cuda' else 'gloo')
+    if rank:
+        print = lambda *args, **kwargs: None  # noqa: E731  (rank 0 reports for all)
 data_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', dataset, 'train.bin')
 
 # The SonicMoE paper's shapes, (T, d) per model size, and its H100 SXM bf16 TFLOPS (fwd, bwd) of the
@@ -576,6 +597,8 @@ def run_info():
 def write_json(name, payload):
     # written after every shape or backend, to a temporary file then renamed: a crash loses nothing
     path = os.path.join(out_dir, name)
+    if rank:  # under torchrun, rank 0 writes
+        return path
     with open(path + '.tmp', 'w') as f:
         json.dump(dict(run_info(), **payload), f, indent=1)
     os.replace(path + '.tmp', path)
@@ -583,6 +606,9 @@ def write_json(name, payload):
 
 
 def save(fig, png):
+    if rank:
+        plt.close(fig)
+        return
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
@@ -685,7 +711,11 @@ def make_train_step(name, route, use_compile):
                 rounding_tile=rounding_tile, **model_extra)
     raw = GPT(GPTConfig(**dict(args, moe_backend=name, token_rounding=route == 'rounding'))).to(device)
     optimizer = raw.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95), device_type)
-    net = torch.compile(raw) if use_compile else raw
+    net = raw
+    if ddp:  # as train.py wraps it
+        net = DDP(raw, device_ids=[torch.device(device).index] if device_type == 'cuda' else None,
+                  broadcast_buffers=False, gradient_as_bucket_view=True)
+    net = torch.compile(net) if use_compile else net
     ctx = torch.autocast(device_type, dtype=dt) if device_type == 'cuda' and dt != torch.float32 else nullcontext()
     data = np.memmap(data_path, dtype=np.uint16, mode='r') if dataset else None
 
@@ -698,12 +728,14 @@ def make_train_step(name, route, use_compile):
         return xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
 
     def step():
-        for _ in range(gradient_accumulation_steps):
+        for i in range(gradient_accumulation_steps):
             with record_function(RANGE + 'data'):  # a no-op unless profile mode's profiler runs
                 X, Y = get_batch()
-            with ctx:
-                _, loss = net(X, Y)
-            (loss / gradient_accumulation_steps).backward()
+            last = i == gradient_accumulation_steps - 1
+            with (net.no_sync() if ddp and not last else nullcontext()):  # DDP all-reduces on the last
+                with ctx:
+                    _, loss = net(X, Y)
+                (loss / gradient_accumulation_steps).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss
@@ -853,7 +885,8 @@ def split_step(events, wall_us):
     """Microseconds of each part over the profiled steps, from the profiler's events and the steps'
     wall time. CUDA: each kernel's time goes to the part of the CPU op that launched it; on the CPU
     each op's self time (its time minus its children's) goes to its part, so nothing counts twice.
-    'idle' is the wall time minus the time any kernel (on the CPU: any op) runs."""
+    'idle' is the wall time minus the time any kernel (on the CPU: any op) runs. Also returns, on
+    CUDA, the time communication kernels run while no other kernel does (None on the CPU)."""
     cuda = device_type == 'cuda'
     cpu = sorted((e for e in events if e.device_type == DeviceType.CPU and not e.is_async),
                  key=lambda e: e.time_range.start)
@@ -862,16 +895,24 @@ def split_step(events, wall_us):
     # An op that makes no node records the next one, so the last op with a number (the maker) wins
     seq_part = {e.sequence_nr: p for e, p in zip(cpu, found) if isinstance(p, str) and e.sequence_nr >= 0}
     us = dict.fromkeys(STEP_PARTS, 0.0)
+    spans = {True: [], False: []}  # kernel intervals: communication, the rest
     for e, p in zip(cpu, found):
         if not isinstance(p, str):
             p = seq_part.get(p.sequence_nr, 'other')
         us[p] += sum(k.duration for k in e.kernels) if cuda else e.self_cpu_time_total
+        spans[p == 'communication'] += [(k.time_range.start, k.time_range.end) for k in e.kernels]
     if cuda:
         busy = union_us((e.time_range.start, e.time_range.end) for e in events if e.device_type == DeviceType.CUDA)
     else:
         busy = union_us((e.time_range.start, e.time_range.end) for e in cpu if e.cpu_parent is None)
     us['idle'] = max(0.0, wall_us - busy)
-    return us
+    return us, exposed_us(spans[True], spans[False]) if cuda else None
+
+
+def exposed_us(comm, other):
+    """Length of the time in the intervals comm that no interval of other covers: the communication
+    that nothing hides, |comm| - |comm and other| = |comm or other| - |other|."""
+    return union_us(comm + other) - union_us(other)
 
 
 def profile_backend(name, route):
@@ -890,11 +931,13 @@ def profile_backend(name, route):
             sync()
             wall_us = (time.perf_counter() - t0) * 1e6
         loss = loss.item()
-    us = split_step(prof.events(), wall_us)
+    us, exposed = split_step(prof.events(), wall_us)
     step_ms = wall_us / profile_steps / 1e3
     parts = {p: dict(ms=v / profile_steps / 1e3, share=v / wall_us) for p, v in us.items()}
     return dict(backend=name, routing=route, step_ms=step_ms, loss=loss, parts=parts,
-                parts_sum_ms=sum(p['ms'] for p in parts.values()))
+                parts_sum_ms=sum(p['ms'] for p in parts.values()), world_size=world_size,
+                micro_steps=gradient_accumulation_steps,  # a rank's, under torchrun
+                comm_exposed_ms=None if exposed is None else exposed / profile_steps / 1e3)
 
 
 def print_profile(r):
@@ -904,6 +947,9 @@ def print_profile(r):
     for p, v in r['parts'].items():
         print(f"{p:<22}{v['ms']:10.3f}{100 * v['share']:7.1f}%  {STEP_PARTS[p]}")
     print(f"{'sum':<22}{r['parts_sum_ms']:10.3f}{100 * r['parts_sum_ms'] / r['step_ms']:7.1f}%")
+    if r['world_size'] > 1:
+        exposed = 'not measured on the CPU' if r['comm_exposed_ms'] is None else f"{r['comm_exposed_ms']:.3f} ms/step"
+        print(f"rank 0 of {r['world_size']} (DDP); communication no other kernel overlaps: {exposed}")
 
 
 def plot_profile(rows, png):
@@ -1101,3 +1147,11 @@ if __name__ == '__main__':
     else:
         summary = plot_expert_load(load_file, os.path.join(out_dir, 'expert_load.png'))
         print(f"wrote {write_json('load.json', dict(load_file=load_file, last_interval=summary))}")
+    if ddp:
+        # as train.py leaves under torchrun: meet, take the group down, then os._exit, which skips the
+        # C++ static destructors in which gloo now and then aborts a finished rank
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

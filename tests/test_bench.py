@@ -283,6 +283,41 @@ def test_profile_from_a_train_config(tmp_path):
     assert_png(tmp_path / 'profile.png')
 
 
+def torchrun_bench(tmp_path, *args):
+    # two gloo ranks on the CPU, wherever the test runs
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+           os.path.join(ROOT, 'bench.py'), f'--out_dir={tmp_path}', '--tiny', '--device=cpu', '--backends=torch', *args]
+    return subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_profile_under_torchrun_is_ddp(tmp_path):
+    # each rank a DDP replica as train.py makes it: the gradients' all-reduce shows as communication,
+    # rank 0 alone reports and writes, and gradient_accumulation_steps is global, as in train.py
+    p = torchrun_bench(tmp_path, '--mode=profile', '--gradient_accumulation_steps=2')
+    assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    assert p.stdout.count('ms per step') == 1 and 'rank 0 of 2 (DDP)' in p.stdout, p.stdout
+    d = load_json(tmp_path / 'profile.json')
+    [r] = d['results']
+    assert r['world_size'] == 2 and d['config']['gradient_accumulation_steps'] == 2 and r['micro_steps'] == 1
+    assert r['parts']['communication']['ms'] > 0, r['parts']
+    assert r['comm_exposed_ms'] is None  # kernels' overlap is measured on CUDA only
+    assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
+    # a global count the ranks cannot share, and the modes that run in one process, stop at once
+    for args, msg in [(('--mode=profile', '--gradient_accumulation_steps=3'), 'divisible by the 2 ranks'),
+                      (('--mode=train',), 'only mode=profile runs')]:
+        p = torchrun_bench(tmp_path, *args)
+        assert p.returncode != 0 and msg in p.stderr, p.stderr[-2000:]
+
+
+def test_exposed_communication_is_what_no_other_kernel_covers():
+    comm, other = [(0, 10), (20, 30)], [(5, 25), (40, 50)]
+    assert bench.exposed_us(comm, other) == 10      # 0-5 and 25-30
+    assert bench.exposed_us(comm, []) == 20
+    assert bench.exposed_us([], other) == 0
+    assert bench.exposed_us([(0, 10)], [(0, 10)]) == 0
+
+
 def test_cpu_needs_tiny(tmp_path):
     # the default sizes never finish on a CPU: stop at once and say to add --tiny
     for mode in ('layer', 'profile'):
