@@ -6,6 +6,7 @@
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
 #   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
 #   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
+#   bash docs/scaling/run.sh profile   # a DDP step's parts and its exposed communication (bench.py, eager)
 # EXTRA adds settings to every run (EXTRA='--max_iters=60 --lr_decay_iters=60'). Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
 set -u
 OUT=${OUT:-scaling_out}
@@ -35,10 +36,13 @@ fsdp2() { run fsdp2 160 $TR train.py $CFG --fsdp=True; }
 # token rounding under EP against DDP: each rank rounds its own tokens in both, so they must agree
 R="--token_rounding=True --max_iters=60 --lr_decay_iters=60 --warmup_iters=10 --eval_interval=30 --eval_iters=10 --log_interval=5"
 rounding() { run ddp_rounding 120 $TR train.py $CFG $R; run ep2_rounding 120 $TR train.py $CFG $R --ep_size=2; }
+# bench.py takes no out_dir-style run() flags of train.py's; it writes profile.json and profile.png to $OUT/profile
+profile() { timeout 300 $TR bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic \
+            --gradient_accumulation_steps=2 --out_dir="$OUT/profile" > "$OUT/profile.txt" 2>&1; tail -22 "$OUT/profile.txt"; }
 
 case ${1:-2gpu} in
 2gpu) env_txt; ep2; ddp; fsdp2 ;;
 1gpu) gpu1 ;;
-gpu1|ep2|ddp|fsdp2|rounding) $1 ;;
-*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2|rounding"; exit 2 ;;
+gpu1|ep2|ddp|fsdp2|rounding|profile) $1 ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2|rounding|profile"; exit 2 ;;
 esac
