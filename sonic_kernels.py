@@ -33,7 +33,8 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
                                      first row of every BLOCK_M tile: a Routing
   rounding   _round_select_kernel    token rounding: each expert's kept and added tokens, by a radix select
   forward    _up_swiglu_kernel       h = X[gather] @ W1_e; a = silu(h_gate) * h_up
-             _grouped_mm_kernel      y = a @ W2_e per expert segment
+             _grouped_mm_kernel      y = a @ W2_e per expert segment (persistent: a program per SM
+                                     steps through the tiles)
              _gather_sum_kernel      o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32)
   backward   _down_bwd_kernel        dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
                                      dH = dSwiGLU(s * dA', h), A' = s * a
@@ -43,17 +44,20 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
 The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
 traces) and an autograd.Function on the same functions (what eager mode runs).
 All routing metadata is built on the device: no .item(), .tolist() or any host
-sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit.
+sync in forward or backward. Grids are sized from static upper bounds and surplus programs exit;
+the persistent kernels read the number of real tiles from the expert offsets on the device.
 
 Portability: plain tl.dot, which Triton lowers to wgmma on Hopper, tcgen05 on Blackwell and mma on
 sm_80/sm_89, on pointer loads: the portable path. On sm_90 and newer the operands that are not
 gathered (the weights, and rows already in grouped order) may come by TMA instead, through
-descriptors each program builds on the device: always in the weight gradients, and in the M-tiled
-GEMMs where the reduction is long enough to repay the descriptors (TMA, _use_tma).
+descriptors each program builds on the device: always in the weight gradients and the persistent
+grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
+the reduction is long enough to repay them (TMA, _use_tma).
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
 
+import functools
 import os
 from typing import NamedTuple, Optional
 
@@ -622,6 +626,14 @@ def _set_allocator():
         triton.set_allocator(_scratch)
 
 
+@functools.lru_cache(maxsize=None)
+def _device(index):
+    """(whether CUDA device `index` has TMA, its SM count), asked once: torch's device queries cost
+    ~5 us of host time each, and the launches ask at every call"""
+    props = torch.cuda.get_device_properties(index)
+    return torch.version.hip is None and props.major >= 9, props.multi_processor_count
+
+
 def _use_tma(*ts, col=0, k=None):
     """Whether the expert GEMMs read the operands ts (the weights and the rows in grouped order, never
     the gathered rows) through device-side TMA descriptors (tl.make_tensor_descriptor). TMA needs an
@@ -637,9 +649,7 @@ def _use_tma(*ts, col=0, k=None):
                          f"descriptors (Triton 3.4 or newer): set sonic_kernels.TMA = None")
     use = TMA if TMA is not None else (
         not INTERPRET and _tma_api() and (k is None or k >= TMA_MIN_K)
-        and all(t.is_cuda and t.element_size() == 2 for t in ts)
-        and torch.version.hip is None
-        and torch.cuda.get_device_capability(ts[0].device)[0] >= 9 and fits)
+        and all(t.is_cuda and t.element_size() == 2 for t in ts) and _device(ts[0].device.index)[0] and fits)
     if use and not fits:
         raise ValueError(f"sonic_kernels.TMA=True, but an operand of shape {[tuple(t.shape) for t in ts]} does not meet "
                          f"TMA's rules (unit last stride, 16-byte aligned base, strides and column offsets): "
@@ -654,6 +664,24 @@ def _use_tma(*ts, col=0, k=None):
 # (M tile, N tile) with the N tile fastest, so the programs that share one gathered block of rows
 # run together and find it in L2. An M tile lies inside one expert's segment of the grouped order;
 # Routing's tile map says which (_tile_rows).
+
+@triton.jit
+def _real_tiles(offsets, E, BLOCK_M: tl.constexpr, NB: tl.constexpr):
+    # how many of the tile map's tiles belong to an expert: the map's surplus slots (the static
+    # bound's) all come after them, so a persistent program's loop ends here, not at the bound
+    ex = tl.arange(0, NB)
+    lo = tl.load(offsets + ex, mask=ex < E, other=0)
+    hi = tl.load(offsets + ex + 1, mask=ex < E, other=0)
+    return tl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0)
+
+
+def _n_programs(device, work):
+    # a persistent kernel's grid: one program per SM (its tiles fill an SM's shared memory), fewer
+    # when there is less work; the interpreter runs a few, so its tests still cover the loop
+    if INTERPRET or device.type != "cuda":
+        return max(1, min(3, work))
+    return max(1, min(_device(device.index)[1], work))
+
 
 @triton.autotune(
     configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
@@ -731,30 +759,39 @@ def up_swiglu(x, w1, r: Routing):
     return h, a
 
 
+def _fp32_tile(configs, named_args, **kwargs):
+    # exact fp32 runs FMA dots, not tensor cores: a 128 x 256 fp32 tile spills ~18 KB a thread and, read by
+    # TMA, overflows shared memory (tests/test_sm90.py's compile for sm_90), so fp32 takes one small tile
+    if named_args["Am"].element_size() == 4:
+        return [triton.Config(dict(BLOCK_N=128, BLOCK_K=32), num_warps=8, num_stages=2)]
+    return configs
+
+
 @triton.autotune(
-    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=32), 8, 4),
-                      (dict(BLOCK_N=128, BLOCK_K=64), 8, 4)],
+    # 128 x 256 x 64 tiles on 8 warps won at the four shapes measured, 3 or 4 stages by shape and
+    # operand; 128 x 256 x 32 and 128 x 128 x 64 or x 128 lost by 3-26% (H200, persistent with TMA;
+    # docs/LOG.md, 2026-12-01)
+    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=64), 8, 4)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "KD", "USE_TMA"],
+    prune_configs_by=dict(early_config_prune=_fp32_tile),
 )
 @triton.jit
 def _grouped_mm_kernel(
     Am, B, C, tile_expert, tile_row0, offsets,   # Am (R, KD) grouped order, B_e (KD, N) by strides, C (R, N)
-    R, N, KD, E,
+    R, N, KD, E, n_prog,
     stride_ar, stride_be, stride_bk, stride_bn, stride_cr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
     USE_TMA: tl.constexpr, TRANS_B: tl.constexpr,   # TRANS_B: B is stored (E, N, KD)
+    NB: tl.constexpr,                               # a power of 2 > E
 ):
+    # Persistent: n_prog programs step through the (M tile, N tile) work items, N fastest. The
+    # reductions are short (KD = n or 2n, 4-16 steps), so a program a tile spends much of its life
+    # filling the pipeline and storing its tile; in one loop over items and k steps (flatten) the
+    # next item's loads are issued while this one's tile is stored, and a program builds its TMA
+    # descriptors once, not once a tile
     num_n = tl.cdiv(N, BLOCK_N)
-    pid_m, pid_n = tl.program_id(0) // num_n, tl.program_id(0) % num_n
-    e, row0, row_end = _tile_rows(tile_expert, tile_row0, offsets, pid_m, E)
-    if e >= E:
-        return
-    rows = row0 + tl.arange(0, BLOCK_M)
-    mask_m = rows < row_end
-    rows_safe = tl.where(mask_m, rows, row0).to(tl.int64)   # in-bounds rows, so A loads need no row mask
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = cols < N
+    n_work = _real_tiles(offsets, E, BLOCK_M, NB) * num_n
     ks = tl.arange(0, BLOCK_K)
     if USE_TMA:
         # rows past the segment's end read the next expert's rows (zeros past R): their results are
@@ -766,26 +803,48 @@ def _grouped_mm_kernel(
         else:
             b_desc = tl.make_tensor_descriptor(B, shape=[E, KD, N], strides=[stride_be, stride_bk, 1],
                                                block_shape=[1, BLOCK_K, BLOCK_N])
-    else:
-        a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
-        b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, KD, BLOCK_K):
+    # the epilogue finds its item by its own counter: a value that both the loads (pipelined ahead)
+    # and the store use would tie the store to the next item's prologue
+    item_c = tl.program_id(0) - n_prog
+    for item in tl.range(tl.program_id(0), n_work, n_prog, flatten=True):
+        tile, pid_n = item // num_n, item % num_n
+        e = tl.load(tile_expert + tile)
+        row0 = tl.load(tile_row0 + tile)
         if USE_TMA:
-            a = a_desc.load([row0, k0])
-            if TRANS_B:
-                b = tl.trans(b_desc.load([e, pid_n * BLOCK_N, k0]).reshape(BLOCK_N, BLOCK_K))
-            else:
-                b = b_desc.load([e, k0, pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for k0 in range(0, KD, BLOCK_K):
+                a = a_desc.load([row0, k0])
+                if TRANS_B:
+                    b = tl.trans(b_desc.load([e, pid_n * BLOCK_N, k0]).reshape(BLOCK_N, BLOCK_K))
+                else:
+                    b = b_desc.load([e, k0, pid_n * BLOCK_N]).reshape(BLOCK_K, BLOCK_N)
+                acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
         else:
-            mask_k = (k0 + ks) < KD
-            a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
-            b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-            a_ptrs += BLOCK_K
-            b_ptrs += BLOCK_K * stride_bk
-        acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
-    c_ptrs = C + rows.to(tl.int64)[:, None] * stride_cr + cols[None, :]
-    tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+            # rows past the segment read its first row (in bounds, no row mask); masked at the store
+            rows = row0 + tl.arange(0, BLOCK_M)
+            rows_safe = tl.where(rows < tl.load(offsets + e + 1), rows, row0).to(tl.int64)
+            # columns past N read column 0 (in bounds, no column mask); masked at the store. A column
+            # mask here is lost to the flattened loop's analysis, which then cannot copy B's rows
+            # asynchronously (tests/test_sm90.py)
+            cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+            cols = tl.max_contiguous(tl.multiple_of(tl.where(cols < N, cols, 0), BLOCK_N), BLOCK_N)
+            a_ptrs = Am + rows_safe[:, None] * stride_ar + ks[None, :]
+            b_ptrs = B + e.to(tl.int64) * stride_be + ks[:, None] * stride_bk + cols[None, :] * stride_bn
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for k0 in range(0, KD, BLOCK_K):
+                mask_k = (k0 + ks) < KD
+                a = tl.load(a_ptrs, mask=mask_k[None, :], other=0.0)
+                b = tl.load(b_ptrs, mask=mask_k[:, None], other=0.0)
+                acc = tl.dot(a, b, acc, input_precision=DOT_PREC)
+                a_ptrs += BLOCK_K
+                b_ptrs += BLOCK_K * stride_bk
+        item_c += n_prog
+        tile_c = item_c // num_n
+        rows_c = tl.load(tile_row0 + tile_c) + tl.arange(0, BLOCK_M)
+        cols_c = (item_c % num_n) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask_c = (rows_c < tl.load(offsets + tl.load(tile_expert + tile_c) + 1))[:, None] & (cols_c < N)[None, :]
+        c_ptrs = C + rows_c.to(tl.int64)[:, None] * stride_cr + cols_c[None, :]
+        tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_c)
 
 
 def grouped_mm(a, b, r: Routing, trans_b=False):
@@ -795,11 +854,11 @@ def grouped_mm(a, b, r: Routing, trans_b=False):
     E, N = b.shape[0], b.shape[1] if trans_b else b.shape[2]
     stride_bk, stride_bn = (b.stride(2), b.stride(1)) if trans_b else (b.stride(1), b.stride(2))
     c = torch.empty(R, N, device=a.device, dtype=a.dtype)
-    tiles = r.tile_expert.numel()
-    grid = lambda META: (tiles * triton.cdiv(N, META["BLOCK_N"]),)
-    _grouped_mm_kernel[grid](a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E,
-                             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
-                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype), USE_TMA=_use_tma(a, b, k=KD), TRANS_B=trans_b)
+    n_prog = _n_programs(a.device, r.tile_expert.numel() * triton.cdiv(N, 128))
+    _grouped_mm_kernel[(n_prog,)](a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E, n_prog,
+                                  a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
+                                  BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype), USE_TMA=_use_tma(a, b),
+                                  TRANS_B=trans_b, NB=triton.next_power_of_2(E + 1))
     return c
 
 

@@ -60,8 +60,8 @@ def launches(tma=False):
         ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
          stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', **t)),
         ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         R=R, N=d, KD=n, E=E, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=False, **t)),
+         R=R, N=d, KD=n, E=E, n_prog=132, stride_ar=n, stride_be=n * d, stride_bk=d, stride_bn=1, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=False, NB=2 * E, **t)),
         ('gather_sum', sk._gather_sum_kernel, dict(Y=bf, S=f32, rev=i32, tok_offsets=i32, O=bf, D=d, stride_yr=d,
          stride_ot=d, HAS_S=True, BLOCK_D=1024)),
         ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
@@ -77,8 +77,8 @@ def launches(tma=False):
          N=2 * n, rows_hint=256, RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n,
          GATHER_A=True, GATHER_B=False, DOT_PREC='tf32', **t)),  # fp32 master weights' gradients
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
-         R=R, N=d, KD=2 * n, E=E, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
-         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=True, **t)),
+         R=R, N=d, KD=2 * n, E=E, n_prog=132, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
+         BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=True, NB=2 * E, **t)),
         ('adamw', sk._adamw_kernel, dict(P=f32, G=f32, M=f32, V=f32, STEP=f32, SCALE=f32, numel=n * d, lr=3e-4,
          beta2=0.95, one_minus_beta1=0.1, one_minus_beta2=0.05, eps=1e-8, weight_decay=0.1, HAS_SCALE=True,
          BLOCK=1024)),  # model.TritonAdamW's step, the gradient clipped

@@ -509,6 +509,29 @@ def test_tma_loads_match_pointer_loads(monkeypatch, dtype):
         assert_rel(b, a, 1e-5, f"{name}, TMA against pointers")
 
 
+@pytest.mark.parametrize("n_prog", [1, 2, 7, 64])
+def test_grouped_mm_any_number_of_programs(monkeypatch, n_prog):
+    # the persistent grouped GEMM: whatever the grid, each real (M tile, N tile) item is computed once,
+    # and the tile map's surplus slots (an expert with no rows makes some) are never taken for tiles;
+    # 64 programs is more than there are items. Both operand layouts (y: B (E, KD, N); dX~: B^T)
+    T, d, n, E, K = 200, 48, 32, 5, 2
+    dtype = torch.float32
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
+    r = sk.routing_metadata(pair_tok, idx.flatten(), torch.rand(T * K, device=DEV), T, E)
+    assert r.tile_expert.numel() > (r.tile_expert < E).sum()          # the bound has surplus slots
+    monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
+    a = torch.randn(T * K, n, device=DEV, dtype=dtype)
+    w2 = torch.randn(E, n, d, device=DEV, dtype=dtype)
+    dH = torch.randn(T * K, 2 * n, device=DEV, dtype=dtype)
+    w1 = torch.randn(E, d, 2 * n, device=DEV, dtype=dtype)
+    off = r.offsets.tolist()
+    want_y = torch.cat([a[off[e]:off[e + 1]] @ w2[e] for e in range(E)])
+    want_dx = torch.cat([dH[off[e]:off[e + 1]] @ w1[e].t() for e in range(E)])
+    assert_rel(sk.grouped_mm(a, w2, r), want_y, 1e-5, "y")
+    assert_rel(sk.grouped_mm(dH, w1, r, trans_b=True), want_dx, 1e-5, "dX~")
+
+
 def test_tma_refuses_what_it_cannot_read(monkeypatch):
     # forced on, TMA needs 16-byte aligned rows and column offsets; the error says what to do
     monkeypatch.setattr(sk, "TMA", True)
