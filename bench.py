@@ -233,6 +233,10 @@ def expert_gemms(T, d, n, E, K):
             '_wgrad_kernel': [(n, d, R // E, E), (d, 2 * n, R // E, E)]}  # dW2 = A'^T @ dO; dW1 = X^T @ dH
 
 
+# the same GEMMs by another kernel: on sm_90 the weight gradients run sonic_kernels._wgrad_hopper_kernel
+GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel'}
+
+
 def gemm_flops(gemms):
     return sum(2 * M * N * Kd * b for M, N, Kd, b in gemms)
 
@@ -552,10 +556,10 @@ def kernel_profile(name, T, d, n, E, K, route):
     if cuda and name == 'sonic' and route == 'topk':  # each expert GEMM beside cuBLAS on a dense GEMM of its size
         gemms = expert_gemms(T, d, n, E, K)
         for k in kernels:
-            if k['name'] in gemms:
-                flops = gemm_flops(gemms[k['name']])
-                k['tflops'] = flops / (k['ms'] * 1e9)
-                k['cublas_tflops'] = flops / (cublas_ms(gemms[k['name']]) * 1e9)
+            g = gemms.get(GEMM_ALIASES.get(k['name'], k['name']))
+            if g:
+                k['tflops'] = gemm_flops(g) / (k['ms'] * 1e9)
+                k['cublas_tflops'] = gemm_flops(g) / (cublas_ms(g) * 1e9)
     # busy_ms sums the table; busy_span_ms is the time anything ran, each moment once: the two agree
     # unless kernels overlap (several streams), or, on the CPU, an op were counted with its children
     return dict(kernels=kernels, busy_ms=busy / kernel_iters / 1e3, busy_span_ms=union_us(spans) / kernel_iters / 1e3,

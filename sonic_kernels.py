@@ -39,6 +39,8 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
   backward   _down_bwd_kernel        dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
                                      dH = dSwiGLU(s * dA', h), A' = s * a
              _wgrad_kernel           dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
+             _wgrad_hopper_kernel    the same on sm_90, warp-specialised in Gluon (a producer warpgroup
+                                     loading, two consumer warpgroups on wgmma)
              _grouped_mm_kernel      dX~ = dH @ W1_e^T, then _gather_sum_kernel (s = 1) gives dx
   optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass (model.TritonAdamW)
 The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
@@ -52,7 +54,9 @@ sm_80/sm_89, on pointer loads: the portable path. On sm_90 and newer the operand
 gathered (the weights, and rows already in grouped order) may come by TMA instead, through
 descriptors each program builds on the device: always in the weight gradients and the persistent
 grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
-the reduction is long enough to repay them (TMA, _use_tma).
+the reduction is long enough to repay them (TMA, _use_tma). One kernel has a Hopper-only twin: the
+weight gradients on sm_90 run _wgrad_hopper_kernel, written in Gluon (HOPPER_WGRAD); _wgrad_kernel
+stays the portable path and what the CPU interpreter tests.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -64,6 +68,15 @@ from typing import NamedTuple, Optional
 import torch
 import triton
 import triton.language as tl
+
+try:  # Gluon: Triton's lower-level language, for the one Hopper kernel that needs warp specialisation
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy as gl_async_copy
+    from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma as gl_tma,
+                                                                  warpgroup_mma, warpgroup_mma_wait)
+except ImportError:
+    gluon = None
 
 BLOCK_M = 128  # the M tile of every expert-segmented kernel; token rounding rounds counts to this
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -628,10 +641,10 @@ def _set_allocator():
 
 @functools.lru_cache(maxsize=None)
 def _device(index):
-    """(whether CUDA device `index` has TMA, its SM count), asked once: torch's device queries cost
-    ~5 us of host time each, and the launches ask at every call"""
+    """(whether CUDA device `index` has TMA, its SM count, its compute capability's major), asked once:
+    torch's device queries cost ~5 us of host time each, and the launches ask at every call"""
     props = torch.cuda.get_device_properties(index)
-    return torch.version.hip is None and props.major >= 9, props.multi_processor_count
+    return torch.version.hip is None and props.major >= 9, props.multi_processor_count, props.major
 
 
 def _use_tma(*ts, col=0, k=None):
@@ -1112,13 +1125,229 @@ def _wgrad_kernel(
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
 
 
+# -----------------------------------------------------------------------------
+# The weight gradients on Hopper: one kernel warp-specialised in Gluon. The Triton kernel above runs
+# 128 x 128 tiles (its gathered operand's pointer loads take the registers a larger tile would need),
+# and at that size L2's bandwidth sets its pace: at 30B a layer's dW1 reads 32 GB from L2 (docs/LOG.md,
+# 2026-12-01). Here, in each program (one per SM):
+#   a producer warpgroup (few registers) loads step after step into a ring of STAGES buffers: the
+#     gathered rows by cp.async, 64 x 128, their indices read a step ahead; the operand in grouped
+#     order by TMA, 64 x 256, in two halves;
+#   two consumer warpgroups (many registers) each multiply the shared gathered block by one half, so
+#     an output tile is 128 x 256 (dW1) or 256 x 128 (dW2), and L2 is read a quarter less per FLOP.
+# mbarriers hand each buffer over: ready_t (the TMA bytes landed), ready_c (every producer thread's
+# copies landed), empty (both consumers' MMAs on it are done). wgmma is Hopper's own instruction, so
+# this runs on sm_90 only; every other device, and the CPU interpreter, runs _wgrad_kernel.
+
+HOPPER_WGRAD = None  # None: on sm_90 where the operands allow it (_use_hopper_wgrad); True / False force it
+
+
+@functools.lru_cache(maxsize=None)
+def _gluon_api():
+    # the kernel below ran on the H200 with Triton 3.6, and compiles for sm_90 with 3.6 to 3.9
+    # (tests/test_sm90.py); Gluon's API moved before 3.6 (warp_specialize's arguments), so older
+    # versions keep the Triton kernel
+    version = tuple(int(v) for v in triton.__version__.split(".")[:2])
+    return gluon is not None and version >= (3, 6)
+
+
+def _use_hopper_wgrad(a, b, gather_a, gather_b):
+    """Whether wgrad runs the warp-specialised Hopper kernel: an sm_90 GPU (compute capability 9.x),
+    Triton's Gluon (3.6 or newer), exactly one operand gathered, 16-bit operands, and TMA's rules (a
+    16-byte aligned base and row stride, unit last stride) on the one in grouped order."""
+    t = b if gather_a else a
+    ok = (_gluon_api() and gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
+          and a.stride(-1) == 1 and b.stride(-1) == 1 and t.data_ptr() % 16 == 0 and t.stride(0) * t.element_size() % 16 == 0)
+    hopper = a.is_cuda and torch.version.hip is None and _device(a.device.index)[2] == 9
+    if HOPPER_WGRAD and not (ok and hopper):
+        raise ValueError("sonic_kernels.HOPPER_WGRAD=True, but the Hopper weight-gradient kernel needs an sm_90 GPU, "
+                         "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands and TMA's "
+                         "alignment: set sonic_kernels.HOPPER_WGRAD = None")
+    use = HOPPER_WGRAD if HOPPER_WGRAD is not None else (not INTERPRET and ok and hopper)
+    return bool(use)
+
+
+if gluon is not None:
+    # Gluon renamed its copies after Triton 3.6 (async_copy_global_to_shared became async_load)
+    _tma_load = getattr(gl_tma, "async_load", None) or gl_tma.async_copy_global_to_shared
+    _cp_async = getattr(gl_async_copy, "async_load", None) or gl_async_copy.async_copy_global_to_shared
+    WG_PRODUCER_WARPS = gl.constexpr(4)
+
+    @gluon.jit
+    def _wg_tile(tile, num_m, num_n, offsets):
+        e = tile // (num_m * num_n)
+        return e, (tile // num_n) % num_m, tile % num_n, gl.load(offsets + e), gl.load(offsets + e + 1)
+
+    @gluon.jit
+    def _wg_produce(desc, g_smem, t_smem, ready_t, ready_c, empty, G, gather, offsets, G_COLS, stride_gr,
+                    n_tiles, num_m, num_n, GATHER_A: gl.constexpr):
+        STAGES: gl.constexpr = g_smem.type.shape[0]
+        BLOCK_K: gl.constexpr = g_smem.type.shape[1]
+        BLOCK: gl.constexpr = g_smem.type.shape[2]
+        layout: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [WG_PRODUCER_WARPS, 1], [1, 0])
+        ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(1, layout))
+        cs = gl.arange(0, BLOCK, layout=gl.SliceLayout(0, layout))
+        it = 0   # steps so far, over all of this program's tiles: the ring's position and phase
+        for tile in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
+            e, pm, pn, start, end = _wg_tile(tile, num_m, num_n, offsets)
+            if GATHER_A:   # dW1: X's gathered columns are the tile's rows; dH's 2 * BLOCK columns by TMA
+                g_col, t_col = pm * BLOCK, pn * 2 * BLOCK
+            else:          # dW2: A' by TMA gives the tile's 2 * BLOCK rows; dO's gathered columns
+                g_col, t_col = pn * BLOCK, pm * 2 * BLOCK
+            # a step's row indices are read a step ahead: read in the step itself, their latency held
+            # back every step of this warpgroup, which then set the pace (about 20% slower on the H200)
+            rows = start + ks
+            idx_next = gl.load(gather + rows, mask=rows < end, other=0)
+            for r0 in range(start, end, BLOCK_K):
+                mrow = r0 + ks < end
+                idx = idx_next.to(gl.int64)
+                rows = r0 + BLOCK_K + ks
+                idx_next = gl.load(gather + rows, mask=rows < end, other=0)
+                s = it % STAGES
+                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)   # a new barrier passes phase 1
+                # rows past the segment's end belong to the next expert: the gathered rows there are
+                # zeros (the mask), so they add nothing
+                mbarrier.expect(ready_t.index(s), 2 * BLOCK_K * BLOCK * t_smem.type.element_ty.primitive_bitwidth // 8)
+                _tma_load(desc, [r0, t_col], ready_t.index(s), t_smem.index(2 * s))
+                _tma_load(desc, [r0, t_col + BLOCK], ready_t.index(s), t_smem.index(2 * s + 1))
+                cols = g_col + cs
+                _cp_async(g_smem.index(s), G + idx[:, None] * stride_gr + cols[None, :],
+                          mask=mrow[:, None] & (cols < G_COLS)[None, :])
+                gl_async_copy.mbarrier_arrive(ready_c.index(s), increment_count=False)
+                it += 1
+
+    @gluon.jit
+    def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, offsets, M, N, stride_ce, stride_cm,
+                    n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
+        # one warpgroup: half H of every output tile, BLOCK x BLOCK
+        STAGES: gl.constexpr = g_smem.type.shape[0]
+        BLOCK_K: gl.constexpr = g_smem.type.shape[1]
+        BLOCK: gl.constexpr = g_smem.type.shape[2]
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK, 16])
+        it = 0
+        for tile in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
+            e, pm, pn, start, end = _wg_tile(tile, num_m, num_n, offsets)
+            n_steps = (end - start + BLOCK_K - 1) // BLOCK_K
+            acc = gl.zeros((BLOCK, BLOCK), gl.float32, mma)   # an expert with no rows writes zeros
+            for j in range(0, n_steps):
+                s = it % STAGES
+                mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
+                mbarrier.wait(ready_c.index(s), (it // STAGES) & 1)
+                fence_async_shared()   # cp.async wrote through the generic proxy; wgmma reads through the async one
+                if GATHER_A:
+                    acc = warpgroup_mma(g_smem.index(s).permute((1, 0)), t_smem.index(2 * s + H), acc, is_async=True)
+                else:
+                    acc = warpgroup_mma(t_smem.index(2 * s + H).permute((1, 0)), g_smem.index(s), acc, is_async=True)
+                # one MMA in flight: the one before it is done, so its buffer goes back to the producer
+                acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+                if j > 0:
+                    mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+                it += 1
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+            if n_steps > 0:
+                mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            if GATHER_A:
+                row0, col0 = pm * BLOCK, pn * 2 * BLOCK + H * BLOCK
+            else:
+                row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * BLOCK
+            rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
+            cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
+            ptrs = C + e.to(gl.int64) * stride_ce + rows[:, None].to(gl.int64) * stride_cm + cols[None, :]
+            gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :])
+
+    # a partition's function takes only tensors: its constexprs are bound here, one function each
+    @gluon.jit
+    def _wg_consumer_a0(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, True, 0)
+
+    @gluon.jit
+    def _wg_consumer_a1(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, True, 1)
+
+    @gluon.jit
+    def _wg_consumer_b0(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, False, 0)
+
+    @gluon.jit
+    def _wg_consumer_b1(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, False, 1)
+
+    @gluon.jit
+    def _wg_producer_a(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n):
+        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n, True)
+
+    @gluon.jit
+    def _wg_producer_b(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n):
+        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n, False)
+
+    @gluon.jit
+    def _wgrad_hopper_kernel(
+        Am, B, C, gather, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)], one of them gathered
+        M, N, RA, RB, stride_ar, stride_br, stride_ce, stride_cm, E,
+        GATHER_A: gl.constexpr, BLOCK: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+    ):
+        dt: gl.constexpr = Am.dtype.element_ty
+        layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK], dt)
+        g_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_K, BLOCK], layout)       # gathered, shared
+        t_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK], layout)   # by TMA, a half each
+        ready_t = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        ready_c = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for s in gl.static_range(STAGES):
+            mbarrier.init(ready_t.index(s), count=1)
+            mbarrier.init(ready_c.index(s), count=WG_PRODUCER_WARPS * 32)
+            mbarrier.init(empty.index(s), count=2)
+        if GATHER_A:
+            desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
+                                                 block_shape=[BLOCK_K, BLOCK], layout=layout)
+            num_m, num_n = (M + BLOCK - 1) // BLOCK, (N + 2 * BLOCK - 1) // (2 * BLOCK)
+            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, Am, gather, offsets, M, stride_ar)
+        else:
+            desc = gl_tma.make_tensor_descriptor(Am, shape=[RA, M], strides=[stride_ar, 1],
+                                                 block_shape=[BLOCK_K, BLOCK], layout=layout)
+            num_m, num_n = (M + 2 * BLOCK - 1) // (2 * BLOCK), (N + BLOCK - 1) // BLOCK
+            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, N, stride_br)
+        n_tiles = E * num_m * num_n
+        pargs = pargs + (n_tiles, num_m, num_n)
+        cargs = (g_smem, t_smem, ready_t, ready_c, empty, C, offsets, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n)
+        # the default partition (this kernel's 4 warps) is consumer 0; then consumer 1 and the producer
+        if GATHER_A:
+            gl.warp_specialize([(_wg_consumer_a0, cargs), (_wg_consumer_a1, cargs), (_wg_producer_a, pargs)],
+                               [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        else:
+            gl.warp_specialize([(_wg_consumer_b0, cargs), (_wg_consumer_b1, cargs), (_wg_producer_b, pargs)],
+                               [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+
+
+# 4 stages of 48 KB fill an H200 SM's shared memory: one program per SM. The registers split 216 / 216 / 72
+# (of 504 a thread-slot) between the consumers, whose fp32 accumulators take 128, and the producer,
+# whose prefetched indices and addresses need more than the 40 it was first given
+WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
+
+
+def _wgrad_hopper(a, b, c, r: Routing, gather_a):
+    """c (E, M, N) = wgrad(a, b, r, ...) with exactly one of a, b gathered, by _wgrad_hopper_kernel."""
+    E, (M, N) = c.shape[0], c.shape[1:]
+    blk = WG_CONFIG["BLOCK"]
+    tiles = E * (triton.cdiv(M, blk) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, blk))
+    _set_allocator()   # the TMA descriptor is built on the device, in Triton's global scratch
+    _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
+        a, b, c, r.gather_idx, r.offsets, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
+        c.stride(1), E, GATHER_A=gather_a, num_warps=4, **WG_CONFIG)
+
+
 def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):
     """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
     grouped order or, with gather_a / gather_b, through r.gather_idx from token order. c is in a's
-    dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is)."""
+    dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is).
+    On sm_90 the warp-specialised kernel computes it (_use_hopper_wgrad), elsewhere _wgrad_kernel."""
     E, R = r.offsets.numel() - 1, r.gather_idx.numel()
     M, N = a.shape[1], b.shape[1]
     c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)
+    if _use_hopper_wgrad(a, b, gather_a, gather_b):
+        _wgrad_hopper(a, b, c, r, gather_a)
+        return c
     rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
     tma = gather_a != gather_b and _use_tma(b if gather_a else a)

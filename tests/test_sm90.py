@@ -85,6 +85,24 @@ def launches(tma=False):
     ]
 
 
+def hopper_launches():
+    """The sm_90-only weight-gradient kernel (Gluon), dW1 and dW2, fp32 and bf16 gradients, at its one
+    config; [] where this Triton has no Gluon that it runs on."""
+    import sonic_kernels as sk
+    import triton
+    if not sk._gluon_api():
+        return []
+    T, d, n, E, K = SHAPE.values()
+    R = T * K
+    cfg = [triton.Config(sk.WG_CONFIG, num_warps=4, num_stages=1)]
+    common = dict(gather='*i32', offsets='*i32', E=E)
+    return [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
+             dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
+                  stride_cm=N, GATHER_A=ga, **common), cfg)
+            for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
+            for out in ('*fp32', '*bf16')]
+
+
 def compile_for(arch, jit_fn, args, num_warps, num_stages):
     """Compiles one specialisation for sm_<arch>; returns (registers, spilled bytes, shared bytes,
     tile loads left unpipelined inside loops, whether the arch's MMA op is used)."""
@@ -106,6 +124,8 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
             sig[a] = 'i32'
             if v % 16 == 0:
                 attrs[(i,)] = [['tt.divisibility', 16]]
+    if type(jit_fn).__name__ == 'GluonJITFunction':   # the Hopper kernel written in Gluon
+        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource
     src = ASTSource(jit_fn, sig, constexprs=consts, attrs=attrs)
     k = triton.compile(src, target=GPUTarget('cuda', arch, 32), options=dict(num_warps=num_warps, num_stages=num_stages))
     cuobjdump = Path(triton.__file__).parent / 'backends' / 'nvidia' / 'bin' / 'cuobjdump'
@@ -148,6 +168,8 @@ def report(arch, cases=None):
     if cases is None:   # sm_90 and newer also build the expert GEMMs' TMA variants, which they run
         cases = launches() + [(f'{name} tma', kern, args) for name, kern, args in launches(tma=True)
                               if 'USE_TMA' in args and arch >= 90]
+        if arch == 90:      # and sm_90 its warp-specialised weight gradients
+            cases += hopper_launches()
     rows = []
     for name, kern, args, *cfgs in cases:
         configs = cfgs[0] if cfgs and cfgs[0] else kern.configs if isinstance(kern, triton.runtime.Autotuner) \
@@ -155,7 +177,7 @@ def report(arch, cases=None):
         fn = kern.fn if isinstance(kern, triton.runtime.Autotuner) else kern
         for c in configs:
             row = dict(kernel=name, config=' '.join(f'{k}={v}' for k, v in c.kwargs.items()),
-                       warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src)
+                       warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src or 'warp_specialize' in fn.src)
             try:
                 row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'], row['mma'] = \
                     compile_for(arch, fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)

@@ -550,6 +550,56 @@ def test_tma_refuses_what_it_cannot_read(monkeypatch):
         sk._use_tma(torch.zeros(4, 8, 48, dtype=torch.float16), col=24)
 
 
+HOPPER = CUDA and torch.cuda.get_device_capability()[0] == 9 and sk._gluon_api()
+
+
+@pytest.mark.skipif(not HOPPER, reason="the warp-specialised weight gradients run on sm_90 GPUs with Triton >= 3.6")
+@pytest.mark.parametrize("n_prog", [None, 1, 3])
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("gather_a", [True, False], ids=["dW1", "dW2"])
+def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog):
+    # the Gluon kernel against float64 and against the portable Triton kernel: d and n not multiples of
+    # the 128 / 256 tiles, an expert with no rows, segments that end inside a 64-row step (the TMA block
+    # then reads the next expert's rows), and a program walking many tiles (n_prog 1 and 3)
+    T, d, n, E, K = 700, 320, 160, 6, 2
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    r = sk.routing_metadata(torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten(),
+                            torch.rand(T * K, device=DEV), T, E)
+    R = T * K
+    if gather_a:   # dW1 = X[gather]^T @ dH
+        a, b = torch.randn(T, d, device=DEV, dtype=torch.bfloat16), torch.randn(R, 2 * n, device=DEV, dtype=torch.bfloat16)
+    else:          # dW2 = A'^T @ dO[gather]
+        a, b = torch.randn(R, n, device=DEV, dtype=torch.bfloat16), torch.randn(T, d, device=DEV, dtype=torch.bfloat16)
+    gi, off = r.gather_idx.long(), r.offsets.tolist()
+    A, B = (a.double()[gi], b.double()) if gather_a else (a.double(), b.double()[gi])
+    want = torch.stack([A[off[e]:off[e + 1]].t() @ B[off[e]:off[e + 1]] for e in range(E)])
+    if n_prog is not None:
+        monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
+    assert sk._use_hopper_wgrad(a, b, gather_a, not gather_a)
+    got = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype)
+    assert got[E - 1].abs().max() == 0
+    assert_rel(got, want, 1e-5 if out_dtype == torch.float32 else 1e-2, "Hopper wgrad against float64")
+    monkeypatch.setattr(sk, "HOPPER_WGRAD", False)
+    assert_rel(got, sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype), 1e-6,
+               "Hopper wgrad against the Triton kernel")
+
+
+def test_hopper_wgrad_only_where_it_runs(monkeypatch):
+    # auto: never in the interpreter or off sm_90, never with both or neither operand gathered; forced
+    # where it cannot run, the error says what to do
+    a, b = torch.zeros(64, 32, dtype=torch.float16), torch.zeros(64, 48, dtype=torch.float16)
+    assert not sk._use_hopper_wgrad(a, b, True, False)
+    monkeypatch.setattr(sk, "HOPPER_WGRAD", True)
+    with pytest.raises(ValueError, match="sonic_kernels.HOPPER_WGRAD = None"):
+        sk._use_hopper_wgrad(a, b, True, False)      # a CPU tensor
+    if HOPPER:
+        ac, bc = a.cuda(), b.cuda()
+        monkeypatch.setattr(sk, "HOPPER_WGRAD", None)
+        assert sk._use_hopper_wgrad(ac, bc, True, False) and not sk._use_hopper_wgrad(ac, bc, True, True)
+        assert not sk._use_hopper_wgrad(ac.float(), bc.float(), True, False)   # fp32 operands: the Triton kernel
+        monkeypatch.setattr(sk, "_gluon_api", lambda: False)                   # a Triton before 3.6
+        assert not sk._use_hopper_wgrad(ac, bc, True, False)
+
 @gpu
 def test_int64_offsets():
     # T*K*d > 2^31: every row offset of the (T*K, d) buffers must be computed in int64
