@@ -40,7 +40,7 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
                                      dH = dSwiGLU(s * dA', h), A' = s * a
              _wgrad_kernel           dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
              _wgrad_hopper_kernel    the same on sm_90, warp-specialised in Gluon (a producer warpgroup
-                                     loading, two consumer warpgroups on wgmma)
+                                     loading, two consumer warpgroups on wgmma); opt-in, HOPPER_WGRAD
              _grouped_mm_kernel      dX~ = dH @ W1_e^T, then _gather_sum_kernel (s = 1) gives dx
   optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass (model.TritonAdamW)
 The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
@@ -55,8 +55,8 @@ gathered (the weights, and rows already in grouped order) may come by TMA instea
 descriptors each program builds on the device: always in the weight gradients and the persistent
 grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
 the reduction is long enough to repay them (TMA, _use_tma). One kernel has a Hopper-only twin: the
-weight gradients on sm_90 run _wgrad_hopper_kernel, written in Gluon (HOPPER_WGRAD); _wgrad_kernel
-stays the portable path and what the CPU interpreter tests.
+weight gradients on sm_90 can run _wgrad_hopper_kernel, written in Gluon (HOPPER_WGRAD, off by
+default); _wgrad_kernel stays the portable path and what the CPU interpreter tests.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -1138,8 +1138,13 @@ def _wgrad_kernel(
 # mbarriers hand each buffer over: ready_t (the TMA bytes landed), ready_c (every producer thread's
 # copies landed), empty (both consumers' MMAs on it are done). wgmma is Hopper's own instruction, so
 # this runs on sm_90 only; every other device, and the CPU interpreter, runs _wgrad_kernel.
+# It is off by default. Under uniform routing it took 9-32% less time than _wgrad_kernel at the paper's
+# shapes and at h200_moe's, but in h200_moe's training step, where some experts get several times the
+# mean load, it took 12.8 ms a step against 11.4 (docs/LOG.md, 2026-12-01): its programs walk a fixed
+# share of the tiles each, and the program that draws a heavy expert's tiles finishes last, where the
+# hardware hands _wgrad_kernel's one-tile programs to whichever SM is free.
 
-HOPPER_WGRAD = None  # None: on sm_90 where the operands allow it (_use_hopper_wgrad); True / False force it
+HOPPER_WGRAD = False  # False: off (above); None: on sm_90 where the operands allow it (_use_hopper_wgrad); True: forced
 
 
 @functools.lru_cache(maxsize=None)
@@ -1152,9 +1157,10 @@ def _gluon_api():
 
 
 def _use_hopper_wgrad(a, b, gather_a, gather_b):
-    """Whether wgrad runs the warp-specialised Hopper kernel: an sm_90 GPU (compute capability 9.x),
-    Triton's Gluon (3.6 or newer), exactly one operand gathered, 16-bit operands, and TMA's rules (a
-    16-byte aligned base and row stride, unit last stride) on the one in grouped order."""
+    """Whether wgrad runs the warp-specialised Hopper kernel: never while HOPPER_WGRAD is False (the
+    default); with None, where it can run: an sm_90 GPU (compute capability 9.x), Triton's Gluon (3.6 or
+    newer), exactly one operand gathered, 16-bit operands, and TMA's rules (a 16-byte aligned base and
+    row stride, unit last stride) on the one in grouped order."""
     t = b if gather_a else a
     ok = (_gluon_api() and gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
           and a.stride(-1) == 1 and b.stride(-1) == 1 and t.data_ptr() % 16 == 0 and t.stride(0) * t.element_size() % 16 == 0)
@@ -1162,7 +1168,7 @@ def _use_hopper_wgrad(a, b, gather_a, gather_b):
     if HOPPER_WGRAD and not (ok and hopper):
         raise ValueError("sonic_kernels.HOPPER_WGRAD=True, but the Hopper weight-gradient kernel needs an sm_90 GPU, "
                          "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands and TMA's "
-                         "alignment: set sonic_kernels.HOPPER_WGRAD = None")
+                         "alignment: set sonic_kernels.HOPPER_WGRAD = False (the default)")
     use = HOPPER_WGRAD if HOPPER_WGRAD is not None else (not INTERPRET and ok and hopper)
     return bool(use)
 
@@ -1341,7 +1347,7 @@ def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):
     """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
     grouped order or, with gather_a / gather_b, through r.gather_idx from token order. c is in a's
     dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is).
-    On sm_90 the warp-specialised kernel computes it (_use_hopper_wgrad), elsewhere _wgrad_kernel."""
+    With HOPPER_WGRAD on, sm_90 computes it by the warp-specialised kernel, elsewhere _wgrad_kernel."""
     E, R = r.offsets.numel() - 1, r.gather_idx.numel()
     M, N = a.shape[1], b.shape[1]
     c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)

@@ -575,6 +575,7 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog):
     want = torch.stack([A[off[e]:off[e + 1]].t() @ B[off[e]:off[e + 1]] for e in range(E)])
     if n_prog is not None:
         monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
+    monkeypatch.setattr(sk, "HOPPER_WGRAD", None)   # where it can run (off by default)
     assert sk._use_hopper_wgrad(a, b, gather_a, not gather_a)
     got = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype)
     assert got[E - 1].abs().max() == 0
@@ -585,12 +586,16 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog):
 
 
 def test_hopper_wgrad_only_where_it_runs(monkeypatch):
-    # auto: never in the interpreter or off sm_90, never with both or neither operand gathered; forced
-    # where it cannot run, the error says what to do
+    # off by default; auto (None): never in the interpreter or off sm_90, never with both or neither
+    # operand gathered; forced where it cannot run, the error says what to do
     a, b = torch.zeros(64, 32, dtype=torch.float16), torch.zeros(64, 48, dtype=torch.float16)
+    assert sk.HOPPER_WGRAD is False
+    if HOPPER:
+        assert not sk._use_hopper_wgrad(a.cuda(), b.cuda(), True, False)
+    monkeypatch.setattr(sk, "HOPPER_WGRAD", None)
     assert not sk._use_hopper_wgrad(a, b, True, False)
     monkeypatch.setattr(sk, "HOPPER_WGRAD", True)
-    with pytest.raises(ValueError, match="sonic_kernels.HOPPER_WGRAD = None"):
+    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_WGRAD = False \(the default\)"):
         sk._use_hopper_wgrad(a, b, True, False)      # a CPU tensor
     if HOPPER:
         ac, bc = a.cuda(), b.cuda()
@@ -599,6 +604,7 @@ def test_hopper_wgrad_only_where_it_runs(monkeypatch):
         assert not sk._use_hopper_wgrad(ac.float(), bc.float(), True, False)   # fp32 operands: the Triton kernel
         monkeypatch.setattr(sk, "_gluon_api", lambda: False)                   # a Triton before 3.6
         assert not sk._use_hopper_wgrad(ac, bc, True, False)
+
 
 @gpu
 def test_int64_offsets():

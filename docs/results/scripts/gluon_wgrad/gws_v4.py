@@ -1,4 +1,4 @@
-"""Experimental: the weight-gradient kernel as a warp-specialised Hopper kernel in Gluon (v2: the gathered
+"""Experimental: the weight-gradient kernel as a warp-specialised Hopper kernel in Gluon (the gathered
 operand is shared by the two consumer warpgroups, the TMA operand split between them)."""
 import torch
 import triton
