@@ -233,7 +233,7 @@ def expert_gemms(T, d, n, E, K):
             '_wgrad_kernel': [(n, d, R // E, E), (d, 2 * n, R // E, E)]}  # dW2 = A'^T @ dO; dW1 = X^T @ dH
 
 
-# the same GEMMs by another kernel: on sm_90 the weight gradients run sonic_kernels._wgrad_hopper_kernel
+# the same GEMMs by another kernel: sm_90's opt-in weight gradients (sonic_kernels._wgrad_hopper_kernel)
 GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel'}
 
 
