@@ -1161,6 +1161,8 @@ def _use_hopper_wgrad(a, b, gather_a, gather_b):
     default); with None, where it can run: an sm_90 GPU (compute capability 9.x), Triton's Gluon (3.6 or
     newer), exactly one operand gathered, 16-bit operands, and TMA's rules (a 16-byte aligned base and
     row stride, unit last stride) on the one in grouped order."""
+    if HOPPER_WGRAD is False:   # the default: no checks on every backward's two calls
+        return False
     t = b if gather_a else a
     ok = (_gluon_api() and gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
           and a.stride(-1) == 1 and b.stride(-1) == 1 and t.data_ptr() % 16 == 0 and t.stride(0) * t.element_size() % 16 == 0)
