@@ -1182,12 +1182,24 @@ if gluon is not None:
     WG_PRODUCER_WARPS = gl.constexpr(4)
 
     @gluon.jit
-    def _wg_tile(tile, num_m, num_n, offsets):
-        e = tile // (num_m * num_n)
-        return e, (tile // num_n) % num_m, tile % num_n, gl.load(offsets + e), gl.load(offsets + e + 1)
+    def _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order):
+        # this program's tile of round rnd. The tiles go heaviest expert first (order: the experts by
+        # rows, most first), and a round's tiles are dealt to the programs forwards, the next round's
+        # backwards, so that no program draws the heaviest tile of every round: under skewed routing
+        # a fixed share in expert order left one program holding a heavy expert's tiles to the end
+        lane = gl.program_id(0)
+        if rnd % 2 == 1:
+            lane = gl.num_programs(0) - 1 - lane
+        tile = rnd * gl.num_programs(0) + lane
+        valid = tile < n_tiles                      # the last round may have fewer tiles than programs
+        tile = gl.minimum(tile, n_tiles - 1)
+        e = gl.load(order + tile // (num_m * num_n))
+        start = gl.load(offsets + e)
+        end = gl.where(valid, gl.load(offsets + e + 1), start)   # an invalid tile: no steps, no store
+        return e, (tile // num_n) % num_m, tile % num_n, start, end, valid
 
     @gluon.jit
-    def _wg_produce(desc, g_smem, t_smem, ready_t, ready_c, empty, G, gather, offsets, G_COLS, stride_gr,
+    def _wg_produce(desc, g_smem, t_smem, ready_t, ready_c, empty, G, gather, offsets, order, G_COLS, stride_gr,
                     n_tiles, num_m, num_n, GATHER_A: gl.constexpr):
         STAGES: gl.constexpr = g_smem.type.shape[0]
         BLOCK_K: gl.constexpr = g_smem.type.shape[1]
@@ -1196,8 +1208,8 @@ if gluon is not None:
         ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(1, layout))
         cs = gl.arange(0, BLOCK, layout=gl.SliceLayout(0, layout))
         it = 0   # steps so far, over all of this program's tiles: the ring's position and phase
-        for tile in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
-            e, pm, pn, start, end = _wg_tile(tile, num_m, num_n, offsets)
+        for rnd in range(0, (n_tiles + gl.num_programs(0) - 1) // gl.num_programs(0)):
+            e, pm, pn, start, end, valid = _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order)
             if GATHER_A:   # dW1: X's gathered columns are the tile's rows; dH's 2 * BLOCK columns by TMA
                 g_col, t_col = pm * BLOCK, pn * 2 * BLOCK
             else:          # dW2: A' by TMA gives the tile's 2 * BLOCK rows; dO's gathered columns
@@ -1225,7 +1237,7 @@ if gluon is not None:
                 it += 1
 
     @gluon.jit
-    def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, offsets, M, N, stride_ce, stride_cm,
+    def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, offsets, order, M, N, stride_ce, stride_cm,
                     n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
         # one warpgroup: half H of every output tile, BLOCK x BLOCK
         STAGES: gl.constexpr = g_smem.type.shape[0]
@@ -1233,8 +1245,8 @@ if gluon is not None:
         BLOCK: gl.constexpr = g_smem.type.shape[2]
         mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK, 16])
         it = 0
-        for tile in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
-            e, pm, pn, start, end = _wg_tile(tile, num_m, num_n, offsets)
+        for rnd in range(0, (n_tiles + gl.num_programs(0) - 1) // gl.num_programs(0)):
+            e, pm, pn, start, end, valid = _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order)
             n_steps = (end - start + BLOCK_K - 1) // BLOCK_K
             acc = gl.zeros((BLOCK, BLOCK), gl.float32, mma)   # an expert with no rows writes zeros
             for j in range(0, n_steps):
@@ -1261,36 +1273,37 @@ if gluon is not None:
             rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
             cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
             ptrs = C + e.to(gl.int64) * stride_ce + rows[:, None].to(gl.int64) * stride_cm + cols[None, :]
-            gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :])
+            gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :] & valid)
 
     # a partition's function takes only tensors: its constexprs are bound here, one function each
     @gluon.jit
-    def _wg_consumer_a0(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, True, 0)
+    def _wg_consumer_a0(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 0)
 
     @gluon.jit
-    def _wg_consumer_a1(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, True, 1)
+    def _wg_consumer_a1(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 1)
 
     @gluon.jit
-    def _wg_consumer_b0(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, False, 0)
+    def _wg_consumer_b0(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 0)
 
     @gluon.jit
-    def _wg_consumer_b1(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, M, N, sce, scm, n_tiles, num_m, num_n, False, 1)
+    def _wg_consumer_b1(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 1)
 
     @gluon.jit
-    def _wg_producer_a(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n):
-        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n, True)
+    def _wg_producer_a(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n):
+        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n, True)
 
     @gluon.jit
-    def _wg_producer_b(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n):
-        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, G_COLS, stride_gr, n_tiles, num_m, num_n, False)
+    def _wg_producer_b(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n):
+        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n, False)
 
     @gluon.jit
     def _wgrad_hopper_kernel(
-        Am, B, C, gather, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)], one of them gathered
+        Am, B, C, gather, offsets, order,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)], one gathered;
+                                            # order (E,): the experts by rows, most first
         M, N, RA, RB, stride_ar, stride_br, stride_ce, stride_cm, E,
         GATHER_A: gl.constexpr, BLOCK: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
@@ -1310,15 +1323,15 @@ if gluon is not None:
             desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
             num_m, num_n = (M + BLOCK - 1) // BLOCK, (N + 2 * BLOCK - 1) // (2 * BLOCK)
-            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, Am, gather, offsets, M, stride_ar)
+            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, Am, gather, offsets, order, M, stride_ar)
         else:
             desc = gl_tma.make_tensor_descriptor(Am, shape=[RA, M], strides=[stride_ar, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
             num_m, num_n = (M + 2 * BLOCK - 1) // (2 * BLOCK), (N + BLOCK - 1) // BLOCK
-            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, N, stride_br)
+            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, order, N, stride_br)
         n_tiles = E * num_m * num_n
         pargs = pargs + (n_tiles, num_m, num_n)
-        cargs = (g_smem, t_smem, ready_t, ready_c, empty, C, offsets, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n)
+        cargs = (g_smem, t_smem, ready_t, ready_c, empty, C, offsets, order, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n)
         # the default partition (this kernel's 4 warps) is consumer 0; then consumer 1 and the producer
         if GATHER_A:
             gl.warp_specialize([(_wg_consumer_a0, cargs), (_wg_consumer_a1, cargs), (_wg_producer_a, pargs)],
@@ -1340,8 +1353,9 @@ def _wgrad_hopper(a, b, c, r: Routing, gather_a):
     blk = WG_CONFIG["BLOCK"]
     tiles = E * (triton.cdiv(M, blk) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, blk))
     _set_allocator()   # the TMA descriptor is built on the device, in Triton's global scratch
+    order = torch.argsort(r.offsets[1:] - r.offsets[:-1], descending=True, stable=True).to(torch.int32)
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
-        a, b, c, r.gather_idx, r.offsets, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
+        a, b, c, r.gather_idx, r.offsets, order, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
         c.stride(1), E, GATHER_A=gather_a, num_warps=4, **WG_CONFIG)
 
 

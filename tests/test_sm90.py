@@ -95,7 +95,7 @@ def hopper_launches():
     T, d, n, E, K = SHAPE.values()
     R = T * K
     cfg = [triton.Config(sk.WG_CONFIG, num_warps=4, num_stages=1)]
-    common = dict(gather='*i32', offsets='*i32', E=E)
+    common = dict(gather='*i32', offsets='*i32', order='*i32', E=E)
     return [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
              dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
                   stride_cm=N, GATHER_A=ga, **common), cfg)
