@@ -233,8 +233,8 @@ def expert_gemms(T, d, n, E, K):
             '_wgrad_kernel': [(n, d, R // E, E), (d, 2 * n, R // E, E)]}  # dW2 = A'^T @ dO; dW1 = X^T @ dH
 
 
-# the same GEMMs by another kernel: sm_90's opt-in weight gradients (sonic_kernels._wgrad_hopper_kernel)
-GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel'}
+# the same GEMMs by another kernel: sm_90's warp-specialised twins in sonic_kernels
+GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel', '_down_bwd_hopper_kernel': '_down_bwd_kernel'}
 
 
 def gemm_flops(gemms):

@@ -38,9 +38,10 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
              _gather_sum_kernel      o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32)
   backward   _down_bwd_kernel        dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
                                      dH = dSwiGLU(s * dA', h), A' = s * a
+             _down_bwd_hopper_kernel the same on sm_90, warp-specialised in Gluon; HOPPER_DOWN_BWD
              _wgrad_kernel           dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
              _wgrad_hopper_kernel    the same on sm_90, warp-specialised in Gluon (a producer warpgroup
-                                     loading, two consumer warpgroups on wgmma); opt-in, HOPPER_WGRAD
+                                     loading, two consumer warpgroups on wgmma); HOPPER_WGRAD
              _grouped_mm_kernel      dX~ = dH @ W1_e^T, then _gather_sum_kernel (s = 1) gives dx
   optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass (model.TritonAdamW)
 The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
@@ -54,9 +55,11 @@ sm_80/sm_89, on pointer loads: the portable path. On sm_90 and newer the operand
 gathered (the weights, and rows already in grouped order) may come by TMA instead, through
 descriptors each program builds on the device: always in the weight gradients and the persistent
 grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
-the reduction is long enough to repay them (TMA, _use_tma). One kernel has a Hopper-only twin: the
-weight gradients on sm_90 can run _wgrad_hopper_kernel, written in Gluon (HOPPER_WGRAD, off by
-default); _wgrad_kernel stays the portable path and what the CPU interpreter tests.
+the reduction is long enough to repay them (TMA, _use_tma). Two kernels have Hopper-only twins,
+written in Gluon with a producer warpgroup and two consumer warpgroups: on sm_90 the weight
+gradients run _wgrad_hopper_kernel (HOPPER_WGRAD) and dA' _down_bwd_hopper_kernel
+(HOPPER_DOWN_BWD); _wgrad_kernel and _down_bwd_kernel stay the portable path and what the CPU
+interpreter tests.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -69,7 +72,7 @@ import torch
 import triton
 import triton.language as tl
 
-try:  # Gluon: Triton's lower-level language, for the one Hopper kernel that needs warp specialisation
+try:  # Gluon: Triton's lower-level language, for the two Hopper kernels that need warp specialisation
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.ampere import async_copy as gl_async_copy
@@ -1049,6 +1052,8 @@ def down_bwd(dout, w2, h, r: Routing):
     R, (E, n, d) = h.shape[0], w2.shape
     dH = torch.empty(R, 2 * n, device=h.device, dtype=h.dtype)
     Ap = torch.empty(R, n, device=h.device, dtype=h.dtype)
+    if _use_hopper_down_bwd(dout, w2, h):
+        return dH, Ap, _down_bwd_hopper(dout, w2, h, r, dH, Ap)
     dS_part = torch.zeros(triton.cdiv(n, 32), R, device=h.device, dtype=torch.float32)  # >= N tiles of any config
     tiles = r.tile_expert.numel()
     grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
@@ -1138,13 +1143,13 @@ def _wgrad_kernel(
 # mbarriers hand each buffer over: ready_t (the TMA bytes landed), ready_c (every producer thread's
 # copies landed), empty (both consumers' MMAs on it are done). wgmma is Hopper's own instruction, so
 # this runs on sm_90 only; every other device, and the CPU interpreter, runs _wgrad_kernel.
-# It is off by default. Under uniform routing it took 9-32% less time than _wgrad_kernel at the paper's
-# shapes and at h200_moe's, but in h200_moe's training step, where some experts get several times the
-# mean load, it took 12.8 ms a step against 11.4 (docs/LOG.md, 2026-12-01): its programs walk a fixed
-# share of the tiles each, and the program that draws a heavy expert's tiles finishes last, where the
-# hardware hands _wgrad_kernel's one-tile programs to whichever SM is free.
-
-HOPPER_WGRAD = False  # False: off (above); None: on sm_90 where the operands allow it (_use_hopper_wgrad); True: forced
+# In h200_moe's training step it took 7.9 ms a step against _wgrad_kernel's 11.5 (docs/LOG.md,
+# 2026-12-01). Its programs walk a fixed share of the tiles each, so the order of the tiles matters:
+# in expert order, under training's skewed routing (the busiest expert gets several times the mean
+# load), the program that drew a heavy expert's tiles finished last, and the kernel lost to the
+# one-tile programs of _wgrad_kernel that the hardware hands to whichever SM is free. Heaviest expert
+# first (_wg_tile) fixed that.
+HOPPER_WGRAD = None  # None: on sm_90 where the operands allow it (_use_hopper_wgrad); False: off; True: forced
 
 
 @functools.lru_cache(maxsize=None)
@@ -1157,11 +1162,11 @@ def _gluon_api():
 
 
 def _use_hopper_wgrad(a, b, gather_a, gather_b):
-    """Whether wgrad runs the warp-specialised Hopper kernel: never while HOPPER_WGRAD is False (the
-    default); with None, where it can run: an sm_90 GPU (compute capability 9.x), Triton's Gluon (3.6 or
+    """Whether wgrad runs the warp-specialised Hopper kernel: never while HOPPER_WGRAD is False; with
+    None (the default), where it can run: an sm_90 GPU (compute capability 9.x), Triton's Gluon (3.6 or
     newer), exactly one operand gathered, 16-bit operands, and TMA's rules (a 16-byte aligned base and
     row stride, unit last stride) on the one in grouped order."""
-    if HOPPER_WGRAD is False:   # the default: no checks on every backward's two calls
+    if HOPPER_WGRAD is False:
         return False
     t = b if gather_a else a
     ok = (_gluon_api() and gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
@@ -1170,7 +1175,7 @@ def _use_hopper_wgrad(a, b, gather_a, gather_b):
     if HOPPER_WGRAD and not (ok and hopper):
         raise ValueError("sonic_kernels.HOPPER_WGRAD=True, but the Hopper weight-gradient kernel needs an sm_90 GPU, "
                          "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands and TMA's "
-                         "alignment: set sonic_kernels.HOPPER_WGRAD = False (the default)")
+                         "alignment: set sonic_kernels.HOPPER_WGRAD = None (the default: where it can run) or False")
     use = HOPPER_WGRAD if HOPPER_WGRAD is not None else (not INTERPRET and ok and hopper)
     return bool(use)
 
@@ -1180,6 +1185,19 @@ if gluon is not None:
     _tma_load = getattr(gl_tma, "async_load", None) or gl_tma.async_copy_global_to_shared
     _cp_async = getattr(gl_async_copy, "async_load", None) or gl_async_copy.async_copy_global_to_shared
     WG_PRODUCER_WARPS = gl.constexpr(4)
+
+    @gluon.jit
+    def _ws_ring(STAGES: gl.constexpr):
+        # a ring stage's barriers: ready_t when its TMA bytes have landed, ready_c when every producer
+        # thread's cp.async copies have, empty when both consumers are done with it
+        ready_t = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        ready_c = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for s in gl.static_range(STAGES):
+            mbarrier.init(ready_t.index(s), count=1)
+            mbarrier.init(ready_c.index(s), count=WG_PRODUCER_WARPS * 32)
+            mbarrier.init(empty.index(s), count=2)
+        return ready_t, ready_c, empty
 
     @gluon.jit
     def _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order):
@@ -1312,13 +1330,7 @@ if gluon is not None:
         layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK], dt)
         g_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_K, BLOCK], layout)       # gathered, shared
         t_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK], layout)   # by TMA, a half each
-        ready_t = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        ready_c = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        for s in gl.static_range(STAGES):
-            mbarrier.init(ready_t.index(s), count=1)
-            mbarrier.init(ready_c.index(s), count=WG_PRODUCER_WARPS * 32)
-            mbarrier.init(empty.index(s), count=2)
+        ready_t, ready_c, empty = _ws_ring(STAGES)
         if GATHER_A:
             desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
@@ -1359,11 +1371,195 @@ def _wgrad_hopper(a, b, c, r: Routing, gather_a):
         c.stride(1), E, GATHER_A=gather_a, num_warps=4, **WG_CONFIG)
 
 
+# dA' on sm_90, warp-specialised in Gluon like the weight gradients above (16-24% less time than
+# _down_bwd_kernel at h200_moe's layer shape and the paper's four; docs/LOG.md, 2026-12-01): a
+# producer warpgroup gathers dO's rows by cp.async and loads W2's rows by TMA into a ring, and two consumer warpgroups
+# each multiply 64 of a tile's 128 rows by the same W2 block on wgmma, then run the epilogue of
+# _down_bwd_kernel on their 64 x BLOCK_N block. Every work item (a 128-row tile of the tile map and
+# BLOCK_N of the n columns) takes the same d / BLOCK_K steps, so a fixed share of the items per
+# program is balanced whatever the routing. The epilogue goes through shared memory: the
+# accumulator is stored there once and read back 16 rows at a time, so h, dH and A' move in
+# coalesced rows and the registers hold the accumulator and one chunk, not three full tiles.
+
+HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hopper_down_bwd); False: off; True: forced
+
+
+def _use_hopper_down_bwd(dout, w2, h):
+    """Whether down_bwd runs _down_bwd_hopper_kernel: never while HOPPER_DOWN_BWD is False; with None
+    (the default), where it can run: an sm_90 GPU, Triton's Gluon (3.6 or newer), 16-bit operands of one dtype, and
+    TMA's rules on W2 (contiguous, a 16-byte aligned base)."""
+    if HOPPER_DOWN_BWD is False:
+        return False
+    ok = (_gluon_api() and dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
+          and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and dout.stride(-1) == 1 and h.stride(-1) == 1)
+    hopper = dout.is_cuda and torch.version.hip is None and _device(dout.device.index)[2] == 9
+    if HOPPER_DOWN_BWD and not (ok and hopper):
+        raise ValueError("sonic_kernels.HOPPER_DOWN_BWD=True, but the Hopper dA' kernel needs an sm_90 GPU, Triton 3.6 "
+                         "or newer with Gluon, 16-bit operands and a contiguous W2: set sonic_kernels.HOPPER_DOWN_BWD "
+                         "= None (where it can run) or False")
+    return bool(HOPPER_DOWN_BWD if HOPPER_DOWN_BWD is not None else (not INTERPRET and ok and hopper))
+
+
+if gluon is not None:
+    _cta_barrier = getattr(gl, "thread_barrier", None) or gl.barrier   # renamed after Triton 3.6
+
+    @gluon.jit
+    def _db_item(item, num_n, tile_expert, tile_row0, offsets):
+        t = item // num_n
+        e = gl.load(tile_expert + t)
+        return e, gl.load(tile_row0 + t), gl.load(offsets + e + 1), item % num_n
+
+    @gluon.jit
+    def _db_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
+                    N, D, stride_ot, num_n, n_items):
+        STAGES: gl.constexpr = w_smem.type.shape[0]
+        BLOCK_N: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
+        HALF: gl.constexpr = g_smem.type.shape[1]
+        layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
+        ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
+        ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            # rows past the segment's end are zeros (the masks): their dA' rows are never stored
+            m0 = row0 + ms < row_end
+            m1 = row0 + HALF + ms < row_end
+            o0 = dO + gl.load(gather + row0 + ms, mask=m0, other=0).to(gl.int64)[:, None] * stride_ot
+            o1 = dO + gl.load(gather + row0 + HALF + ms, mask=m1, other=0).to(gl.int64)[:, None] * stride_ot
+            w_row = e * N + pn * BLOCK_N   # W2 as (E n, d): rows past e's n are the next expert's, or zeros
+            for k0 in range(0, D, BLOCK_K):
+                s = it % STAGES
+                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
+                mbarrier.expect(ready_t.index(s), BLOCK_N * BLOCK_K * w_smem.type.element_ty.primitive_bitwidth // 8)
+                _tma_load(w_desc, [w_row, k0], ready_t.index(s), w_smem.index(s))
+                kk = k0 + ks
+                mk = (kk < D)[None, :]
+                _cp_async(g_smem.index(2 * s), o0 + kk[None, :], mask=m0[:, None] & mk)
+                _cp_async(g_smem.index(2 * s + 1), o1 + kk[None, :], mask=m1[:, None] & mk)
+                gl_async_copy.mbarrier_arrive(ready_c.index(s), increment_count=False)
+                it += 1
+
+    @gluon.jit
+    def _db_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0,
+                    offsets, N, D, R, stride_hr, stride_ar, num_n, n_items, HH: gl.constexpr):
+        # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item
+        STAGES: gl.constexpr = w_smem.type.shape[0]
+        BLOCK_N: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
+        HALF: gl.constexpr = g_smem.type.shape[1]
+        CHUNK: gl.constexpr = 16
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 16])
+        epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
+        rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
+        cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, epi))
+        acc_smem = e_smem.index(HH)
+        n_k = (D + BLOCK_K - 1) // BLOCK_K
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            row0 += HH * HALF
+            acc = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            for j in range(0, n_k):
+                s = it % STAGES
+                mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
+                mbarrier.wait(ready_c.index(s), (it // STAGES) & 1)
+                fence_async_shared()   # cp.async wrote through the generic proxy; wgmma reads through the async one
+                acc = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(s).permute((1, 0)), acc, is_async=True)
+                acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+                if j > 0:
+                    mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+                it += 1
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            acc_smem.store(acc)
+            _cta_barrier()
+            cols = pn * BLOCK_N + cs
+            mcol = (cols < N)[None, :]
+            for c in gl.static_range(0, HALF, CHUNK):
+                rows = row0 + c + rs
+                mrow = rows < row_end
+                mask = mrow[:, None] & mcol
+                rows64 = rows.to(gl.int64)
+                da_raw = acc_smem.slice(c, CHUNK, dim=0).load(epi)   # dA' = dO[gather] @ W2_e^T
+                hp = H + rows64[:, None] * stride_hr + cols[None, :]
+                g = gl.load(hp, mask=mask, other=0.0).to(gl.float32)
+                u = gl.load(hp + N, mask=mask, other=0.0).to(gl.float32)
+                sc = gl.load(S + rows64, mask=mrow, other=0.0)
+                sig = 1.0 / (1.0 + gl.exp(-g))
+                silu = g * sig
+                a = silu * u                         # zero past n and past the segment: no share of dS there
+                da = da_raw * sc[:, None]            # dL/da = s * dA'
+                dp = dH + rows64[:, None] * stride_hr + cols[None, :]
+                gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty), mask=mask)
+                gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
+                gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
+                gl.store(dS_part + pn.to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1), mask=mrow)
+            _cta_barrier()   # the accumulator's buffer is read to the end before the next item stores into it
+
+    @gluon.jit
+    def _db_consumer0(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items):
+        _db_consume(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items, 0)
+
+    @gluon.jit
+    def _db_consumer1(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items):
+        _db_consume(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items, 1)
+
+    @gluon.jit
+    def _down_bwd_hopper_kernel(
+        dO, W2, H, S, gather, tile_expert, tile_row0, offsets,   # as _down_bwd_kernel's; W2 (E, n, d) contiguous
+        dH, Ap, dS_part,                                         # out: dH (R, 2n), A' (R, n), dS_part (n_chunks, R)
+        N, D, E, R, stride_ot, stride_hr, stride_ar,
+        BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+    ):
+        dt: gl.constexpr = dO.dtype.element_ty
+        HALF: gl.constexpr = BLOCK_M // 2
+        g_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_K], dt)
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], dt)
+        g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)    # gathered dO, a half each
+        w_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_N, BLOCK_K], w_layout)     # W2 by TMA, shared
+        e_smem = gl.allocate_shared_memory(gl.float32, [2, HALF, BLOCK_N], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
+        ready_t, ready_c, empty = _ws_ring(STAGES)
+        w_desc = gl_tma.make_tensor_descriptor(W2, shape=[E * N, D], strides=[D, 1], block_shape=[BLOCK_N, BLOCK_K],
+                                               layout=w_layout)
+        # the items: the tile map's real tiles (its surplus slots all come after them) times the N chunks
+        ex = gl.arange(0, NB, layout=gl.BlockedLayout([1], [32], [4], [0]))
+        lo = gl.load(offsets + ex, mask=ex < E, other=0)
+        hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
+        num_n = (N + BLOCK_N - 1) // BLOCK_N
+        n_items = gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
+        cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0,
+                 offsets, N, D, R, stride_hr, stride_ar, num_n, n_items)
+        pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
+                 N, D, stride_ot, num_n, n_items)
+        gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_produce, pargs)],
+                           [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+
+
+# 4 stages of 32 KB and the two consumers' 32 KB accumulator buffers: 192 KB, one program per SM
+DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
+
+
+def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
+    """down_bwd's dA' and epilogue by _down_bwd_hopper_kernel; returns dS (R,) fp32."""
+    R, (E, n, d) = h.shape[0], w2.shape
+    bn = DB_CONFIG["BLOCK_N"]
+    dS_part = torch.zeros(triton.cdiv(n, bn), R, device=h.device, dtype=torch.float32)
+    _set_allocator()   # W2's TMA descriptor is built on the device
+    items = r.tile_expert.numel() * triton.cdiv(n, bn)
+    _down_bwd_hopper_kernel[(_n_programs(dout.device, items),)](
+        dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, dH, Ap, dS_part,
+        n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E),
+        num_warps=4, **DB_CONFIG)
+    return dS_part.sum(0)
+
+
 def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):
     """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
     grouped order or, with gather_a / gather_b, through r.gather_idx from token order. c is in a's
     dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is).
-    With HOPPER_WGRAD on, sm_90 computes it by the warp-specialised kernel, elsewhere _wgrad_kernel."""
+    sm_90 computes it by the warp-specialised kernel (HOPPER_WGRAD), elsewhere _wgrad_kernel."""
     E, R = r.offsets.numel() - 1, r.gather_idx.numel()
     M, N = a.shape[1], b.shape[1]
     c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)

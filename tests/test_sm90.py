@@ -86,8 +86,8 @@ def launches(tma=False):
 
 
 def hopper_launches():
-    """The sm_90-only weight-gradient kernel (Gluon), dW1 and dW2, fp32 and bf16 gradients, at its one
-    config; [] where this Triton has no Gluon that it runs on."""
+    """The sm_90-only kernels written in Gluon at their one config: the weight gradients (dW1 and dW2,
+    fp32 and bf16 gradients) and dA'; [] where this Triton has no Gluon that it runs on."""
     import sonic_kernels as sk
     import triton
     if not sk._gluon_api():
@@ -96,11 +96,17 @@ def hopper_launches():
     R = T * K
     cfg = [triton.Config(sk.WG_CONFIG, num_warps=4, num_stages=1)]
     common = dict(gather='*i32', offsets='*i32', order='*i32', E=E)
-    return [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
-             dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
-                  stride_cm=N, GATHER_A=ga, **common), cfg)
-            for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
-            for out in ('*fp32', '*bf16')]
+    wgrad = [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
+              dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
+                   stride_cm=N, GATHER_A=ga, **common), cfg)
+             for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
+             for out in ('*fp32', '*bf16')]
+    down = ('down_bwd_hopper', sk._down_bwd_hopper_kernel,
+            dict(dO='*bf16', W2='*bf16', H='*bf16', S='*fp32', gather='*i32', tile_expert='*i32', tile_row0='*i32',
+                 offsets='*i32', dH='*bf16', Ap='*bf16', dS_part='*fp32', N=n, D=d, E=E, R=R, stride_ot=d,
+                 stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, NB=triton.next_power_of_2(E)),
+            [triton.Config(sk.DB_CONFIG, num_warps=4, num_stages=1)])
+    return wgrad + [down]
 
 
 def compile_for(arch, jit_fn, args, num_warps, num_stages):
@@ -177,7 +183,8 @@ def report(arch, cases=None):
         fn = kern.fn if isinstance(kern, triton.runtime.Autotuner) else kern
         for c in configs:
             row = dict(kernel=name, config=' '.join(f'{k}={v}' for k, v in c.kwargs.items()),
-                       warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src or 'warp_specialize' in fn.src)
+                       warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src or 'warp_specialize' in fn.src,
+                       gluon=type(fn).__name__ == 'GluonJITFunction')
             try:
                 row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'], row['mma'] = \
                     compile_for(arch, fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)
@@ -196,7 +203,7 @@ def problems(arch, rows):
             bad.append(f"{where} does not compile for sm_{arch}: {r['error']}")
         elif r['smem'] > smem_limit:
             bad.append(f"{where} needs {r['smem']} bytes of shared memory, more than an {gpu} program gets ({smem_limit})")
-        elif r['gemm'] and r['sync_loads']:
+        elif r['gemm'] and r['sync_loads'] and not r.get('gluon'):   # Gluon's copies are explicit, not the pipeliner's
             bad.append(f"{where}: {r['sync_loads']} tile loads in its main loop are not asynchronous copies, so it is not "
                        f"software-pipelined on sm_{arch}")
         elif r['gemm'] and not r['mma']:
@@ -264,8 +271,9 @@ if __name__ == '__main__':
         if 'error' in r:
             print(f"{r['kernel']:<24}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}  {r['error']}")
         else:
+            sync = '-' if r.get('gluon') else r['sync_loads']   # Gluon's copies are explicit, not the pipeliner's
             print(f"{r['kernel']:<24}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}{r['regs']:>6}"
-                  f"{r['spill_bytes']:>9}{r['smem'] / 1024:>10.1f}{r['sync_loads']:>11}")
+                  f"{r['spill_bytes']:>9}{r['smem'] / 1024:>10.1f}{sync:>11}")
     bad = problems(arch, rows)
     mma = f", every GEMM on {TARGETS[arch][2]}" if TARGETS[arch][2] else ""
     print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined and within shared memory{mma}")

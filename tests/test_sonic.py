@@ -575,7 +575,7 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog):
     want = torch.stack([A[off[e]:off[e + 1]].t() @ B[off[e]:off[e + 1]] for e in range(E)])
     if n_prog is not None:
         monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
-    monkeypatch.setattr(sk, "HOPPER_WGRAD", None)   # where it can run (off by default)
+    monkeypatch.setattr(sk, "HOPPER_WGRAD", None)   # where it can run (the default)
     assert sk._use_hopper_wgrad(a, b, gather_a, not gather_a)
     got = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype)
     assert got[E - 1].abs().max() == 0
@@ -586,16 +586,16 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog):
 
 
 def test_hopper_wgrad_only_where_it_runs(monkeypatch):
-    # off by default; auto (None): never in the interpreter or off sm_90, never with both or neither
-    # operand gathered; forced where it cannot run, the error says what to do
+    # auto (None, the default): never in the interpreter or off sm_90, never with both or neither
+    # operand gathered; off (False) nowhere; forced where it cannot run, the error says what to do
     a, b = torch.zeros(64, 32, dtype=torch.float16), torch.zeros(64, 48, dtype=torch.float16)
-    assert sk.HOPPER_WGRAD is False
-    if HOPPER:
-        assert not sk._use_hopper_wgrad(a.cuda(), b.cuda(), True, False)
-    monkeypatch.setattr(sk, "HOPPER_WGRAD", None)
+    assert sk.HOPPER_WGRAD is None
     assert not sk._use_hopper_wgrad(a, b, True, False)
+    if HOPPER:
+        monkeypatch.setattr(sk, "HOPPER_WGRAD", False)
+        assert not sk._use_hopper_wgrad(a.cuda(), b.cuda(), True, False)
     monkeypatch.setattr(sk, "HOPPER_WGRAD", True)
-    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_WGRAD = False \(the default\)"):
+    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_WGRAD = None \(the default: where it can run\) or False"):
         sk._use_hopper_wgrad(a, b, True, False)      # a CPU tensor
     if HOPPER:
         ac, bc = a.cuda(), b.cuda()
@@ -604,6 +604,55 @@ def test_hopper_wgrad_only_where_it_runs(monkeypatch):
         assert not sk._use_hopper_wgrad(ac.float(), bc.float(), True, False)   # fp32 operands: the Triton kernel
         monkeypatch.setattr(sk, "_gluon_api", lambda: False)                   # a Triton before 3.6
         assert not sk._use_hopper_wgrad(ac, bc, True, False)
+
+
+@pytest.mark.skipif(not HOPPER, reason="the warp-specialised dA' kernel runs on sm_90 GPUs with Triton >= 3.6")
+@pytest.mark.parametrize("n_prog", [None, 1, 3])
+@pytest.mark.parametrize("T,d,n,E,K", [(300, 48, 32, 4, 2), (700, 320, 160, 6, 2), (2049, 512, 256, 32, 8)])
+def test_hopper_down_bwd_matches_float64(monkeypatch, T, d, n, E, K, n_prog):
+    # the Gluon dA' kernel against float64 and against the portable Triton kernel: d not a multiple of
+    # the 64-column step, n not of the 128-column block (W2's TMA block then reads the next expert's
+    # rows), an expert with no rows, segments ending inside a tile, and programs walking many items
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    r = sk.routing_metadata(torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten(),
+                            torch.rand(T * K, device=DEV), T, E)
+    dout = torch.randn(T, d, device=DEV, dtype=torch.bfloat16)
+    w2 = (torch.randn(E, n, d, device=DEV) / d ** 0.5).to(torch.bfloat16)
+    h = torch.randn(T * K, 2 * n, device=DEV, dtype=torch.bfloat16)
+    gi, off = r.gather_idx.long(), r.offsets.tolist()
+    dA = torch.cat([dout.double()[gi[off[e]:off[e + 1]]] @ w2[e].double().t() for e in range(E)])
+    g, u, s = h.double()[:, :n], h.double()[:, n:], r.row_score.double()[:, None]
+    sig = torch.sigmoid(g)
+    silu = g * sig
+    want = (torch.cat([s * dA * u * (sig + silu * (1 - sig)), s * dA * silu], 1), s * silu * u, (dA * silu * u).sum(1))
+    if n_prog is not None:
+        monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
+    assert sk.HOPPER_DOWN_BWD is None and sk._use_hopper_down_bwd(dout, w2, h)
+    got = sk.down_bwd(dout, w2, h, r)
+    for x, y, name in zip(got, want, ("dH", "A'", "dS")):
+        assert_rel(x, y, 1e-2 if x.dtype == torch.bfloat16 else 1e-5, f"Hopper {name} against float64")
+    monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", False)
+    for x, y, name in zip(got, sk.down_bwd(dout, w2, h, r), ("dH", "A'", "dS")):
+        assert_rel(x, y, 1e-6, f"Hopper {name} against the Triton kernel")
+
+
+def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
+    # auto (None, the default): never in the interpreter, off sm_90 or on fp32; forced where it cannot
+    # run, the error says what to do
+    dout, w2, h = (torch.zeros(64, 32, dtype=torch.float16), torch.zeros(2, 16, 32, dtype=torch.float16),
+                   torch.zeros(128, 32, dtype=torch.float16))
+    assert sk.HOPPER_DOWN_BWD is None
+    assert not sk._use_hopper_down_bwd(dout, w2, h)
+    monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", True)
+    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_DOWN_BWD = None \(where it can run\) or False"):
+        sk._use_hopper_down_bwd(dout, w2, h)      # CPU tensors
+    if HOPPER:
+        args = (dout.cuda(), w2.cuda(), h.cuda())
+        monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", None)
+        assert sk._use_hopper_down_bwd(*args)
+        assert not sk._use_hopper_down_bwd(*(t.float() for t in args))          # fp32: the Triton kernel
+        monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", False)
+        assert not sk._use_hopper_down_bwd(*args)
 
 
 @gpu

@@ -1,5 +1,5 @@
 #!/bin/bash
-# From this branch's root, after: mkdir -p .gpu && git show main:sonic_kernels.py > .gpu/sk_main.py
+# From the root of a checkout of 85fe8fc (the branch try/wgrad-heavy-first, cherry-picked to main since), after: mkdir -p .gpu && git show f312cae:sonic_kernels.py > .gpu/sk_main.py
 # (run with carry=[".gpu"]): the heavy-first order against main's and the Triton kernel, the Hopper GPU
 # tests on this code, then h200_moe's compiled step with each kernel (stepprof.py's profile)
 export PYTHONPATH=$PWD

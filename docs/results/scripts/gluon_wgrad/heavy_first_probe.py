@@ -1,5 +1,5 @@
 """The Hopper weight gradients with their tiles heaviest expert first, dealt forwards and backwards in turn
-(this tree), against main's order (.gpu/sk_main.py = `git show main:sonic_kernels.py`) and the Triton
+(this tree), against main's order (.gpu/sk_main.py = `git show f312cae:sonic_kernels.py`) and the Triton
 kernel, at h200_moe's layer shape (T=16384, d=1536, n=256, E=128, K=8) and 30B's, fp32 gradients, on
 uniform routing and on routing skewed as training's is (per-expert logit biases ~ N(0, SKEW^2): the
 busiest expert gets several times the mean load). usage: heavy_first_probe.py OUT.json"""
