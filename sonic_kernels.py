@@ -1427,7 +1427,10 @@ if gluon is not None:
             m1 = row0 + HALF + ms < row_end
             o0 = dO + gl.load(gather + row0 + ms, mask=m0, other=0).to(gl.int64)[:, None] * stride_ot
             o1 = dO + gl.load(gather + row0 + HALF + ms, mask=m1, other=0).to(gl.int64)[:, None] * stride_ot
-            w_row = e * N + pn * BLOCK_N   # W2 as (E n, d): rows past e's n are the next expert's, or zeros
+            # W2 as (E n, d): where n is not a multiple of BLOCK_N, the rows past e's n are the next
+            # expert's (or zeros): their columns of dA' are never stored and meet a = 0 in dS's sum, so
+            # only weights already inf or NaN (a run that has diverged) could reach dS through them
+            w_row = e * N + pn * BLOCK_N
             for k0 in range(0, D, BLOCK_K):
                 s = it % STAGES
                 mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
