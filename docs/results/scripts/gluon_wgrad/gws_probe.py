@@ -1,4 +1,4 @@
-"""The Gluon warp-specialised weight gradient (.gpu/gws.py: one of gws_v1.py to gws_v4.py here) against float64
+"""The Gluon warp-specialised weight gradient (.gpu/gws.py: one of gws_v1.py to gws_v4.py, `git show 99c3c77:docs/results/scripts/gluon_wgrad/gws_v1.py` and so on) against float64
 and against sonic_kernels.wgrad, then timed with cuBLAS's bmm beside it. usage: gws_probe.py small|SHAPES OUT.json"""
 import sys, json
 import torch, triton
