@@ -1161,23 +1161,29 @@ def _gluon_api():
     return gluon is not None and version >= (3, 6)
 
 
-def _use_hopper_wgrad(a, b, gather_a, gather_b):
-    """Whether wgrad runs the warp-specialised Hopper kernel: never while HOPPER_WGRAD is False; with
-    None (the default), where it can run: an sm_90 GPU (compute capability 9.x), Triton's Gluon (3.6 or
-    newer), exactly one operand gathered, 16-bit operands, and TMA's rules (a 16-byte aligned base and
-    row stride, unit last stride) on the one in grouped order."""
-    if HOPPER_WGRAD is False:
+def _use_hopper(flag, name, t, ok, needs):
+    """Whether a Hopper twin runs, by its flag sonic_kernels.<name>: never while it is False; with None
+    (the default), where it can run: an sm_90 GPU (compute capability 9.x) for t, Triton's Gluon (3.6 or
+    newer), and operands the kernel takes (ok); True forces it, and where it cannot run the error says
+    what the kernel needs."""
+    if flag is False:
         return False
+    hopper = _gluon_api() and t.is_cuda and torch.version.hip is None and _device(t.device.index)[2] == 9
+    if flag and not (ok and hopper):
+        raise ValueError(f"sonic_kernels.{name}=True, but {needs}: set sonic_kernels.{name} = None (the default: "
+                         f"where it can run) or False")
+    return bool(flag if flag is not None else (not INTERPRET and ok and hopper))
+
+
+def _use_hopper_wgrad(a, b, gather_a, gather_b):
+    """Whether wgrad runs _wgrad_hopper_kernel (_use_hopper): it takes exactly one operand gathered, 16-bit
+    operands, and TMA's rules (a 16-byte aligned base and row stride, unit last stride) on the one in
+    grouped order."""
     t = b if gather_a else a
-    ok = (_gluon_api() and gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
+    ok = (gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
           and a.stride(-1) == 1 and b.stride(-1) == 1 and t.data_ptr() % 16 == 0 and t.stride(0) * t.element_size() % 16 == 0)
-    hopper = a.is_cuda and torch.version.hip is None and _device(a.device.index)[2] == 9
-    if HOPPER_WGRAD and not (ok and hopper):
-        raise ValueError("sonic_kernels.HOPPER_WGRAD=True, but the Hopper weight-gradient kernel needs an sm_90 GPU, "
-                         "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands and TMA's "
-                         "alignment: set sonic_kernels.HOPPER_WGRAD = None (the default: where it can run) or False")
-    use = HOPPER_WGRAD if HOPPER_WGRAD is not None else (not INTERPRET and ok and hopper)
-    return bool(use)
+    return _use_hopper(HOPPER_WGRAD, "HOPPER_WGRAD", a, ok, "the Hopper weight-gradient kernel needs an sm_90 GPU, "
+                       "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands and TMA's alignment")
 
 
 if gluon is not None:
@@ -1385,19 +1391,12 @@ HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hoppe
 
 
 def _use_hopper_down_bwd(dout, w2, h):
-    """Whether down_bwd runs _down_bwd_hopper_kernel: never while HOPPER_DOWN_BWD is False; with None
-    (the default), where it can run: an sm_90 GPU, Triton's Gluon (3.6 or newer), 16-bit operands of one dtype, and
-    TMA's rules on W2 (contiguous, a 16-byte aligned base)."""
-    if HOPPER_DOWN_BWD is False:
-        return False
-    ok = (_gluon_api() and dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
+    """Whether down_bwd runs _down_bwd_hopper_kernel (_use_hopper): it takes 16-bit operands of one dtype
+    and TMA's rules on W2 (contiguous, a 16-byte aligned base)."""
+    ok = (dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
           and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and dout.stride(-1) == 1 and h.stride(-1) == 1)
-    hopper = dout.is_cuda and torch.version.hip is None and _device(dout.device.index)[2] == 9
-    if HOPPER_DOWN_BWD and not (ok and hopper):
-        raise ValueError("sonic_kernels.HOPPER_DOWN_BWD=True, but the Hopper dA' kernel needs an sm_90 GPU, Triton 3.6 "
-                         "or newer with Gluon, 16-bit operands and a contiguous W2: set sonic_kernels.HOPPER_DOWN_BWD "
-                         "= None (where it can run) or False")
-    return bool(HOPPER_DOWN_BWD if HOPPER_DOWN_BWD is not None else (not INTERPRET and ok and hopper))
+    return _use_hopper(HOPPER_DOWN_BWD, "HOPPER_DOWN_BWD", dout, ok, "the Hopper dA' kernel needs an sm_90 GPU, "
+                       "Triton 3.6 or newer with Gluon, 16-bit operands and a contiguous W2")
 
 
 if gluon is not None:

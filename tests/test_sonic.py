@@ -644,7 +644,7 @@ def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
     assert sk.HOPPER_DOWN_BWD is None
     assert not sk._use_hopper_down_bwd(dout, w2, h)
     monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", True)
-    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_DOWN_BWD = None \(where it can run\) or False"):
+    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_DOWN_BWD = None \(the default: where it can run\) or False"):
         sk._use_hopper_down_bwd(dout, w2, h)      # CPU tensors
     if HOPPER:
         args = (dout.cuda(), w2.cuda(), h.cuda())
