@@ -1443,24 +1443,20 @@ if gluon is not None:
                 it += 1
 
     @gluon.jit
-    def _db_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0,
-                    offsets, N, D, R, stride_hr, stride_ar, num_n, n_items, HH: gl.constexpr):
-        # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item
+    def _db_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
+                    offsets, D, num_n, n_items, HH: gl.constexpr):
+        # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item, into shared memory for the
+        # epilogue warpgroup, which runs an item's epilogue while the consumers multiply the next one
         STAGES: gl.constexpr = w_smem.type.shape[0]
         BLOCK_N: gl.constexpr = w_smem.type.shape[1]
         BLOCK_K: gl.constexpr = w_smem.type.shape[2]
         HALF: gl.constexpr = g_smem.type.shape[1]
-        CHUNK: gl.constexpr = 16
         mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 16])
-        epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
-        rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
-        cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, epi))
         acc_smem = e_smem.index(HH)
         n_k = (D + BLOCK_K - 1) // BLOCK_K
         it = 0
+        ti = 0   # items so far: the hand-over barriers' phase
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
-            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
-            row0 += HH * HALF
             acc = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
             for j in range(0, n_k):
                 s = it % STAGES
@@ -1474,38 +1470,60 @@ if gluon is not None:
                 it += 1
             acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
             acc_smem.store(acc)
-            _cta_barrier()
+            _cta_barrier()                           # every thread's part stored before the hand-over
+            mbarrier.arrive(epi_ready, count=1)
+            ti += 1
+
+    @gluon.jit
+    def _db_epilogue(e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
+                     N, R, stride_hr, stride_ar, num_n, n_items):
+        # _down_bwd_kernel's epilogue on a whole item, 16 rows at a time: recompute a from h, write dH,
+        # A' and this item's share of dS
+        HALF: gl.constexpr = e_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = e_smem.type.shape[2]
+        CHUNK: gl.constexpr = 16
+        epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
+        rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
+        cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, epi))
+        ti = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             cols = pn * BLOCK_N + cs
             mcol = (cols < N)[None, :]
-            for c in gl.static_range(0, HALF, CHUNK):
-                rows = row0 + c + rs
-                mrow = rows < row_end
-                mask = mrow[:, None] & mcol
-                rows64 = rows.to(gl.int64)
-                da_raw = acc_smem.slice(c, CHUNK, dim=0).load(epi)   # dA' = dO[gather] @ W2_e^T
-                hp = H + rows64[:, None] * stride_hr + cols[None, :]
-                g = gl.load(hp, mask=mask, other=0.0).to(gl.float32)
-                u = gl.load(hp + N, mask=mask, other=0.0).to(gl.float32)
-                sc = gl.load(S + rows64, mask=mrow, other=0.0)
-                sig = 1.0 / (1.0 + gl.exp(-g))
-                silu = g * sig
-                a = silu * u                         # zero past n and past the segment: no share of dS there
-                da = da_raw * sc[:, None]            # dL/da = s * dA'
-                dp = dH + rows64[:, None] * stride_hr + cols[None, :]
-                gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty), mask=mask)
-                gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
-                gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
-                gl.store(dS_part + pn.to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1), mask=mrow)
-            _cta_barrier()   # the accumulator's buffer is read to the end before the next item stores into it
+            mbarrier.wait(epi_ready, ti & 1)
+            for hh in gl.static_range(2):
+                for c in gl.static_range(0, HALF, CHUNK):
+                    rows = row0 + hh * HALF + c + rs
+                    mrow = rows < row_end
+                    mask = mrow[:, None] & mcol
+                    rows64 = rows.to(gl.int64)
+                    da_raw = e_smem.index(hh).slice(c, CHUNK, dim=0).load(epi)   # dA' = dO[gather] @ W2_e^T
+                    hp = H + rows64[:, None] * stride_hr + cols[None, :]
+                    g = gl.load(hp, mask=mask, other=0.0).to(gl.float32)
+                    u = gl.load(hp + N, mask=mask, other=0.0).to(gl.float32)
+                    sc = gl.load(S + rows64, mask=mrow, other=0.0)
+                    sig = 1.0 / (1.0 + gl.exp(-g))
+                    silu = g * sig
+                    a = silu * u                     # zero past n and past the segment: no share of dS there
+                    da = da_raw * sc[:, None]        # dL/da = s * dA'
+                    dp = dH + rows64[:, None] * stride_hr + cols[None, :]
+                    gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty), mask=mask)
+                    gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
+                    gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
+                    gl.store(dS_part + pn.to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1), mask=mrow)
+            _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
+            mbarrier.arrive(epi_empty, count=1)
+            ti += 1
 
     @gluon.jit
-    def _db_consumer0(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items):
-        _db_consume(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items, 0)
+    def _db_consumer0(g, w, es, rt, rc, em, er, ee, te, tr, offsets, D, num_n, n_items):
+        _db_consume(g, w, es, rt, rc, em, er, ee, te, tr, offsets, D, num_n, n_items, 0)
 
     @gluon.jit
-    def _db_consumer1(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items):
-        _db_consume(g, w, es, rt, rc, em, H, S, dH, Ap, dS_part, te, tr, offsets, N, D, R, shr, sar, num_n, n_items, 1)
+    def _db_consumer1(g, w, es, rt, rc, em, er, ee, te, tr, offsets, D, num_n, n_items):
+        _db_consume(g, w, es, rt, rc, em, er, ee, te, tr, offsets, D, num_n, n_items, 1)
 
     @gluon.jit
     def _down_bwd_hopper_kernel(
@@ -1513,7 +1531,7 @@ if gluon is not None:
         dH, Ap, dS_part,                                         # out: dH (R, 2n), A' (R, n), dS_part (n_chunks, R)
         N, D, E, R, stride_ot, stride_hr, stride_ar,
         BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
     ):
         dt: gl.constexpr = dO.dtype.element_ty
         HALF: gl.constexpr = BLOCK_M // 2
@@ -1523,6 +1541,13 @@ if gluon is not None:
         w_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_N, BLOCK_K], w_layout)     # W2 by TMA, shared
         e_smem = gl.allocate_shared_memory(gl.float32, [2, HALF, BLOCK_N], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
         ready_t, ready_c, empty = _ws_ring(STAGES)
+        # the accumulators' hand-over: epi_ready when both consumers have stored theirs, epi_empty
+        # when the epilogue has read them. One buffer is enough: an item's epilogue (its h, dH and A'
+        # rows) takes less time than the next item's MMAs
+        epi_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(epi_ready, count=2)
+        mbarrier.init(epi_empty, count=1)
         w_desc = gl_tma.make_tensor_descriptor(W2, shape=[E * N, D], strides=[D, 1], block_shape=[BLOCK_N, BLOCK_K],
                                                layout=w_layout)
         # the items: the tile map's real tiles (its surplus slots all come after them) times the N chunks
@@ -1531,16 +1556,19 @@ if gluon is not None:
         hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
         num_n = (N + BLOCK_N - 1) // BLOCK_N
         n_items = gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
-        cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0,
-                 offsets, N, D, R, stride_hr, stride_ar, num_n, n_items)
+        cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
+                 offsets, D, num_n, n_items)
+        eargs = (e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
+                 N, R, stride_hr, stride_ar, num_n, n_items)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
                  N, D, stride_ot, num_n, n_items)
-        gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_produce, pargs)],
-                           [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_epilogue, eargs), (_db_produce, pargs)],
+                           [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
-# 4 stages of 32 KB and the two consumers' 32 KB accumulator buffers: 192 KB, one program per SM
-DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
+# 4 stages of 32 KB and the two consumers' 32 KB accumulator buffers: 192 KB, one program per SM. Four
+# warpgroups share 512 registers a thread-slot: the consumers' accumulators take 64 each
+DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=152, EPILOGUE_REGS=128, PRODUCER_REGS=80)
 
 
 def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
