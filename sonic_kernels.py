@@ -767,6 +767,9 @@ def up_swiglu(x, w1, r: Routing):
     n = n2 // 2
     h = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)
     a = torch.empty(R, n, device=x.device, dtype=x.dtype)
+    if _use_hopper_up(x, w1):
+        _up_hopper(x, w1, r, h, a)
+        return h, a
     tiles = r.tile_expert.numel()
     grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
     _up_swiglu_kernel[grid](x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E,
@@ -1553,6 +1556,162 @@ def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
         n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E),
         num_warps=4, **DB_CONFIG)
     return dS_part.sum(0)
+
+
+# The up-projection on sm_90, warp-specialised in Gluon like dA' above: a producer warpgroup gathers
+# X's rows by cp.async and loads W1's gate and up blocks by TMA into a ring; two consumer warpgroups
+# multiply 64 of a tile's 128 rows each by both blocks on wgmma, then store h and a = silu(g) * u
+# straight from their accumulators (the SwiGLU on h as stored, as _up_swiglu_kernel does, so that
+# backward's recomputation of a is exact). Every item takes d / BLOCK_K steps.
+
+HOPPER_UP = None  # None: on sm_90 where the operands allow it (_use_hopper_up); False: off; True: forced
+
+
+def _use_hopper_up(x, w1):
+    """Whether up_swiglu runs _up_hopper_kernel: never while HOPPER_UP is False; with None (the default),
+    where it can run: an sm_90 GPU, Triton's Gluon (3.6 or newer), 16-bit operands of one dtype, and
+    TMA's rules on W1 (contiguous, a 16-byte aligned base)."""
+    if HOPPER_UP is False:
+        return False
+    ok = (_gluon_api() and x.dtype == w1.dtype and x.dtype in (torch.bfloat16, torch.float16)
+          and w1.is_contiguous() and w1.data_ptr() % 16 == 0 and x.stride(-1) == 1)
+    hopper = x.is_cuda and torch.version.hip is None and _device(x.device.index)[2] == 9
+    if HOPPER_UP and not (ok and hopper):
+        raise ValueError("sonic_kernels.HOPPER_UP=True, but the Hopper up-projection needs an sm_90 GPU, Triton 3.6 "
+                         "or newer with Gluon, 16-bit operands and a contiguous W1: set sonic_kernels.HOPPER_UP "
+                         "= None (where it can run) or False")
+    return bool(HOPPER_UP if HOPPER_UP is not None else (not INTERPRET and ok and hopper))
+
+
+if gluon is not None:
+    @gluon.jit
+    def _up_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, X, gather, tile_expert, tile_row0, offsets,
+                    N, D, stride_xt, num_n, n_items):
+        STAGES: gl.constexpr = w_smem.type.shape[0] // 2
+        BLOCK_K: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = w_smem.type.shape[2]
+        HALF: gl.constexpr = g_smem.type.shape[1]
+        layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
+        ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
+        ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            # rows past the segment's end, and columns past d, are zeros (the masks): the rows are never
+            # stored, and W1's rows past e's d (the next expert's, in the 2-D view) meet only zero columns
+            m0 = row0 + ms < row_end
+            m1 = row0 + HALF + ms < row_end
+            x0 = X + gl.load(gather + row0 + ms, mask=m0, other=0).to(gl.int64)[:, None] * stride_xt
+            x1 = X + gl.load(gather + row0 + HALF + ms, mask=m1, other=0).to(gl.int64)[:, None] * stride_xt
+            w_row = e * D
+            for k0 in range(0, D, BLOCK_K):
+                s = it % STAGES
+                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
+                mbarrier.expect(ready_t.index(s), 2 * BLOCK_K * BLOCK_N * w_smem.type.element_ty.primitive_bitwidth // 8)
+                # the gate block, and the up block n columns on (past 2n, zeros)
+                _tma_load(w_desc, [w_row + k0, pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s))
+                _tma_load(w_desc, [w_row + k0, N + pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s + 1))
+                kk = k0 + ks
+                mk = (kk < D)[None, :]
+                _cp_async(g_smem.index(2 * s), x0 + kk[None, :], mask=m0[:, None] & mk)
+                _cp_async(g_smem.index(2 * s + 1), x1 + kk[None, :], mask=m1[:, None] & mk)
+                gl_async_copy.mbarrier_arrive(ready_c.index(s), increment_count=False)
+                it += 1
+
+    @gluon.jit
+    def _up_consume(g_smem, w_smem, ready_t, ready_c, empty, H, A, tile_expert, tile_row0, offsets,
+                    N, D, stride_hr, stride_ar, num_n, n_items, HH: gl.constexpr):
+        # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item, gate and up
+        STAGES: gl.constexpr = w_smem.type.shape[0] // 2
+        BLOCK_K: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = w_smem.type.shape[2]
+        HALF: gl.constexpr = g_smem.type.shape[1]
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 16])
+        rs = gl.arange(0, HALF, layout=gl.SliceLayout(1, mma))
+        cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+        n_k = (D + BLOCK_K - 1) // BLOCK_K
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            acc_g = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            acc_u = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            for j in range(0, n_k):
+                s = it % STAGES
+                mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
+                mbarrier.wait(ready_c.index(s), (it // STAGES) & 1)
+                fence_async_shared()   # cp.async wrote through the generic proxy; wgmma reads through the async one
+                acc_g = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(2 * s), acc_g, is_async=True)
+                acc_u = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(2 * s + 1), acc_u, is_async=True)
+                # this step's two MMAs in flight: the last step's are done, so its buffers go back
+                acc_g, acc_u = warpgroup_mma_wait(num_outstanding=2, deps=(acc_g, acc_u))
+                if j > 0:
+                    mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+                it += 1
+            acc_g, acc_u = warpgroup_mma_wait(num_outstanding=0, deps=(acc_g, acc_u))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            rows = row0 + HH * HALF + rs
+            cols = pn * BLOCK_N + cs
+            mask = (rows < row_end)[:, None] & (cols < N)[None, :]
+            rows64 = rows.to(gl.int64)
+            g = acc_g.to(H.dtype.element_ty)
+            u = acc_u.to(H.dtype.element_ty)
+            hp = H + rows64[:, None] * stride_hr + cols[None, :]
+            gl.store(hp, g, mask=mask)
+            gl.store(hp + N, u, mask=mask)
+            gf = g.to(gl.float32)
+            a = gf / (1.0 + gl.exp(-gf)) * u.to(gl.float32)
+            gl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
+
+    @gluon.jit
+    def _up_consumer0(g, w, rt, rc, em, H, A, te, tr, offsets, N, D, shr, sar, num_n, n_items):
+        _up_consume(g, w, rt, rc, em, H, A, te, tr, offsets, N, D, shr, sar, num_n, n_items, 0)
+
+    @gluon.jit
+    def _up_consumer1(g, w, rt, rc, em, H, A, te, tr, offsets, N, D, shr, sar, num_n, n_items):
+        _up_consume(g, w, rt, rc, em, H, A, te, tr, offsets, N, D, shr, sar, num_n, n_items, 1)
+
+    @gluon.jit
+    def _up_hopper_kernel(
+        X, W1, H, A, gather, tile_expert, tile_row0, offsets,   # as _up_swiglu_kernel's; W1 (E, d, 2n) contiguous
+        N, D, E, stride_xt, stride_hr, stride_ar,
+        BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+    ):
+        dt: gl.constexpr = X.dtype.element_ty
+        HALF: gl.constexpr = BLOCK_M // 2
+        g_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_K], dt)
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK_N], dt)
+        g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)    # gathered X, a half each
+        w_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK_N], w_layout) # W1's gate and up blocks
+        ready_t, ready_c, empty = _ws_ring(STAGES)
+        w_desc = gl_tma.make_tensor_descriptor(W1, shape=[E * D, 2 * N], strides=[2 * N, 1], block_shape=[BLOCK_K, BLOCK_N],
+                                               layout=w_layout)
+        ex = gl.arange(0, NB, layout=gl.BlockedLayout([1], [32], [4], [0]))
+        lo = gl.load(offsets + ex, mask=ex < E, other=0)
+        hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
+        num_n = (N + BLOCK_N - 1) // BLOCK_N
+        n_items = gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
+        cargs = (g_smem, w_smem, ready_t, ready_c, empty, H, A, tile_expert, tile_row0, offsets,
+                 N, D, stride_hr, stride_ar, num_n, n_items)
+        pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, X, gather, tile_expert, tile_row0, offsets,
+                 N, D, stride_xt, num_n, n_items)
+        gl.warp_specialize([(_up_consumer0, cargs), (_up_consumer1, cargs), (_up_produce, pargs)],
+                           [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+
+
+# 4 stages of 48 KB (X's 128 x 64 rows and two 64 x 128 blocks of W1): 192 KB, one program per SM
+UP_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
+
+
+def _up_hopper(x, w1, r: Routing, h, a):
+    """up_swiglu's h and a by _up_hopper_kernel."""
+    E, d, n = w1.shape[0], w1.shape[1], w1.shape[2] // 2
+    bn = UP_CONFIG["BLOCK_N"]
+    _set_allocator()   # W1's TMA descriptor is built on the device
+    items = r.tile_expert.numel() * triton.cdiv(n, bn)
+    _up_hopper_kernel[(_n_programs(x.device, items),)](
+        x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E, x.stride(0), h.stride(0),
+        a.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E), num_warps=4, **UP_CONFIG)
 
 
 def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):

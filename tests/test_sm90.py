@@ -106,7 +106,12 @@ def hopper_launches():
                  offsets='*i32', dH='*bf16', Ap='*bf16', dS_part='*fp32', N=n, D=d, E=E, R=R, stride_ot=d,
                  stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, NB=triton.next_power_of_2(E)),
             [triton.Config(sk.DB_CONFIG, num_warps=4, num_stages=1)])
-    return wgrad + [down]
+    up = ('up_hopper', sk._up_hopper_kernel,
+          dict(X='*bf16', W1='*bf16', H='*bf16', A='*bf16', gather='*i32', tile_expert='*i32', tile_row0='*i32',
+               offsets='*i32', N=n, D=d, E=E, stride_xt=d, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M,
+               NB=triton.next_power_of_2(E)),
+          [triton.Config(sk.UP_CONFIG, num_warps=4, num_stages=1)])
+    return wgrad + [down, up]
 
 
 def compile_for(arch, jit_fn, args, num_warps, num_stages):
