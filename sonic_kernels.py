@@ -1365,27 +1365,55 @@ if gluon is not None:
 WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
 
 
-def _wgrad_hopper(a, b, c, r: Routing, gather_a):
-    """c (E, M, N) = wgrad(a, b, r, ...) with exactly one of a, b gathered, by _wgrad_hopper_kernel."""
+@triton.jit
+def _expert_order_kernel(offsets, order, E, BLOCK: tl.constexpr):
+    # order[rank] = e, where rank counts the experts with more rows than e, or as many and a lower
+    # index: torch.argsort(rows, descending=True, stable=True) in one launch, where the argsort and
+    # its operands took ~100 us of host time a call
+    e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    me = e < E
+    rows_e = tl.load(offsets + e + 1, mask=me, other=0) - tl.load(offsets + e, mask=me, other=0)
+    rank = tl.zeros([BLOCK], tl.int32)
+    for f0 in range(0, E, BLOCK):
+        f = f0 + tl.arange(0, BLOCK)
+        mf = f < E
+        rows_f = tl.load(offsets + f + 1, mask=mf, other=0) - tl.load(offsets + f, mask=mf, other=0)
+        ahead = (rows_f[None, :] > rows_e[:, None]) | ((rows_f[None, :] == rows_e[:, None]) & (f[None, :] < e[:, None]))
+        rank += tl.sum((ahead & mf[None, :]).to(tl.int32), axis=1)
+    tl.store(order + rank, e, mask=me)
+
+
+def expert_order(offsets):
+    """The experts by rows, most first, ties by index (int32, (E,)): the Hopper weight gradients' tile order."""
+    E = offsets.numel() - 1
+    order = torch.empty(E, device=offsets.device, dtype=torch.int32)
+    _expert_order_kernel[(triton.cdiv(E, 64),)](offsets, order, E, BLOCK=64)
+    return order
+
+
+def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None):
+    """c (E, M, N) = wgrad(a, b, r, ...) with exactly one of a, b gathered, by _wgrad_hopper_kernel;
+    order: expert_order(r.offsets), if the caller has it."""
     E, (M, N) = c.shape[0], c.shape[1:]
     blk = WG_CONFIG["BLOCK"]
     tiles = E * (triton.cdiv(M, blk) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, blk))
     _set_allocator()   # the TMA descriptor is built on the device, in Triton's global scratch
-    order = torch.argsort(r.offsets[1:] - r.offsets[:-1], descending=True, stable=True).to(torch.int32)
+    order = expert_order(r.offsets) if order is None else order
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
         a, b, c, r.gather_idx, r.offsets, order, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
         c.stride(1), E, GATHER_A=gather_a, num_warps=4, **WG_CONFIG)
 
 
-# dA' on sm_90, warp-specialised in Gluon like the weight gradients above (16-24% less time than
-# _down_bwd_kernel at h200_moe's layer shape and the paper's four; docs/LOG.md, 2026-12-01): a
-# producer warpgroup gathers dO's rows by cp.async and loads W2's rows by TMA into a ring, and two consumer warpgroups
-# each multiply 64 of a tile's 128 rows by the same W2 block on wgmma, then run the epilogue of
-# _down_bwd_kernel on their 64 x BLOCK_N block. Every work item (a 128-row tile of the tile map and
-# BLOCK_N of the n columns) takes the same d / BLOCK_K steps, so a fixed share of the items per
-# program is balanced whatever the routing. The epilogue goes through shared memory: the
-# accumulator is stored there once and read back 16 rows at a time, so h, dH and A' move in
-# coalesced rows and the registers hold the accumulator and one chunk, not three full tiles.
+# dA' on sm_90, warp-specialised in Gluon like the weight gradients above (20-28% less time than
+# _down_bwd_kernel at h200_moe's layer shape and the paper's d = 1536 and 4096 shapes, 18% at d = 768;
+# docs/LOG.md, 2026-12-01): a producer warpgroup gathers dO's rows by cp.async and loads W2's rows by
+# TMA into a ring; two consumer warpgroups each multiply 64 of a tile's 128 rows by the same W2 block
+# on wgmma and store the accumulator to shared memory; an epilogue warpgroup reads it back 16 rows at
+# a time and runs _down_bwd_kernel's epilogue, while the consumers multiply the next item. So h, dH
+# and A' move in coalesced rows, and the tensor cores do not wait on them (3-10% less time than the
+# consumers running the epilogue themselves, except at d = 768, where it is 3% more). Every work item
+# (a 128-row tile of the tile map and BLOCK_N of the n columns) takes the same d / BLOCK_K steps, so a
+# fixed share of the items per program is balanced whatever the routing.
 
 HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hopper_down_bwd); False: off; True: forced
 
@@ -1585,16 +1613,17 @@ def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
     return dS_part.sum(0)
 
 
-def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None):
+def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None):
     """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
     grouped order or, with gather_a / gather_b, through r.gather_idx from token order. c is in a's
     dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is).
-    sm_90 computes it by the warp-specialised kernel (HOPPER_WGRAD), elsewhere _wgrad_kernel."""
+    sm_90 computes it by the warp-specialised kernel (HOPPER_WGRAD), elsewhere _wgrad_kernel;
+    order: expert_order(r.offsets), which only that kernel reads, if the caller has it."""
     E, R = r.offsets.numel() - 1, r.gather_idx.numel()
     M, N = a.shape[1], b.shape[1]
     c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)
     if _use_hopper_wgrad(a, b, gather_a, gather_b):
-        _wgrad_hopper(a, b, c, r, gather_a)
+        _wgrad_hopper(a, b, c, r, gather_a, order)
         return c
     rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
@@ -1614,11 +1643,13 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
     r = Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
     dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
     dH, Ap, dS = down_bwd(dout, w2, h, r)                   # (R, 2n), (R, n), (R,) grouped order
-    dscore = dS[rev.long()]                                 # (R,) pair order
+    dscore = dS[rev]                                        # (R,) pair order
     gdt = torch.float32 if fp32_grads else None
-    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True, out_dtype=gdt)   # dW2_e = A'_e^T @ dO[gather_e]
+    # the Hopper kernel's tile order, made once for both weight gradients
+    order = expert_order(offsets) if _use_hopper_wgrad(Ap, dout, False, True) else None
+    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True, out_dtype=gdt, order=order)   # dW2_e = A'_e^T @ dO[gather_e]
     del Ap
-    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False, out_dtype=gdt)      # dW1_e = X[gather_e]^T @ dH_e
+    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False, out_dtype=gdt, order=order)      # dW1_e = X[gather_e]^T @ dH_e
     dxr = grouped_mm(dH, w1, r, trans_b=True)                 # dX~ = dH @ W1_e^T (R, d)
     del dH
     dx = gather_sum(dxr, r)                                   # (T, d)

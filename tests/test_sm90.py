@@ -55,6 +55,7 @@ def launches(tma=False):
          ends=i32, gather_idx=i32, rev=i32, row_score=f32, R=R, n_blk=R // sk.META_BLOCK, BLOCK=sk.META_BLOCK)),
         ('tile_map', sk._tile_map_kernel, dict(ends=i32, offsets=i32, tile_expert=i32, tile_row0=i32,
          n_blk=R // sk.META_BLOCK, E=E, n_tiles=sk._max_tiles(R, E), BLOCK_M=sk.BLOCK_M, NB=2 * E, BLOCK_T=32)),
+        ('expert_order', sk._expert_order_kernel, dict(offsets=i32, order=i32, E=E, BLOCK=64)),
         ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', C=i64, SEL='*i8', ADD=i64, T=T,
          KA=sk.BLOCK_M // 2, BLOCK_T=2048)),  # token rounding, nearest, at the kernels' M tile
         ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,

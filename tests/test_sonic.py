@@ -269,6 +269,16 @@ def test_routing_metadata_matches_a_stable_argsort(T, E, K, unused):
     assert torch.equal(got[6], want[6])
 
 
+@pytest.mark.parametrize("E", [1, 5, 64, 130, 300])
+def test_expert_order_matches_a_stable_descending_argsort(E):
+    # the Hopper weight gradients' tile order: ties (many experts share a count), empty experts, and E
+    # at, past and well past the kernel's 64-expert block
+    rows = torch.randint(0, 6, (E,), device=DEV) * torch.randint(0, 2, (E,), device=DEV)
+    offsets = torch.cat([rows.new_zeros(1), rows.cumsum(0)]).to(torch.int32)
+    want = torch.argsort(rows, descending=True, stable=True)
+    assert torch.equal(sk.expert_order(offsets).long(), want)
+
+
 def test_custom_ops_match_eager_path():
     # eager mode runs the layer and the router through autograd.Function; torch.compile sees the
     # custom ops sonic::moe_fwd / moe_bwd / topk_softmax instead. Same kernels, so the same numbers
