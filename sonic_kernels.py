@@ -1190,6 +1190,8 @@ if gluon is not None:
     # Gluon renamed its copies after Triton 3.6 (async_copy_global_to_shared became async_load)
     _tma_load = getattr(gl_tma, "async_load", None) or gl_tma.async_copy_global_to_shared
     _cp_async = getattr(gl_async_copy, "async_load", None) or gl_async_copy.async_copy_global_to_shared
+    _tma_store = getattr(gl_tma, "async_store", None) or gl_tma.async_copy_shared_to_global
+    _cta_barrier = getattr(gl, "thread_barrier", None) or gl.barrier   # renamed after Triton 3.6
     WG_PRODUCER_WARPS = gl.constexpr(4)
 
     @gluon.jit
@@ -1261,8 +1263,8 @@ if gluon is not None:
                 it += 1
 
     @gluon.jit
-    def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, offsets, order, M, N, stride_ce, stride_cm,
-                    n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
+    def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, offsets, order, M, N, stride_ce,
+                    stride_cm, n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
         # one warpgroup: half H of every output tile, BLOCK x BLOCK
         STAGES: gl.constexpr = g_smem.type.shape[0]
         BLOCK_K: gl.constexpr = g_smem.type.shape[1]
@@ -1294,27 +1296,40 @@ if gluon is not None:
                 row0, col0 = pm * BLOCK, pn * 2 * BLOCK + H * BLOCK
             else:
                 row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * BLOCK
-            rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
-            cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
-            ptrs = C + e.to(gl.int64) * stride_ce + rows[:, None].to(gl.int64) * stride_cm + cols[None, :]
-            gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :] & valid)
+            if c_smem.type.shape[1] == BLOCK:    # TMA_STORE
+                # by TMA from shared memory: the consumer goes on to the next tile's MMAs while the
+                # store runs, where storing from registers held the tensor cores for its length
+                buf = c_smem.index(H)
+                gl_tma.store_wait(0)    # this warpgroup's last store has read the buffer
+                _cta_barrier()
+                buf.store(acc.to(C.dtype.element_ty))
+                fence_async_shared()    # written through the generic proxy, read by TMA's async one
+                _cta_barrier()          # every thread's part is in before one thread issues the store
+                if valid & (row0 < M):   # dW2's second half-tile lies past M where M is an odd number of BLOCKs
+                    _tma_store(c_desc, [e * M + row0, col0], buf)
+            else:
+                rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
+                cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
+                ptrs = C + e.to(gl.int64) * stride_ce + rows[:, None].to(gl.int64) * stride_cm + cols[None, :]
+                gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :] & valid)
+        gl_tma.store_wait(0)            # shared memory outlives the stores only while the program runs
 
     # a partition's function takes only tensors: its constexprs are bound here, one function each
     @gluon.jit
-    def _wg_consumer_a0(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 0)
+    def _wg_consumer_a0(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 0)
 
     @gluon.jit
-    def _wg_consumer_a1(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 1)
+    def _wg_consumer_a1(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 1)
 
     @gluon.jit
-    def _wg_consumer_b0(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 0)
+    def _wg_consumer_b0(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 0)
 
     @gluon.jit
-    def _wg_consumer_b1(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 1)
+    def _wg_consumer_b1(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
+        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 1)
 
     @gluon.jit
     def _wg_producer_a(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n):
@@ -1330,13 +1345,21 @@ if gluon is not None:
                                             # order (E,): the experts by rows, most first
         M, N, RA, RB, stride_ar, stride_br, stride_ce, stride_cm, E,
         GATHER_A: gl.constexpr, BLOCK: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, TMA_STORE: gl.constexpr,
     ):
         dt: gl.constexpr = Am.dtype.element_ty
         layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK], dt)
         g_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_K, BLOCK], layout)       # gathered, shared
         t_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK], layout)   # by TMA, a half each
         ready_t, ready_c, empty = _ws_ring(STAGES)
+        # the output tiles' store buffers, one a consumer (TMA_STORE: every expert's M rows a whole
+        # number of tiles, so that a tile of the (E * M, N) view never reaches the next expert's)
+        ct: gl.constexpr = C.dtype.element_ty
+        CB: gl.constexpr = BLOCK if TMA_STORE else 8
+        c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CB, CB], ct)
+        c_smem = gl.allocate_shared_memory(ct, [2, CB, CB], c_layout)
+        c_desc = gl_tma.make_tensor_descriptor(C, shape=[E * M, N], strides=[stride_cm, 1], block_shape=[CB, CB],
+                                               layout=c_layout)
         if GATHER_A:
             desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
@@ -1349,7 +1372,8 @@ if gluon is not None:
             pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, order, N, stride_br)
         n_tiles = E * num_m * num_n
         pargs = pargs + (n_tiles, num_m, num_n)
-        cargs = (g_smem, t_smem, ready_t, ready_c, empty, C, offsets, order, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n)
+        cargs = (g_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, offsets, order, M, N, stride_ce, stride_cm,
+                 n_tiles, num_m, num_n)
         # the default partition (this kernel's 4 warps) is consumer 0; then consumer 1 and the producer
         if GATHER_A:
             gl.warp_specialize([(_wg_consumer_a0, cargs), (_wg_consumer_a1, cargs), (_wg_producer_a, pargs)],
@@ -1363,6 +1387,12 @@ if gluon is not None:
 # (of 504 a thread-slot) between the consumers, whose fp32 accumulators take 128, and the producer,
 # whose prefetched indices and addresses need more than the 40 it was first given
 WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
+# 16-bit gradients are stored by TMA from shared memory, where the two consumers' buffers (64 KB) leave
+# room for 3 stages: 4-18% less time than storing from registers at the paper's shapes and h200_moe's.
+# fp32 gradients (fp32 master weights) are stored from registers: their buffers would leave 2 stages,
+# 46-62% slower (docs/LOG.md, 2026-12-01)
+WG_TMA_STORE_CONFIG = dict(WG_CONFIG, STAGES=3)
+WG_TMA_STORE = None   # None: the stores by TMA where the output allows it; False: from registers
 
 
 @triton.jit
@@ -1391,6 +1421,14 @@ def expert_order(offsets):
     return order
 
 
+def _wg_tma_store(c):
+    """Whether _wgrad_hopper_kernel stores c (E, M, N) by TMA: 16-bit, contiguous, TMA's alignment, and M a
+    whole number of tiles (the (E * M, N) view's tiles must not reach the next expert's rows)."""
+    M, N = c.shape[1:]
+    return (WG_TMA_STORE is not False and c.element_size() == 2 and M % WG_CONFIG["BLOCK"] == 0 and c.is_contiguous()
+            and N * c.element_size() % 16 == 0 and c.data_ptr() % 16 == 0)
+
+
 def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None):
     """c (E, M, N) = wgrad(a, b, r, ...) with exactly one of a, b gathered, by _wgrad_hopper_kernel;
     order: expert_order(r.offsets), if the caller has it."""
@@ -1399,9 +1437,11 @@ def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None):
     tiles = E * (triton.cdiv(M, blk) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, blk))
     _set_allocator()   # the TMA descriptor is built on the device, in Triton's global scratch
     order = expert_order(r.offsets) if order is None else order
+    tma_store = _wg_tma_store(c)
+    cfg = WG_TMA_STORE_CONFIG if tma_store else WG_CONFIG
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
         a, b, c, r.gather_idx, r.offsets, order, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
-        c.stride(1), E, GATHER_A=gather_a, num_warps=4, **WG_CONFIG)
+        c.stride(1), E, GATHER_A=gather_a, TMA_STORE=tma_store, num_warps=4, **cfg)
 
 
 # dA' on sm_90, warp-specialised in Gluon like the weight gradients above (20-28% less time than
@@ -1428,7 +1468,6 @@ def _use_hopper_down_bwd(dout, w2, h):
 
 
 if gluon is not None:
-    _cta_barrier = getattr(gl, "thread_barrier", None) or gl.barrier   # renamed after Triton 3.6
 
     @gluon.jit
     def _db_item(item, num_n, tile_expert, tile_row0, offsets):
