@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from moe import MoE, SwiGLU, MOE_BACKENDS, ROUNDING_MODES, ROUTER_DTYPES, ROUTER_TYPES, sonic_kernels
+from moe import MoE, SwiGLU, EP_EXCHANGES, MOE_BACKENDS, ROUNDING_MODES, ROUTER_DTYPES, ROUTER_TYPES, sonic_kernels
 
 
 @dataclass
@@ -184,20 +184,27 @@ class GPT(nn.Module):
             loss = None
         return logits, loss
 
-    def setup_expert_parallel(self, group):
+    def setup_expert_parallel(self, group, exchange="a2a"):
         """Keep only this rank's slice of every MoE layer's experts: rank r of the expert-parallel
         group owns experts [r*E/ep, (r+1)*E/ep). Build the full model with one seed on every rank
-        first, so the slices together are exactly the single-process model."""
+        first, so the slices together are exactly the single-process model. exchange: how tokens
+        travel (moe.EP_EXCHANGES): "a2a" each token to the ranks it chose (moe.experts_ep), "gather"
+        every token to every rank, with static sizes and no host sync (moe.experts_ep_gather)."""
         import torch.distributed as dist
         ep, r = dist.get_world_size(group), dist.get_rank(group)
         if self.config.n_expert % ep:
             raise ValueError(f"n_expert={self.config.n_expert} is not divisible by ep_size={ep}; "
                              f"choose an ep_size that divides the number of experts")
+        if exchange not in EP_EXCHANGES:
+            raise ValueError(f"ep_exchange={exchange!r}; use one of {EP_EXCHANGES}")
+        if exchange == "gather" and self.config.token_rounding:
+            raise ValueError("ep_exchange='gather' needs plain top-K routing, and token_rounding=True gives each "
+                             "rank its own number of pairs: use ep_exchange='a2a' or token_rounding=False")
         E_local = self.config.n_expert // ep
         for moe in self.moe_layers():
             moe.w1 = nn.Parameter(moe.w1.data[r * E_local:(r + 1) * E_local].clone())
             moe.w2 = nn.Parameter(moe.w2.data[r * E_local:(r + 1) * E_local].clone())
-            moe.ep_group = group
+            moe.ep_group, moe.ep_exchange = group, exchange
 
     def expert_param_names(self):
         """Names of the parameters that expert parallelism splits across ranks."""

@@ -8,7 +8,7 @@ Three interchangeable backends compute the experts:
   - "grouped_mm": the torchtitan-style peer baseline on torch._grouped_mm (CUDA, Hopper only).
 All three take the same routing: a flat list of (token, expert, score) pairs in token order.
 In this file, in the order data takes: routing (route_topk, round_tokens), the expert backends,
-expert parallelism (experts_ep), and the MoE module that ties them together.
+expert parallelism (experts_ep, experts_ep_gather), and the MoE module that ties them together.
 """
 
 import os
@@ -25,7 +25,8 @@ except ImportError:
 ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
 MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
 ROUNDING_MODES = ("nearest", "up", "down")
-ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM under bf16 (sonic_kernels.logit_parts)
+ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")
+EP_EXCHANGES = ("a2a", "gather")   # expert parallelism's token exchange: experts_ep, experts_ep_gather  # the sonic router's logits GEMM under bf16 (sonic_kernels.logit_parts)
 
 
 def require_cuda(device, what, interpretable=False):
@@ -290,6 +291,44 @@ def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend)
     return out.index_put_((row_tok,), y.float(), accumulate=True).to(x.dtype)
 
 
+def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend):
+    """Expert parallelism with static sizes: every rank's tokens go to every rank of the group by an
+    all-gather, each rank runs its own experts on the pairs that chose them (the others marked
+    unused, expert E_local), and a reduce-scatter sums each token's rows from all ranks back home.
+    No size is exchanged, so nothing waits on the host (experts_ep reads the split sizes on the host
+    once a layer) and torch.compile can trace it; the price is rows that travel to ranks holding
+    none of their experts: (ep - 1) * T rows out of a rank where experts_ep sends each token to the
+    ranks it chose, about (ep - 1) * T * (1 - (1 - 1/ep)^K) (the same at ep = 2 for top-8: 99.6%).
+    Plain top-K only (top_k pairs a token, in token order): token rounding gives each rank a
+    different number of pairs. Autograd runs it backwards: the all-gather's gradient is a
+    reduce-scatter and the other way round, so the gate's gradient goes home too."""
+    import torch.distributed as dist
+    import torch.distributed._functional_collectives as fc
+    # the single-tensor names arrived in torch 2.13; before, the same collectives had the _tensor names
+    gather = getattr(fc, "all_gather_single_autograd", None) or fc.all_gather_tensor_autograd
+    scatter = getattr(fc, "reduce_scatter_single_autograd", None) or fc.reduce_scatter_tensor_autograd
+    if torch.is_autocast_enabled(x.device.type):  # the experts cast to bf16 anyway: send bf16 rows, not fp32
+        x = x.to(torch.get_autocast_dtype(x.device.type))
+    ep, r, E_local = dist.get_world_size(group), dist.get_rank(group), w1.shape[0]
+    T = x.shape[0]
+    x_all = fc.wait_tensor(gather(x.contiguous(), 0, group))                         # (ep*T, d) rank-major
+    exp_all = fc.wait_tensor(fc.all_gather_tensor(pair_exp.contiguous(), 0, group))  # (ep*T*K,)
+    s_all = fc.wait_tensor(gather(pair_score.float().contiguous(), 0, group))        # (ep*T*K,)
+    # this rank's pairs first, in token order; the others after them as unused slots (token ep*T,
+    # expert E_local), the backends' convention: no token's sum reads them
+    mine = exp_all // E_local == r
+    order = torch.argsort(~mine, stable=True)
+    tok_all = torch.arange(ep * T, device=x.device).repeat_interleave(top_k)
+    pair_tok = torch.where(mine, tok_all, ep * T)[order]
+    local_exp = torch.where(mine, exp_all - r * E_local, E_local)[order]
+    y_all = EXPERT_BACKENDS[backend](x_all, w1, w2, pair_tok, local_exp, s_all[order])   # (ep*T, d), zero rows too
+    if torch.is_grad_enabled() and not y_all.requires_grad:
+        # no pair chose this rank's experts, and the backend gave constant zeros (the torch reference
+        # does): zeros that depend on x and the gates keep this rank in backward's two collectives
+        y_all = x_all * s_all.view(ep * T, top_k).sum(1, keepdim=True).to(x_all.dtype) * 0
+    return fc.wait_tensor(scatter(y_all.contiguous(), "sum", 0, group))               # (T, d): all ranks' sum
+
+
 class MoE(nn.Module):
     """A fine-grained MoE feed-forward: fp32 router, top_k of n_expert SwiGLU experts."""
 
@@ -312,6 +351,7 @@ class MoE(nn.Module):
         self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
         self.aux_loss = None
         self.ep_group = None  # expert parallelism: set by GPT.setup_expert_parallel
+        self.ep_exchange = "a2a"  # and its token exchange: EP_EXCHANGES
 
     def forward(self, x):
         cfg = self.config
@@ -375,7 +415,11 @@ class MoE(nn.Module):
                 self.aux_loss = self.router_losses(p_mean, lse, choices, T * K)
         if self.ep_group is not None:
             fixed_k = None if rounding else K
-            out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group, cfg.moe_backend)
+            if self.ep_exchange == "gather":
+                out = experts_ep_gather(x, self.w1, self.w2, pair_exp, pair_score, K, self.ep_group, cfg.moe_backend)
+            else:
+                out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group,
+                                 cfg.moe_backend)
         else:
             out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
         if self.shared is not None:

@@ -40,7 +40,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from model import GPTConfig, GPT, load_checkpoint, clipped_fused_step, folds_clip
-from moe import require_cuda
+from moe import EP_EXCHANGES, require_cuda
 
 # -----------------------------------------------------------------------------
 # default config values: a small MoE on the stdlib corpus; configs/*.py and --key=value override
@@ -106,6 +106,7 @@ seed = 1337
 # parallelism beyond DDP (torchrun)
 fsdp = False # shard parameters, gradients and optimizer state with FSDP2 (torchrun)
 ep_size = 0 # expert parallelism (torchrun): 0 off; k splits each layer's experts over groups of k ranks
+ep_exchange = 'a2a' # EP's tokens: 'a2a' each to the ranks it chose; 'gather' to all, no host sync (top-K only)
 # testing
 debug_nan_iter = -1 # tests only: make the loss NaN at this iteration to exercise the NaN stop
 # -----------------------------------------------------------------------------
@@ -141,7 +142,7 @@ else:
 # and the model's shape always comes from the checkpoint (only the expert backend and dropout may
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
 # below (the checks, the batch shape, the data check, the expert counters) uses the run's values
-launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'fsdp', 'ep_size', 'debug_nan_iter'}
+launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'fsdp', 'ep_size', 'ep_exchange', 'debug_nan_iter'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
@@ -185,6 +186,11 @@ if fsdp and ep_size > 0:
 if ep_size > 0 and n_expert % ep_size:
     raise SystemExit(f"n_expert={n_expert} is not divisible by ep_size={ep_size}; each rank must own "
                      f"n_expert/ep_size experts, so pick an ep_size that divides n_expert")
+if ep_exchange not in EP_EXCHANGES:
+    raise SystemExit(f"ep_exchange={ep_exchange!r}; use one of {EP_EXCHANGES}")
+if ep_size > 0 and ep_exchange == 'gather' and token_rounding:
+    raise SystemExit("ep_exchange='gather' needs plain top-K routing, and token_rounding=True gives each rank its "
+                     "own number of pairs: use ep_exchange='a2a' or token_rounding=False")
 
 try: # the model's settings first: a misspelt moe_backend is named as such, not as a missing GPU
     GPTConfig(**{f.name: globals()[f.name] for f in fields(GPTConfig) if f.name in globals()})
@@ -419,7 +425,7 @@ if init_from == 'resume':
 torch.manual_seed(seed + ddp_rank) # dropout and the like differ per rank
 expert_names = set(model.expert_param_names())
 if ep_size > 0:
-    model.setup_expert_parallel(ep_group) # keep this rank's slice of every layer's experts
+    model.setup_expert_parallel(ep_group, ep_exchange) # keep this rank's slice of every layer's experts
 model.to(device)
 if fsdp:
     from torch.distributed.fsdp import fully_shard

@@ -70,8 +70,8 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode, seed):
         _, loss = model(x, y)
         loss.backward()                    # FSDP2 reduce-scatters the averaged gradients
         grads = {n: p.grad.full_tensor() for n, p in model.named_parameters()}
-    else:
-        model.setup_expert_parallel(dist.group.WORLD)  # each rank keeps half of the experts
+    else:  # "ep" or "ep_gather": each rank keeps half of the experts; the tokens by all-to-all or all-gather
+        model.setup_expert_parallel(dist.group.WORLD, "gather" if mode == "ep_gather" else "a2a")
         _, loss = model(x, y)
         loss.backward()
         # the gradient of the mean loss over the global batch: replicated params average over ranks;
@@ -148,8 +148,10 @@ def test_data_parallel_matches_single_process(mode, router_type, tmp_path, seed)
             assert torch.equal(b, ref_biases[name]), name
 
 
-@pytest.mark.parametrize("backend,token_rounding", [("torch", False), ("torch", True), ("sonic", False), ("sonic", True)])
-def test_expert_parallel_matches_single_process(backend, token_rounding, tmp_path, seed):
+@pytest.mark.parametrize("backend,token_rounding,mode", [("torch", False, "ep"), ("torch", True, "ep"), ("sonic", False, "ep"),
+                                                        ("sonic", True, "ep"), ("torch", False, "ep_gather"),
+                                                        ("sonic", False, "ep_gather")])
+def test_expert_parallel_matches_single_process(backend, token_rounding, mode, tmp_path, seed):
     # sonic: the gate is applied on the rank that runs the expert, and its gradient (<dA', a> in
     # the kernels) travels home through the exchange; it runs in the Triton interpreter on CPU
     if backend == "sonic":
@@ -165,7 +167,7 @@ def test_expert_parallel_matches_single_process(backend, token_rounding, tmp_pat
         ref_grads = {n: (halves[0][1][n] + halves[1][1][n]) / 2 for n in halves[0][1]}
     else:
         ref_loss, ref_grads, _ = reference(cfg, idx, tgt, seed)
-    results = spawn(cfg, idx, tgt, tmp_path, "ep", seed)
+    results = spawn(cfg, idx, tgt, tmp_path, mode, seed)
     for rank, (loss, grads, n_params, _) in results.items():
         assert n_params == GPT(cfg).get_num_params()  # the experts on the other rank count too
         assert_rel(torch.tensor(loss), torch.tensor(ref_loss), DIST_TOL, "loss")
@@ -259,6 +261,51 @@ def test_expert_parallel_sends_each_row_once_per_rank(routing, tmp_path, seed):
         assert x_out == y_in
         if routing == "one":  # every row went to rank 0
             assert x_out == ((rows + len(set(ranks[1 - rank][1].tolist()))) if rank == 0 else 0, d)
+        assert_rel(out, ref[rank][0], DIST_TOL, "out")
+        for name, got, want in zip(("x", "w1", "w2", "score"), grads, ref[rank][1]):
+            if name in ("w1", "w2"):  # this rank's experts, from both ranks' tokens
+                want = (want + ref[1 - rank][1][1 if name == "w1" else 2])[rank * E_local:(rank + 1) * E_local]
+                if not want.any():  # experts no token chose: no gradient
+                    assert not got.any(), name
+                    continue
+            assert_rel(got, want, DIST_TOL, f"grad {name}")
+
+
+def ep_gather_layer_worker(rank, world, port, routing, backend, out_dir, seed):
+    """experts_ep_gather on this rank's inputs and half of the experts: its output and gradients."""
+    faulthandler.enable()
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    import moe as M
+    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
+    x, pair_tok, pair_exp, pair_score, g = ranks[rank]
+    x, pair_score = x.clone().requires_grad_(), pair_score.clone().requires_grad_()
+    E_local = w1.shape[0] // world
+    w1, w2 = (w[rank * E_local:(rank + 1) * E_local].clone().requires_grad_() for w in (w1, w2))
+    out = M.experts_ep_gather(x, w1, w2, pair_exp, pair_score, K, dist.group.WORLD, backend)
+    out.backward(g)
+    grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in (x, w1, w2, pair_score)]
+    torch.save((out.detach(), grads), os.path.join(out_dir, f"rank{rank}.pt"))
+    finish(rank, out_dir)
+
+
+@pytest.mark.parametrize("backend", ["torch", "sonic"])
+@pytest.mark.parametrize("routing", ["both", "one"])
+def test_expert_parallel_by_all_gather_matches_one_process(routing, backend, tmp_path, seed):
+    """experts_ep_gather gives one process's output and every gradient, also where a rank's experts
+    get no pair at all ("one": rank 1 runs its experts on unused slots only)."""
+    if backend == "sonic":
+        pytest.importorskip("triton")
+    import moe as M
+    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
+    E_local = w1.shape[0] // 2
+    ref = []
+    for x, pair_tok, pair_exp, pair_score, g in ranks:
+        leaves = [t.clone().requires_grad_() for t in (x, w1, w2, pair_score)]
+        out = M.experts_torch(leaves[0], leaves[1], leaves[2], pair_tok, pair_exp, leaves[3])
+        ref.append((out.detach(), torch.autograd.grad(out, leaves, g)))
+    results = spawn_ranks(ep_gather_layer_worker, (routing, backend, str(tmp_path), seed), tmp_path)
+    for rank, (out, grads) in results.items():
         assert_rel(out, ref[rank][0], DIST_TOL, "out")
         for name, got, want in zip(("x", "w1", "w2", "score"), grads, ref[rank][1]):
             if name in ("w1", "w2"):  # this rank's experts, from both ranks' tokens
@@ -395,13 +442,13 @@ def test_train_modes_agree_resume_and_hand_over_to_one_process(data_dir, tmp_pat
         assert torch.allclose(torch.tensor(losses[mode]), torch.tensor(losses['ddp']), rtol=1e-5), (mode, losses)
 
 
-def assert_ddp_trains_as_ep(launch, data_dir, tmp_path, iters):
+def assert_ddp_trains_as_ep(launch, data_dir, tmp_path, iters, ep_args=()):
     """DDP over the launch's ranks and EP=2 on the same ranks train exactly alike: 4 micro-steps, big steps."""
     common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', f'--max_iters={iters}',
               '--gradient_accumulation_steps=4', '--save_checkpoints=False',
               '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']  # big steps: a wrong gradient shows
     ok(torchrun(*launch, 'train.py', *common, f'--out_dir={tmp_path / "ddp"}'))
-    ok(torchrun(*launch, 'train.py', *common, f'--out_dir={tmp_path / "ep"}', '--ep_size=2'))
+    ok(torchrun(*launch, 'train.py', *common, f'--out_dir={tmp_path / "ep"}', '--ep_size=2', *ep_args))
     ddp, ep = iter_losses(tmp_path / 'ddp'), iter_losses(tmp_path / 'ep')
     assert len(ddp) == iters
     assert torch.allclose(torch.tensor(ep), torch.tensor(ddp), rtol=1e-5), (ep, ddp)
@@ -411,6 +458,12 @@ def test_ddp_micro_steps_train_as_expert_parallel(data_dir, tmp_path):
     """Two ranks, two micro-steps each: DDP skips the all-reduce of the first (no_sync on the wrapper
     that train.py compiles around) and must train as EP=2, whose ranks reduce by hand after the last."""
     assert_ddp_trains_as_ep(TORCHRUN, data_dir, tmp_path, iters=3)
+
+
+def test_expert_parallel_by_all_gather_trains_as_ddp(data_dir, tmp_path):
+    """EP=2 with ep_exchange='gather' (every token to both ranks, the rows summed home by a
+    reduce-scatter; no sizes exchanged) must train as DDP too."""
+    assert_ddp_trains_as_ep(TORCHRUN, data_dir, tmp_path, iters=3, ep_args=('--ep_exchange=gather',))
 
 
 def test_expert_parallel_clips_inside_a_fused_adamw(data_dir, tmp_path):
@@ -449,6 +502,9 @@ def test_expert_parallel_clips_inside_a_fused_adamw(data_dir, tmp_path):
     (['--fsdp=True', '--ep_size=2'], 'fsdp=True with ep_size>0 is not supported'),
     (['--ep_size=3'], 'n_expert=4 is not divisible by ep_size=3'),
     (['--ep_size=4'], 'world size 2 is not divisible by ep_size=4'),
+    (['--ep_exchange=ring'], "ep_exchange='ring'; use one of ('a2a', 'gather')"),
+    (['--ep_size=2', '--ep_exchange=gather', '--token_rounding=True', '--rounding_tile=4'],
+     "ep_exchange='gather' needs plain top-K routing"),
 ])
 def test_bad_scale_out_settings(data_dir, tmp_path, args, message):
     r = run(*TORCHRUN, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
