@@ -205,19 +205,51 @@ def ep_layer_inputs(routing, seed):
     return w1, w2, ranks, None if routing == "rounded" else K
 
 
-def ep_layer_worker(rank, world, port, routing, out_dir, seed):
-    """experts_ep on this rank's inputs and half of the experts, recording the shapes that go into
-    and come out of each differentiable exchange in forward (rows, gates, rows back)."""
+def ep_layer_rank(rank, world, port, routing, seed):
+    """A layer-level EP worker's start: the process group, then this rank's inputs as leaves and its
+    half of the experts: x, w1, w2, pair_tok, pair_exp, pair_score, the output's gradient, K."""
     faulthandler.enable()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    import torch.distributed._functional_collectives as fc
-    import moe as M
     w1, w2, ranks, K = ep_layer_inputs(routing, seed)
     x, pair_tok, pair_exp, pair_score, g = ranks[rank]
     x, pair_score = x.clone().requires_grad_(), pair_score.clone().requires_grad_()
     E_local = w1.shape[0] // world
     w1, w2 = (w[rank * E_local:(rank + 1) * E_local].clone().requires_grad_() for w in (w1, w2))
+    return x, w1, w2, pair_tok, pair_exp, pair_score, g, K
+
+
+def ep_layer_reference(routing, seed):
+    """One process per rank's inputs with all experts (experts_torch): each rank's output and the
+    gradients of x, w1, w2 and the gates."""
+    import moe as M
+    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
+    ref = []
+    for x, pair_tok, pair_exp, pair_score, g in ranks:
+        leaves = [t.clone().requires_grad_() for t in (x, w1, w2, pair_score)]
+        out = M.experts_torch(leaves[0], leaves[1], leaves[2], pair_tok, pair_exp, leaves[3])
+        ref.append((out.detach(), torch.autograd.grad(out, leaves, g)))
+    return ref
+
+
+def assert_ep_layer_matches(rank, out, grads, ref, E_local):
+    """A rank's output and gradients against one process's; an expert's gradient sums both ranks' tokens."""
+    assert_rel(out, ref[rank][0], DIST_TOL, "out")
+    for name, got, want in zip(("x", "w1", "w2", "score"), grads, ref[rank][1]):
+        if name in ("w1", "w2"):  # this rank's experts, from both ranks' tokens
+            want = (want + ref[1 - rank][1][1 if name == "w1" else 2])[rank * E_local:(rank + 1) * E_local]
+            if not want.any():  # experts no token chose: no gradient
+                assert not got.any(), name
+                continue
+        assert_rel(got, want, DIST_TOL, f"grad {name}")
+
+
+def ep_layer_worker(rank, world, port, routing, out_dir, seed):
+    """experts_ep on this rank's inputs and half of the experts, recording the shapes that go into
+    and come out of each differentiable exchange in forward (rows, gates, rows back)."""
+    import torch.distributed._functional_collectives as fc
+    import moe as M
+    x, w1, w2, pair_tok, pair_exp, pair_score, g, K = ep_layer_rank(rank, world, port, routing, seed)
     sizes = []
     a2a = fc.all_to_all_single_autograd
     def record(t, *a):
@@ -239,14 +271,9 @@ def test_expert_parallel_sends_each_row_once_per_rank(routing, tmp_path, seed):
     from it: the rows exchanged are the (token, rank) pairs of the routing, fewer than its
     (token, expert) pairs, and the layer still gives one process's output and every gradient
     (experts' gradients: the sum over both ranks' tokens)."""
-    import moe as M
     w1, w2, ranks, K = ep_layer_inputs(routing, seed)
     E_local = w1.shape[0] // 2
-    ref = []
-    for x, pair_tok, pair_exp, pair_score, g in ranks:
-        leaves = [t.clone().requires_grad_() for t in (x, w1, w2, pair_score)]
-        out = M.experts_torch(leaves[0], leaves[1], leaves[2], pair_tok, pair_exp, leaves[3])
-        ref.append((out.detach(), torch.autograd.grad(out, leaves, g)))
+    ref = ep_layer_reference(routing, seed)
     results = spawn_ranks(ep_layer_worker, (routing, str(tmp_path), seed), tmp_path)
     for rank, (sizes, out, grads) in results.items():
         x, pair_tok, pair_exp, pair_score, _ = ranks[rank]
@@ -261,27 +288,13 @@ def test_expert_parallel_sends_each_row_once_per_rank(routing, tmp_path, seed):
         assert x_out == y_in
         if routing == "one":  # every row went to rank 0
             assert x_out == ((rows + len(set(ranks[1 - rank][1].tolist()))) if rank == 0 else 0, d)
-        assert_rel(out, ref[rank][0], DIST_TOL, "out")
-        for name, got, want in zip(("x", "w1", "w2", "score"), grads, ref[rank][1]):
-            if name in ("w1", "w2"):  # this rank's experts, from both ranks' tokens
-                want = (want + ref[1 - rank][1][1 if name == "w1" else 2])[rank * E_local:(rank + 1) * E_local]
-                if not want.any():  # experts no token chose: no gradient
-                    assert not got.any(), name
-                    continue
-            assert_rel(got, want, DIST_TOL, f"grad {name}")
+        assert_ep_layer_matches(rank, out, grads, ref, E_local)
 
 
 def ep_gather_layer_worker(rank, world, port, routing, backend, out_dir, seed):
     """experts_ep_gather on this rank's inputs and half of the experts: its output and gradients."""
-    faulthandler.enable()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
     import moe as M
-    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
-    x, pair_tok, pair_exp, pair_score, g = ranks[rank]
-    x, pair_score = x.clone().requires_grad_(), pair_score.clone().requires_grad_()
-    E_local = w1.shape[0] // world
-    w1, w2 = (w[rank * E_local:(rank + 1) * E_local].clone().requires_grad_() for w in (w1, w2))
+    x, w1, w2, _, pair_exp, pair_score, g, K = ep_layer_rank(rank, world, port, routing, seed)
     out = M.experts_ep_gather(x, w1, w2, pair_exp, pair_score, K, dist.group.WORLD, backend)
     out.backward(g)
     grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in (x, w1, w2, pair_score)]
@@ -296,24 +309,11 @@ def test_expert_parallel_by_all_gather_matches_one_process(routing, backend, tmp
     get no pair at all ("one": rank 1 runs its experts on unused slots only)."""
     if backend == "sonic":
         pytest.importorskip("triton")
-    import moe as M
-    w1, w2, ranks, K = ep_layer_inputs(routing, seed)
-    E_local = w1.shape[0] // 2
-    ref = []
-    for x, pair_tok, pair_exp, pair_score, g in ranks:
-        leaves = [t.clone().requires_grad_() for t in (x, w1, w2, pair_score)]
-        out = M.experts_torch(leaves[0], leaves[1], leaves[2], pair_tok, pair_exp, leaves[3])
-        ref.append((out.detach(), torch.autograd.grad(out, leaves, g)))
+    E_local = ep_layer_inputs(routing, seed)[0].shape[0] // 2
+    ref = ep_layer_reference(routing, seed)
     results = spawn_ranks(ep_gather_layer_worker, (routing, backend, str(tmp_path), seed), tmp_path)
     for rank, (out, grads) in results.items():
-        assert_rel(out, ref[rank][0], DIST_TOL, "out")
-        for name, got, want in zip(("x", "w1", "w2", "score"), grads, ref[rank][1]):
-            if name in ("w1", "w2"):  # this rank's experts, from both ranks' tokens
-                want = (want + ref[1 - rank][1][1 if name == "w1" else 2])[rank * E_local:(rank + 1) * E_local]
-                if not want.any():  # experts no token chose: no gradient
-                    assert not got.any(), name
-                    continue
-            assert_rel(got, want, DIST_TOL, f"grad {name}")
+        assert_ep_layer_matches(rank, out, grads, ref, E_local)
 
 
 def test_ep_size_must_divide_experts(monkeypatch):
