@@ -56,10 +56,10 @@ gathered (the weights, and rows already in grouped order) may come by TMA instea
 descriptors each program builds on the device: always in the weight gradients and the persistent
 grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
 the reduction is long enough to repay them (TMA, _use_tma). Two kernels have Hopper-only twins,
-written in Gluon with a producer warpgroup and two consumer warpgroups: on sm_90 the weight
-gradients run _wgrad_hopper_kernel (HOPPER_WGRAD) and dA' _down_bwd_hopper_kernel
-(HOPPER_DOWN_BWD); _wgrad_kernel and _down_bwd_kernel stay the portable path and what the CPU
-interpreter tests.
+written in Gluon with a producer warpgroup and two consumer warpgroups (and, in dA', an epilogue
+warpgroup): on sm_90 the weight gradients run _wgrad_hopper_kernel (HOPPER_WGRAD) and dA'
+_down_bwd_hopper_kernel (HOPPER_DOWN_BWD); _wgrad_kernel and _down_bwd_kernel stay the portable
+path and what the CPU interpreter tests.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
