@@ -1263,6 +1263,18 @@ if gluon is not None:
                 it += 1
 
     @gluon.jit
+    def _wg_tma_out(buf, part, c_desc, row, col, pred):
+        # part to shared memory, then by TMA to global memory: the consumer goes on to its next MMAs
+        # while the store runs, where storing from registers held the tensor cores for its length
+        gl_tma.store_wait(0)    # this warpgroup's last store has read the buffer
+        _cta_barrier()
+        buf.store(part)
+        fence_async_shared()    # written through the generic proxy, read by TMA's async one
+        _cta_barrier()          # every thread's part is in before one thread issues the store
+        if pred:
+            _tma_store(c_desc, [row, col], buf)
+
+    @gluon.jit
     def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, offsets, order, M, N, stride_ce,
                     stride_cm, n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
         # one warpgroup: half H of every output tile, BLOCK x BLOCK
@@ -1296,17 +1308,15 @@ if gluon is not None:
                 row0, col0 = pm * BLOCK, pn * 2 * BLOCK + H * BLOCK
             else:
                 row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * BLOCK
-            if c_smem.type.shape[1] == BLOCK:    # TMA_STORE
-                # by TMA from shared memory: the consumer goes on to the next tile's MMAs while the
-                # store runs, where storing from registers held the tensor cores for its length
-                buf = c_smem.index(H)
-                gl_tma.store_wait(0)    # this warpgroup's last store has read the buffer
-                _cta_barrier()
-                buf.store(acc.to(C.dtype.element_ty))
-                fence_async_shared()    # written through the generic proxy, read by TMA's async one
-                _cta_barrier()          # every thread's part is in before one thread issues the store
-                if valid & (row0 < M):   # dW2's second half-tile lies past M where M is an odd number of BLOCKs
-                    _tma_store(c_desc, [e * M + row0, col0], buf)
+            # dW2's second half-tile lies past M where M is an odd number of BLOCKs
+            keep = valid & (row0 < M)
+            if c_smem.type.shape[1] == BLOCK:         # TMA_STORE, 16-bit: the tile at once
+                _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
+            elif c_smem.type.shape[1] == BLOCK // 2:  # TMA_STORE, fp32: the tile's two row halves in turn
+                # rows 64 apart are the same threads' two MMA repetitions, so the split moves no data
+                top, bottom = gl.split(acc.reshape([2, BLOCK // 2, BLOCK]).permute([1, 2, 0]))
+                _wg_tma_out(c_smem.index(H), top, c_desc, e * M + row0, col0, keep)
+                _wg_tma_out(c_smem.index(H), bottom, c_desc, e * M + row0 + BLOCK // 2, col0, keep)
             else:
                 rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
                 cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
@@ -1355,10 +1365,11 @@ if gluon is not None:
         # the output tiles' store buffers, one a consumer (TMA_STORE: every expert's M rows a whole
         # number of tiles, so that a tile of the (E * M, N) view never reaches the next expert's)
         ct: gl.constexpr = C.dtype.element_ty
-        CB: gl.constexpr = BLOCK if TMA_STORE else 8
-        c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CB, CB], ct)
-        c_smem = gl.allocate_shared_memory(ct, [2, CB, CB], c_layout)
-        c_desc = gl_tma.make_tensor_descriptor(C, shape=[E * M, N], strides=[stride_cm, 1], block_shape=[CB, CB],
+        CB: gl.constexpr = BLOCK if TMA_STORE else 8                          # unused without TMA_STORE
+        CR: gl.constexpr = CB // 2 if TMA_STORE and ct.primitive_bitwidth == 32 else CB   # fp32: half-tiles
+        c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CR, CB], ct)
+        c_smem = gl.allocate_shared_memory(ct, [2, CR, CB], c_layout)
+        c_desc = gl_tma.make_tensor_descriptor(C, shape=[E * M, N], strides=[stride_cm, 1], block_shape=[CR, CB],
                                                layout=c_layout)
         if GATHER_A:
             desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
@@ -1387,10 +1398,10 @@ if gluon is not None:
 # (of 504 a thread-slot) between the consumers, whose fp32 accumulators take 128, and the producer,
 # whose prefetched indices and addresses need more than the 40 it was first given
 WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
-# 16-bit gradients are stored by TMA from shared memory, where the two consumers' buffers (64 KB) leave
-# room for 3 stages: 4-18% less time than storing from registers at the paper's shapes and h200_moe's.
-# fp32 gradients (fp32 master weights) are stored from registers: their buffers would leave 2 stages,
-# 46-62% slower (docs/LOG.md, 2026-12-01)
+# The gradients are stored by TMA from shared memory, where the two consumers' buffers (64 KB: a whole
+# tile each in 16 bits, a half-tile in fp32) leave room for 3 stages. 16-bit: 4-18% less time than
+# storing from registers at the paper's shapes and h200_moe's; fp32 whole tiles, which left 2 stages,
+# were 46-62% slower (docs/LOG.md, 2026-12-01)
 WG_TMA_STORE_CONFIG = dict(WG_CONFIG, STAGES=3)
 WG_TMA_STORE = None   # None: the stores by TMA where the output allows it; False: from registers
 
@@ -1422,10 +1433,10 @@ def expert_order(offsets):
 
 
 def _wg_tma_store(c):
-    """Whether _wgrad_hopper_kernel stores c (E, M, N) by TMA: 16-bit, contiguous, TMA's alignment, and M a
+    """Whether _wgrad_hopper_kernel stores c (E, M, N) by TMA: contiguous, TMA's alignment, and M a
     whole number of tiles (the (E * M, N) view's tiles must not reach the next expert's rows)."""
     M, N = c.shape[1:]
-    return (WG_TMA_STORE is not False and c.element_size() == 2 and M % WG_CONFIG["BLOCK"] == 0 and c.is_contiguous()
+    return (WG_TMA_STORE is not False and M % WG_CONFIG["BLOCK"] == 0 and c.is_contiguous()
             and N * c.element_size() % 16 == 0 and c.data_ptr() % 16 == 0)
 
 

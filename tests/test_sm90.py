@@ -97,13 +97,14 @@ def hopper_launches():
     R = T * K
     cfg = [triton.Config(sk.WG_CONFIG, num_warps=4, num_stages=1)]
     common = dict(gather='*i32', offsets='*i32', order='*i32', E=E)
-    # fp32 gradients stored from registers, bf16 ones by TMA (sonic_kernels._wg_tma_store)
+    # the gradients stored by TMA (sonic_kernels._wg_tma_store), and from registers where M is not a
+    # multiple of the tile
     tma_cfg = [triton.Config(sk.WG_TMA_STORE_CONFIG, num_warps=4, num_stages=1)]
-    wgrad = [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
+    wgrad = [(f'wgrad_hopper {name} {out[1:]}{"" if tma else " reg"}', sk._wgrad_hopper_kernel,
               dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
-                   stride_cm=N, GATHER_A=ga, TMA_STORE=out == '*bf16', **common), cfg if out == '*fp32' else tma_cfg)
+                   stride_cm=N, GATHER_A=ga, TMA_STORE=tma, **common), tma_cfg if tma else cfg)
              for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
-             for out in ('*fp32', '*bf16')]
+             for out, tma in (('*fp32', True), ('*bf16', True), ('*fp32', False))]
     down = ('down_bwd_hopper', sk._down_bwd_hopper_kernel,
             dict(dO='*bf16', W2='*bf16', H='*bf16', S='*fp32', gather='*i32', tile_expert='*i32', tile_row0='*i32',
                  offsets='*i32', dH='*bf16', Ap='*bf16', dS_part='*fp32', N=n, D=d, E=E, R=R, stride_ot=d,
