@@ -234,7 +234,8 @@ def expert_gemms(T, d, n, E, K):
 
 
 # the same GEMMs by another kernel: sm_90's warp-specialised twins in sonic_kernels
-GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel', '_down_bwd_hopper_kernel': '_down_bwd_kernel'}
+GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel', '_down_bwd_hopper_kernel': '_down_bwd_kernel',
+                '_grouped_mm_hopper_kernel': '_grouped_mm_kernel'}
 
 
 def gemm_flops(gemms):

@@ -55,11 +55,12 @@ sm_80/sm_89, on pointer loads: the portable path. On sm_90 and newer the operand
 gathered (the weights, and rows already in grouped order) may come by TMA instead, through
 descriptors each program builds on the device: always in the weight gradients and the persistent
 grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
-the reduction is long enough to repay them (TMA, _use_tma). Two kernels have Hopper-only twins,
+the reduction is long enough to repay them (TMA, _use_tma). Three kernels have Hopper-only twins,
 written in Gluon with a producer warpgroup and two consumer warpgroups (and, in dA', an epilogue
-warpgroup): on sm_90 the weight gradients run _wgrad_hopper_kernel (HOPPER_WGRAD) and dA'
-_down_bwd_hopper_kernel (HOPPER_DOWN_BWD); _wgrad_kernel and _down_bwd_kernel stay the portable
-path and what the CPU interpreter tests.
+warpgroup): on sm_90 the weight gradients run _wgrad_hopper_kernel (HOPPER_WGRAD), dA'
+_down_bwd_hopper_kernel (HOPPER_DOWN_BWD) and the grouped GEMMs y and dX~ _grouped_mm_hopper_kernel
+(HOPPER_GROUPED); _wgrad_kernel, _down_bwd_kernel and _grouped_mm_kernel stay the portable path and
+what the CPU interpreter tests.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -72,7 +73,7 @@ import torch
 import triton
 import triton.language as tl
 
-try:  # Gluon: Triton's lower-level language, for the two Hopper kernels that need warp specialisation
+try:  # Gluon: Triton's lower-level language, for the Hopper kernels that need warp specialisation
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.ampere import async_copy as gl_async_copy
@@ -865,11 +866,15 @@ def _grouped_mm_kernel(
 
 def grouped_mm(a, b, r: Routing, trans_b=False):
     """c = a @ B_e on each expert's segment of rows: a (R, KD) in grouped order; b (E, KD, N), or
-    with trans_b b (E, N, KD), read transposed through its strides (never copied). c (R, N)."""
+    with trans_b b (E, N, KD), read transposed through its strides (never copied). c (R, N). sm_90
+    computes it by the warp-specialised kernel (HOPPER_GROUPED), elsewhere _grouped_mm_kernel."""
     R, KD = a.shape
     E, N = b.shape[0], b.shape[1] if trans_b else b.shape[2]
     stride_bk, stride_bn = (b.stride(2), b.stride(1)) if trans_b else (b.stride(1), b.stride(2))
     c = torch.empty(R, N, device=a.device, dtype=a.dtype)
+    if _use_hopper_grouped(a, b, c, trans_b):
+        _grouped_mm_hopper(a, b, c, r, trans_b)
+        return c
     n_prog = _n_programs(a.device, r.tile_expert.numel() * triton.cdiv(N, 128))
     _grouped_mm_kernel[(n_prog,)](a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E, n_prog,
                                   a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
@@ -1263,6 +1268,18 @@ if gluon is not None:
                 it += 1
 
     @gluon.jit
+    def _wg_tma_out(buf, part, c_desc, row, col, pred):
+        # part to shared memory, then by TMA to global memory: the consumer goes on to its next MMAs
+        # while the store runs, where storing from registers held the tensor cores for its length
+        gl_tma.store_wait(0)    # this warpgroup's last store has read the buffer
+        _cta_barrier()
+        buf.store(part)
+        fence_async_shared()    # written through the generic proxy, read by TMA's async one
+        _cta_barrier()          # every thread's part is in before one thread issues the store
+        if pred:
+            _tma_store(c_desc, [row, col], buf)
+
+    @gluon.jit
     def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, offsets, order, M, N, stride_ce,
                     stride_cm, n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
         # one warpgroup: half H of every output tile, BLOCK x BLOCK
@@ -1296,17 +1313,10 @@ if gluon is not None:
                 row0, col0 = pm * BLOCK, pn * 2 * BLOCK + H * BLOCK
             else:
                 row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * BLOCK
+            # dW2's second half-tile lies past M where M is an odd number of BLOCKs
+            keep = valid & (row0 < M)
             if c_smem.type.shape[1] == BLOCK:    # TMA_STORE
-                # by TMA from shared memory: the consumer goes on to the next tile's MMAs while the
-                # store runs, where storing from registers held the tensor cores for its length
-                buf = c_smem.index(H)
-                gl_tma.store_wait(0)    # this warpgroup's last store has read the buffer
-                _cta_barrier()
-                buf.store(acc.to(C.dtype.element_ty))
-                fence_async_shared()    # written through the generic proxy, read by TMA's async one
-                _cta_barrier()          # every thread's part is in before one thread issues the store
-                if valid & (row0 < M):   # dW2's second half-tile lies past M where M is an odd number of BLOCKs
-                    _tma_store(c_desc, [e * M + row0, col0], buf)
+                _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
             else:
                 rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
                 cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
@@ -1389,8 +1399,8 @@ if gluon is not None:
 WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
 # 16-bit gradients are stored by TMA from shared memory, where the two consumers' buffers (64 KB) leave
 # room for 3 stages: 4-18% less time than storing from registers at the paper's shapes and h200_moe's.
-# fp32 gradients (fp32 master weights) are stored from registers: their buffers would leave 2 stages,
-# 46-62% slower (docs/LOG.md, 2026-12-01)
+# fp32 gradients (fp32 master weights) are stored from registers: by TMA they were slower, 46-62% with
+# whole tiles (2 stages), 1-7% with half-tiles in turn (3 stages) (docs/LOG.md, 2026-12-01)
 WG_TMA_STORE_CONFIG = dict(WG_CONFIG, STAGES=3)
 WG_TMA_STORE = None   # None: the stores by TMA where the output allows it; False: from registers
 
@@ -1650,6 +1660,182 @@ def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
         n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E),
         num_warps=4, **DB_CONFIG)
     return dS_part.sum(0)
+
+
+# The grouped GEMMs (y = a @ W2_e, dX~ = dH @ W1_e^T) on sm_90, warp-specialised in Gluon. Nothing is
+# gathered: a producer warpgroup loads a 128-row tile of a and a BLOCK_K x 256 block of the expert's
+# weights by TMA into a ring; two consumer warpgroups each multiply 64 of the rows by the block on
+# wgmma (64 x 256 accumulators). The reductions are short (n or 2n: 4 to 32 steps of 64), so the
+# store of each 64 x 256 tile weighs much against them: a consumer stores a whole tile by TMA from
+# shared memory and goes on to its next item while the store runs. A tile that ends past its
+# expert's segment is stored from registers, masked, as its last rows belong to the next expert.
+
+HOPPER_GROUPED = None  # None: on sm_90 where the operands allow it (_use_hopper_grouped); False: off; True: forced
+
+
+def _use_hopper_grouped(a, b, c, trans_b):
+    """Whether grouped_mm runs _grouped_mm_hopper_kernel (_use_hopper): 16-bit operands of one dtype,
+    contiguous, with rows of a multiple of 16 bytes (TMA's rules on a, b and c)."""
+    ok = (a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16) and a.is_contiguous()
+          and b.is_contiguous() and c.is_contiguous() and a.shape[1] % 8 == 0 and c.shape[1] % 8 == 0
+          and a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0 and c.data_ptr() % 16 == 0)
+    return _use_hopper(HOPPER_GROUPED, "HOPPER_GROUPED", a, ok, "the Hopper grouped GEMM needs an sm_90 GPU, Triton "
+                       "3.6 or newer with Gluon, contiguous 16-bit operands and rows of a multiple of 8 elements")
+
+
+if gluon is not None:
+
+    @gluon.jit
+    def _gm_produce(a_desc, b_desc, a_smem, b_smem, ready, empty, tile_expert, tile_row0, offsets, N, KD, num_n,
+                    n_items, TRANS_B: gl.constexpr):
+        STAGES: gl.constexpr = a_smem.type.shape[0]
+        BLOCK_K: gl.constexpr = a_smem.type.shape[2]
+        BLOCK_N: gl.constexpr = b_smem.type.shape[1] if TRANS_B else b_smem.type.shape[2]
+        nbytes: gl.constexpr = (a_smem.type.shape[1] + BLOCK_N) * BLOCK_K * a_smem.type.element_ty.primitive_bitwidth // 8
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            # a's rows past the segment are the next expert's: their rows of c are never stored. B as 2-D:
+            # its blocks may run into the next expert's rows, where a's columns past KD are zeros (TMA
+            # fills past the descriptor's bounds) or, transposed, c's columns past N are never stored
+            for k0 in range(0, KD, BLOCK_K):
+                s = it % STAGES
+                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)   # a new barrier passes phase 1
+                mbarrier.expect(ready.index(s), nbytes)
+                _tma_load(a_desc, [row0, k0], ready.index(s), a_smem.index(s))
+                if TRANS_B:
+                    _tma_load(b_desc, [e * N + pn * BLOCK_N, k0], ready.index(s), b_smem.index(s))
+                else:
+                    _tma_load(b_desc, [e * KD + k0, pn * BLOCK_N], ready.index(s), b_smem.index(s))
+                it += 1
+
+    @gluon.jit
+    def _gm_consume(a_smem, b_smem, c_smem, ready, empty, c_desc, C, tile_expert, tile_row0, offsets, N, KD, stride_cr,
+                    num_n, n_items, TRANS_B: gl.constexpr, H: gl.constexpr):
+        # one warpgroup: rows H * HALF to (H + 1) * HALF of every item
+        STAGES: gl.constexpr = a_smem.type.shape[0]
+        BLOCK_K: gl.constexpr = a_smem.type.shape[2]
+        HALF: gl.constexpr = c_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = c_smem.type.shape[2]
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 16])
+        n_k = (KD + BLOCK_K - 1) // BLOCK_K
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            acc = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            for j in range(0, n_k):
+                s = it % STAGES
+                mbarrier.wait(ready.index(s), (it // STAGES) & 1)
+                a = a_smem.index(s).slice(H * HALF, HALF, dim=0)
+                if TRANS_B:
+                    acc = warpgroup_mma(a, b_smem.index(s).permute((1, 0)), acc, is_async=True)
+                else:
+                    acc = warpgroup_mma(a, b_smem.index(s), acc, is_async=True)
+                # one MMA in flight: the one before it is done, so its stage goes back to the producer
+                acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+                if j > 0:
+                    mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+                it += 1
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            r0 = row0 + H * HALF
+            out = acc.to(C.dtype.element_ty)
+            if r0 + HALF <= row_end:   # all rows the expert's: by TMA, which also clips the columns past N
+                _wg_tma_out(c_smem.index(H), out, c_desc, r0, pn * BLOCK_N, True)
+            else:
+                rows = r0 + gl.arange(0, HALF, layout=gl.SliceLayout(1, mma))
+                cols = pn * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+                gl.store(C + rows.to(gl.int64)[:, None] * stride_cr + cols[None, :], out,
+                         mask=(rows < row_end)[:, None] & (cols < N)[None, :])
+        gl_tma.store_wait(0)            # shared memory outlives the stores only while the program runs
+
+    # a partition's function takes only tensors: its constexprs are bound here, one function each
+    @gluon.jit
+    def _gm_consumer_n0(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items):
+        _gm_consume(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items, False, 0)
+
+    @gluon.jit
+    def _gm_consumer_n1(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items):
+        _gm_consume(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items, False, 1)
+
+    @gluon.jit
+    def _gm_consumer_t0(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items):
+        _gm_consume(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items, True, 0)
+
+    @gluon.jit
+    def _gm_consumer_t1(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items):
+        _gm_consume(a, b, c, rd, em, cd, C, te, tr, offsets, N, KD, scr, num_n, n_items, True, 1)
+
+    @gluon.jit
+    def _gm_producer_n(ad, bd, a, b, rd, em, te, tr, offsets, N, KD, num_n, n_items):
+        _gm_produce(ad, bd, a, b, rd, em, te, tr, offsets, N, KD, num_n, n_items, False)
+
+    @gluon.jit
+    def _gm_producer_t(ad, bd, a, b, rd, em, te, tr, offsets, N, KD, num_n, n_items):
+        _gm_produce(ad, bd, a, b, rd, em, te, tr, offsets, N, KD, num_n, n_items, True)
+
+    @gluon.jit
+    def _grouped_mm_hopper_kernel(
+        Am, B, C, tile_expert, tile_row0, offsets,   # Am (R, KD) grouped order; B (E, KD, N), or (E, N, KD) with TRANS_B; C (R, N)
+        R, N, KD, E, stride_cr,
+        BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
+        TRANS_B: gl.constexpr, CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+    ):
+        dt: gl.constexpr = Am.dtype.element_ty
+        HALF: gl.constexpr = BLOCK_M // 2
+        a_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_M, BLOCK_K], dt)
+        a_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_M, BLOCK_K], a_layout)
+        a_desc = gl_tma.make_tensor_descriptor(Am, shape=[R, KD], strides=[KD, 1], block_shape=[BLOCK_M, BLOCK_K],
+                                               layout=a_layout)
+        if TRANS_B:
+            b_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], dt)
+            b_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_N, BLOCK_K], b_layout)
+            b_desc = gl_tma.make_tensor_descriptor(B, shape=[E * N, KD], strides=[KD, 1],
+                                                   block_shape=[BLOCK_N, BLOCK_K], layout=b_layout)
+        else:
+            b_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK_N], dt)
+            b_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_K, BLOCK_N], b_layout)
+            b_desc = gl_tma.make_tensor_descriptor(B, shape=[E * KD, N], strides=[N, 1],
+                                                   block_shape=[BLOCK_K, BLOCK_N], layout=b_layout)
+        c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_N], dt)
+        c_smem = gl.allocate_shared_memory(dt, [2, HALF, BLOCK_N], c_layout)   # a store buffer per consumer
+        c_desc = gl_tma.make_tensor_descriptor(C, shape=[R, N], strides=[stride_cr, 1], block_shape=[HALF, BLOCK_N],
+                                               layout=c_layout)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for s in gl.static_range(STAGES):
+            mbarrier.init(ready.index(s), count=1)   # the TMA bytes have landed
+            mbarrier.init(empty.index(s), count=2)   # both consumers are done with the stage
+        # the items: the tile map's real tiles (its surplus slots all come after them) times the N chunks
+        ex = gl.arange(0, NB, layout=gl.BlockedLayout([1], [32], [4], [0]))
+        lo = gl.load(offsets + ex, mask=ex < E, other=0)
+        hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
+        num_n = (N + BLOCK_N - 1) // BLOCK_N
+        n_items = gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
+        cargs = (a_smem, b_smem, c_smem, ready, empty, c_desc, C, tile_expert, tile_row0, offsets, N, KD, stride_cr,
+                 num_n, n_items)
+        pargs = (a_desc, b_desc, a_smem, b_smem, ready, empty, tile_expert, tile_row0, offsets, N, KD, num_n, n_items)
+        if TRANS_B:
+            gl.warp_specialize([(_gm_consumer_t0, cargs), (_gm_consumer_t1, cargs), (_gm_producer_t, pargs)],
+                               [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        else:
+            gl.warp_specialize([(_gm_consumer_n0, cargs), (_gm_consumer_n1, cargs), (_gm_producer_n, pargs)],
+                               [4, WG_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+
+
+# 3 stages of (128 + 256) x 64 x 2 bytes = 48 KB and two 32 KB store buffers: 208 KB, one program per
+# SM. The consumers' 64 x 256 fp32 accumulators take 128 registers each
+GM_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, CONSUMER_REGS=216, PRODUCER_REGS=72)
+
+
+def _grouped_mm_hopper(a, b, c, r: Routing, trans_b):
+    """c = grouped_mm(a, b, r, trans_b) by _grouped_mm_hopper_kernel."""
+    (R, KD), (E, N) = a.shape, (b.shape[0], c.shape[1])
+    _set_allocator()   # the TMA descriptors are built on the device
+    items = r.tile_expert.numel() * triton.cdiv(N, GM_CONFIG["BLOCK_N"])
+    _grouped_mm_hopper_kernel[(_n_programs(a.device, items),)](
+        a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E, c.stride(0), BLOCK_M=BLOCK_M,
+        NB=triton.next_power_of_2(E), TRANS_B=trans_b, num_warps=4, **GM_CONFIG)
 
 
 def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None):

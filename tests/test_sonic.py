@@ -668,6 +668,52 @@ def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
         assert not sk._use_hopper_down_bwd(*args)
 
 
+@pytest.mark.skipif(not HOPPER, reason="the warp-specialised grouped GEMM runs on sm_90 GPUs with Triton >= 3.6")
+@pytest.mark.parametrize("n_prog", [None, 1, 3])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["y", "dX"])
+@pytest.mark.parametrize("R,KD,N,E", [(600, 48, 40, 4), (1400, 320, 264, 6), (4100, 512, 768, 32)])
+def test_hopper_grouped_mm_matches_float64(monkeypatch, R, KD, N, E, trans_b, n_prog):
+    # the Gluon grouped GEMM against float64 and against the portable Triton kernel: KD not a multiple
+    # of the 64-column step, N not of the 256-column block (B's TMA block then reads the next expert's
+    # rows), an expert with no rows, segments ending inside a tile (stored masked), programs walking
+    # many items
+    exp = torch.randint(0, E - 1, (R,), device=DEV)                   # expert E-1 gets no rows
+    r = sk.routing_metadata(torch.arange(R, device=DEV), exp, torch.rand(R, device=DEV), R, E)
+    a = torch.randn(R, KD, device=DEV, dtype=torch.bfloat16)
+    b = (torch.randn(E, N, KD, device=DEV) if trans_b else torch.randn(E, KD, N, device=DEV)).to(torch.bfloat16)
+    off = r.offsets.tolist()
+    want = torch.cat([a.double()[off[e]:off[e + 1]] @ (b[e].double().t() if trans_b else b[e].double())
+                      for e in range(E)])
+    if n_prog is not None:
+        monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
+    c_probe = torch.empty(R, N, device=DEV, dtype=torch.bfloat16)
+    assert sk.HOPPER_GROUPED is None and sk._use_hopper_grouped(a, b, c_probe, trans_b)
+    got = sk.grouped_mm(a, b, r, trans_b=trans_b)
+    assert_rel(got, want, 1e-2, "Hopper grouped GEMM against float64")
+    monkeypatch.setattr(sk, "HOPPER_GROUPED", False)
+    assert_rel(got, sk.grouped_mm(a, b, r, trans_b=trans_b), 1e-2, "Hopper grouped GEMM against the Triton kernel")
+
+
+def test_hopper_grouped_mm_only_where_it_runs(monkeypatch):
+    # auto (None, the default): never in the interpreter, off sm_90 or on fp32; forced where it cannot
+    # run, the error says what to do
+    a, b, c = (torch.zeros(64, 32, dtype=torch.bfloat16), torch.zeros(2, 32, 48, dtype=torch.bfloat16),
+               torch.zeros(64, 48, dtype=torch.bfloat16))
+    assert sk.HOPPER_GROUPED is None
+    assert not sk._use_hopper_grouped(a, b, c, False)
+    monkeypatch.setattr(sk, "HOPPER_GROUPED", True)
+    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_GROUPED = None \(the default: where it can run\) or False"):
+        sk._use_hopper_grouped(a, b, c, False)      # CPU tensors
+    if HOPPER:
+        args = (a.cuda(), b.cuda(), c.cuda())
+        monkeypatch.setattr(sk, "HOPPER_GROUPED", None)
+        assert sk._use_hopper_grouped(*args, False)
+        assert not sk._use_hopper_grouped(*(t.float() for t in args), False)   # fp32: the Triton kernel
+        assert not sk._use_hopper_grouped(args[0][:, :30], args[1], args[2], False)   # a's rows not 16-byte
+        monkeypatch.setattr(sk, "HOPPER_GROUPED", False)
+        assert not sk._use_hopper_grouped(*args, False)
+
+
 @gpu
 def test_int64_offsets():
     # T*K*d > 2^31: every row offset of the (T*K, d) buffers must be computed in int64
