@@ -1213,6 +1213,16 @@ if gluon is not None:
         return ready_t, ready_c, empty
 
     @gluon.jit
+    def _ws_items(offsets, E, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, NB: gl.constexpr):
+        # the work items of a kernel over (row tile, N chunk): the tile map's real tiles (its surplus
+        # slots all come after them), counted from the expert offsets, times the N chunks
+        ex = gl.arange(0, NB, layout=gl.BlockedLayout([1], [32], [4], [0]))
+        lo = gl.load(offsets + ex, mask=ex < E, other=0)
+        hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
+        num_n = (N + BLOCK_N - 1) // BLOCK_N
+        return num_n, gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
+
+    @gluon.jit
     def _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order):
         # this program's tile of round rnd. The tiles go heaviest expert first (order: the experts by
         # rows, most first), and a round's tiles are dealt to the programs forwards, the next round's
@@ -1627,12 +1637,7 @@ if gluon is not None:
         mbarrier.init(epi_empty, count=1)
         w_desc = gl_tma.make_tensor_descriptor(W2, shape=[E * N, D], strides=[D, 1], block_shape=[BLOCK_N, BLOCK_K],
                                                layout=w_layout)
-        # the items: the tile map's real tiles (its surplus slots all come after them) times the N chunks
-        ex = gl.arange(0, NB, layout=gl.BlockedLayout([1], [32], [4], [0]))
-        lo = gl.load(offsets + ex, mask=ex < E, other=0)
-        hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
-        num_n = (N + BLOCK_N - 1) // BLOCK_N
-        n_items = gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
+        num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
                  offsets, D, num_n, n_items)
         eargs = (e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
@@ -1806,12 +1811,7 @@ if gluon is not None:
         for s in gl.static_range(STAGES):
             mbarrier.init(ready.index(s), count=1)   # the TMA bytes have landed
             mbarrier.init(empty.index(s), count=2)   # both consumers are done with the stage
-        # the items: the tile map's real tiles (its surplus slots all come after them) times the N chunks
-        ex = gl.arange(0, NB, layout=gl.BlockedLayout([1], [32], [4], [0]))
-        lo = gl.load(offsets + ex, mask=ex < E, other=0)
-        hi = gl.load(offsets + ex + 1, mask=ex < E, other=0)
-        num_n = (N + BLOCK_N - 1) // BLOCK_N
-        n_items = gl.sum((hi - lo + BLOCK_M - 1) // BLOCK_M, axis=0) * num_n
+        num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (a_smem, b_smem, c_smem, ready, empty, c_desc, C, tile_expert, tile_row0, offsets, N, KD, stride_cr,
                  num_n, n_items)
         pargs = (a_desc, b_desc, a_smem, b_smem, ready, empty, tile_expert, tile_row0, offsets, N, KD, num_n, n_items)
