@@ -35,6 +35,8 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
   forward    _up_swiglu_kernel       h = X[gather] @ W1_e; a = silu(h_gate) * h_up
              _grouped_mm_kernel      y = a @ W2_e per expert segment (persistent: a program per SM
                                      steps through the tiles)
+             _grouped_mm_hopper_kernel the same and dX~ below on sm_90, warp-specialised in Gluon;
+                                     HOPPER_GROUPED
              _gather_sum_kernel      o[t] = sum over t's pairs p of s_p * Y[rev[p]]  (fp32)
   backward   _down_bwd_kernel        dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
                                      dH = dSwiGLU(s * dA', h), A' = s * a
