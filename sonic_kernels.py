@@ -221,13 +221,14 @@ def _router_fwd_kernel(
                                             # column sums of P (psum) and the tokens that chose each expert (cnt)
     stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
     K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
     #        1 topk_softmax: softmax over all E, top-K (the same choice: softmax is monotone), NORM renormalises
     #        2 sigmoid:      top-K of sigmoid + bias (DeepSeek-V3), gates are the chosen sigmoids renormalised
     # P, the score matrix of the balancing loss, is the softmax (0, 1) or the row-normalised sigmoid (2);
-    # only its column sums leave the kernel.
+    # only its column sums leave the kernel, taken before the selection so that only the selection's
+    # working tile stays live through its K rounds (fewer registers: more programs an SM)
     pid = tl.program_id(0)
     rows = pid * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
@@ -252,25 +253,38 @@ def _router_fwd_kernel(
         ssum = se
         work = logits
         P = ex / se[:, None]
-    rank = _topk_rank(work, cols, K, BLOCK_T, BLOCK_E)
-    chosen = (rank >= 0) & mask_t[:, None]
-    if ROUTER == 0:
-        w = tl.where(chosen, ex, 0.0)       # the top logit is the row max, so the sum is >= 1
-    elif ROUTER == 1:
-        w = tl.where(chosen, P, 0.0)
-    else:
-        w = tl.where(chosen, s, 0.0)
+    tl.store(PSUM + pid * E + cols, tl.sum(tl.where(mask, P, 0.0), axis=0), mask=mask_e)
+    # the selection: K rounds of a row max and its column (ties to the lower expert), each taking the
+    # chosen column out of work. A round's chosen value gives its gate without a pass over the tile,
+    # but for the sigmoid router, whose gate is the sigmoid without the bias that work adds
+    kcols = tl.arange(0, BLOCK_K)
+    sel = tl.zeros((BLOCK_T, BLOCK_K), dtype=tl.int32)        # the k-th choice's expert, column k
+    w = tl.zeros((BLOCK_T, BLOCK_K), dtype=tl.float32)        # its weight before normalising
+    for k in tl.static_range(K):
+        m, i = tl.max(work, axis=1, return_indices=True, return_indices_tie_break_left=True)
+        hit = cols[None, :] == i[:, None]
+        if ROUTER == 0:
+            v = tl.exp(m - row_max)                           # the top logit is the row max, so the sum is >= 1
+        elif ROUTER == 1:
+            v = tl.exp(m - row_max) / se
+        else:
+            v = tl.sum(tl.where(hit, s, 0.0), axis=1)
+        work = tl.where(hit, float("-inf"), work)
+        sel = tl.where(kcols[None, :] == k, i[:, None], sel)
+        w = tl.where(kcols[None, :] == k, v[:, None], w)
     if ROUTER == 1 and not NORM:
         gates = w
     else:
         wsum = tl.sum(w, axis=1)
-        gates = w / tl.where(wsum > 0, wsum, 1.0)[:, None]    # padded rows give 0
-    out = rows[:, None].to(tl.int64) * K + rank
-    tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
-    tl.store(G + out, gates, mask=chosen)
+        gates = w / tl.where(wsum > 0, wsum, 1.0)[:, None]
+    out = rows[:, None].to(tl.int64) * K + kcols[None, :]
+    kmask = mask_t[:, None] & (kcols < K)[None, :]
+    tl.store(IDX + out, sel.to(tl.int64), mask=kmask)
+    tl.store(G + out, gates, mask=kmask)
     tl.store(LSE + rows, lse, mask=mask_t)
     tl.store(SSUM + rows, ssum, mask=mask_t)
-    tl.store(PSUM + pid * E + cols, tl.sum(tl.where(mask, P, 0.0), axis=0), mask=mask_e)
+    # the chosen columns are the real experts that work now holds at -inf (every logit is finite)
+    chosen = (work == float("-inf")) & mask
     tl.store(CNT + pid * E + cols, tl.sum(chosen.to(tl.int32), axis=0), mask=mask_e)
 
 
@@ -293,6 +307,9 @@ def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_p
     tl.store(counts + cols, tl.sum(acc_c, axis=0).to(tl.int64), mask=mask_e)
 
 
+ROUTER_FWD_WARPS = 4
+
+
 def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
                     router_dtype: str) -> tuple[(torch.Tensor,) * 6]:
     """idx (T, k) int64, gates (T, k) fp32, lse (T,), ssum (T,) (the softmax's denominators, or the
@@ -308,7 +325,8 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     cnt = torch.empty(grid, E, device=x.device, dtype=torch.int32)
     _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
                                 K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
-                                BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
+                                BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E), BLOCK_K=triton.next_power_of_2(k),
+                                num_warps=ROUTER_FWD_WARPS)
     psum_e, counts = torch.empty(E, device=x.device), torch.empty(E, device=x.device, dtype=torch.int64)
     _router_sums_kernel[(triton.cdiv(E, 16),)](psum, cnt, psum_e, counts, grid, E, BLOCK_P=128, BLOCK_E=16)
     return idx, gates, lse, ssum, psum_e, counts

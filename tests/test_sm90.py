@@ -44,7 +44,7 @@ def launches(tma=False):
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
-           CNT=i32, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
+           CNT=i32, ROUTER=code, BLOCK_K=K, **router)) for r, code in sk.ROUTER_CODES.items()],
         *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLSE=f32,
            DPSUM=f32, DL=bf, DL_LO=bf, stride_dt=2 * E, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
