@@ -202,16 +202,24 @@ def router_logits(x, weight, router_dtype):
 
 
 @triton.jit
-def _topk_rank(work, cols, K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr):
-    # K rounds of argmax over each row of work (BLOCK_T, BLOCK_E), ties to the lower expert index:
-    # rank[t, e] = k if e was row t's k-th choice, else -1
-    rank = tl.full((BLOCK_T, BLOCK_E), -1, dtype=tl.int32)
+def _topk_rounds(work, vals, cols, K: tl.constexpr, BLOCK_K: tl.constexpr, FROM_VALS: tl.constexpr):
+    # top-K of each row of work (rows, E) in K rounds of a row max and its column (ties to the lower
+    # expert), each taking the chosen column out of work. Returns the choices (rows, BLOCK_K) int32, their
+    # values (rows, BLOCK_K): the max itself, or with FROM_VALS the same column of vals, and work with the
+    # chosen columns at -inf. The max gives the value without another pass over the tile: no (rows, E)
+    # rank tile stays live through the rounds, which leaves registers for more programs an SM
+    kcols = tl.arange(0, BLOCK_K)
+    sel = tl.zeros((work.shape[0], BLOCK_K), dtype=tl.int32)
+    val = tl.zeros((work.shape[0], BLOCK_K), dtype=tl.float32)
     for k in tl.static_range(K):
-        i = tl.argmax(work, axis=1)
+        m, i = tl.max(work, axis=1, return_indices=True, return_indices_tie_break_left=True)
         hit = cols[None, :] == i[:, None]
-        rank = tl.where(hit, k, rank)
+        if FROM_VALS:
+            m = tl.sum(tl.where(hit, vals, 0.0), axis=1)
         work = tl.where(hit, float("-inf"), work)
-    return rank
+        sel = tl.where(kcols[None, :] == k, i[:, None], sel)
+        val = tl.where(kcols[None, :] == k, m[:, None], val)
+    return sel, val, work
 
 
 @triton.jit
@@ -254,31 +262,23 @@ def _router_fwd_kernel(
         work = logits
         P = ex / se[:, None]
     tl.store(PSUM + pid * E + cols, tl.sum(tl.where(mask, P, 0.0), axis=0), mask=mask_e)
-    # the selection: K rounds of a row max and its column (ties to the lower expert), each taking the
-    # chosen column out of work. A round's chosen value gives its gate without a pass over the tile,
-    # but for the sigmoid router, whose gate is the sigmoid without the bias that work adds
+    # the selection (_topk_rounds): the softmax routers' gates come from the chosen logits, the sigmoid
+    # router's from the chosen sigmoids (its work adds the bias)
+    sel, v, work = _topk_rounds(work, s if ROUTER == 2 else work, cols, K, BLOCK_K, ROUTER == 2)
     kcols = tl.arange(0, BLOCK_K)
-    sel = tl.zeros((BLOCK_T, BLOCK_K), dtype=tl.int32)        # the k-th choice's expert, column k
-    w = tl.zeros((BLOCK_T, BLOCK_K), dtype=tl.float32)        # its weight before normalising
-    for k in tl.static_range(K):
-        m, i = tl.max(work, axis=1, return_indices=True, return_indices_tie_break_left=True)
-        hit = cols[None, :] == i[:, None]
-        if ROUTER == 0:
-            v = tl.exp(m - row_max)                           # the top logit is the row max, so the sum is >= 1
-        elif ROUTER == 1:
-            v = tl.exp(m - row_max) / se
-        else:
-            v = tl.sum(tl.where(hit, s, 0.0), axis=1)
-        work = tl.where(hit, float("-inf"), work)
-        sel = tl.where(kcols[None, :] == k, i[:, None], sel)
-        w = tl.where(kcols[None, :] == k, v[:, None], w)
+    kmask = mask_t[:, None] & (kcols < K)[None, :]
+    if ROUTER == 0:
+        w = tl.where(kmask, tl.exp(v - row_max[:, None]), 0.0)       # the top logit is the row max: the sum is >= 1
+    elif ROUTER == 1:
+        w = tl.where(kmask, tl.exp(v - row_max[:, None]) / se[:, None], 0.0)
+    else:
+        w = tl.where(kmask, v, 0.0)
     if ROUTER == 1 and not NORM:
         gates = w
     else:
         wsum = tl.sum(w, axis=1)
         gates = w / tl.where(wsum > 0, wsum, 1.0)[:, None]
     out = rows[:, None].to(tl.int64) * K + kcols[None, :]
-    kmask = mask_t[:, None] & (kcols < K)[None, :]
     tl.store(IDX + out, sel.to(tl.int64), mask=kmask)
     tl.store(G + out, gates, mask=kmask)
     tl.store(LSE + rows, lse, mask=mask_t)
@@ -307,6 +307,8 @@ def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_p
     tl.store(counts + cols, tl.sum(acc_c, axis=0).to(tl.int64), mask=mask_e)
 
 
+# the router's selection kernel's warps: at 8 it compiles to 84-149 registers with no spills at E = 64 to
+# 256 (sm_90), at 4 to 146-255 with up to 32 bytes spilled (the sigmoid router at E >= 128)
 ROUTER_FWD_WARPS = 4
 
 
@@ -441,7 +443,7 @@ def _topk_softmax_kernel(
     L, IDX, G,                       # logits (T, E) fp32; out: idx (T, K) int64, gates (T, K) fp32
     T, E,
     stride_lt, stride_ot,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
@@ -451,13 +453,14 @@ def _topk_softmax_kernel(
     logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
     logits = tl.where(cols[None, :] < E, logits, float("-inf"))
     row_max = tl.max(logits, axis=1)
-    rank = _topk_rank(logits, cols, K, BLOCK_T, BLOCK_E)  # the outputs: one masked scatter per row
-    chosen = (rank >= 0) & mask_t[:, None]
-    w = tl.where(chosen, tl.exp(logits - row_max[:, None]), 0.0)  # the top logit is the row max
+    sel, v, _ = _topk_rounds(logits, logits, cols, K, BLOCK_K, False)
+    kcols = tl.arange(0, BLOCK_K)
+    kmask = mask_t[:, None] & (kcols < K)[None, :]
+    w = tl.where(kmask, tl.exp(v - row_max[:, None]), 0.0)    # the top logit is the row max
     gates = w / tl.maximum(tl.sum(w, axis=1), 1.0)[:, None]  # the sum is >= 1 (the top term is 1); padded rows give 0
-    out = rows[:, None].to(tl.int64) * stride_ot + rank
-    tl.store(IDX + out, (cols[None, :] + tl.zeros_like(rank)).to(tl.int64), mask=chosen)
-    tl.store(G + out, gates, mask=chosen)
+    out = rows[:, None].to(tl.int64) * stride_ot + kcols[None, :]
+    tl.store(IDX + out, sel.to(tl.int64), mask=kmask)
+    tl.store(G + out, gates, mask=kmask)
 
 
 def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,7 +471,8 @@ def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
     BLOCK_T = _router_block_t(E)
     _topk_softmax_kernel[(triton.cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
-                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=triton.next_power_of_2(E))
+                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=triton.next_power_of_2(E),
+                                                      BLOCK_K=triton.next_power_of_2(k))
     return idx, gates
 
 

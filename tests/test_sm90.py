@@ -48,7 +48,7 @@ def launches(tma=False):
         *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLSE=f32,
            DPSUM=f32, DL=bf, DL_LO=bf, stride_dt=2 * E, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
-         K=K, BLOCK_T=32, BLOCK_E=E)),
+         K=K, BLOCK_T=32, BLOCK_E=E, BLOCK_K=K)),
         ('route_count', sk._route_count_kernel, dict(pair_exp=i64, counts=i32, R=R, n_blk=R // sk.META_BLOCK,
          BLOCK=sk.META_BLOCK, NB=2 * E)),
         ('route_scatter', sk._route_scatter_kernel, dict(pair_tok=i64, pair_exp=i64, pair_score=f32, counts=i32,

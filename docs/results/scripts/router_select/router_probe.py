@@ -53,6 +53,16 @@ for name, (T, d, E, K) in SHAPES.items():
         ms = do_bench(lambda: sk.logit_parts(x, w, "bf16x2"), warmup=10, rep=100)
         print(f"{name} logits GEMM alone (part): {ms * 1e3:7.1f} us", flush=True)
         out.append(dict(shape=name, variant="logits GEMM (part)", us=ms * 1e3))
+        # token rounding's top-K + softmax of given fp32 logits (_topk_softmax_kernel), old and new
+        logits = sk.router_logits(x, w, "bf16x2")
+        a, b = old.topk_softmax_impl(logits, K), sk.topk_softmax_impl(logits, K)
+        print(f"{name} topk_softmax: idx equal {torch.equal(a[0], b[0])}, gates apart "
+              f"{((a[1] - b[1]).norm() / b[1].norm()).item():.1e}", flush=True)
+        for rnd in range(2):
+            for label, mod in (("old", old), ("new", sk)):
+                ms = do_bench(lambda: mod.topk_softmax_impl(logits, K), warmup=10, rep=100)
+                print(f"{name} topk_softmax {label} round {rnd}: {ms * 1e3:7.1f} us", flush=True)
+                out.append(dict(shape=name, variant=f"topk_softmax {label}", round=rnd, us=ms * 1e3))
     del x
     torch.cuda.empty_cache()
 json.dump(out, open(sys.argv[2], "w"), indent=1)
