@@ -70,6 +70,31 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
     assert rel(dx, dx_ref) < 1e-5 and rel(dw, dw_ref) < 1e-5, (rel(dx, dx_ref), rel(dw, dw_ref))
 
 
+@pytest.mark.parametrize("router_type,norm", ROUTERS, ids=["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm",
+                                                          "sigmoid"])
+def test_router_ties_go_to_the_lower_expert(router_type, norm):
+    # one-hot rows of x pick columns of a weight of small integers: logits with many exact ties, which
+    # every router breaks toward the lower expert index
+    T, E, K, d = 40, 12, 4, 16
+    x = torch.eye(d)[torch.randint(0, d, (T,))].to(DEV)
+    w = torch.randint(0, 3, (E, d)).float().to(DEV)
+    idx, gates, lse, psum, counts = sk.router(x, w, torch.zeros(E, device=DEV), K, router_type, norm, "bf16x2")
+    logits = (x @ w.t()).cpu()
+    for t in range(T):
+        row = logits[t].tolist()
+        assert idx[t].tolist() == sorted(range(E), key=lambda e: (-row[e], e))[:K], (t, row)
+    assert torch.equal(counts.cpu(), torch.bincount(idx.cpu().flatten(), minlength=E))
+    chosen = logits.gather(1, idx.cpu())
+    if router_type == "softmax_topk":
+        want = torch.softmax(chosen, -1)
+    elif router_type == "topk_softmax":
+        want = torch.softmax(logits, -1).gather(1, idx.cpu())
+        want = want / want.sum(-1, keepdim=True) if norm else want
+    else:
+        want = torch.sigmoid(chosen) / torch.sigmoid(chosen).sum(-1, keepdim=True)
+    assert rel(gates.cpu(), want) < 1e-6
+
+
 def test_router_gradient_of_each_term_alone():
     """The gates' term, the balancing term and the z-loss term each reach x and the weight: one
     term at a time, so an error in one cannot hide behind the others."""
