@@ -4,7 +4,7 @@
 # two ranks of 8 x 2048, or one GPU with 2 micro-steps, so the loss curves can be compared.
 #   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
-#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
+#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2, ep2gather or fsdp2
 #   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
 #   bash docs/scaling/run.sh profile   # a DDP step's parts and its exposed communication (bench.py, eager)
 # EXTRA adds settings to every run (EXTRA='--max_iters=60 --lr_decay_iters=60'). Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
@@ -31,6 +31,7 @@ TR="$PY -m torch.distributed.run --standalone --nproc_per_node=2"
 env_txt() { { nvidia-smi -L; nvidia-smi topo -m; $PY -c 'import torch; print(torch.__version__, torch.cuda.device_count())'; } > "$OUT/env.txt" 2>&1; }
 gpu1() { CUDA_VISIBLE_DEVICES=0 run gpu1 160 $PY train.py $CFG; }
 ep2() { run ep2 150 $TR train.py $CFG --ep_size=2; }
+ep2gather() { run ep2gather 150 $TR train.py $CFG --ep_size=2 --ep_exchange=gather; }   # no host sync, all-gather
 ddp() { run ddp 130 $TR train.py $CFG; }
 fsdp2() { run fsdp2 160 $TR train.py $CFG --fsdp=True; }
 # token rounding under EP against DDP: each rank rounds its own tokens in both, so they must agree
@@ -43,6 +44,6 @@ profile() { timeout 300 $TR bench.py --mode=profile --config_file=configs/h200_m
 case ${1:-2gpu} in
 2gpu) env_txt; ep2; ddp; fsdp2 ;;
 1gpu) gpu1 ;;
-gpu1|ep2|ddp|fsdp2|rounding|profile) $1 ;;
-*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2|rounding|profile"; exit 2 ;;
+gpu1|ep2|ep2gather|ddp|fsdp2|rounding|profile) $1 ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ep2gather|ddp|fsdp2|rounding|profile"; exit 2 ;;
 esac
