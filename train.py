@@ -107,6 +107,8 @@ seed = 1337
 ddp_bucket_mb = 25.0 # DDP's gradient buckets (MiB): a bucket's all-reduce starts once its gradients are all in;
                      # under compile the graph splits at the buckets. Fewer, larger ones: fewer launches, less overlap
 fsdp = False # shard parameters, gradients and optimizer state with FSDP2 (torchrun)
+fsdp_reshard = True # FSDP2: free a block's gathered weights after its forward and gather them again for its
+                    # backward (ZeRO-3); False keeps them to the backward: one all-gather less a step, more memory
 ep_size = 0 # expert parallelism (torchrun): 0 off; k splits each layer's experts over groups of k ranks
 ep_exchange = 'a2a' # EP's tokens: 'a2a' each to the ranks it chose; 'gather' to all, no host sync (top-K only)
 # testing
@@ -144,8 +146,8 @@ else:
 # and the model's shape always comes from the checkpoint (only the expert backend and dropout may
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
 # below (the checks, the batch shape, the data check, the expert counters) uses the run's values
-launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'ep_size', 'ep_exchange',
-               'debug_nan_iter'}
+launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'fsdp_reshard', 'ep_size',
+               'ep_exchange', 'debug_nan_iter'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
@@ -434,8 +436,8 @@ if ep_size > 0:
 model.to(device)
 if fsdp:
     from torch.distributed.fsdp import fully_shard
-    for block in model.transformer.h:
-        fully_shard(block) # one all-gather per block; the root holds the (tied) embeddings
+    for block in model.transformer.h: # an all-gather per block; the root holds the (tied) embeddings
+        fully_shard(block, reshard_after_forward=fsdp_reshard)
     fully_shard(model)
 if master_process:
     print(f"parameters: {model.get_num_params() / 1e6:.2f}M total, {model.get_num_active_params() / 1e6:.2f}M "
