@@ -107,6 +107,7 @@ compile = False # torch.compile the model (train mode; profile mode runs eager, 
 burnin = 5 # untimed steps (autotuning, allocator warm-up)
 steps = 10 # timed steps
 profile_steps = 3 # profile mode: profiled steps after burnin
+ddp_bucket_mb = 25.0 # profile mode under torchrun: DDP's gradient buckets (MiB), as train.py's key
 # load mode
 load_file = 'out/expert_load.jsonl' # written by train.py into its out_dir
 # curves mode
@@ -188,6 +189,8 @@ if ddp:
     from torch.nn.parallel import DistributedDataParallel as DDP
     if mode != 'profile':
         raise SystemExit(f"bench: mode={mode!r} runs in one process; under torchrun only mode=profile runs (as DDP)")
+    if ddp_bucket_mb <= 0:
+        raise SystemExit(f"bench: ddp_bucket_mb={ddp_bucket_mb}; use a positive size in MiB (25 is DDP's default)")
     if gradient_accumulation_steps % world_size:
         raise SystemExit(f"bench: gradient_accumulation_steps={gradient_accumulation_steps} is global, as in "
                          f"train.py, and must be divisible by the {world_size} ranks")
@@ -719,7 +722,7 @@ def make_train_step(name, route, use_compile):
     net = raw
     if ddp:  # as train.py wraps it
         net = DDP(raw, device_ids=[torch.device(device).index] if device_type == 'cuda' else None,
-                  broadcast_buffers=False, gradient_as_bucket_view=True)
+                  broadcast_buffers=False, gradient_as_bucket_view=True, bucket_cap_mb=ddp_bucket_mb)
     net = torch.compile(net) if use_compile else net
     ctx = torch.autocast(device_type, dtype=dt) if device_type == 'cuda' and dt != torch.float32 else nullcontext()
     data = np.memmap(data_path, dtype=np.uint16, mode='r') if dataset else None

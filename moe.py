@@ -25,8 +25,8 @@ except ImportError:
 ROUTER_TYPES = ("softmax_topk", "topk_softmax", "sigmoid")
 MOE_BACKENDS = ("torch", "sonic", "grouped_mm")
 ROUNDING_MODES = ("nearest", "up", "down")
-ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")
-EP_EXCHANGES = ("a2a", "gather")   # expert parallelism's token exchange: experts_ep, experts_ep_gather  # the sonic router's logits GEMM under bf16 (sonic_kernels.logit_parts)
+ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM under bf16 (sonic_kernels.logit_parts)
+EP_EXCHANGES = ("a2a", "gather")   # expert parallelism's token exchange: experts_ep, experts_ep_gather
 
 
 def require_cuda(device, what, interpretable=False):

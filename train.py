@@ -103,8 +103,12 @@ device = 'auto' # 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1',
 dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloat16' or 'float16'
 compile = False # use PyTorch 2.0 to compile the model to be faster
 seed = 1337
-# parallelism beyond DDP (torchrun)
+# parallelism (torchrun)
+ddp_bucket_mb = 25.0 # DDP's gradient buckets (MiB): a bucket's all-reduce starts once its gradients are all in;
+                     # under compile the graph splits at the buckets. Fewer, larger ones: fewer launches, less overlap
 fsdp = False # shard parameters, gradients and optimizer state with FSDP2 (torchrun)
+fsdp_reshard = True # FSDP2: free a block's gathered weights after its forward and gather them again for its
+                    # backward (ZeRO-3); False keeps them to the backward: one all-gather less a step, more memory
 ep_size = 0 # expert parallelism (torchrun): 0 off; k splits each layer's experts over groups of k ranks
 ep_exchange = 'a2a' # EP's tokens: 'a2a' each to the ranks it chose; 'gather' to all, no host sync (top-K only)
 # testing
@@ -142,7 +146,8 @@ else:
 # and the model's shape always comes from the checkpoint (only the expert backend and dropout may
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
 # below (the checks, the batch shape, the data check, the expert counters) uses the run's values
-launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'fsdp', 'ep_size', 'ep_exchange', 'debug_nan_iter'}
+launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'fsdp_reshard', 'ep_size',
+               'ep_exchange', 'debug_nan_iter'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
@@ -178,6 +183,8 @@ if token_rounding and not eval_only and n_layer > n_dense_layers and batch_size 
     raise SystemExit(f"token_rounding=True with rounding_tile={rounding_tile}, but a micro-batch has only "
                      f"batch_size*block_size={batch_size * block_size} tokens, so every expert would round to 0 "
                      f"and drop all its tokens. Lower rounding_tile, or raise batch_size or block_size")
+if ddp_bucket_mb <= 0:
+    raise SystemExit(f"ddp_bucket_mb={ddp_bucket_mb}; use a positive size in MiB (25 is DDP's default)")
 if ep_size < 0:
     raise SystemExit(f"ep_size={ep_size}; use 0 (off) or the number of ranks that split the experts")
 if fsdp and ep_size > 0:
@@ -429,8 +436,8 @@ if ep_size > 0:
 model.to(device)
 if fsdp:
     from torch.distributed.fsdp import fully_shard
-    for block in model.transformer.h:
-        fully_shard(block) # one all-gather per block; the root holds the (tied) embeddings
+    for block in model.transformer.h: # an all-gather per block; the root holds the (tied) embeddings
+        fully_shard(block, reshard_after_forward=fsdp_reshard)
     fully_shard(model)
 if master_process:
     print(f"parameters: {model.get_num_params() / 1e6:.2f}M total, {model.get_num_active_params() / 1e6:.2f}M "
@@ -503,7 +510,7 @@ if ddp and not fsdp and ep_size == 0:
     # updated from all-reduced loads) or are rank-local on purpose (load_accum). gradient_as_bucket_view:
     # the gradients live in the all-reduce buckets, with no copy into them and back
     model = ddp_model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None,
-                            broadcast_buffers=False, gradient_as_bucket_view=True)
+                            broadcast_buffers=False, gradient_as_bucket_view=True, bucket_cap_mb=ddp_bucket_mb)
 if compile:
     print("compiling the model... (takes a ~minute)")
     # after DDP, so that the compiler splits the graph at DDP's buckets and each bucket's all-reduce

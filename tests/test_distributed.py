@@ -460,6 +460,28 @@ def test_ddp_micro_steps_train_as_expert_parallel(data_dir, tmp_path):
     assert_ddp_trains_as_ep(TORCHRUN, data_dir, tmp_path, iters=3)
 
 
+def test_ddp_bucket_size_changes_no_result(data_dir, tmp_path):
+    """DDP's bucket size (--ddp_bucket_mb) changes when each all-reduce starts, not what it sums: a
+    bucket far smaller than any gradient (one bucket a parameter) trains exactly as the default."""
+    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', '--max_iters=3', '--gradient_accumulation_steps=2',
+              '--save_checkpoints=False', '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False']
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "default"}'))
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "small"}', '--ddp_bucket_mb=0.0001'))
+    default, small = iter_losses(tmp_path / 'default'), iter_losses(tmp_path / 'small')
+    assert len(default) == 3 and default == small, (default, small)
+
+
+def test_fsdp_keeping_gathered_weights_trains_alike(data_dir, tmp_path):
+    """FSDP2 with --fsdp_reshard=False (each block's gathered weights kept from its forward to its
+    backward, ZeRO-2's traffic) computes the same training as resharding them (ZeRO-3)."""
+    common = [*TINY, f'--data_dir={data_dir}', '--eval_interval=100', '--max_iters=3', '--gradient_accumulation_steps=2',
+              '--save_checkpoints=False', '--learning_rate=1e-2', '--warmup_iters=0', '--decay_lr=False', '--fsdp=True']
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "reshard"}'))
+    ok(torchrun(*TORCHRUN, 'train.py', *common, f'--out_dir={tmp_path / "keep"}', '--fsdp_reshard=False'))
+    reshard, keep = iter_losses(tmp_path / 'reshard'), iter_losses(tmp_path / 'keep')
+    assert len(reshard) == 3 and torch.allclose(torch.tensor(keep), torch.tensor(reshard), rtol=1e-6), (keep, reshard)
+
+
 def test_expert_parallel_by_all_gather_trains_as_ddp(data_dir, tmp_path):
     """EP=2 with ep_exchange='gather' (every token to both ranks, the rows summed home by a
     reduce-scatter; no sizes exchanged) must train as DDP too."""
@@ -503,6 +525,7 @@ def test_expert_parallel_clips_inside_a_fused_adamw(data_dir, tmp_path):
     (['--ep_size=3'], 'n_expert=4 is not divisible by ep_size=3'),
     (['--ep_size=4'], 'world size 2 is not divisible by ep_size=4'),
     (['--ep_exchange=ring'], "ep_exchange='ring'; use one of ('a2a', 'gather')"),
+    (['--ddp_bucket_mb=0'], 'ddp_bucket_mb=0.0; use a positive size in MiB'),
     (['--ep_size=2', '--ep_exchange=gather', '--token_rounding=True', '--rounding_tile=4'],
      "ep_exchange='gather' needs plain top-K routing"),
 ])

@@ -672,21 +672,22 @@ def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
 @pytest.mark.parametrize("n_prog", [None, 1, 3])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["y", "dX"])
 @pytest.mark.parametrize("R,KD,N,E", [(600, 48, 40, 4), (1400, 320, 264, 6), (4100, 512, 768, 32)])
-def test_hopper_grouped_mm_matches_float64(monkeypatch, R, KD, N, E, trans_b, n_prog):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_hopper_grouped_mm_matches_float64(monkeypatch, R, KD, N, E, trans_b, n_prog, dtype):
     # the Gluon grouped GEMM against float64 and against the portable Triton kernel: KD not a multiple
     # of the 64-column step, N not of the 256-column block (B's TMA block then reads the next expert's
     # rows), an expert with no rows, segments ending inside a tile (stored masked), programs walking
     # many items
     exp = torch.randint(0, E - 1, (R,), device=DEV)                   # expert E-1 gets no rows
     r = sk.routing_metadata(torch.arange(R, device=DEV), exp, torch.rand(R, device=DEV), R, E)
-    a = torch.randn(R, KD, device=DEV, dtype=torch.bfloat16)
-    b = (torch.randn(E, N, KD, device=DEV) if trans_b else torch.randn(E, KD, N, device=DEV)).to(torch.bfloat16)
+    a = torch.randn(R, KD, device=DEV, dtype=dtype)
+    b = (torch.randn(E, N, KD, device=DEV) if trans_b else torch.randn(E, KD, N, device=DEV)).to(dtype)
     off = r.offsets.tolist()
     want = torch.cat([a.double()[off[e]:off[e + 1]] @ (b[e].double().t() if trans_b else b[e].double())
                       for e in range(E)])
     if n_prog is not None:
         monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
-    c_probe = torch.empty(R, N, device=DEV, dtype=torch.bfloat16)
+    c_probe = torch.empty(R, N, device=DEV, dtype=dtype)
     assert sk.HOPPER_GROUPED is None and sk._use_hopper_grouped(a, b, c_probe, trans_b)
     got = sk.grouped_mm(a, b, r, trans_b=trans_b)
     assert_rel(got, want, 1e-2, "Hopper grouped GEMM against float64")

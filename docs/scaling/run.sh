@@ -4,7 +4,7 @@
 # two ranks of 8 x 2048, or one GPU with 2 micro-steps, so the loss curves can be compared.
 #   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
-#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ep2 or fsdp2
+#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ddp100, ep2, ep2gather, fsdp2 or fsdp2keep
 #   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
 #   bash docs/scaling/run.sh profile   # a DDP step's parts and its exposed communication (bench.py, eager)
 # EXTRA adds settings to every run (EXTRA='--max_iters=60 --lr_decay_iters=60'). Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
@@ -31,8 +31,11 @@ TR="$PY -m torch.distributed.run --standalone --nproc_per_node=2"
 env_txt() { { nvidia-smi -L; nvidia-smi topo -m; $PY -c 'import torch; print(torch.__version__, torch.cuda.device_count())'; } > "$OUT/env.txt" 2>&1; }
 gpu1() { CUDA_VISIBLE_DEVICES=0 run gpu1 160 $PY train.py $CFG; }
 ep2() { run ep2 150 $TR train.py $CFG --ep_size=2; }
+ep2gather() { run ep2gather 150 $TR train.py $CFG --ep_size=2 --ep_exchange=gather; }   # no host sync, all-gather
 ddp() { run ddp 130 $TR train.py $CFG; }
+ddp100() { run ddp100 130 $TR train.py $CFG --ddp_bucket_mb=100; }                        # 4x DDP's default buckets
 fsdp2() { run fsdp2 160 $TR train.py $CFG --fsdp=True; }
+fsdp2keep() { run fsdp2keep 160 $TR train.py $CFG --fsdp=True --fsdp_reshard=False; }   # one all-gather a step
 # token rounding under EP against DDP: each rank rounds its own tokens in both, so they must agree
 R="--token_rounding=True --max_iters=60 --lr_decay_iters=60 --warmup_iters=10 --eval_interval=30 --eval_iters=10 --log_interval=5"
 rounding() { run ddp_rounding 120 $TR train.py $CFG $R; run ep2_rounding 120 $TR train.py $CFG $R --ep_size=2; }
@@ -43,6 +46,6 @@ profile() { timeout 300 $TR bench.py --mode=profile --config_file=configs/h200_m
 case ${1:-2gpu} in
 2gpu) env_txt; ep2; ddp; fsdp2 ;;
 1gpu) gpu1 ;;
-gpu1|ep2|ddp|fsdp2|rounding|profile) $1 ;;
-*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ddp|fsdp2|rounding|profile"; exit 2 ;;
+gpu1|ep2|ep2gather|ddp|ddp100|fsdp2|fsdp2keep|rounding|profile) $1 ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ep2gather|ddp|ddp100|fsdp2|fsdp2keep|rounding|profile"; exit 2 ;;
 esac
