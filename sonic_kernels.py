@@ -133,9 +133,9 @@ def _tile_rows(tile_expert, tile_row0, offsets, tile, E):
 ROUTER_CODES = {"softmax_topk": 0, "topk_softmax": 1, "sigmoid": 2}
 
 
-def _router_block_t(E):
+def _router_block_t(E, elems=4096):
     # a program holds a few (BLOCK_T, BLOCK_E) fp32 tiles in registers
-    return max(1, min(64, 4096 // triton.next_power_of_2(E)))
+    return max(1, min(64, elems // triton.next_power_of_2(E)))
 
 
 def _mm_f32(a, b, acc=None):
@@ -307,9 +307,10 @@ def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_p
     tl.store(counts + cols, tl.sum(acc_c, axis=0).to(tl.int64), mask=mask_e)
 
 
-# the router's selection kernel's warps: at 8 it compiles to 84-149 registers with no spills at E = 64 to
-# 256 (sm_90), at 4 to 146-255 with up to 32 bytes spilled (the sigmoid router at E >= 128)
-ROUTER_FWD_WARPS = 4
+# the router's selection kernel's tile (ROUTER_FWD_ELEMS / E rows) and warps: of 2048, 4096 and 8192
+# elements at 4 and 8 warps, 2048 at 4 was the fastest at E = 256 (the whole router forward 407 us against
+# 451-513, and 594 before the K rounds) and as fast as any at E = 64 and 128 (H200, docs/LOG.md, 2026-12-01)
+ROUTER_FWD_ELEMS, ROUTER_FWD_WARPS = 2048, 4
 
 
 def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
@@ -318,7 +319,7 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     sigmoids' row sums), psum (E,) and counts (E,) int64: what router returns, plus ssum for backward."""
     T, E = x.shape[0], weight.shape[0]
     logits = logit_parts(x, weight, router_dtype)                     # (T, P*E) fp32, transient
-    bt = _router_block_t(E)
+    bt = _router_block_t(E, ROUTER_FWD_ELEMS)
     grid = triton.cdiv(T, bt)
     idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
     gates = torch.empty(T, k, device=x.device, dtype=torch.float32)

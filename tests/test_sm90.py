@@ -36,6 +36,7 @@ def launches(tma=False):
     the expert GEMMs take USE_TMA=True, as sm_90 and newer launch them where TMA pays: their operands
     that are not gathered by TMA descriptors."""
     import sonic_kernels as sk
+    import triton
     T, d, n, E, K = SHAPE.values()
     R = T * K
     bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
@@ -44,7 +45,8 @@ def launches(tma=False):
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
-           CNT=i32, ROUTER=code, BLOCK_K=K, **router)) for r, code in sk.ROUTER_CODES.items()],
+           CNT=i32, ROUTER=code, BLOCK_K=K, **{**router, 'BLOCK_T': sk._router_block_t(E, sk.ROUTER_FWD_ELEMS)}),
+           [triton.Config({}, num_warps=sk.ROUTER_FWD_WARPS, num_stages=3)]) for r, code in sk.ROUTER_CODES.items()],
         *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLSE=f32,
            DPSUM=f32, DL=bf, DL_LO=bf, stride_dt=2 * E, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
@@ -180,7 +182,7 @@ def report(arch, cases=None):
     config."""
     import triton
     if cases is None:   # sm_90 and newer also build the expert GEMMs' TMA variants, which they run
-        cases = launches() + [(f'{name} tma', kern, args) for name, kern, args in launches(tma=True)
+        cases = launches() + [(f'{name} tma', kern, args) for name, kern, args, *_ in launches(tma=True)
                               if 'USE_TMA' in args and arch >= 90]
         if arch == 90:      # and sm_90 its warp-specialised weight gradients
             cases += hopper_launches()
@@ -246,7 +248,7 @@ def selftest():
     a GEMM on 2 warps, fewer than the 4 of a warp group, which gets neither warp-group MMA nor
     tcgen05."""
     import triton
-    named = {name: (kern, args) for name, kern, args in launches()}
+    named = {name: (kern, args) for name, kern, args, *_ in launches()}
     kern, args = named['wgrad dW1']
     big = [triton.Config(dict(BLOCK_M=256, BLOCK_N=256, BLOCK_K=64), num_warps=16, num_stages=3)]
     kern2, args2 = named['down_bwd']
