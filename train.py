@@ -102,6 +102,8 @@ min_lr = 6e-5 # minimum learning rate, should be ~= learning_rate/10 per Chinchi
 device = 'auto' # 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
 dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloat16' or 'float16'
 compile = False # use PyTorch 2.0 to compile the model to be faster
+compile_mode = 'default' # torch.compile's mode; 'reduce-overhead' also replays the compiled forward and backward
+                         # as CUDA graphs (static shapes), so the host's kernel launches leave the step
 seed = 1337
 # parallelism (torchrun)
 ddp_bucket_mb = 25.0 # DDP's gradient buckets (MiB): a bucket's all-reduce starts once its gradients are all in;
@@ -147,7 +149,7 @@ else:
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
 # below (the checks, the batch shape, the data check, the expert counters) uses the run's values
 launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'fsdp_reshard', 'ep_size',
-               'ep_exchange', 'debug_nan_iter'}
+               'ep_exchange', 'debug_nan_iter', 'compile_mode'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
@@ -183,6 +185,9 @@ if token_rounding and not eval_only and n_layer > n_dense_layers and batch_size 
     raise SystemExit(f"token_rounding=True with rounding_tile={rounding_tile}, but a micro-batch has only "
                      f"batch_size*block_size={batch_size * block_size} tokens, so every expert would round to 0 "
                      f"and drop all its tokens. Lower rounding_tile, or raise batch_size or block_size")
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+if compile_mode not in COMPILE_MODES:
+    raise SystemExit(f"compile_mode={compile_mode!r}; use one of {COMPILE_MODES} (it applies with compile=True)")
 if ddp_bucket_mb <= 0:
     raise SystemExit(f"ddp_bucket_mb={ddp_bucket_mb}; use a positive size in MiB (25 is DDP's default)")
 if ep_size < 0:
@@ -516,8 +521,9 @@ if compile:
     # after DDP, so that the compiler splits the graph at DDP's buckets and each bucket's all-reduce
     # runs while the backward goes on; compiled before DDP, one backward graph hands every gradient
     # over at its end and the whole all-reduce waits for it
-    model = torch.compile(model) # requires PyTorch 2.0
+    model = torch.compile(model, mode=compile_mode) # requires PyTorch 2.0
 eval_model = model # compiled; DDP's forward syncs nothing under no_grad
+graphed = compile and device_type == 'cuda' and compile_mode in ('reduce-overhead', 'max-autotune')
 
 @torch.no_grad()
 def estimate_loss():
@@ -530,6 +536,8 @@ def estimate_loss():
         losses = torch.zeros(eval_iters, device=device)
         for k in range(eval_iters):
             X, Y = get_batch(split, gen)
+            if graphed:
+                torch.compiler.cudagraph_mark_step_begin()
             with ctx:
                 logits, loss = eval_model(X, Y)
             losses[k] = loss
@@ -763,6 +771,9 @@ while True:
             raw_model.set_requires_gradient_sync(last)
         sync_ctx = ddp_model.no_sync() if ddp_model is not None and not last else nullcontext()
         with sync_ctx:
+            if graphed:
+                # a new step: the CUDA graphs may reuse the memory of the last step's outputs, all read by now
+                torch.compiler.cudagraph_mark_step_begin()
             with ctx:
                 logits, loss = model(X, Y)
                 if iter_num == debug_nan_iter:
