@@ -34,9 +34,12 @@ if torch.cuda.is_available():
     eval_interval = 250
     eval_iters = 50
     log_interval = 10
-    # the host's work bounds this small model's step: on an H200, compiling took a 16k-token step
-    # from a median 49 to 39 ms over 300 iterations (README, "compile on the default config")
+    # the host's kernel launches bound this small model's step: on an H200 compiling took a 16k-token
+    # micro-step from a median 49 to 39 ms, and replaying the compiled step as CUDA graphs
+    # ('reduce-overhead') took an iteration of four from 163-173 to 51-54 ms (docs/LOG.md, 2026-11-29
+    # and 2026-12-01)
     compile = True
+    compile_mode = 'reduce-overhead'
 else:
     n_layer = 4
     n_head = 4

@@ -373,13 +373,33 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
 
 @pytest.mark.parametrize('flag', ['--log_interval=0', '--eval_interval=0', '--eval_iters=0', '--batch_size=0',
                                   '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1',
-                                  '--token_rounding=True --rounding_tile=257'])
+                                  '--token_rounding=True --rounding_tile=257', '--compile_mode=fast'])
 def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
     # and token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32 = 256)
     r = train(data_dir, tmp_path, *flag.split())
     key = flag.split()[-1][2:].split('=')[0]
     assert r.returncode != 0 and f'{key}=' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path / 'ckpt.pt').exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a CUDA GPU')
+def test_cuda_graphs_train_as_the_compiled_step(data_dir, tmp_path):
+    """compile_mode='reduce-overhead' replays the compiled forward and backward as CUDA graphs. With
+    gradient accumulation (gradients added across replays that reuse their outputs' memory) and
+    evaluations between the steps, it trains as the default mode: the same kernels, so losses agree
+    to inductor's own differences between modes"""
+    common = ['--device=cuda', '--moe_backend=sonic', '--compile=True', '--max_iters=8', '--eval_interval=4',
+              '--gradient_accumulation_steps=2', '--log_interval=1']
+    logs = {}
+    for mode in ('default', 'reduce-overhead'):
+        ok(train(data_dir, tmp_path / mode, *common, f'--compile_mode={mode}', timeout=600))
+        logs[mode] = read_log(tmp_path / mode)
+    (tr_a, ev_a), (tr_b, ev_b) = logs.values()
+    assert [r['iter'] for r in tr_a] == [r['iter'] for r in tr_b] and len(ev_a) == len(ev_b) == 3
+    for a, b in zip(tr_a + ev_a, tr_b + ev_b):
+        for k in ('loss', 'val_loss'):
+            if k in a:
+                assert abs(a[k] - b[k]) < 2e-2 * abs(a[k]), (a, b)
 
 
 @pytest.mark.parametrize('backend', ['sonic', 'grouped_mm'])
