@@ -184,12 +184,13 @@ class GPT(nn.Module):
             loss = None
         return logits, loss
 
-    def setup_expert_parallel(self, group, exchange="a2a"):
+    def setup_expert_parallel(self, group, exchange="a2a", chunks=1):
         """Keep only this rank's slice of every MoE layer's experts: rank r of the expert-parallel
         group owns experts [r*E/ep, (r+1)*E/ep). Build the full model with one seed on every rank
         first, so the slices together are exactly the single-process model. exchange: how tokens
         travel (moe.EP_EXCHANGES): "a2a" each token to the ranks it chose (moe.experts_ep), "gather"
-        every token to every rank, with static sizes and no host sync (moe.experts_ep_gather)."""
+        every token to every rank, with static sizes and no host sync (moe.experts_ep_gather), in
+        chunks pieces whose exchanges overlap the experts' work on the others."""
         import torch.distributed as dist
         ep, r = dist.get_world_size(group), dist.get_rank(group)
         if self.config.n_expert % ep:
@@ -200,11 +201,14 @@ class GPT(nn.Module):
         if exchange == "gather" and self.config.token_rounding:
             raise ValueError("ep_exchange='gather' needs plain top-K routing, and token_rounding=True gives each "
                              "rank its own number of pairs: use ep_exchange='a2a' or token_rounding=False")
+        if chunks < 1 or (chunks > 1 and exchange != "gather"):
+            raise ValueError(f"ep_chunks={chunks} with ep_exchange={exchange!r}; use ep_chunks >= 1, and more "
+                             f"than 1 only with ep_exchange='gather' (the a2a exchange sizes each piece on the host)")
         E_local = self.config.n_expert // ep
         for moe in self.moe_layers():
             moe.w1 = nn.Parameter(moe.w1.data[r * E_local:(r + 1) * E_local].clone())
             moe.w2 = nn.Parameter(moe.w2.data[r * E_local:(r + 1) * E_local].clone())
-            moe.ep_group, moe.ep_exchange = group, exchange
+            moe.ep_group, moe.ep_exchange, moe.ep_chunks = group, exchange, chunks
 
     def expert_param_names(self):
         """Names of the parameters that expert parallelism splits across ranks."""

@@ -291,7 +291,7 @@ def experts_ep(x, w1, w2, pair_tok, pair_exp, pair_score, top_k, group, backend)
     return out.index_put_((row_tok,), y.float(), accumulate=True).to(x.dtype)
 
 
-def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend):
+def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend, chunks=1):
     """Expert parallelism with static sizes: every rank's tokens go to every rank of the group by an
     all-gather, each rank runs its own experts on the pairs that chose them (the others marked
     unused, expert E_local), and a reduce-scatter sums each token's rows from all ranks back home.
@@ -301,7 +301,11 @@ def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend):
     ranks it chose, about (ep - 1) * T * (1 - (1 - 1/ep)^K) (the same at ep = 2 for top-8: 99.6%).
     Plain top-K only (top_k pairs a token, in token order): token rounding gives each rank a
     different number of pairs. Autograd runs it backwards: the all-gather's gradient is a
-    reduce-scatter and the other way round, so the gate's gradient goes home too."""
+    reduce-scatter and the other way round, so the gate's gradient goes home too.
+    chunks > 1 cuts the tokens into that many pieces, equal to a token: a piece's all-gathers are
+    issued before the piece ahead of it runs its experts, and the reduce-scatters are waited for
+    only at the end, so the collectives of one piece run while the experts compute another. Every
+    rank cuts alike, since every rank has the same T."""
     import torch.distributed as dist
     import torch.distributed._functional_collectives as fc
     # the single-tensor names arrived in torch 2.13; before, the same collectives had the _tensor names
@@ -311,22 +315,36 @@ def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend):
         x = x.to(torch.get_autocast_dtype(x.device.type))
     ep, r, E_local = dist.get_world_size(group), dist.get_rank(group), w1.shape[0]
     T = x.shape[0]
-    x_all = fc.wait_tensor(gather(x.contiguous(), 0, group))                         # (ep*T, d) rank-major
-    exp_all = fc.wait_tensor(fc.all_gather_tensor(pair_exp.contiguous(), 0, group))  # (ep*T*K,)
-    s_all = fc.wait_tensor(gather(pair_score.float().contiguous(), 0, group))        # (ep*T*K,)
-    # this rank's pairs first, in token order; the others after them as unused slots (token ep*T,
-    # expert E_local), the backends' convention: no token's sum reads them
-    mine = exp_all // E_local == r
-    order = torch.argsort(~mine, stable=True)
-    tok_all = torch.arange(ep * T, device=x.device).repeat_interleave(top_k)
-    pair_tok = torch.where(mine, tok_all, ep * T)[order]
-    local_exp = torch.where(mine, exp_all - r * E_local, E_local)[order]
-    y_all = EXPERT_BACKENDS[backend](x_all, w1, w2, pair_tok, local_exp, s_all[order])   # (ep*T, d), zero rows too
-    if torch.is_grad_enabled() and not y_all.requires_grad:
-        # no pair chose this rank's experts, and the backend gave constant zeros (the torch reference
-        # does): zeros that depend on x and the gates keep this rank in backward's two collectives
-        y_all = x_all * s_all.view(ep * T, top_k).sum(1, keepdim=True).to(x_all.dtype) * 0
-    return fc.wait_tensor(scatter(y_all.contiguous(), "sum", 0, group))               # (T, d): all ranks' sum
+    chunks = max(1, min(chunks, T))
+    bounds = [T * i // chunks for i in range(chunks + 1)]                            # token bounds of the pieces
+
+    def issue(i):  # a piece's three all-gathers, not waited for: (ep*Tp, d) rank-major, (ep*Tp*K,) twice
+        a, b = bounds[i] * top_k, bounds[i + 1] * top_k
+        return (gather(x[bounds[i]:bounds[i + 1]].contiguous(), 0, group),
+                fc.all_gather_tensor(pair_exp[a:b].contiguous(), 0, group),
+                gather(pair_score[a:b].float().contiguous(), 0, group))
+
+    outs, ahead = [], issue(0)
+    for i in range(chunks):
+        x_all, exp_all, s_all = (fc.wait_tensor(t) for t in ahead)
+        if i + 1 < chunks:
+            ahead = issue(i + 1)                             # on the wire while this piece's experts run
+        Tp = bounds[i + 1] - bounds[i]
+        # this rank's pairs first, in token order; the others after them as unused slots (token ep*Tp,
+        # expert E_local), the backends' convention: no token's sum reads them
+        mine = exp_all // E_local == r
+        order = torch.argsort(~mine, stable=True)
+        tok_all = torch.arange(ep * Tp, device=x.device).repeat_interleave(top_k)
+        pair_tok = torch.where(mine, tok_all, ep * Tp)[order]
+        local_exp = torch.where(mine, exp_all - r * E_local, E_local)[order]
+        y_all = EXPERT_BACKENDS[backend](x_all, w1, w2, pair_tok, local_exp, s_all[order])  # (ep*Tp, d), zero rows too
+        if torch.is_grad_enabled() and not y_all.requires_grad:
+            # no pair chose this rank's experts, and the backend gave constant zeros (the torch reference
+            # does): zeros that depend on x and the gates keep this rank in backward's two collectives
+            y_all = x_all * s_all.view(ep * Tp, top_k).sum(1, keepdim=True).to(x_all.dtype) * 0
+        outs.append(scatter(y_all.contiguous(), "sum", 0, group))  # (Tp, d): all ranks' sum, waited below
+    outs = [fc.wait_tensor(o) for o in outs]
+    return outs[0] if chunks == 1 else torch.cat(outs)
 
 
 class MoE(nn.Module):
@@ -352,6 +370,7 @@ class MoE(nn.Module):
         self.aux_loss = None
         self.ep_group = None  # expert parallelism: set by GPT.setup_expert_parallel
         self.ep_exchange = "a2a"  # and its token exchange: EP_EXCHANGES
+        self.ep_chunks = 1        # and the pieces the "gather" exchange overlaps with the experts
 
     def forward(self, x):
         cfg = self.config
@@ -416,7 +435,8 @@ class MoE(nn.Module):
         if self.ep_group is not None:
             fixed_k = None if rounding else K
             if self.ep_exchange == "gather":
-                out = experts_ep_gather(x, self.w1, self.w2, pair_exp, pair_score, K, self.ep_group, cfg.moe_backend)
+                out = experts_ep_gather(x, self.w1, self.w2, pair_exp, pair_score, K, self.ep_group, cfg.moe_backend,
+                                        self.ep_chunks)
             else:
                 out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group,
                                  cfg.moe_backend)

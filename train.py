@@ -113,6 +113,7 @@ fsdp_reshard = True # FSDP2: free a block's gathered weights after its forward a
                     # backward (ZeRO-3); False keeps them to the backward: one all-gather less a step, more memory
 ep_size = 0 # expert parallelism (torchrun): 0 off; k splits each layer's experts over groups of k ranks
 ep_exchange = 'a2a' # EP's tokens: 'a2a' each to the ranks it chose; 'gather' to all, no host sync (top-K only)
+ep_chunks = 1 # 'gather' only: cut each layer's tokens into this many pieces, one's exchanges overlapping another's experts
 # testing
 debug_nan_iter = -1 # tests only: make the loss NaN at this iteration to exercise the NaN stop
 # -----------------------------------------------------------------------------
@@ -149,7 +150,7 @@ else:
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
 # below (the checks, the batch shape, the data check, the expert counters) uses the run's values
 launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'fsdp_reshard', 'ep_size',
-               'ep_exchange', 'debug_nan_iter', 'compile_mode'}
+               'ep_exchange', 'ep_chunks', 'debug_nan_iter', 'compile_mode'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
@@ -200,6 +201,9 @@ if ep_size > 0 and n_expert % ep_size:
                      f"n_expert/ep_size experts, so pick an ep_size that divides n_expert")
 if ep_exchange not in EP_EXCHANGES:
     raise SystemExit(f"ep_exchange={ep_exchange!r}; use one of {EP_EXCHANGES}")
+if ep_chunks < 1 or (ep_chunks > 1 and ep_exchange != 'gather'):
+    raise SystemExit(f"ep_chunks={ep_chunks} with ep_exchange={ep_exchange!r}; use ep_chunks >= 1, and more than 1 "
+                     f"only with --ep_exchange=gather (the a2a exchange sizes each piece on the host)")
 if ep_size > 0 and ep_exchange == 'gather' and token_rounding:
     raise SystemExit("ep_exchange='gather' needs plain top-K routing, and token_rounding=True gives each rank its "
                      "own number of pairs: use ep_exchange='a2a' or token_rounding=False")
@@ -437,7 +441,7 @@ if init_from == 'resume':
 torch.manual_seed(seed + ddp_rank) # dropout and the like differ per rank
 expert_names = set(model.expert_param_names())
 if ep_size > 0:
-    model.setup_expert_parallel(ep_group, ep_exchange) # keep this rank's slice of every layer's experts
+    model.setup_expert_parallel(ep_group, ep_exchange, ep_chunks) # keep this rank's slice of every layer's experts
 model.to(device)
 if fsdp:
     from torch.distributed.fsdp import fully_shard

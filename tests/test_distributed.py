@@ -291,28 +291,40 @@ def test_expert_parallel_sends_each_row_once_per_rank(routing, tmp_path, seed):
         assert_ep_layer_matches(rank, out, grads, ref, E_local)
 
 
-def ep_gather_layer_worker(rank, world, port, routing, backend, out_dir, seed):
+def ep_gather_layer_worker(rank, world, port, routing, backend, out_dir, seed, chunks=1):
     """experts_ep_gather on this rank's inputs and half of the experts: its output and gradients."""
     import moe as M
+    import torch.distributed._functional_collectives as fc
     x, w1, w2, _, pair_exp, pair_score, g, K = ep_layer_rank(rank, world, port, routing, seed)
-    out = M.experts_ep_gather(x, w1, w2, pair_exp, pair_score, K, dist.group.WORLD, backend)
+    sizes, gather = [], fc.all_gather_tensor
+    def record(t, *a):   # the forward's all-gather of the expert ids: one a piece, its pairs
+        sizes.append(t.numel())
+        return gather(t, *a)
+    fc.all_gather_tensor = record
+    out = M.experts_ep_gather(x, w1, w2, pair_exp, pair_score, K, dist.group.WORLD, backend, chunks)
+    fc.all_gather_tensor = gather
     out.backward(g)
     grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in (x, w1, w2, pair_score)]
-    torch.save((out.detach(), grads), os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.save((out.detach(), grads, sizes), os.path.join(out_dir, f"rank{rank}.pt"))
     finish(rank, out_dir)
 
 
-@pytest.mark.parametrize("backend", ["torch", "sonic"])
+@pytest.mark.parametrize("backend,chunks", [("torch", 1), ("sonic", 1), ("torch", 3), ("sonic", 3)])
 @pytest.mark.parametrize("routing", ["both", "one"])
-def test_expert_parallel_by_all_gather_matches_one_process(routing, backend, tmp_path, seed):
+def test_expert_parallel_by_all_gather_matches_one_process(routing, backend, chunks, tmp_path, seed):
     """experts_ep_gather gives one process's output and every gradient, also where a rank's experts
-    get no pair at all ("one": rank 1 runs its experts on unused slots only)."""
+    get no pair at all ("one": rank 1 runs its experts on unused slots only), and so it does in
+    pieces whose exchanges overlap the experts (3 pieces of unequal size: the tokens do not divide by 3)."""
     if backend == "sonic":
         pytest.importorskip("triton")
     E_local = ep_layer_inputs(routing, seed)[0].shape[0] // 2
+    if chunks > 1:
+        assert ep_layer_inputs(routing, seed)[2][0][0].shape[0] % chunks
     ref = ep_layer_reference(routing, seed)
-    results = spawn_ranks(ep_gather_layer_worker, (routing, backend, str(tmp_path), seed), tmp_path)
-    for rank, (out, grads) in results.items():
+    results = spawn_ranks(ep_gather_layer_worker, (routing, backend, str(tmp_path), seed, chunks), tmp_path)
+    T, K = ep_layer_inputs(routing, seed)[2][0][0].shape[0], ep_layer_inputs(routing, seed)[3]
+    for rank, (out, grads, sizes) in results.items():
+        assert sizes == [K * (T * (i + 1) // chunks - T * i // chunks) for i in range(chunks)], sizes
         assert_ep_layer_matches(rank, out, grads, ref, E_local)
 
 
@@ -482,6 +494,12 @@ def test_fsdp_keeping_gathered_weights_trains_alike(data_dir, tmp_path):
     assert len(reshard) == 3 and torch.allclose(torch.tensor(keep), torch.tensor(reshard), rtol=1e-6), (keep, reshard)
 
 
+def test_expert_parallel_in_pieces_trains_as_ddp(data_dir, tmp_path):
+    """EP=2 with ep_exchange='gather' in 3 pieces a layer (each piece's exchanges issued before the
+    piece ahead runs its experts) trains exactly as DDP, as one piece does (the test below)."""
+    assert_ddp_trains_as_ep(TORCHRUN, data_dir, tmp_path, iters=3, ep_args=('--ep_exchange=gather', '--ep_chunks=3'))
+
+
 def test_expert_parallel_by_all_gather_trains_as_ddp(data_dir, tmp_path):
     """EP=2 with ep_exchange='gather' (every token to both ranks, the rows summed home by a
     reduce-scatter; no sizes exchanged) must train as DDP too."""
@@ -526,6 +544,8 @@ def test_expert_parallel_clips_inside_a_fused_adamw(data_dir, tmp_path):
     (['--ep_size=4'], 'world size 2 is not divisible by ep_size=4'),
     (['--ep_exchange=ring'], "ep_exchange='ring'; use one of ('a2a', 'gather')"),
     (['--ddp_bucket_mb=0'], 'ddp_bucket_mb=0.0; use a positive size in MiB'),
+    (['--ep_size=2', '--ep_chunks=2'], "ep_chunks=2 with ep_exchange='a2a'; use ep_chunks >= 1"),
+    (['--ep_size=2', '--ep_exchange=gather', '--ep_chunks=0'], "ep_chunks=0 with ep_exchange='gather'"),
     (['--ep_size=2', '--ep_exchange=gather', '--token_rounding=True', '--rounding_tile=4'],
      "ep_exchange='gather' needs plain top-K routing"),
 ])

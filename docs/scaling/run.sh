@@ -32,6 +32,7 @@ env_txt() { { nvidia-smi -L; nvidia-smi topo -m; $PY -c 'import torch; print(tor
 gpu1() { CUDA_VISIBLE_DEVICES=0 run gpu1 160 $PY train.py $CFG; }
 ep2() { run ep2 150 $TR train.py $CFG --ep_size=2; }
 ep2gather() { run ep2gather 150 $TR train.py $CFG --ep_size=2 --ep_exchange=gather; }   # no host sync, all-gather
+ep2chunks() { run ep2chunks 150 $TR train.py $CFG --ep_size=2 --ep_exchange=gather --ep_chunks=4; }  # exchanges overlap experts
 ddp() { run ddp 130 $TR train.py $CFG; }
 ddp100() { run ddp100 130 $TR train.py $CFG --ddp_bucket_mb=100; }                        # 4x DDP's default buckets
 fsdp2() { run fsdp2 160 $TR train.py $CFG --fsdp=True; }
@@ -46,6 +47,6 @@ profile() { timeout 300 $TR bench.py --mode=profile --config_file=configs/h200_m
 case ${1:-2gpu} in
 2gpu) env_txt; ep2; ddp; fsdp2 ;;
 1gpu) gpu1 ;;
-gpu1|ep2|ep2gather|ddp|ddp100|fsdp2|fsdp2keep|rounding|profile) $1 ;;
-*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ep2gather|ddp|ddp100|fsdp2|fsdp2keep|rounding|profile"; exit 2 ;;
+gpu1|ep2|ep2gather|ep2chunks|ddp|ddp100|fsdp2|fsdp2keep|rounding|profile) $1 ;;
+*) echo "usage: bash docs/scaling/run.sh 2gpu|1gpu|gpu1|ep2|ep2gather|ep2chunks|ddp|ddp100|fsdp2|fsdp2keep|rounding|profile"; exit 2 ;;
 esac
