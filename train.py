@@ -520,6 +520,12 @@ if ddp and not fsdp and ep_size == 0:
     # the gradients live in the all-reduce buckets, with no copy into them and back
     model = ddp_model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None,
                             broadcast_buffers=False, gradient_as_bucket_view=True, bucket_cap_mb=ddp_bucket_mb)
+if compile and ddp and compile_mode in ('reduce-overhead', 'max-autotune'):
+    # CUDA graphs were measured on one GPU only; DDP's hooks, FSDP2's and EP's collectives around
+    # replayed graphs have not run on GPUs, so a launch of several processes compiles without them
+    if master_process:
+        print(f"note: compile_mode={compile_mode!r} (CUDA graphs) is for one process; under torchrun it runs as 'default'")
+    compile_mode = 'default'
 if compile:
     print("compiling the model... (takes a ~minute)")
     # after DDP, so that the compiler splits the graph at DDP's buckets and each bucket's all-reduce

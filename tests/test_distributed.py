@@ -494,6 +494,19 @@ def test_fsdp_keeping_gathered_weights_trains_alike(data_dir, tmp_path):
     assert len(reshard) == 3 and torch.allclose(torch.tensor(keep), torch.tensor(reshard), rtol=1e-6), (keep, reshard)
 
 
+def test_cuda_graphs_are_for_one_process(data_dir, tmp_path):
+    """compile_mode='reduce-overhead' (CUDA graphs, measured on one GPU only) compiles as 'default'
+    under torchrun, with a note: torch.compile is replaced by a recorder, so nothing compiles here."""
+    wrap = tmp_path / 'wrap.py'
+    wrap.write_text("import runpy, sys, torch\n"
+                    "torch.compile = lambda m, mode=None, **k: (print('compile mode', repr(mode), flush=True), m)[1]\n"
+                    "sys.argv = sys.argv[1:]\nsys.path.insert(0, '.')\nrunpy.run_path('train.py', run_name='__main__')\n")
+    r = ok(torchrun(*TORCHRUN, wrap, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path / "run"}',
+                    '--compile=True', '--compile_mode=reduce-overhead', '--max_iters=1', '--gradient_accumulation_steps=2'))
+    assert r.stdout.count("compile_mode='reduce-overhead' (CUDA graphs) is for one process") == 1, r.stdout
+    assert r.stdout.count("compile mode 'default'") == 2 and "compile mode 'reduce-overhead'" not in r.stdout, r.stdout
+
+
 def test_expert_parallel_in_pieces_trains_as_ddp(data_dir, tmp_path):
     """EP=2 with ep_exchange='gather' in 3 pieces a layer (each piece's exchanges issued before the
     piece ahead runs its experts) trains exactly as DDP, as one piece does (the test below)."""
