@@ -329,8 +329,8 @@ def test_expert_parallel_by_all_gather_matches_one_process(routing, backend, chu
 
 
 def test_ep_size_must_divide_experts(monkeypatch):
-    """setup_expert_parallel refuses a group whose size does not divide n_expert, and slices the
-    experts when it does. A 1-rank gloo group stands in for a group of 2 (world size patched)."""
+    """setup_expert_parallel refuses a group whose size does not divide n_expert, and pieces
+    (chunks) without the gather exchange, and slices the experts when all is well. A 1-rank gloo group stands in for a group of 2 (world size patched)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
@@ -339,6 +339,11 @@ def test_ep_size_must_divide_experts(monkeypatch):
         cfg.n_expert = 3
         with pytest.raises(ValueError, match="n_expert=3 is not divisible by ep_size=2"):
             GPT(cfg).setup_expert_parallel(dist.group.WORLD)
+        # pieces need the gather exchange: a2a reads each piece's sizes on the host
+        with pytest.raises(ValueError, match="ep_chunks=2 with ep_exchange='a2a'"):
+            GPT(tiny_config()).setup_expert_parallel(dist.group.WORLD, "a2a", 2)
+        with pytest.raises(ValueError, match="ep_chunks=0 with ep_exchange='gather'"):
+            GPT(tiny_config()).setup_expert_parallel(dist.group.WORLD, "gather", 0)
         model = GPT(tiny_config())  # 4 experts over 2 ranks: rank 0 keeps experts 0 and 1
         full = model.moe_layers()[0].w1.detach().clone()
         model.setup_expert_parallel(dist.group.WORLD)
