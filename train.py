@@ -540,7 +540,8 @@ if keep_grads:
     # gradients are added into .grad tensors kept from the start (zeroed, not freed, each step): a .grad left
     # unset would take over the backward graph's output, which the next micro-step's replay overwrites.
     # With one micro-step the optimizer reads that output before the next replay, and keeping the fp32
-    # gradients through the forward would cost memory and time (h200_moe: 7 GiB and 6 ms an iteration)
+    # gradients through the forward would cost memory and time (h200_moe: 7 GiB and 6 ms an iteration).
+    # Every parameter of the GPT gets a gradient every step, so a zeroed .grad changes no update
     for param in model.parameters():
         if param.requires_grad:
             param.grad = torch.zeros_like(param)
