@@ -187,6 +187,7 @@ if token_rounding and not eval_only and n_layer > n_dense_layers and batch_size 
                      f"batch_size*block_size={batch_size * block_size} tokens, so every expert would round to 0 "
                      f"and drop all its tokens. Lower rounding_tile, or raise batch_size or block_size")
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+CUDA_GRAPH_MODES = ('reduce-overhead', 'max-autotune') # the modes that replay the compiled step as CUDA graphs
 if compile_mode not in COMPILE_MODES:
     raise SystemExit(f"compile_mode={compile_mode!r}; use one of {COMPILE_MODES} (it applies with compile=True)")
 if ddp_bucket_mb <= 0:
@@ -520,7 +521,7 @@ if ddp and not fsdp and ep_size == 0:
     # the gradients live in the all-reduce buckets, with no copy into them and back
     model = ddp_model = DDP(model, device_ids=[ddp_local_rank] if device_type == 'cuda' else None,
                             broadcast_buffers=False, gradient_as_bucket_view=True, bucket_cap_mb=ddp_bucket_mb)
-if compile and ddp and compile_mode in ('reduce-overhead', 'max-autotune'):
+if compile and ddp and compile_mode in CUDA_GRAPH_MODES:
     # CUDA graphs were measured on one GPU only; DDP's hooks, FSDP2's and EP's collectives around
     # replayed graphs have not run on GPUs, so a launch of several processes compiles without them
     if master_process:
@@ -533,7 +534,7 @@ if compile:
     # over at its end and the whole all-reduce waits for it
     model = torch.compile(model, mode=compile_mode) # requires PyTorch 2.0
 eval_model = model # compiled; DDP's forward syncs nothing under no_grad
-graphed = compile and device_type == 'cuda' and compile_mode in ('reduce-overhead', 'max-autotune')
+graphed = compile and device_type == 'cuda' and compile_mode in CUDA_GRAPH_MODES
 keep_grads = graphed and gradient_accumulation_steps > 1
 if keep_grads:
     # a CUDA graph's outputs live in memory that its next replay reuses, so with gradient accumulation the
