@@ -5,8 +5,9 @@ its FLOPs (the log's cuBLAS TFLOPS) and the time to move its least HBM bytes at 
 
 The least bytes: every operand read once and every output written once (a gathered x or dO read
 once a token, its K reuses from L2), all in bf16 as bench.py's layer has them (its weight
-gradients too). 'serial' is the cuBLAS time plus the bytes' time: a kernel that does not overlap
-its epilogue's traffic with its MMAs at best reaches it."""
+gradients too). 'serial' is the cuBLAS time plus the bytes' time, a rough model of a kernel that
+does not overlap its epilogue's traffic with its MMAs: cuBLAS's time already holds its own traffic,
+so the sum counts some bytes twice."""
 import re
 import sys
 
