@@ -231,7 +231,10 @@ class GPT(nn.Module):
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         return [n for n, p in named if p.dim() >= 2] + [n for n, p in named if p.dim() < 2]
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True):
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True, state_dtype=torch.float32):
+        """AdamW over the parameters, matrices with weight decay: TritonAdamW on CUDA (sm_80+) when
+        fused, else torch's (fused where it can be). state_dtype=torch.bfloat16 (moments in bf16)
+        only with TritonAdamW: ValueError otherwise."""
         params = dict(self.named_parameters())
         names = self.optimizer_param_names()
         decay = [params[n] for n in names if params[n].dim() >= 2]
@@ -239,7 +242,10 @@ class GPT(nn.Module):
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": nodecay, "weight_decay": 0.0}]
         on_gpu = device_type == "cuda" and all(p.is_cuda for p in decay + nodecay)
         if fused and on_gpu and sonic_kernels is not None and torch.cuda.get_device_capability(decay[0].device) >= (8, 0):
-            return TritonAdamW(groups, lr=learning_rate, betas=betas)  # Ampere and newer, as the sonic kernels
+            return TritonAdamW(groups, lr=learning_rate, betas=betas, state_dtype=state_dtype)  # Ampere and newer, as the sonic kernels
+        if state_dtype != torch.float32:
+            raise ValueError(f"AdamW's moments in {state_dtype} need TritonAdamW, which runs on CUDA GPUs "
+                             f"of sm_80 or newer, without FSDP2")
         use_fused = fused and device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **(dict(fused=True) if use_fused else {}))
 
@@ -277,10 +283,16 @@ class TritonAdamW(torch.optim.AdamW):
     write the divided gradient back as the fused one does (docs/LOG.md, 2026-12-01). What
     configure_optimizers gives for CUDA; the parameters must be plain fp32 tensors (not FSDP2's),
     and amsgrad, maximize and a tensor lr are not supported. An enabled GradScaler unscales the
-    gradients itself (unscale_) before step()."""
+    gradients itself (unscale_) before step().
+    state_dtype=torch.bfloat16 keeps both moments in bf16, rounded to nearest after each update:
+    8 bytes a parameter less to hold and to move. torch's load_state_dict casts a checkpoint's
+    moments to the parameters' dtype; step() rounds them back."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, state_dtype=torch.float32):
+        if state_dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"TritonAdamW's state_dtype={state_dtype}; use torch.float32 or torch.bfloat16")
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        self.state_dtype = state_dtype
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -297,10 +309,14 @@ class TritonAdamW(torch.optim.AdamW):
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                elif state["step"].device != p.device:  # a plain AdamW's checkpoint keeps the count on the CPU
-                    state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p, dtype=self.state_dtype, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=self.state_dtype, memory_format=torch.preserve_format)
+                else:
+                    if state["step"].device != p.device:  # a plain AdamW's checkpoint keeps the count on the CPU
+                        state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
+                    for k in ("exp_avg", "exp_avg_sq"):  # a loaded checkpoint's, in the parameters' dtype
+                        if state[k].dtype != self.state_dtype:
+                            state[k] = state[k].to(self.state_dtype)
             if params:
                 states = [self.state[p] for p in params]
                 sonic_kernels.adamw_(params, [p.grad for p in params], [s["exp_avg"] for s in states],

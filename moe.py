@@ -308,9 +308,17 @@ def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend, ch
     rank cuts alike, since every rank has the same T."""
     import torch.distributed as dist
     import torch.distributed._functional_collectives as fc
-    # the single-tensor names arrived in torch 2.13; before, the same collectives had the _tensor names
-    gather = getattr(fc, "all_gather_single_autograd", None) or fc.all_gather_tensor_autograd
-    scatter = getattr(fc, "reduce_scatter_single_autograd", None) or fc.reduce_scatter_tensor_autograd
+    if dist.get_backend(group) == "gloo":
+        # the CPU's gloo: torch's functional all-gather and reduce-scatter corrupt the heap there now
+        # and then (a two-process loop of this function crashed in 6 runs of 6, SIGSEGV or "malloc():
+        # unaligned tcache chunk", docs/LOG.md 2026-12-02), so the same collectives run synchronously
+        gather, scatter = _GlooAllGather.apply, _GlooReduceScatter.apply
+        gather_ids, wait = _GlooAllGather.apply, lambda t: t
+    else:
+        # the single-tensor names arrived in torch 2.13; before, the same collectives had the _tensor names
+        gather = getattr(fc, "all_gather_single_autograd", None) or fc.all_gather_tensor_autograd
+        scatter = getattr(fc, "reduce_scatter_single_autograd", None) or fc.reduce_scatter_tensor_autograd
+        gather_ids, wait = fc.all_gather_tensor, fc.wait_tensor
     if torch.is_autocast_enabled(x.device.type):  # the experts cast to bf16 anyway: send bf16 rows, not fp32
         x = x.to(torch.get_autocast_dtype(x.device.type))
     ep, r, E_local = dist.get_world_size(group), dist.get_rank(group), w1.shape[0]
@@ -321,12 +329,12 @@ def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend, ch
     def issue(i):  # a piece's three all-gathers, not waited for: (ep*Tp, d) rank-major, (ep*Tp*K,) twice
         a, b = bounds[i] * top_k, bounds[i + 1] * top_k
         return (gather(x[bounds[i]:bounds[i + 1]].contiguous(), 0, group),
-                fc.all_gather_tensor(pair_exp[a:b].contiguous(), 0, group),
+                gather_ids(pair_exp[a:b].contiguous(), 0, group),
                 gather(pair_score[a:b].float().contiguous(), 0, group))
 
     outs, ahead = [], issue(0)
     for i in range(chunks):
-        x_all, exp_all, s_all = (fc.wait_tensor(t) for t in ahead)
+        x_all, exp_all, s_all = (wait(t) for t in ahead)
         if i + 1 < chunks:
             ahead = issue(i + 1)                             # on the wire while this piece's experts run
         Tp = bounds[i + 1] - bounds[i]
@@ -343,8 +351,42 @@ def experts_ep_gather(x, w1, w2, pair_exp, pair_score, top_k, group, backend, ch
             # does): zeros that depend on x and the gates keep this rank in backward's two collectives
             y_all = x_all * s_all.view(ep * Tp, top_k).sum(1, keepdim=True).to(x_all.dtype) * 0
         outs.append(scatter(y_all.contiguous(), "sum", 0, group))  # (Tp, d): all ranks' sum, waited below
-    outs = [fc.wait_tensor(o) for o in outs]
+    outs = [wait(o) for o in outs]
     return outs[0] if chunks == 1 else torch.cat(outs)
+
+
+class _GlooAllGather(torch.autograd.Function):
+    """all_gather along dim 0, done before it returns; its gradient is the reduce-scatter (sum).
+    experts_ep_gather's collectives on gloo, with the functional collectives' arguments (the
+    single-tensor names arrived in torch 2.13 here too)."""
+
+    @staticmethod
+    def forward(ctx, t, dim, group):
+        import torch.distributed as dist
+        ctx.group = group
+        out = t.new_empty((t.shape[0] * dist.get_world_size(group),) + tuple(t.shape[1:]))
+        (getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor)(out, t.contiguous(), group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _GlooReduceScatter.apply(grad, "sum", 0, ctx.group), None, None
+
+
+class _GlooReduceScatter(torch.autograd.Function):
+    """reduce_scatter (sum) along dim 0, done before it returns; its gradient is the all-gather."""
+
+    @staticmethod
+    def forward(ctx, t, op, dim, group):
+        import torch.distributed as dist
+        ctx.group = group
+        out = t.new_empty((t.shape[0] // dist.get_world_size(group),) + tuple(t.shape[1:]))
+        (getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor)(out, t.contiguous(), group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _GlooAllGather.apply(grad, 0, ctx.group), None, None, None
 
 
 class MoE(nn.Module):

@@ -1504,12 +1504,14 @@ HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hoppe
 
 
 def _use_hopper_down_bwd(dout, w2, h):
-    """Whether down_bwd runs _down_bwd_hopper_kernel (_use_hopper): it takes 16-bit operands of one dtype
-    and TMA's rules on W2 (contiguous, a 16-byte aligned base)."""
+    """Whether down_bwd runs _down_bwd_hopper_kernel (_use_hopper): it takes 16-bit operands of one dtype,
+    TMA's rules on W2 (contiguous, a 16-byte aligned base) and rows of h that 16-byte copies can read
+    (n a multiple of 8)."""
     ok = (dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
-          and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and dout.stride(-1) == 1 and h.stride(-1) == 1)
+          and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and dout.stride(-1) == 1 and h.stride(-1) == 1
+          and h.shape[1] % 16 == 0 and h.stride(0) % 8 == 0 and h.data_ptr() % 16 == 0)  # h by 16-byte cp.async
     return _use_hopper(HOPPER_DOWN_BWD, "HOPPER_DOWN_BWD", dout, ok, "the Hopper dA' kernel needs an sm_90 GPU, "
-                       "Triton 3.6 or newer with Gluon, 16-bit operands and a contiguous W2")
+                       "Triton 3.6 or newer with Gluon, 16-bit operands, a contiguous W2 and n a multiple of 8")
 
 
 if gluon is not None:
@@ -1589,13 +1591,26 @@ if gluon is not None:
             ti += 1
 
     @gluon.jit
-    def _db_epilogue(e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
+    def _db_issue_h(h_smem, b: gl.constexpr, H, rows, row_end, cols, mcol, N, stride_hr):
+        # cp.async of a chunk's h rows, gate and up, into ring slot b; masked elements land as zeros
+        mask = (rows < row_end)[:, None] & mcol
+        hp = H + rows.to(gl.int64)[:, None] * stride_hr + cols[None, :]
+        _cp_async(h_smem.index(2 * b), hp, mask=mask)
+        _cp_async(h_smem.index(2 * b + 1), hp + N, mask=mask)
+
+    @gluon.jit
+    def _db_epilogue(e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                      N, R, stride_hr, stride_ar, num_n, n_items):
-        # _down_bwd_kernel's epilogue on a whole item, 16 rows at a time: recompute a from h, write dH,
-        # A' and this item's share of dS
+        # _down_bwd_kernel's epilogue on a whole item, CHUNK rows at a time: recompute a from h, write
+        # dH, A' and this item's share of dS. h comes by cp.async into a ring of NBUF chunks, NBUF - 1
+        # ahead of the chunk in use, the first ones asked for before the accumulators are ready: loaded
+        # where it was used, each chunk's h waited a round trip of its own, 16 an item, and dA' took
+        # 10-20% longer at 1.4B (docs/LOG.md, 2026-12-02)
         HALF: gl.constexpr = e_smem.type.shape[1]
         BLOCK_N: gl.constexpr = e_smem.type.shape[2]
-        CHUNK: gl.constexpr = 16
+        CHUNK: gl.constexpr = h_smem.type.shape[1]
+        NBUF: gl.constexpr = h_smem.type.shape[0] // 2
+        PER_HALF: gl.constexpr = HALF // CHUNK
         epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
         rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
         cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, epi))
@@ -1604,27 +1619,33 @@ if gluon is not None:
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             cols = pn * BLOCK_N + cs
             mcol = (cols < N)[None, :]
+            for q in gl.static_range(NBUF - 1):
+                _db_issue_h(h_smem, q, H, row0 + q * CHUNK + rs, row_end, cols, mcol, N, stride_hr)
+                gl_async_copy.commit_group()
             mbarrier.wait(epi_ready, ti & 1)
-            for hh in gl.static_range(2):
-                for c in gl.static_range(0, HALF, CHUNK):
-                    rows = row0 + hh * HALF + c + rs
-                    mrow = rows < row_end
-                    mask = mrow[:, None] & mcol
-                    rows64 = rows.to(gl.int64)
-                    da_raw = e_smem.index(hh).slice(c, CHUNK, dim=0).load(epi)   # dA' = dO[gather] @ W2_e^T
-                    hp = H + rows64[:, None] * stride_hr + cols[None, :]
-                    g = gl.load(hp, mask=mask, other=0.0).to(gl.float32)
-                    u = gl.load(hp + N, mask=mask, other=0.0).to(gl.float32)
-                    sc = gl.load(S + rows64, mask=mrow, other=0.0)
-                    sig = 1.0 / (1.0 + gl.exp(-g))
-                    silu = g * sig
-                    a = silu * u                     # zero past n and past the segment: no share of dS there
-                    da = da_raw * sc[:, None]        # dL/da = s * dA'
-                    dp = dH + rows64[:, None] * stride_hr + cols[None, :]
-                    gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty), mask=mask)
-                    gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
-                    gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
-                    gl.store(dS_part + pn.to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1), mask=mrow)
+            for q in gl.static_range(2 * PER_HALF):
+                if q + NBUF - 1 < 2 * PER_HALF:
+                    _db_issue_h(h_smem, (q + NBUF - 1) % NBUF, H, row0 + (q + NBUF - 1) * CHUNK + rs, row_end, cols,
+                                mcol, N, stride_hr)
+                gl_async_copy.commit_group()        # one group a step, empty at the end: the wait below counts them
+                gl_async_copy.wait_group(NBUF - 1)  # chunk q's copies have landed (each thread reads its own)
+                rows = row0 + q * CHUNK + rs
+                mrow = rows < row_end
+                mask = mrow[:, None] & mcol
+                rows64 = rows.to(gl.int64)
+                da_raw = e_smem.index(q // PER_HALF).slice((q % PER_HALF) * CHUNK, CHUNK, dim=0).load(epi)  # dA' = dO[gather] @ W2_e^T
+                g = h_smem.index(2 * (q % NBUF)).load(epi).to(gl.float32)
+                u = h_smem.index(2 * (q % NBUF) + 1).load(epi).to(gl.float32)
+                sc = gl.load(S + rows64, mask=mrow, other=0.0)
+                sig = 1.0 / (1.0 + gl.exp(-g))
+                silu = g * sig
+                a = silu * u                     # zero past n and past the segment: no share of dS there
+                da = da_raw * sc[:, None]        # dL/da = s * dA'
+                dp = dH + rows64[:, None] * stride_hr + cols[None, :]
+                gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty), mask=mask)
+                gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
+                gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
+                gl.store(dS_part + pn.to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1), mask=mrow)
             _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
             mbarrier.arrive(epi_empty, count=1)
             ti += 1
@@ -1643,7 +1664,8 @@ if gluon is not None:
         dH, Ap, dS_part,                                         # out: dH (R, 2n), A' (R, n), dS_part (n_chunks, R)
         N, D, E, R, stride_ot, stride_hr, stride_ar,
         BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr, EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+        CHUNK: gl.constexpr, NBUF: gl.constexpr, CONSUMER_REGS: gl.constexpr, EPILOGUE_REGS: gl.constexpr,
+        PRODUCER_REGS: gl.constexpr,
     ):
         dt: gl.constexpr = dO.dtype.element_ty
         HALF: gl.constexpr = BLOCK_M // 2
@@ -1652,6 +1674,8 @@ if gluon is not None:
         g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)    # gathered dO, a half each
         w_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_N, BLOCK_K], w_layout)     # W2 by TMA, shared
         e_smem = gl.allocate_shared_memory(gl.float32, [2, HALF, BLOCK_N], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
+        # the epilogue's ring of h chunks, gate and up: a warp's 16-byte copies fill whole rows, so no swizzle
+        h_smem = gl.allocate_shared_memory(dt, [2 * NBUF, CHUNK, BLOCK_N], gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
         ready_t, ready_c, empty = _ws_ring(STAGES)
         # the accumulators' hand-over: epi_ready when both consumers have stored theirs, epi_empty
         # when the epilogue has read them. One buffer is enough: an item's epilogue (its h, dH and A'
@@ -1665,7 +1689,7 @@ if gluon is not None:
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
                  offsets, D, num_n, n_items)
-        eargs = (e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
+        eargs = (e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                  N, R, stride_hr, stride_ar, num_n, n_items)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
                  N, D, stride_ot, num_n, n_items)
@@ -1673,9 +1697,10 @@ if gluon is not None:
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
-# 4 stages of 32 KB and the two consumers' 32 KB accumulator buffers: 192 KB, one program per SM. Four
-# warpgroups share 512 registers a thread-slot: the consumers' accumulators take 64 each
-DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=152, EPILOGUE_REGS=128, PRODUCER_REGS=80)
+# 4 stages of 32 KB, the two consumers' 32 KB accumulator buffers and the epilogue's 32 KB ring of h
+# chunks: 224 KB, one program per SM. Four warpgroups share 512 registers a thread-slot: the
+# consumers' accumulators take 64 each
+DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, CONSUMER_REGS=144, EPILOGUE_REGS=152, PRODUCER_REGS=72)
 
 
 def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
@@ -1910,17 +1935,19 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
 # The optimizer step (model.TritonAdamW): AdamW over fp32 master weights, one pass a parameter.
 
 @triton.jit
-def _adamw_kernel(P, G, M, V, STEP, SCALE,   # P, M, V (numel,) fp32, updated in place; G the gradient; STEP, SCALE scalars
+def _adamw_kernel(P, G, M, V, STEP, SCALE,   # P (numel,) fp32 and M, V (fp32 or bf16) updated in place; G the gradient; STEP, SCALE scalars
                   numel, lr, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay,
                   HAS_SCALE: tl.constexpr, BLOCK: tl.constexpr):
-    # torch's AdamW update, element by element: 16 bytes read and 12 written a parameter, the least
-    # the update can move. The step count and the clip's divisor are read on the device (no host sync)
+    # torch's AdamW update, element by element: with fp32 moments 16 bytes read and 12 written a
+    # parameter, the least the update can move; with bf16 moments 12 and 8. The moments are updated
+    # in fp32 and rounded once as they are stored. The step count and the clip's divisor are read
+    # on the device (no host sync)
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
     p = tl.load(P + offs, mask=mask)
     g = tl.load(G + offs, mask=mask).to(tl.float32)
-    m = tl.load(M + offs, mask=mask)
-    v = tl.load(V + offs, mask=mask)
+    m = tl.load(M + offs, mask=mask).to(tl.float32)
+    v = tl.load(V + offs, mask=mask).to(tl.float32)
     if HAS_SCALE:
         g = g / tl.load(SCALE)                  # the gradient clipped (model.clipped_fused_step)
     # 1 - beta^step in fp64: in fp32, beta2 = 0.999 rounds by 1.3e-5 of 1 - beta2, an error the
@@ -1933,8 +1960,8 @@ def _adamw_kernel(P, G, M, V, STEP, SCALE,   # P, M, V (numel,) fp32, updated in
     v = v * beta2 + one_minus_beta2 * g * g
     p = p - (lr / bias1) * m / (tl.sqrt(v) / tl.sqrt(bias2) + eps)
     tl.store(P + offs, p, mask=mask)
-    tl.store(M + offs, m, mask=mask)
-    tl.store(V + offs, v, mask=mask)
+    tl.store(M + offs, m.to(M.dtype.element_ty), mask=mask)
+    tl.store(V + offs, v.to(V.dtype.element_ty), mask=mask)
 
 
 @torch.library.custom_op("sonic::adamw_", mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps"))
@@ -1943,15 +1970,18 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
            eps: float, weight_decay: float, grad_scale: Optional[torch.Tensor] = None) -> None:
     """One AdamW step of each p in params, in place, as torch.optim.AdamW takes it: its step (a 0-d
     fp32 tensor on p's device) is counted up first; grad_scale (0-d, optional) divides the gradients.
-    p, exp_avg and exp_avg_sq are contiguous fp32 tensors of one shape; grad fp32 or 16-bit. A
-    registered op, so that torch.profiler ties the kernels to it (a launch outside any op is tied to
-    none). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters against 15.6 for torch's
-    fused AdamW, 4.1 against 3.5 TB/s (H200; docs/LOG.md, 2026-12-01); 8192 ran at 17.1 ms."""
+    p (fp32), exp_avg and exp_avg_sq (both fp32 or both bf16) are contiguous tensors of one shape;
+    grad fp32 or 16-bit. A registered op, so that torch.profiler ties the kernels to it (a launch
+    outside any op is tied to none). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters
+    against 15.6 for torch's fused AdamW, 4.1 against 3.5 TB/s (H200; docs/LOG.md, 2026-12-01); 8192
+    ran at 17.1 ms. With bf16 moments 9.7 against 13.5 ms (docs/LOG.md, 2026-12-02)."""
     for p, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs):  # all checked before any update
-        if not (p.dtype == exp_avg.dtype == exp_avg_sq.dtype == torch.float32 and p.is_contiguous()
-                and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous() and grad.shape == p.shape):
-            raise ValueError(f"adamw_: expected contiguous fp32 parameters and states and gradients of their shapes; "
-                             f"got {p.dtype} {tuple(p.shape)}, gradient {grad.dtype} {tuple(grad.shape)}")
+        if not (p.dtype == torch.float32 and exp_avg.dtype == exp_avg_sq.dtype in (torch.float32, torch.bfloat16)
+                and p.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()
+                and grad.shape == p.shape == exp_avg.shape == exp_avg_sq.shape):
+            raise ValueError(f"adamw_: expected contiguous fp32 parameters, fp32 or bf16 states and gradients of their "
+                             f"shapes; got {p.dtype} {tuple(p.shape)}, states {exp_avg.dtype} and {exp_avg_sq.dtype}, "
+                             f"gradient {grad.dtype} {tuple(grad.shape)}")
     torch._foreach_add_(steps, 1)  # one launch for every count, as torch's AdamW does, not one a parameter
     BLOCK = 1024
     for p, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):

@@ -93,6 +93,7 @@ weight_decay = 1e-1
 beta1 = 0.9
 beta2 = 0.95
 grad_clip = 1.0 # clip gradients at this norm, or disable if == 0.0
+adamw_states = 'float32' # AdamW's two moments: 'float32', or 'bfloat16' (TritonAdamW, CUDA: 8 bytes a parameter less)
 # learning rate decay settings
 decay_lr = True # whether to decay the learning rate
 warmup_iters = 100 # how many steps to warm up for
@@ -205,6 +206,8 @@ if ep_exchange not in EP_EXCHANGES:
 if ep_chunks < 1 or (ep_chunks > 1 and ep_exchange != 'gather'):
     raise SystemExit(f"ep_chunks={ep_chunks} with ep_exchange={ep_exchange!r}; use ep_chunks >= 1, and more than 1 "
                      f"only with --ep_exchange=gather (the a2a exchange sizes each piece on the host)")
+if adamw_states not in ('float32', 'bfloat16'):
+    raise SystemExit(f"adamw_states={adamw_states!r}; use 'float32' or 'bfloat16'")
 if ep_size > 0 and ep_exchange == 'gather' and token_rounding:
     raise SystemExit("ep_exchange='gather' needs plain top-K routing, and token_rounding=True gives each rank its "
                      "own number of pairs: use ep_exchange='a2a' or token_rounding=False")
@@ -455,8 +458,11 @@ if master_process:
 
 # initialize a GradScaler. If enabled=False scaler is a no-op
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == 'float16'))
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
-                                       fused=not fsdp) # foreach AdamW for FSDP2's sharded parameters
+try:
+    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, fused=not fsdp,
+                                           state_dtype=getattr(torch, adamw_states)) # foreach AdamW for FSDP2's sharded parameters
+except ValueError as e:
+    raise SystemExit(f"adamw_states={adamw_states!r}: {e}; or use --adamw_states=float32")
 opt_names = model.optimizer_param_names() # optimizer state index -> parameter name
 # TritonAdamW (CUDA) or a fused AdamW clips inside its update (clipped_fused_step), saving
 # clip_grad_norm_'s read and write of every gradient; not under an enabled GradScaler (fp16), which

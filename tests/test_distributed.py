@@ -294,15 +294,15 @@ def test_expert_parallel_sends_each_row_once_per_rank(routing, tmp_path, seed):
 def ep_gather_layer_worker(rank, world, port, routing, backend, out_dir, seed, chunks=1):
     """experts_ep_gather on this rank's inputs and half of the experts: its output and gradients."""
     import moe as M
-    import torch.distributed._functional_collectives as fc
     x, w1, w2, _, pair_exp, pair_score, g, K = ep_layer_rank(rank, world, port, routing, seed)
-    sizes, gather = [], fc.all_gather_tensor
-    def record(t, *a):   # the forward's all-gather of the expert ids: one a piece, its pairs
-        sizes.append(t.numel())
+    sizes, gather = [], M._GlooAllGather.apply  # gloo's all-gathers (torch's functional ones crash on gloo)
+    def record(t, *a):   # the forward's all-gathers of the expert ids: one a piece, its pairs
+        if not t.is_floating_point():
+            sizes.append(t.numel())
         return gather(t, *a)
-    fc.all_gather_tensor = record
+    M._GlooAllGather.apply = record
     out = M.experts_ep_gather(x, w1, w2, pair_exp, pair_score, K, dist.group.WORLD, backend, chunks)
-    fc.all_gather_tensor = gather
+    M._GlooAllGather.apply = gather
     out.backward(g)
     grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in (x, w1, w2, pair_score)]
     torch.save((out.detach(), grads, sizes), os.path.join(out_dir, f"rank{rank}.pt"))

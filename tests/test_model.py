@@ -452,6 +452,54 @@ def test_triton_adamw_matches_torch_adamw(seed):
     assert float(opt_m.state[mine[1]]["step"]) == 2  # skipped once
 
 
+def test_triton_adamw_bf16_states_match_adamw_with_rounded_states(seed):
+    # state_dtype=torch.bfloat16: torch's single-tensor AdamW in fp32 with both moments rounded to
+    # bf16 after every step. The GPU rounds to nearest, as .bfloat16() does; the interpreter
+    # truncates, so there the moments differ by up to a bf16 ulp (2**-8 to 2**-7 of themselves:
+    # 5e-3 measured) and the parameters by about that much of one update (4e-5). A wrong beta moves
+    # a moment by 10-20% (beta2 = 0.96 for 0.95: the first exp_avg_sq by a fifth)
+    params, grads = adamw_case(seed)
+    mine = [torch.nn.Parameter(p.clone()) for p in params]
+    ref = [torch.nn.Parameter(p.clone()) for p in params]
+    opt_m = two_groups(mine, TritonAdamW, state_dtype=torch.bfloat16)
+    opt_r = two_groups(ref, torch.optim.AdamW, foreach=False)
+    for i, gs in enumerate(grads):
+        for pm, pr, g in zip(mine, ref, gs):
+            pm.grad, pr.grad = g.clone(), g.clone()
+        opt_m.step()
+        opt_r.step()
+        for j, (pm, pr) in enumerate(zip(mine, ref)):
+            assert_rel(pm.detach(), pr.detach(), 1e-4, f"step {i} param {j}")
+            for k in ("exp_avg", "exp_avg_sq"):
+                got, want = opt_m.state[pm][k], opt_r.state[pr][k]
+                assert got.dtype == torch.bfloat16, k
+                want.copy_(want.bfloat16())  # the reference's next step starts from bf16 too
+                assert_rel(got.float(), want, 2 ** -6, f"step {i} param {j} {k}")
+
+
+def test_triton_adamw_bf16_states_through_a_checkpoint(seed):
+    # torch's load_state_dict casts the bf16 moments to the parameters' fp32; step() rounds them
+    # back, exactly, and continues as the optimizer that saved them
+    params, grads = adamw_case(seed)
+    a = [torch.nn.Parameter(p.clone()) for p in params]
+    opt_a = two_groups(a, TritonAdamW, state_dtype=torch.bfloat16)
+    for p, g in zip(a, grads[0]):
+        p.grad = g.clone()
+    opt_a.step()
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opt_b = two_groups(b, TritonAdamW, state_dtype=torch.bfloat16)
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    assert opt_b.state[b[0]]["exp_avg"].dtype == torch.float32  # as torch loads it
+    for pa, pb, g in zip(a, b, grads[1]):
+        pa.grad, pb.grad = g.clone(), g.clone()
+    opt_a.step()
+    opt_b.step()
+    for pa, pb in zip(a, b):
+        assert torch.equal(pb.detach(), pa.detach())
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert opt_b.state[pb][k].dtype == torch.bfloat16 and torch.equal(opt_b.state[pb][k], opt_a.state[pa][k])
+
+
 def test_triton_adamw_checkpoints_are_torch_adamw_checkpoints(seed):
     # the state dict has torch's layout: each optimizer resumes from the other's and takes the same step
     # (on a GPU, a plain AdamW keeps its step counts on the CPU; TritonAdamW moves them to the device)
@@ -487,6 +535,10 @@ def test_triton_adamw_refuses_what_it_does_not_run():
     with pytest.raises(ValueError, match="fp32"):
         TritonAdamW([p, q]).step()
     assert torch.equal(p.detach(), before)  # nothing updated when one parameter is refused
+    with pytest.raises(ValueError, match="state_dtype"):
+        TritonAdamW([p], state_dtype=torch.float16)
+    with pytest.raises(ValueError, match="need TritonAdamW"):  # torch's AdamW keeps fp32 moments
+        GPT(config(n_layer=2)).configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", state_dtype=torch.bfloat16)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="configure_optimizers gives TritonAdamW for CUDA parameters")

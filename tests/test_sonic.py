@@ -664,6 +664,8 @@ def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
         monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", None)
         assert sk._use_hopper_down_bwd(*args)
         assert not sk._use_hopper_down_bwd(*(t.float() for t in args))          # fp32: the Triton kernel
+        odd = torch.zeros(128, 2 * 12, dtype=torch.float16, device="cuda")      # n = 12: h's rows not 16-byte copies
+        assert not sk._use_hopper_down_bwd(args[0], torch.zeros(2, 12, 32, dtype=torch.float16, device="cuda"), odd)
         monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", False)
         assert not sk._use_hopper_down_bwd(*args)
 

@@ -281,7 +281,31 @@ FORCE_OPTIMIZER = {  # CUDA's optimizers, forced here on the CPU (TritonAdamW's 
     'triton': ("import model\n"
                "real_configure = model.GPT.configure_optimizers\n"
                "model.GPT.configure_optimizers = lambda self, *a, **k: model.TritonAdamW(real_configure(self, *a, **k).param_groups)\n"),
+    'triton_bf16': ("import model\n"  # --adamw_states=bfloat16, as configure_optimizers takes it on CUDA
+                    "real_configure = model.GPT.configure_optimizers\n"
+                    "def configure(self, *a, state_dtype, **k):\n"
+                    "    return model.TritonAdamW(real_configure(self, *a, **k).param_groups, state_dtype=state_dtype)\n"
+                    "model.GPT.configure_optimizers = configure\n"),
 }
+
+
+def test_bf16_adamw_states_resume_exactly(data_dir, tmp_path):
+    # TritonAdamW with bf16 moments (--adamw_states=bfloat16): the checkpoint holds them in bf16, and
+    # a run resumed from it takes the same steps as one that never stopped
+    patch = FORCE_OPTIMIZER['triton_bf16']
+    common = ['--adamw_states=bfloat16', '--eval_interval=3', '--lr_decay_iters=6', '--learning_rate=1e-2']
+    straight, split = tmp_path / 'straight', tmp_path / 'split'
+    ok(train_patched(patch, data_dir, straight, '--max_iters=6', *common))
+    ok(train_patched(patch, data_dir, split, '--max_iters=3', *common))
+    states = load_ckpt(split)['optimizer']['state'].values()
+    assert states and all(s[k].dtype == torch.bfloat16 for s in states for k in ('exp_avg', 'exp_avg_sq'))
+    ok(train_patched(patch, data_dir, split, '--max_iters=6', '--init_from=resume', *common))
+    a, _ = read_log(straight)
+    b, _ = read_log(split)
+    assert [l['loss'] for l in a] == [l['loss'] for l in b] and len(a) == 6
+    ca, cb = load_ckpt(straight), load_ckpt(split)
+    for k, v in ca['model'].items():
+        assert torch.equal(v, cb['model'][k]), k
 
 
 @pytest.mark.parametrize("kind", ["fused", "triton"])
@@ -373,9 +397,11 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
 
 @pytest.mark.parametrize('flag', ['--log_interval=0', '--eval_interval=0', '--eval_iters=0', '--batch_size=0',
                                   '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1',
-                                  '--token_rounding=True --rounding_tile=257', '--compile_mode=fast'])
+                                  '--token_rounding=True --rounding_tile=257', '--compile_mode=fast',
+                                  '--adamw_states=float16', '--adamw_states=bfloat16'])
 def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
-    # and token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32 = 256)
+    # and token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32 = 256); bf16 AdamW
+    # moments need TritonAdamW, which the CPU does not get
     r = train(data_dir, tmp_path, *flag.split())
     key = flag.split()[-1][2:].split('=')[0]
     assert r.returncode != 0 and f'{key}=' in r.stderr and 'Traceback' not in r.stderr, r.stderr
