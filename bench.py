@@ -5,7 +5,9 @@ Modes (--mode=...):
   layer    one MoE layer as a training step runs it: MoE(GPTConfig(...)) in train mode, its router,
            routing, experts and balancing loss, forward and backward, every backend side by side:
            ms, TFLOPS, MiB alive after forward, peak MiB (the paper's figures 13, 14). A second set
-           of columns, "experts only (a part)", times the experts alone on a precomputed routing
+           of columns, "experts only (a part)", times the experts alone on a precomputed routing.
+           --cuda_graphs=True (CUDA only) adds the whole layer captured as CUDA graphs, the GPU's pace
+           without the host's launches, and the host's time to enqueue one eager and one graphed step
   sweep    T, d and n*K fixed while experts get finer (n halves, K and E double): memory and TFLOPS
   kernels  one layer's forward+backward under torch.profiler: each kernel's calls, time and share,
            and the host's time to enqueue the layer against the GPU's time to run it; on a GPU, each
@@ -24,6 +26,7 @@ train and kernels PNG plots too.
 On the GPU:
   python bench.py                                                  # layer mode, the paper's 12 shapes
   python bench.py --shapes=rounding --routing=both                 # token rounding against top-K
+  python bench.py --only=1.4B --backends=sonic --cuda_graphs=True  # is the layer host-bound?
   python bench.py --mode=sweep
   python bench.py --mode=kernels --only='7B 256' --backends=sonic
   python bench.py --mode=train --backends=sonic,grouped_mm
@@ -79,6 +82,7 @@ only = '' # keep only the shapes whose label contains this substring, e.g. '7B'
 check = True # before timing, relative errors of output and grads against the torch backend in fp32
 routing = 'topk' # 'topk' | 'rounding' (token rounding, nearest) | 'both'
 rounding_tile = 128 # M_tile of token rounding
+cuda_graphs = False # CUDA only, layer and sweep modes: also the layer as CUDA graphs, and the host's time per step
 kernel_iters = 5 # kernels mode: profiled forward+backward passes of the layer
 kernels_top = 25 # kernels mode: rows of the kernel table; the rest are summed in one row
 # sweep mode: T, d, n*K fixed; starts at n = sweep_nK/2, K = 2, E = sweep_E0 and halves n down to sweep_n_min
@@ -326,10 +330,16 @@ def short(e):  # an exception in one line, for tables and JSON
 # -----------------------------------------------------------------------------
 # layer, sweep and kernels modes
 
-# the two sets of columns: what a training step runs, and one part of it
+# the sets of columns: what a training step runs, the same layer replayed as CUDA graphs (--cuda_graphs),
+# and one part of it
 PARTS = {'layer': "whole MoE layer, as a training step runs it: router, routing, experts and balancing loss",
+         'graphed': "whole MoE layer as CUDA graphs (torch.cuda.make_graphed_callables of its forward and "
+                    "backward): the GPU's pace without the host's launches; not what an eager training step "
+                    "runs; no MiB (the graphs' pools hold static memory)",
          'experts_only': "experts only (a part): the experts alone on a precomputed routing, router not run; "
                          "not comparable with a whole layer"}
+if not cuda_graphs:
+    del PARTS['graphed']
 
 
 def layer_module(name, T, d, n, E, K, route):
@@ -415,7 +425,8 @@ def memory_mib(forward, backward, leaves):
 
 def add_tflops(part, flops):
     for k in ('fwd', 'bwd', 'both'):
-        part[f'{k}_tflops'] = flops[k] / (part[f'{k}_ms'] * 1e-3) / 1e12
+        ms = part.get(f'{k}_ms')
+        part[f'{k}_tflops'] = None if ms is None else flops[k] / (ms * 1e-3) / 1e12
     return part
 
 
@@ -431,6 +442,75 @@ def run_layer(name, T, d, n, E, K, route):
     part['bwd_ms'] = bench_ms(lambda: backward(out, retain_graph=True), leaves)
     del out
     part['both_ms'] = bench_ms(step, leaves)
+    if cuda_graphs:  # beside the graphed layer's: the host's share of the eager step
+        part['host_ms'] = host_ms(step, leaves)
+    layer.aux_loss = None
+    return add_tflops(part, moe_flops(part['pairs'], d, n))
+
+
+def host_ms(fn, leaves):
+    """Median milliseconds the host takes to enqueue fn() (a forward+backward), the GPU drained before
+    each call and no sync after it. Above the GPU's time for the same call, the host's launches, not the
+    GPU, set the pace."""
+    times = []
+    for _ in range(15):
+        clear_grads(leaves)  # as after a training step's zero_grad
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    torch.cuda.synchronize()
+    clear_grads(leaves)
+    return statistics.median(times)
+
+
+class WithAux(torch.nn.Module):
+    """The layer with its balancing loss as a second output: a CUDA graph replays kernels and runs no
+    Python, so the loss must be one of the graph's outputs for backward to reach it."""
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        out = self.layer(x)
+        return out, self.layer.aux_loss
+
+
+def run_graphed(name, T, d, n, E, K, route):
+    """Forward and forward+backward times of the whole layer (layer_module) with its forward and its
+    backward each captured as one CUDA graph (torch.cuda.make_graphed_callables), and whether the graphs give one eager step's output,
+    balancing loss and gradients (x and every parameter) bit for bit. Memory is not measured: the graphs'
+    pool holds static memory. A backend with a host sync in its layer cannot be captured: it raises."""
+    layer, x, backward, step = layer_module(name, T, d, n, E, K, route)
+    leaves = [x, *layer.parameters()]
+    step()  # compiles and autotunes the Triton kernels, outside the capture
+    part = dict(pairs=int(layer.tokens_per_expert.sum()), mib_fwd=None, mib_peak=None)
+    clear_grads(leaves)
+    out = layer(x)
+    backward(out)
+    eager = [out.detach(), layer.aux_loss.detach()] + [t.grad for t in leaves]
+    # no eager autograd graph may stay alive: it holds x's AccumulateGrad node, which breaks the capture
+    del out
+    layer.aux_loss = None
+    clear_grads(leaves)
+    graphs = torch.cuda.make_graphed_callables(WithAux(layer), (x,), num_warmup_iters=3)
+
+    def graphed(x):  # as layer(x): the output, and the balancing loss in layer.aux_loss for backward()
+        out, layer.aux_loss = graphs(x)
+        return out
+    # the graphs write their outputs and gradients into static buffers: compare before the next replay
+    out = graphed(x)
+    backward(out)
+    got = [out, layer.aux_loss] + [t.grad for t in leaves]
+    part['same_as_eager'] = all(torch.equal(a, b) for a, b in zip(eager, got))
+    del eager, got, out
+    part['fwd_ms'] = bench_ms(lambda: graphed(x))
+    # no backward alone: run again and again on one graphed forward (retain_graph), as the eager part is
+    # timed, the backward graph faulted with an illegal memory access at 1.4B on the H200 (torch 2.11;
+    # docs/LOG.md, 2026-12-02), while a backward after each forward replays correctly
+    part['bwd_ms'] = None
+    part['both_ms'] = bench_ms(lambda: backward(graphed(x)), leaves)
+    part['host_ms'] = host_ms(lambda: backward(graphed(x)), leaves)
     layer.aux_loss = None
     return add_tflops(part, moe_flops(part['pairs'], d, n))
 
@@ -471,6 +551,8 @@ def bench_shape(label, T, d, n, E, K, route):
             try:
                 if key == 'layer':
                     row[key] = run_layer(name, T, d, n, E, K, route)
+                elif key == 'graphed':
+                    row[key] = run_graphed(name, T, d, n, E, K, route)
                 elif R == 0:  # token rounding with fewer tokens than a tile rounds every expert to 0
                     row[key] = dict(error=f"no routed rows: token rounding rounds every expert to 0 when "
                                           f"T={T} < rounding_tile={rounding_tile}")
@@ -485,7 +567,7 @@ def bench_shape(label, T, d, n, E, K, route):
             clear_grads(leaves_of(args))
             free_memory()
         rows.append(row)
-    for key in PARTS:
+    for key in PARTS:  # each part against grouped_mm's same part: graphed against graphed
         base = next((r[key] for r in rows if r['backend'] == 'grouped_mm' and 'error' not in r[key]), None)
         for r in rows:
             if base is not None and 'error' not in r[key]:
@@ -500,17 +582,23 @@ def print_table(rows):
             ('TFLOPS', 'bwd_tflops', '.3g'), ('f+b TF', 'both_tflops', '.3g'), ('MiB fwd', 'mib_fwd', '.0f'),
             ('MiB peak', 'mib_peak', '.0f'), ('/contract', 'mib_fwd_over_contract', '.2f'),
             ('vs gmm', 'speedup_vs_grouped_mm', '.2f')]
+    extra = [('f+b ms', 'both_ms', '.3f'), ('host ms', 'host_ms', '.3f'), ('=eager', 'same_as_eager', '')]
     for key, title in PARTS.items():
+        shown = cols + ([c for c in extra if any(c[1] in r[key] for r in rows)] if cuda_graphs else [])
         print(f"\n{title}")
-        print(f"{'shape':<22}{'routing':<9}{'backend':<11}" + ''.join(f"{c:>10}" for c, _, _ in cols))
+        print(f"{'shape':<22}{'routing':<9}{'backend':<11}" + ''.join(f"{c:>10}" for c, _, _ in shown))
         for r in rows:
             p, head = r[key], f"{r['label']:<22}{r['routing']:<9}{r['backend']:<11}"
             print(head + (p['error'][:90] if 'error' in p else
-                          ''.join(f"{fmt(p.get(k), spec):>10}" for _, k, spec in cols)
+                          ''.join(f"{fmt(p.get(k), spec):>10}" for _, k, spec in shown)
                           + ('' if p.get('check_ok', True) else '  CHECK FAILED')))
     print("TFLOPS count the experts' 6*R*n*d forward and 12*R*n*d backward FLOPs (R routed rows), not the "
           "router's; the router's time is in the whole layer's. /contract: sonic's MiB alive after forward over "
           "its memory contract, h + output + metadata (sonic_kernels.saved_bytes_formula)")
+    if cuda_graphs:
+        print("host ms: the host's time to enqueue one forward+backward (GPU idle before, no sync after); above "
+              "f+b ms, the host's launches set the pace. =eager: the graphs' output, balancing loss and gradients "
+              "are bitwise those of one eager step")
 
 
 def kernel_profile(name, T, d, n, E, K, route):
@@ -654,7 +742,10 @@ def plot_layer(rows, tflops_png, memory_png):
             contract = [next(r['mib_contract'] for r in rows if (r['label'], r['routing']) == g) for g in groups]
             ax_m.scatter(x, contract, marker='_', s=2000 / len(groups), color='k', zorder=3,
                          label='memory contract (h + output + metadata)')
-        if not any((r[key] or {}).get('mib_fwd') for r in rows):
+        if key == 'graphed':
+            ax_m.text(0.5, 0.5, "not measured: the CUDA graphs' pool holds static memory", transform=ax_m.transAxes,
+                      ha='center')
+        elif not any((r[key] or {}).get('mib_fwd') for r in rows):
             ax_m.text(0.5, 0.5, 'no CUDA memory statistics on this device', transform=ax_m.transAxes, ha='center')
         ax_m.set_ylabel('MiB alive after forward (above inputs)')
         ax_m.set_title(f'{title.split(":")[0]}: activation memory', fontsize=10)
@@ -676,13 +767,16 @@ def sweep_shapes():
 
 
 def plot_sweep(rows, png):
-    """Memory and TFLOPS against granularity: the whole layer solid, the experts only (a part) dashed."""
+    """Memory and TFLOPS against granularity: the whole layer solid, as CUDA graphs (TFLOPS only)
+    dash-dotted, the experts only (a part) dashed."""
     fig, (ax_m, ax_t) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for key, style in zip(PARTS, ('o-', 's--')):
+    styles = {'layer': ('o-', ''), 'graphed': ('^-.', ', CUDA graphs'), 'experts_only': ('s--', ', experts only')}
+    for key in PARTS:
+        style, suffix = styles[key]
         for i, b in enumerate(dict.fromkeys(r['backend'] for r in rows)):
             ok = [r for r in rows if r['backend'] == b and 'error' not in r[key]]
             G = [r['d'] / r['n'] for r in ok]
-            label = b if key == 'layer' else f'{b}, experts only'
+            label = b + suffix
             mem = [(g, r[key]['mib_fwd']) for g, r in zip(G, ok) if r[key]['mib_fwd'] is not None]
             if mem:
                 ax_m.plot(*zip(*mem), style, color=f'C{i}', label=label)
@@ -1064,6 +1158,10 @@ if __name__ == '__main__':
     curve_files, curve_names = [p for p in log_files.split(',') if p], [n for n in labels.split(',') if n]
     MODES = ('layer', 'sweep', 'kernels', 'train', 'profile', 'load', 'curves')
     for ok, msg in [(mode in MODES, f"mode={mode!r}: choose {', '.join(MODES[:-1])} or {MODES[-1]}"),
+                    (not cuda_graphs or mode in ('layer', 'sweep'),
+                     f"--cuda_graphs=True times the layer in modes layer and sweep only; drop it for mode={mode!r}"),
+                    (not cuda_graphs or device_type == 'cuda',
+                     "--cuda_graphs=True needs a CUDA GPU (it captures CUDA graphs); drop it on the CPU"),
                     (device_type == 'cuda' or tiny or mode in ('load', 'curves'),
                      f"{'no CUDA GPU here' if not torch.cuda.is_available() else 'device=' + repr(device)}, and "
                      f"the default sizes would run for hours on the CPU: add --tiny for CPU-sized ones"),

@@ -249,6 +249,19 @@ class GPT(nn.Module):
         use_fused = fused and device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **(dict(fused=True) if use_fused else {}))
 
+    def keep_expert_copies(self, dtype):
+        """Gives every MoE layer 16-bit copies of its fp32 expert weights (MoE.w1_copy, w2_copy), which the
+        sonic kernels read under autocast to dtype instead of casting the weights every forward (4 bytes
+        read and 2 written a parameter). Returns {weight: copy} for TritonAdamW.keep_copies, which
+        writes them in its update pass (2 bytes a parameter) and so keeps them current. Only for a
+        training loop that updates the weights through that optimizer (train.py)."""
+        copies = {}
+        for m in self.moe_layers():
+            m.w1_copy = m.w1.detach().to(dtype)
+            m.w2_copy = m.w2.detach().to(dtype)
+            copies[m.w1], copies[m.w2] = m.w1_copy, m.w2_copy
+        return copies
+
     def flops_per_token(self):
         """Active training FLOPs per token (forward + backward), as in the PaLM appendix: 6 per
         active weight plus attention."""
@@ -286,13 +299,42 @@ class TritonAdamW(torch.optim.AdamW):
     gradients itself (unscale_) before step().
     state_dtype=torch.bfloat16 keeps both moments in bf16, rounded to nearest after each update:
     8 bytes a parameter less to hold and to move. torch's load_state_dict casts a checkpoint's
-    moments to the parameters' dtype; step() rounds them back."""
+    moments to the parameters' dtype; step() rounds them back.
+    keep_copies({param: copy}) has each step also write the updated parameter, rounded, into its
+    16-bit copy (GPT.keep_expert_copies); refresh_copies() mends a copy whose parameter changed by
+    other means since."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, state_dtype=torch.float32):
         if state_dtype not in (torch.float32, torch.bfloat16):
             raise ValueError(f"TritonAdamW's state_dtype={state_dtype}; use torch.float32 or torch.bfloat16")
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         self.state_dtype = state_dtype
+        self.copies = {}          # parameter -> its 16-bit copy, written by each step
+        self.copy_versions = {}   # parameter -> its version counter when its copy was last made equal to it
+
+    def keep_copies(self, copies):
+        """copies: {parameter: a 16-bit tensor of its shape}, made equal to the parameters now."""
+        known = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) not in known for p in copies):
+            raise ValueError("keep_copies: a parameter this optimizer does not update")
+        for p, c in copies.items():
+            if not (c.dtype in (torch.bfloat16, torch.float16) and c.shape == p.shape and c.device == p.device
+                    and c.is_contiguous()):
+                raise ValueError(f"keep_copies: a copy must be a contiguous 16-bit tensor of its parameter's shape and "
+                                 f"device; got {c.dtype} {tuple(c.shape)} on {c.device} for {tuple(p.shape)} on {p.device}")
+        self.copies = dict(copies)
+        self.copy_versions = {}
+        self.refresh_copies()
+
+    @torch.no_grad()
+    def refresh_copies(self):
+        """Rewrites every copy whose parameter changed since step() last wrote it: a load_state_dict or
+        any other in-place change bumps the parameter's version counter, which step() records. Host
+        work only when nothing changed; call it before a forward that reads the copies."""
+        for p, c in self.copies.items():
+            if self.copy_versions.get(p) != p._version:
+                c.copy_(p)
+                self.copy_versions[p] = p._version
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -322,7 +364,10 @@ class TritonAdamW(torch.optim.AdamW):
                 sonic_kernels.adamw_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
                                      [s["exp_avg_sq"] for s in states], [s["step"] for s in states], float(group["lr"]),
                                      *map(float, group["betas"]), float(group["eps"]), float(group["weight_decay"]),
-                                     grad_scale)
+                                     grad_scale, [self.copies.get(p) for p in params])
+                for p in params:
+                    if p in self.copies:  # the copy is current again, whatever the step did to the version
+                        self.copy_versions[p] = p._version
         return loss
 
 

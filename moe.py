@@ -208,11 +208,11 @@ def experts_grouped_mm(x, w1, w2, pair_tok, pair_exp, pair_score):
     return out[:T].to(x.dtype)
 
 
-def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score):
+def experts_sonic(x, w1, w2, pair_tok, pair_exp, pair_score, copies=None):
     if sonic_kernels is None:
         raise RuntimeError("moe_backend='sonic' needs triton (pip install triton); or use moe_backend='torch'")
     require_cuda(x.device, "moe_backend='sonic'", interpretable=True)
-    return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score)
+    return sonic_kernels.moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score, copies)
 
 
 EXPERT_BACKENDS = {"torch": experts_torch, "sonic": experts_sonic, "grouped_mm": experts_grouped_mm}
@@ -410,6 +410,10 @@ class MoE(nn.Module):
         self.rounding_dropped = torch.zeros((), dtype=torch.long)    # chosen pairs dropped by rounding
         self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
         self.aux_loss = None
+        # 16-bit copies of w1 and w2 that the sonic kernels read under autocast in place of casting the
+        # fp32 weights every forward; set by GPT.keep_expert_copies, written by TritonAdamW. Not saved
+        self.register_buffer("w1_copy", None, persistent=False)
+        self.register_buffer("w2_copy", None, persistent=False)
         self.ep_group = None  # expert parallelism: set by GPT.setup_expert_parallel
         self.ep_exchange = "a2a"  # and its token exchange: EP_EXCHANGES
         self.ep_chunks = 1        # and the pieces the "gather" exchange overlaps with the experts
@@ -482,6 +486,8 @@ class MoE(nn.Module):
             else:
                 out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group,
                                  cfg.moe_backend)
+        elif sonic and self.w1_copy is not None:
+            out = experts_sonic(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, (self.w1_copy, self.w2_copy))
         else:
             out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
         if self.shared is not None:

@@ -1599,6 +1599,18 @@ if gluon is not None:
         _cp_async(h_smem.index(2 * b + 1), hp + N, mask=mask)
 
     @gluon.jit
+    def _sigmoid_approx(g):
+        # 1 / (1 + 2^(-g log2 e)) by the two special-function approximations, flushing denormals: one
+        # warpgroup does all of the epilogue's math, one warp per scheduler, and bounds dA' where the
+        # reduction is short. 1 / x compiles to div.full.f32 and exp to a non-flushing ex2 with a fix-up,
+        # about 8 instructions an element more: with this, dA' took 6-9% less time at 1.4B in three runs,
+        # within the spread at the other shapes, its outputs bit-identical to the exact forms' at all four
+        # (docs/LOG.md, 2026-12-02). 0fBFB8AA3B is -log2(e)
+        return gl.inline_asm_elementwise(
+            "{ .reg .f32 t; mul.f32 t, $1, 0fBFB8AA3B; ex2.approx.ftz.f32 t, t; add.f32 t, t, 0f3F800000; "
+            "rcp.approx.ftz.f32 $0, t; }", "=r,r", [g], dtype=gl.float32, is_pure=True, pack=1)
+
+    @gluon.jit
     def _db_epilogue(e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                      N, R, stride_hr, stride_ar, num_n, n_items):
         # _down_bwd_kernel's epilogue on a whole item, CHUNK rows at a time: recompute a from h, write
@@ -1637,7 +1649,7 @@ if gluon is not None:
                 g = h_smem.index(2 * (q % NBUF)).load(epi).to(gl.float32)
                 u = h_smem.index(2 * (q % NBUF) + 1).load(epi).to(gl.float32)
                 sc = gl.load(S + rows64, mask=mrow, other=0.0)
-                sig = 1.0 / (1.0 + gl.exp(-g))
+                sig = _sigmoid_approx(g)
                 silu = g * sig
                 a = silu * u                     # zero past n and past the segment: no share of dS there
                 da = da_raw * sc[:, None]        # dL/da = s * dA'
@@ -1936,9 +1948,9 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
 # The optimizer step (model.TritonAdamW): AdamW over fp32 master weights, one pass a parameter.
 
 @triton.jit
-def _adamw_kernel(P, G, M, V, STEP, SCALE,   # P (numel,) fp32 and M, V (fp32 or bf16) updated in place; G the gradient; STEP, SCALE scalars
+def _adamw_kernel(P, G, M, V, STEP, SCALE, C,   # P (numel,) fp32, M, V (fp32 or bf16) and C (P's 16-bit copy) updated in place
                   numel, lr, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay,
-                  HAS_SCALE: tl.constexpr, BLOCK: tl.constexpr):
+                  HAS_SCALE: tl.constexpr, HAS_COPY: tl.constexpr, BLOCK: tl.constexpr):
     # torch's AdamW update, element by element: with fp32 moments 16 bytes read and 12 written a
     # parameter, the least the update can move; with bf16 moments 12 and 8. The moments are updated
     # in fp32 and rounded once as they are stored. The step count and the clip's divisor are read
@@ -1961,35 +1973,47 @@ def _adamw_kernel(P, G, M, V, STEP, SCALE,   # P (numel,) fp32 and M, V (fp32 or
     v = v * beta2 + one_minus_beta2 * g * g
     p = p - (lr / bias1) * m / (tl.sqrt(v) / tl.sqrt(bias2) + eps)
     tl.store(P + offs, p, mask=mask)
+    if HAS_COPY:  # the 16-bit copy the experts read: 2 bytes written here instead of a cast's 4 read and 2 written
+        tl.store(C + offs, p.to(C.dtype.element_ty), mask=mask)
     tl.store(M + offs, m.to(M.dtype.element_ty), mask=mask)
     tl.store(V + offs, v.to(V.dtype.element_ty), mask=mask)
 
 
-@torch.library.custom_op("sonic::adamw_", mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps"))
+@torch.library.custom_op("sonic::adamw_", mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps", "copies"))
 def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
            exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], lr: float, beta1: float, beta2: float,
-           eps: float, weight_decay: float, grad_scale: Optional[torch.Tensor] = None) -> None:
+           eps: float, weight_decay: float, grad_scale: Optional[torch.Tensor],
+           copies: list[Optional[torch.Tensor]]) -> None:
     """One AdamW step of each p in params, in place, as torch.optim.AdamW takes it: its step (a 0-d
     fp32 tensor on p's device) is counted up first; grad_scale (0-d, optional) divides the gradients.
     p (fp32), exp_avg and exp_avg_sq (both fp32 or both bf16) are contiguous tensors of one shape;
-    grad fp32 or 16-bit. A registered op, so that torch.profiler ties the kernels to it (a launch
-    outside any op is tied to none). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters
+    grad fp32 or 16-bit. copies: one a parameter, None or a contiguous 16-bit tensor of its shape,
+    overwritten with the updated parameter rounded to nearest, as p.to(dtype) gives (on a GPU;
+    Triton's interpreter truncates to bf16). A registered op, so that torch.profiler ties the kernels
+    to it (a launch outside any op is tied to none). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters
     against 15.6 for torch's fused AdamW, 4.1 against 3.5 TB/s (H200; docs/LOG.md, 2026-12-01); 8192
     ran at 17.1 ms. With bf16 moments 9.7 against 13.5 ms (docs/LOG.md, 2026-12-02)."""
-    for p, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs):  # all checked before any update
+    if len(copies) != len(params):
+        raise ValueError(f"adamw_: {len(copies)} copies for {len(params)} parameters; give one (or None) a parameter")
+    for i, (p, grad, exp_avg, exp_avg_sq) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):  # all checked before any update
         if not (p.dtype == torch.float32 and exp_avg.dtype == exp_avg_sq.dtype in (torch.float32, torch.bfloat16)
                 and p.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()
                 and grad.shape == p.shape == exp_avg.shape == exp_avg_sq.shape):
             raise ValueError(f"adamw_: expected contiguous fp32 parameters, fp32 or bf16 states and gradients of their "
                              f"shapes; got {p.dtype} {tuple(p.shape)}, states {exp_avg.dtype} and {exp_avg_sq.dtype}, "
                              f"gradient {grad.dtype} {tuple(grad.shape)}")
+        c = copies[i]
+        if c is not None and not (c.dtype in (torch.bfloat16, torch.float16) and c.shape == p.shape and c.is_contiguous()):
+            raise ValueError(f"adamw_: a parameter's copy must be a contiguous bf16 or fp16 tensor of its shape; got "
+                             f"{c.dtype} {tuple(c.shape)} for {tuple(p.shape)}")
     torch._foreach_add_(steps, 1)  # one launch for every count, as torch's AdamW does, not one a parameter
     BLOCK = 1024
-    for p, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+    for i, (p, grad, exp_avg, exp_avg_sq, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
+        c = copies[i]
         _adamw_kernel[(triton.cdiv(p.numel(), BLOCK),)](
-            p, grad.contiguous(), exp_avg, exp_avg_sq, step, step if grad_scale is None else grad_scale,
+            p, grad.contiguous(), exp_avg, exp_avg_sq, step, step if grad_scale is None else grad_scale, p if c is None else c,
             p.numel(), lr, beta2, 1.0 - beta1, 1.0 - beta2, eps, weight_decay, HAS_SCALE=grad_scale is not None,
-            BLOCK=BLOCK, num_warps=4)
+            HAS_COPY=c is not None, BLOCK=BLOCK, num_warps=4)
 
 
 # -----------------------------------------------------------------------------
@@ -2212,11 +2236,13 @@ def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
         raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
 
 
-def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
+def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score, copies=None):
     """out[t] = sum over t's pairs (t, e, s) of s * SwiGLU_e(x[t]).
     x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
     token order, pair_exp == E marking an unused slot (token rounding). Differentiable in x, w1,
-    w2 and pair_score. Under autocast everything runs in the autocast dtype."""
+    w2 and pair_score. Under autocast everything runs in the autocast dtype. copies: None, or
+    16-bit tensors (c1, c2) equal to w1 and w2 rounded to the autocast dtype, which the caller keeps
+    current (TritonAdamW writes them as it updates the weights); read in place of the cast."""
     masters = ()
     if torch.is_autocast_enabled(x.device.type):
         dt = torch.get_autocast_dtype(x.device.type)
@@ -2226,6 +2252,9 @@ def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score):
             # weight gradients' fp32 accumulators straight into fp32 gradients. Through autograd's cast they
             # would be written in 16 bits, then read and written again in fp32: 4 bytes a parameter more
             masters = (w1, w2)
-            w1, w2 = w1.detach().to(dt), w2.detach().to(dt)
+            if copies is not None and copies[0].dtype == copies[1].dtype == dt:
+                w1, w2 = copies  # the cast reads 4 bytes a parameter and writes 2, every forward
+            else:
+                w1, w2 = w1.detach().to(dt), w2.detach().to(dt)
     _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
     return _moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score, *masters)[0]

@@ -94,6 +94,8 @@ beta1 = 0.9
 beta2 = 0.95
 grad_clip = 1.0 # clip gradients at this norm, or disable if == 0.0
 adamw_states = 'float32' # AdamW's two moments: 'float32', or 'bfloat16' (TritonAdamW, CUDA: 8 bytes a parameter less)
+expert_copies = True # sonic under bf16/fp16 autocast with TritonAdamW, one process or DDP: AdamW also writes 16-bit
+                     # copies of the expert weights, which forward reads instead of casting the fp32 weights
 # learning rate decay settings
 decay_lr = True # whether to decay the learning rate
 warmup_iters = 100 # how many steps to warm up for
@@ -151,7 +153,7 @@ else:
 # change, and a shorter block_size only shortens the batches). Read it first, so that everything
 # below (the checks, the batch shape, the data check, the expert counters) uses the run's values
 launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'fsdp_reshard', 'ep_size',
-               'ep_exchange', 'ep_chunks', 'debug_nan_iter', 'compile_mode'}
+               'ep_exchange', 'ep_chunks', 'debug_nan_iter', 'compile_mode', 'expert_copies'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
 checkpoint = None
 if init_from == 'resume':
@@ -519,6 +521,13 @@ if init_from == 'resume':
         train_gen.manual_seed(seed + ddp_rank + 1000 * iter_num) # do not replay the first batches
     checkpoint = None # free up memory
 
+# 16-bit copies of the expert weights, written by TritonAdamW's update and read by the forward, made after
+# any resume; not under EP (its expert calls cast) or FSDP2 (whose optimizer is torch's)
+copies = {}
+if expert_copies and moe_backend == 'sonic' and dtype != 'float32' and ep_size == 0 and not fsdp \
+        and hasattr(optimizer, 'keep_copies'):
+    copies = model.keep_expert_copies(ptdtype)
+    optimizer.keep_copies(copies)
 raw_model = model # the plain GPT (FSDP2 shards it in place): state_dict, moe_layers, estimate_mfu
 ddp_model = None
 if ddp and not fsdp and ep_size == 0:
@@ -759,6 +768,9 @@ while True:
             stop = flag.item()
         if stop:
             stop_run(stop)
+
+    if copies:
+        optimizer.refresh_copies() # a no-op unless a weight changed outside the optimizer's step
 
     # determine and set the learning rate for this iteration
     lr = get_lr(iter_num) if decay_lr else learning_rate

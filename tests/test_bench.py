@@ -13,6 +13,7 @@ from pathlib import Path
 import math
 import subprocess
 
+import pytest
 import torch
 
 import bench
@@ -188,6 +189,40 @@ def test_bad_shape_message(tmp_path):
     assert 'sweep_E0 >= 2' in bench_fails(tmp_path, '--mode=sweep', '--sweep_E0=1')
     assert "dtype='fp8'" in bench_fails(tmp_path, '--dtype=fp8', '--device=cpu')  # checked on any device
     assert "device='foo'" in bench_fails(tmp_path, '--device=foo')
+
+
+@pytest.mark.skipif(CUDA, reason="the refusal of a machine without a CUDA GPU")
+def test_cuda_graphs_needs_cuda_and_the_layer_modes(tmp_path):
+    # stops at once, in one line that says what to do, and writes nothing
+    err = bench_fails(tmp_path, '--cuda_graphs=True')
+    assert '--cuda_graphs=True needs a CUDA GPU' in err and 'drop it on the CPU' in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    err = bench_fails(tmp_path, '--mode=train', '--cuda_graphs=True')
+    assert "drop it for mode='train'" in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not CUDA, reason="CUDA graphs need a CUDA GPU")
+def test_layer_as_cuda_graphs(tmp_path):
+    # the whole layer's forward and backward as CUDA graphs: timed, and bitwise the eager step; a tiny
+    # shape (Triton kernels only) and one where the Hopper kernels run
+    out = run_bench(tmp_path, '--mode=layer', '--shapes=64x32:16/4/2,8192x768:256/32/8', '--backends=sonic',
+                    '--dtype=bfloat16', '--cuda_graphs=True', '--check=False')
+    d = load_json(tmp_path / 'layer.json')
+    assert list(d['parts']) == ['layer', 'graphed', 'experts_only']
+    assert len(d['results']) == 2
+    for r, T, K in zip(d['results'], (64, 8192), (2, 8)):
+        g = r['graphed']
+        assert 'error' not in g, g
+        for k in ('fwd_ms', 'both_ms', 'fwd_tflops', 'both_tflops', 'host_ms'):
+            assert positive(g[k]), (k, g)
+        assert g['bwd_ms'] is None and g['bwd_tflops'] is None  # not timed alone (bench.run_graphed)
+        assert g['same_as_eager'] is True
+        assert positive(r['layer']['host_ms']) and 'host_ms' not in r['experts_only']
+        assert g['pairs'] == r['layer']['pairs'] == T * K
+        assert g['mib_fwd'] is None and g['mib_peak'] is None  # the graphs' pool holds static memory
+    assert 'whole MoE layer as CUDA graphs' in out and 'host ms' in out
+    assert_png(tmp_path / 'layer_tflops.png')
 
 
 def test_rounding_with_too_few_tokens_is_an_error_row(tmp_path):

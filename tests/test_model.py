@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from conftest import assert_rel, assert_small
 from model import GPT, GPTConfig, TritonAdamW, clipped_fused_step
+import sonic_kernels
 from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
 
 D, N, H, V = 32, 16, 2, 64  # n_embd, expert_size, n_head, vocab_size of every tiny model here
@@ -520,6 +521,62 @@ def test_triton_adamw_checkpoints_are_torch_adamw_checkpoints(seed):
         for pa, pb in zip(a, b):
             assert_rel(pb.detach(), pa.detach(), 1e-6, f"{save_cls.__name__} -> {load_cls.__name__}")
             assert_rel(opt_b.state[pb]["exp_avg_sq"], opt_a.state[pa]["exp_avg_sq"], 1e-6, "exp_avg_sq")
+
+
+def test_triton_adamw_writes_the_copies(seed):
+    # keep_copies: each step also writes every kept parameter, rounded to its copy's 16-bit dtype, and
+    # changes nothing else (the parameters and moments bit for bit those of a run without copies);
+    # refresh_copies mends a copy whose parameter changed by other means (load_state_dict) and leaves
+    # the others alone. The interpreter truncates to bf16 (tests/test_model.py's bf16 states test), so
+    # the CPU checks fp16 copies and the GPU bf16 ones
+    dt = torch.bfloat16 if ADAMW_DEV == "cuda" else torch.float16
+    params, grads = adamw_case(seed)
+    mine = [torch.nn.Parameter(p.clone()) for p in params]
+    ref = [torch.nn.Parameter(p.clone()) for p in params]
+    opt_m, opt_r = two_groups(mine, TritonAdamW), two_groups(ref, TritonAdamW)
+    kept = [mine[1], mine[3]]  # one in each weight-decay group
+    copies = {p: torch.zeros_like(p, dtype=dt) for p in kept}
+    opt_m.keep_copies(copies)
+    assert all(torch.equal(c, p.detach().to(dt)) for p, c in copies.items())  # made equal at once
+    for gs in grads:
+        for pm, pr, g in zip(mine, ref, gs):
+            pm.grad, pr.grad = g.clone(), g.clone()
+        opt_m.step()
+        opt_r.step()
+        for pm, pr in zip(mine, ref):
+            assert torch.equal(pm, pr)
+            assert torch.equal(opt_m.state[pm]["exp_avg_sq"], opt_r.state[pr]["exp_avg_sq"])
+        for p, c in copies.items():
+            assert torch.equal(c, p.detach().to(dt))
+    stale = {p: c.clone() for p, c in copies.items()}
+    with torch.no_grad():
+        mine[3].copy_(torch.randn_like(mine[3]))  # as a load_state_dict would
+    opt_m.refresh_copies()
+    assert torch.equal(copies[mine[3]], mine[3].detach().to(dt)) and not torch.equal(copies[mine[3]], stale[mine[3]])
+    assert torch.equal(copies[mine[1]], stale[mine[1]])
+    with pytest.raises(ValueError, match="does not update"):
+        opt_m.keep_copies({torch.nn.Parameter(torch.randn(3, device=ADAMW_DEV)): torch.zeros(3, dtype=dt)})
+    with pytest.raises(ValueError, match="16-bit tensor of its parameter's shape"):
+        opt_m.keep_copies({mine[0]: torch.zeros_like(mine[0], dtype=torch.float32)})
+    with pytest.raises(ValueError, match="bf16 or fp16 tensor of its shape"):
+        sonic_kernels.adamw_([mine[0]], [grads[0][0]], [opt_m.state[mine[0]]["exp_avg"]],
+                             [opt_m.state[mine[0]]["exp_avg_sq"]], [opt_m.state[mine[0]]["step"]], 1e-3, 0.9, 0.95,
+                             1e-8, 0.0, None, [torch.zeros_like(mine[0])])   # an fp32 copy
+    with pytest.raises(ValueError, match="copies for"):
+        sonic_kernels.adamw_([mine[0]], [grads[0][0]], [opt_m.state[mine[0]]["exp_avg"]],
+                             [opt_m.state[mine[0]]["exp_avg_sq"]], [opt_m.state[mine[0]]["step"]], 1e-3, 0.9, 0.95,
+                             1e-8, 0.0, None, [])
+
+
+def test_keep_expert_copies_gives_each_moe_layer_its_copies():
+    model = GPT(config(n_layer=2))
+    copies = model.keep_expert_copies(torch.float16)
+    layers = model.moe_layers()
+    assert len(copies) == 2 * len(layers) and layers
+    for m in layers:
+        assert copies[m.w1] is m.w1_copy and copies[m.w2] is m.w2_copy
+        assert m.w1_copy.dtype == torch.float16 and torch.equal(m.w1_copy, m.w1.detach().half())
+    assert not any("copy" in k for k in model.state_dict())  # never in a checkpoint
 
 
 def test_triton_adamw_refuses_what_it_does_not_run():

@@ -82,9 +82,9 @@ def launches(tma=False):
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
          R=R, N=d, KD=2 * n, E=E, n_prog=132, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
          BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=True, NB=2 * E, **t)),
-        ('adamw', sk._adamw_kernel, dict(P=f32, G=f32, M=f32, V=f32, STEP=f32, SCALE=f32, numel=n * d, lr=3e-4,
+        ('adamw', sk._adamw_kernel, dict(P=f32, G=f32, M=f32, V=f32, STEP=f32, SCALE=f32, C=bf, numel=n * d, lr=3e-4,
          beta2=0.95, one_minus_beta1=0.1, one_minus_beta2=0.05, eps=1e-8, weight_decay=0.1, HAS_SCALE=True,
-         BLOCK=1024)),  # model.TritonAdamW's step, the gradient clipped
+         HAS_COPY=True, BLOCK=1024)),  # model.TritonAdamW's step, the gradient clipped, a bf16 copy written
     ]
 
 

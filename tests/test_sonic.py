@@ -5,6 +5,7 @@ torch.compile and the absence of host syncs:
     python -m pytest -q tests/test_sonic.py        # on the GPU: the whole suite in bf16 and fp32
 """
 
+import copy
 import math
 
 import pytest
@@ -335,6 +336,43 @@ def test_fp32_master_weights_get_fp32_gradients():
     out_c = torch.compile(layer, fullgraph=True, backend="aot_eager")(x, w1, w2)
     for a, b in zip(torch.autograd.grad(out_c, (w1, w2), g.to(out_c)), (dw1, dw2)):
         assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
+def test_the_layer_reads_its_expert_copies():
+    """MoE.w1_copy / w2_copy (GPT.keep_expert_copies, kept by TritonAdamW) stand in for the cast of the
+    fp32 weights under autocast: copies equal to that cast give the same output and gradients bit for
+    bit, eager and compiled; copies of other weights are what the kernels read (here the weights
+    doubled, exact in any float format), while the fp32 weights still get the gradients."""
+    T, d, n, E, K = 70, 32, 16, 4, 2
+    dt = torch.bfloat16 if CUDA else torch.float16
+    moe, x = make_moe(T, d, n, E, K, torch.float32, "sonic")
+    g = torch.randn(T, d, device=DEV)
+
+    def run(layer):
+        for p in [x, *layer.parameters()]:
+            p.grad = None
+        with torch.autocast(DEV, dtype=dt):
+            out = layer(x)
+        out.backward(g.to(out))
+        return [out.detach(), x.grad, layer.w1.grad, layer.w2.grad, layer.router.weight.grad]
+
+    cast = run(moe)
+    moe.w1_copy, moe.w2_copy = moe.w1.detach().to(dt), moe.w2.detach().to(dt)
+    for a, b in zip(run(moe), cast):
+        assert torch.equal(a, b)
+    torch._dynamo.reset()
+    for a, b in zip(run(torch.compile(moe, fullgraph=True, backend="aot_eager")), cast):
+        assert torch.equal(a, b)
+    moe.w1_copy, moe.w2_copy = (2 * moe.w1).detach().to(dt), (2 * moe.w2).detach().to(dt)
+    doubled = copy.deepcopy(moe)
+    doubled.w1_copy = doubled.w2_copy = None
+    with torch.no_grad():
+        doubled.w1.mul_(2)
+        doubled.w2.mul_(2)
+    got, want = run(moe), run(doubled)
+    assert not torch.equal(got[0], cast[0])
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("tma", [False, True], ids=["pointers", "tma"])
