@@ -505,9 +505,11 @@ def run_graphed(name, T, d, n, E, K, route):
     part['same_as_eager'] = all(torch.equal(a, b) for a, b in zip(eager, got))
     del eager, got, out
     part['fwd_ms'] = bench_ms(lambda: graphed(x))
-    # no backward alone: run again and again on one graphed forward (retain_graph), as the eager part is
-    # timed, the backward graph faulted with an illegal memory access at 1.4B on the H200 (torch 2.11;
-    # docs/LOG.md, 2026-12-02), while a backward after each forward replays correctly
+    # no backward alone: replayed again and again after one graphed forward (retain_graph), as the eager
+    # part is timed, the backward graph faulted with an illegal memory access at 1.4B on the H200
+    # (docs/LOG.md, 2026-12-02). Most likely cause, not proven: captured without retain_graph, it frees
+    # the forward's saved tensors (the int32 routing indices among them) as it goes and reuses their
+    # memory, so a second replay reads what the first wrote there. After each forward it replays correctly
     part['bwd_ms'] = None
     part['both_ms'] = bench_ms(lambda: backward(graphed(x)), leaves)
     part['host_ms'] = host_ms(lambda: backward(graphed(x)), leaves)

@@ -31,6 +31,15 @@ def load_ckpt(out_dir):
     return torch.load(out_dir / 'ckpt.pt', map_location='cpu', weights_only=True)
 
 
+def assert_same_run(a_dir, b_dir, iters):
+    """Two runs took the same iters steps: the same logged losses and final weights, bit for bit."""
+    a, b = read_log(a_dir)[0], read_log(b_dir)[0]
+    assert [l['loss'] for l in a] == [l['loss'] for l in b] and len(a) == iters
+    ca, cb = load_ckpt(a_dir), load_ckpt(b_dir)
+    for k, v in ca['model'].items():
+        assert torch.equal(v, cb['model'][k]), k
+
+
 @pytest.fixture(scope='module')
 def trained(data_dir, tmp_path_factory):
     """A run of 10 iterations with its checkpoint, for the tests that only read one."""
@@ -300,12 +309,7 @@ def test_bf16_adamw_states_resume_exactly(data_dir, tmp_path):
     states = load_ckpt(split)['optimizer']['state'].values()
     assert states and all(s[k].dtype == torch.bfloat16 for s in states for k in ('exp_avg', 'exp_avg_sq'))
     ok(train_patched(patch, data_dir, split, '--max_iters=6', '--init_from=resume', *common))
-    a, _ = read_log(straight)
-    b, _ = read_log(split)
-    assert [l['loss'] for l in a] == [l['loss'] for l in b] and len(a) == 6
-    ca, cb = load_ckpt(straight), load_ckpt(split)
-    for k, v in ca['model'].items():
-        assert torch.equal(v, cb['model'][k]), k
+    assert_same_run(straight, split, 6)
 
 
 def test_expert_copies_change_nothing_but_the_cast(data_dir, tmp_path):
@@ -328,12 +332,7 @@ def test_expert_copies_change_nothing_but_the_cast(data_dir, tmp_path):
     assert 'expert copies' not in r.stdout
     r = ok(train_patched(patch, data_dir, cast, '--max_iters=4', '--init_from=resume', *common))
     assert 'expert copies in torch.float16' in r.stdout
-    a, _ = read_log(kept)
-    b, _ = read_log(cast)
-    assert [l['loss'] for l in a] == [l['loss'] for l in b] and len(a) == 4
-    ca, cb = load_ckpt(kept), load_ckpt(cast)
-    for k, v in ca['model'].items():
-        assert torch.equal(v, cb['model'][k]), k
+    assert_same_run(kept, cast, 4)
 
 
 @pytest.mark.parametrize("kind", ["fused", "triton"])
@@ -427,9 +426,10 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
                                   '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1',
                                   '--token_rounding=True --rounding_tile=257', '--compile_mode=fast',
                                   '--adamw_states=float16', '--adamw_states=bfloat16'])
-def test_settings_that_must_be_positive(data_dir, tmp_path, flag):
-    # and token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32 = 256); bf16 AdamW
-    # moments need TritonAdamW, which the CPU does not get
+def test_bad_settings_stop_with_one_line(data_dir, tmp_path, flag):
+    # counts that must be positive; token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32
+    # = 256); compile_mode and adamw_states take named values, and bf16 AdamW moments need TritonAdamW,
+    # which the CPU does not get
     r = train(data_dir, tmp_path, *flag.split())
     key = flag.split()[-1][2:].split('=')[0]
     assert r.returncode != 0 and f'{key}=' in r.stderr and 'Traceback' not in r.stderr, r.stderr
