@@ -62,7 +62,7 @@ matplotlib.use('Agg')  # files only, never a window
 import matplotlib.pyplot as plt
 
 import moe
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, clipped_fused_step, folds_clip
 from moe import EXPERT_BACKENDS
 
 # -----------------------------------------------------------------------------
@@ -107,6 +107,8 @@ vocab_size = 50304
 router_type = 'softmax_topk' # see moe.ROUTER_TYPES
 learning_rate = 6e-4 # AdamW needs one; it does not change the speed
 weight_decay = 0.1
+grad_clip = 1.0 # clip the gradients at this norm, as train.py does (inside TritonAdamW's step on CUDA); 0: off
+expert_copies = True # as train.py's: sonic under 16-bit autocast with TritonAdamW reads bf16 copies AdamW writes
 compile = False # torch.compile the model (train mode; profile mode runs eager, to see the parts)
 burnin = 5 # untimed steps (autotuning, allocator warm-up)
 steps = 10 # timed steps
@@ -129,7 +131,8 @@ TINY = dict(shapes='64x32:16/4/2,64x32:16/8/4', warmup=1, rep=1, min_runs=1, swe
                dict(backends='torch,sonic' if os.environ.get('TRITON_INTERPRET') == '1' else 'torch')))
 # a train.py config file sets these; its other settings (out_dir, max_iters, ...) are train.py's own
 TRAIN_FILE_KEYS = {f.name for f in fields(GPTConfig)} | {'batch_size', 'gradient_accumulation_steps', 'dataset',
-                                                         'learning_rate', 'weight_decay', 'dtype'}
+                                                         'learning_rate', 'weight_decay', 'dtype', 'grad_clip',
+                                                         'expert_copies'}
 model_extra = {} # GPTConfig fields from config_file that bench.py has no setting for (n_shared_experts, ...)
 
 
@@ -807,14 +810,18 @@ def plot_sweep(rows, png):
 
 def make_train_step(name, route, use_compile):
     """A fresh GPT (same seed for every backend), its fused AdamW, and step(): one optimizer step
-    as train.py runs it (forward under autocast, backward, AdamW step) on random tokens or on
-    data/<dataset>/train.bin. Returns (model, step); step() returns the last micro-batch's loss."""
+    as train.py runs it (forward under autocast, backward, the gradients clipped, AdamW step, the
+    experts' bf16 copies where train.py keeps them) on random tokens or on data/<dataset>/train.bin.
+    Returns (model, step); step() returns the last micro-batch's loss."""
     torch.manual_seed(seed)
     args = dict(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
                 n_expert=n_expert, top_k=top_k, expert_size=expert_size, router_type=router_type,
                 rounding_tile=rounding_tile, **model_extra)
     raw = GPT(GPTConfig(**dict(args, moe_backend=name, token_rounding=route == 'rounding'))).to(device)
     optimizer = raw.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95), device_type)
+    if expert_copies and name == 'sonic' and device_type == 'cuda' and dt != torch.float32 \
+            and hasattr(optimizer, 'keep_copies'):
+        optimizer.keep_copies(raw.keep_expert_copies(dt))
     net = raw
     if ddp:  # as train.py wraps it
         net = DDP(raw, device_ids=[torch.device(device).index] if device_type == 'cuda' else None,
@@ -840,8 +847,14 @@ def make_train_step(name, route, use_compile):
                 with ctx:
                     _, loss = net(X, Y)
                 (loss / gradient_accumulation_steps).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        with record_function(RANGE + 'optimizer'):  # the gradient norm is the optimizer's part
+            if grad_clip and folds_clip(optimizer):  # the norm, then the clip inside the update
+                clipped_fused_step(optimizer, grad_clip, params=raw.parameters())
+            else:
+                if grad_clip:
+                    torch.nn.utils.clip_grad_norm_(raw.parameters(), grad_clip)
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         return loss
     return raw, step
 
@@ -893,7 +906,7 @@ STEP_PARTS = {
     'dense mlp': "the dense SwiGLU MLPs of the first n_dense_layers layers",
     'norms and residuals': "the LayerNorms and the residual adds of each block",
     'loss': "cross-entropy over the vocabulary",
-    'optimizer': "AdamW's step and zero_grad",
+    'optimizer': "the gradients' norm for clipping (grad_clip), AdamW's step and zero_grad",
     'communication': "collectives (NCCL, gloo); none in one process",
     'other': "what no range covers: gradient accumulation into .grad, autograd's own ops",
     'idle': "the device waits: step time minus the time any kernel runs (on the CPU: minus any op)",
