@@ -1177,6 +1177,7 @@ if __name__ == '__main__':
                      f"--cuda_graphs=True times the layer in modes layer and sweep only; drop it for mode={mode!r}"),
                     (not cuda_graphs or device_type == 'cuda',
                      "--cuda_graphs=True needs a CUDA GPU (it captures CUDA graphs); drop it on the CPU"),
+                    (grad_clip >= 0, f"grad_clip={grad_clip}: use a norm above 0, or 0 for no clipping"),
                     (device_type == 'cuda' or tiny or mode in ('load', 'curves'),
                      f"{'no CUDA GPU here' if not torch.cuda.is_available() else 'device=' + repr(device)}, and "
                      f"the default sizes would run for hours on the CPU: add --tiny for CPU-sized ones"),

@@ -189,6 +189,7 @@ def test_bad_shape_message(tmp_path):
     assert 'sweep_E0 >= 2' in bench_fails(tmp_path, '--mode=sweep', '--sweep_E0=1')
     assert "dtype='fp8'" in bench_fails(tmp_path, '--dtype=fp8', '--device=cpu')  # checked on any device
     assert "device='foo'" in bench_fails(tmp_path, '--device=foo')
+    assert 'grad_clip=-1.0: use a norm above 0' in bench_fails(tmp_path, '--mode=train', '--grad_clip=-1')
 
 
 @pytest.mark.skipif(CUDA, reason="the refusal of a machine without a CUDA GPU")
