@@ -819,9 +819,8 @@ def make_train_step(name, route, use_compile):
                 rounding_tile=rounding_tile, **model_extra)
     raw = GPT(GPTConfig(**dict(args, moe_backend=name, token_rounding=route == 'rounding'))).to(device)
     optimizer = raw.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95), device_type)
-    if expert_copies and name == 'sonic' and device_type == 'cuda' and dt != torch.float32 \
-            and hasattr(optimizer, 'keep_copies'):
-        optimizer.keep_copies(raw.keep_expert_copies(dt))
+    if expert_copies:  # where train.py keeps them
+        raw.keep_expert_copies(optimizer, dt)
     net = raw
     if ddp:  # as train.py wraps it
         net = DDP(raw, device_ids=[torch.device(device).index] if device_type == 'cuda' else None,

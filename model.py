@@ -249,18 +249,24 @@ class GPT(nn.Module):
         use_fused = fused and device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **(dict(fused=True) if use_fused else {}))
 
-    def keep_expert_copies(self, dtype):
-        """Gives every MoE layer 16-bit copies of its fp32 expert weights (MoE.w1_copy, w2_copy), which the
-        sonic kernels read under autocast to dtype instead of casting the weights every forward (4 bytes
-        read and 2 written a parameter). Returns {weight: copy} for TritonAdamW.keep_copies, which
-        writes them in its update pass (2 bytes a parameter) and so keeps them current. Only for a
-        training loop that updates the weights through that optimizer (train.py)."""
+    def keep_expert_copies(self, optimizer, dtype):
+        """Where they apply (sonic experts, autocast to a 16-bit dtype, an optimizer that writes copies:
+        TritonAdamW, no expert parallelism), gives every MoE layer 16-bit copies of its fp32 expert
+        weights (MoE.w1_copy, w2_copy), which the kernels read instead of casting the weights every
+        forward (4 bytes read and 2 written a parameter), and has optimizer write them in its update
+        pass (2 bytes a parameter: TritonAdamW.keep_copies). Returns whether it did. For a training loop
+        that calls optimizer.refresh_copies() before its forwards (train.py)."""
+        layers = self.moe_layers()
+        if not (layers and self.config.moe_backend == "sonic" and dtype in (torch.bfloat16, torch.float16)
+                and hasattr(optimizer, "keep_copies") and all(m.ep_group is None for m in layers)):
+            return False
         copies = {}
-        for m in self.moe_layers():
+        for m in layers:
             m.w1_copy = m.w1.detach().to(dtype)
             m.w2_copy = m.w2.detach().to(dtype)
             copies[m.w1], copies[m.w2] = m.w1_copy, m.w2_copy
-        return copies
+        optimizer.keep_copies(copies)
+        return True
 
     def flops_per_token(self):
         """Active training FLOPs per token (forward + backward), as in the PaLM appendix: 6 per

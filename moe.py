@@ -486,11 +486,9 @@ class MoE(nn.Module):
             else:
                 out = experts_ep(x, self.w1, self.w2, pair_tok, pair_exp, pair_score, fixed_k, self.ep_group,
                                  cfg.moe_backend)
-        elif sonic and self.w1_copy is not None:  # looked up at call time, as below (bench.py's profile wraps it)
-            out = EXPERT_BACKENDS["sonic"](x, self.w1, self.w2, pair_tok, pair_exp, pair_score,
-                                           copies=(self.w1_copy, self.w2_copy))
         else:
-            out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score)
+            kw = dict(copies=(self.w1_copy, self.w2_copy)) if sonic and self.w1_copy is not None else {}
+            out = EXPERT_BACKENDS[cfg.moe_backend](x, self.w1, self.w2, pair_tok, pair_exp, pair_score, **kw)
         if self.shared is not None:
             out = out + self.shared(x)
         return out.reshape(shape)

@@ -522,12 +522,8 @@ if init_from == 'resume':
     checkpoint = None # free up memory
 
 # 16-bit copies of the expert weights, written by TritonAdamW's update and read by the forward, made after
-# any resume; not under EP (its expert calls cast) or FSDP2 (whose optimizer is torch's)
-copies = {}
-if expert_copies and moe_backend == 'sonic' and dtype != 'float32' and ep_size == 0 and not fsdp \
-        and hasattr(optimizer, 'keep_copies'):
-    copies = model.keep_expert_copies(ptdtype)
-    optimizer.keep_copies(copies)
+# any resume; where they apply (not under EP, whose expert calls cast, nor FSDP2, whose optimizer is torch's)
+copies = expert_copies and model.keep_expert_copies(optimizer, ptdtype)
 raw_model = model # the plain GPT (FSDP2 shards it in place): state_dict, moe_layers, estimate_mfu
 ddp_model = None
 if ddp and not fsdp and ep_size == 0:

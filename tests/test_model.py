@@ -569,12 +569,21 @@ def test_triton_adamw_writes_the_copies(seed):
 
 
 def test_keep_expert_copies_gives_each_moe_layer_its_copies():
-    model = GPT(config(n_layer=2))
-    copies = model.keep_expert_copies(torch.float16)
+    # only where they apply: sonic, a 16-bit dtype, an optimizer that writes them, no expert parallelism
+    model = GPT(config(n_layer=2, moe_backend="sonic")).to(ADAMW_DEV)
+    opt = TritonAdamW(model.parameters())
+    assert not model.keep_expert_copies(opt, torch.float32)
+    assert not model.keep_expert_copies(torch.optim.AdamW(model.parameters()), torch.float16)
+    assert not GPT(config(n_layer=2)).keep_expert_copies(opt, torch.float16)  # the torch backend
     layers = model.moe_layers()
-    assert len(copies) == 2 * len(layers) and layers
+    assert layers and all(m.w1_copy is None for m in layers)
+    layers[0].ep_group = object()  # as GPT.setup_expert_parallel sets it
+    assert not model.keep_expert_copies(opt, torch.float16)
+    layers[0].ep_group = None
+    assert model.keep_expert_copies(opt, torch.float16)
+    assert len(opt.copies) == 2 * len(layers)
     for m in layers:
-        assert copies[m.w1] is m.w1_copy and copies[m.w2] is m.w2_copy
+        assert opt.copies[m.w1] is m.w1_copy and opt.copies[m.w2] is m.w2_copy
         assert m.w1_copy.dtype == torch.float16 and torch.equal(m.w1_copy, m.w1.detach().half())
     assert not any("copy" in k for k in model.state_dict())  # never in a checkpoint
 

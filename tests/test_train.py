@@ -319,9 +319,11 @@ def test_expert_copies_change_nothing_but_the_cast(data_dir, tmp_path):
     # since the interpreter truncates to bf16
     patch = (FORCE_OPTIMIZER['triton'] +
              "real_keep = model.GPT.keep_expert_copies\n"
-             "def keep(self, dtype):\n"
-             "    print('expert copies in', dtype)\n"
-             "    return real_keep(self, dtype)\n"
+             "def keep(self, optimizer, dtype):\n"
+             "    kept = real_keep(self, optimizer, dtype)\n"
+             "    if kept:\n"
+             "        print('expert copies in', dtype)\n"
+             "    return kept\n"
              "model.GPT.keep_expert_copies = keep\n")
     common = ['--moe_backend=sonic', '--dtype=float16', '--eval_interval=2', '--lr_decay_iters=4',
               '--learning_rate=1e-2', '--eval_iters=1']
