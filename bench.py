@@ -43,6 +43,7 @@ import os
 import gc
 import sys
 import json
+import collections
 import math
 import time
 import shlex
@@ -245,7 +246,7 @@ def expert_gemms(T, d, n, E, K):
 
 # the same GEMMs by another kernel: sm_90's warp-specialised twins in sonic_kernels
 GEMM_ALIASES = {'_wgrad_hopper_kernel': '_wgrad_kernel', '_down_bwd_hopper_kernel': '_down_bwd_kernel',
-                '_grouped_mm_hopper_kernel': '_grouped_mm_kernel'}
+                '_grouped_mm_hopper_kernel': '_grouped_mm_kernel', '_up_hopper_kernel': '_up_swiglu_kernel'}
 
 
 def gemm_flops(gemms):
@@ -999,9 +1000,9 @@ def union_us(intervals):
 
 def split_step(events, wall_us):
     """Microseconds of each part over the profiled steps, from the profiler's events and the steps'
-    wall time. CUDA: each kernel's time goes to the part of the CPU op that launched it; on the CPU
-    each op's self time (its time minus its children's) goes to its part, so nothing counts twice.
-    'idle' is the wall time minus the time any kernel (on the CPU: any op) runs. Also returns, on
+    wall time. CUDA: each kernel's time goes to the part of the CPU op that launched it (kernel_parts);
+    on the CPU each op's self time (its time minus its children's) goes to its part, so nothing counts
+    twice. 'idle' is the wall time minus the time any kernel (on the CPU: any op) runs. Also returns, on
     CUDA, the time communication kernels run while no other kernel does (None on the CPU)."""
     cuda = device_type == 'cuda'
     cpu = sorted((e for e in events if e.device_type == DeviceType.CPU and not e.is_async),
@@ -1011,18 +1012,62 @@ def split_step(events, wall_us):
     # An op that makes no node records the next one, so the last op with a number (the maker) wins
     seq_part = {e.sequence_nr: p for e, p in zip(cpu, found) if isinstance(p, str) and e.sequence_nr >= 0}
     us = dict.fromkeys(STEP_PARTS, 0.0)
-    spans = {True: [], False: []}  # kernel intervals: communication, the rest
+    claimed = collections.defaultdict(list)   # (kernel name, duration): the parts of the ops that launched one
     for e, p in zip(cpu, found):
-        if not isinstance(p, str):
-            p = seq_part.get(p.sequence_nr, 'other')
-        us[p] += sum(k.duration for k in e.kernels) if cuda else e.self_cpu_time_total
-        spans[p == 'communication'] += [(k.time_range.start, k.time_range.end) for k in e.kernels]
-    if cuda:
-        busy = union_us((e.time_range.start, e.time_range.end) for e in events if e.device_type == DeviceType.CUDA)
-    else:
-        busy = union_us((e.time_range.start, e.time_range.end) for e in cpu if e.cpu_parent is None)
-    us['idle'] = max(0.0, wall_us - busy)
-    return us, exposed_us(spans[True], spans[False]) if cuda else None
+        p = p if isinstance(p, str) else seq_part.get(p.sequence_nr, 'other')
+        if cuda:
+            for k in e.kernels:
+                claimed[(k.name, k.duration)].append(p)
+        else:
+            us[p] += e.self_cpu_time_total
+    if not cuda:
+        us['idle'] = max(0.0, wall_us - union_us((e.time_range.start, e.time_range.end) for e in cpu if e.cpu_parent is None))
+        return us, None
+    kernels = gpu_kernels(events)
+    for k, p in zip(kernels, kernel_parts(kernels, claimed)):
+        us[p] += k.time_range.elapsed_us()
+    comm, other = kernel_spans(kernels)
+    us['idle'] = max(0.0, wall_us - union_us(comm + other))
+    return us, exposed_us(comm, other)
+
+
+def gpu_kernels(events):
+    """The GPU's own events (kernels, copies, memsets) in start order, without the GPU-side copies of
+    the marked ranges."""
+    return sorted((e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, 'is_user_annotation', False)
+                   and not e.name.startswith(RANGE)), key=lambda e: e.time_range.start)
+
+
+def kernel_parts(kernels, claimed):
+    """The part of each GPU kernel (in start order). A CPU op lists the kernels it launched by name and
+    duration only (torch's profiler Kernel), so a kernel takes the part of an op that claims its name
+    and duration (claimed: (name, duration) -> parts; two such kernels last the same, so which op gets
+    which does not change any part's time). A kernel that no op claims (the Gluon kernels' launches on
+    the H200 were linked to no op) takes the part of the next claimed kernel on its stream: an op's
+    kernels run in a row on its stream, and each sonic op ends with a claimed Triton kernel (the
+    gather-sum)."""
+    claimed = {key: list(ps) for key, ps in claimed.items()}
+    parts = []
+    for k in kernels:
+        ps = claimed.get((k.name, k.time_range.end - k.time_range.start))
+        parts.append(ps.pop() if ps else None)
+    nxt = {}   # stream: the part of the next claimed kernel on it, walking backwards
+    for i in range(len(kernels) - 1, -1, -1):
+        stream = getattr(kernels[i], 'device_resource_id', 0)
+        if parts[i] is None:
+            parts[i] = nxt.get(stream, 'other')
+        else:
+            nxt[stream] = parts[i]
+    return parts
+
+
+def kernel_spans(kernels):
+    """The (start, end) intervals of the GPU's kernels (gpu_kernels): NCCL's (communication), and the
+    rest."""
+    spans = {True: [], False: []}
+    for k in kernels:
+        spans['nccl' in k.name.lower()].append((k.time_range.start, k.time_range.end))
+    return spans[True], spans[False]
 
 
 def exposed_us(comm, other):

@@ -33,6 +33,8 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
                                      first row of every BLOCK_M tile: a Routing
   rounding   _round_select_kernel    token rounding: each expert's kept and added tokens, by a radix select
   forward    _up_swiglu_kernel       h = X[gather] @ W1_e; a = silu(h_gate) * h_up
+             _up_hopper_kernel       the same on sm_90, warp-specialised in Gluon with an epilogue
+                                     warpgroup; HOPPER_UP
              _grouped_mm_kernel      y = a @ W2_e per expert segment (persistent: a program per SM
                                      steps through the tiles)
              _grouped_mm_hopper_kernel the same and dX~ below on sm_90, warp-specialised in Gluon;
@@ -57,12 +59,12 @@ sm_80/sm_89, on pointer loads: the portable path. On sm_90 and newer the operand
 gathered (the weights, and rows already in grouped order) may come by TMA instead, through
 descriptors each program builds on the device: always in the weight gradients and the persistent
 grouped GEMMs (a program builds them once for all its tiles), and in the other M-tiled GEMMs where
-the reduction is long enough to repay them (TMA, _use_tma). Three kernels have Hopper-only twins,
-written in Gluon with a producer warpgroup and two consumer warpgroups (and, in dA', an epilogue
-warpgroup): on sm_90 the weight gradients run _wgrad_hopper_kernel (HOPPER_WGRAD), dA'
-_down_bwd_hopper_kernel (HOPPER_DOWN_BWD) and the grouped GEMMs y and dX~ _grouped_mm_hopper_kernel
-(HOPPER_GROUPED); _wgrad_kernel, _down_bwd_kernel and _grouped_mm_kernel stay the portable path and
-what the CPU interpreter tests.
+the reduction is long enough to repay them (TMA, _use_tma). Four kernels have Hopper-only twins,
+written in Gluon with a producer warpgroup and two consumer warpgroups (and, in the up-projection and
+dA', an epilogue warpgroup): on sm_90 the up-projection runs _up_hopper_kernel (HOPPER_UP), the weight
+gradients _wgrad_hopper_kernel (HOPPER_WGRAD), dA' _down_bwd_hopper_kernel (HOPPER_DOWN_BWD) and the
+grouped GEMMs y and dX~ _grouped_mm_hopper_kernel (HOPPER_GROUPED); _up_swiglu_kernel, _wgrad_kernel,
+_down_bwd_kernel and _grouped_mm_kernel stay the portable path and what the CPU interpreter tests.
 On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the interpreter has no
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
@@ -793,6 +795,9 @@ def up_swiglu(x, w1, r: Routing):
     n = n2 // 2
     h = torch.empty(R, 2 * n, device=x.device, dtype=x.dtype)
     a = torch.empty(R, n, device=x.device, dtype=x.dtype)
+    if _use_hopper_up(x, w1):
+        _up_hopper(x, w1, r, h, a)
+        return h, a
     tiles = r.tile_expert.numel()
     grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
     _up_swiglu_kernel[grid](x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E,
@@ -1517,6 +1522,26 @@ def _use_hopper_down_bwd(dout, w2, h):
 if gluon is not None:
 
     @gluon.jit
+    def _ws_gathered_rows(base, gather, row0, row_end, ms, stride):
+        # an item's gathered rows, as pointers to the two halves' source rows and their masks: rows past
+        # the segment's end read token 0's row, masked to zeros
+        HALF: gl.constexpr = ms.shape[0]
+        m0 = row0 + ms < row_end
+        m1 = row0 + HALF + ms < row_end
+        p0 = base + gl.load(gather + row0 + ms, mask=m0, other=0).to(gl.int64)[:, None] * stride
+        p1 = base + gl.load(gather + row0 + HALF + ms, mask=m1, other=0).to(gl.int64)[:, None] * stride
+        return p0, p1, m0, m1
+
+    @gluon.jit
+    def _ws_copy_gathered(g_smem, s, ready_c, p0, p1, m0, m1, kk, D):
+        # ring stage s's two halves of the gathered rows, columns kk (past D: zeros), by cp.async; every
+        # producer thread's arrival on ready_c fires when its copies have landed
+        mk = (kk < D)[None, :]
+        _cp_async(g_smem.index(2 * s), p0 + kk[None, :], mask=m0[:, None] & mk)
+        _cp_async(g_smem.index(2 * s + 1), p1 + kk[None, :], mask=m1[:, None] & mk)
+        gl_async_copy.mbarrier_arrive(ready_c.index(s), increment_count=False)
+
+    @gluon.jit
     def _db_item(item, num_n, tile_expert, tile_row0, offsets):
         t = item // num_n
         e = gl.load(tile_expert + t)
@@ -1536,10 +1561,7 @@ if gluon is not None:
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             # rows past the segment's end are zeros (the masks): their dA' rows are never stored
-            m0 = row0 + ms < row_end
-            m1 = row0 + HALF + ms < row_end
-            o0 = dO + gl.load(gather + row0 + ms, mask=m0, other=0).to(gl.int64)[:, None] * stride_ot
-            o1 = dO + gl.load(gather + row0 + HALF + ms, mask=m1, other=0).to(gl.int64)[:, None] * stride_ot
+            o0, o1, m0, m1 = _ws_gathered_rows(dO, gather, row0, row_end, ms, stride_ot)
             # W2 as (E n, d): where n is not a multiple of BLOCK_N, the rows past e's n are the next
             # expert's (or zeros): their columns of dA' are never stored and meet a = 0 in dS's sum, so
             # only weights already inf or NaN (a run that has diverged) could reach dS through them
@@ -1549,11 +1571,7 @@ if gluon is not None:
                 mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
                 mbarrier.expect(ready_t.index(s), BLOCK_N * BLOCK_K * w_smem.type.element_ty.primitive_bitwidth // 8)
                 _tma_load(w_desc, [w_row, k0], ready_t.index(s), w_smem.index(s))
-                kk = k0 + ks
-                mk = (kk < D)[None, :]
-                _cp_async(g_smem.index(2 * s), o0 + kk[None, :], mask=m0[:, None] & mk)
-                _cp_async(g_smem.index(2 * s + 1), o1 + kk[None, :], mask=m1[:, None] & mk)
-                gl_async_copy.mbarrier_arrive(ready_c.index(s), increment_count=False)
+                _ws_copy_gathered(g_smem, s, ready_c, o0, o1, m0, m1, k0 + ks, D)
                 it += 1
 
     @gluon.jit
@@ -1899,6 +1917,188 @@ def _grouped_mm_hopper(a, b, c, r: Routing, trans_b):
     _grouped_mm_hopper_kernel[(_n_programs(a.device, items),)](
         a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E, c.stride(0), BLOCK_M=BLOCK_M,
         NB=triton.next_power_of_2(E), TRANS_B=trans_b, num_warps=4, **GM_CONFIG)
+
+
+# The up-projection on sm_90, warp-specialised in Gluon like dA': a producer warpgroup gathers X's rows
+# by cp.async and loads W1's gate and up blocks by TMA into a ring; two consumer warpgroups each
+# multiply 64 of a tile's 128 rows by both blocks on wgmma (gate and up accumulators, 64 x 128 each)
+# and hand them, rounded to h's dtype, to an epilogue warpgroup through shared memory; it computes
+# a = silu(h_gate) * h_up from h as stored (backward recomputes the same a from the saved h) and writes
+# h and a in coalesced rows while the consumers multiply the next item: 4-16% less time than
+# _up_swiglu_kernel at h200_moe's layer shape and the paper's four, h and a bit for bit the same
+# (docs/LOG.md, 2026-12-02). Without that warpgroup (the consumers storing h and a from the MMA layout
+# themselves) it was 5-30% slower (2026-12-01): the stores held the tensor cores.
+
+HOPPER_UP = None  # None: on sm_90 where the operands allow it (_use_hopper_up); False: off; True: forced
+
+
+def _use_hopper_up(x, w1):
+    """Whether up_swiglu runs _up_hopper_kernel (_use_hopper): 16-bit operands of one dtype, TMA's rules
+    on W1 (contiguous, a 16-byte aligned base, rows of 2n a multiple of 16 bytes) and rows of x that
+    16-byte copies can read (d a multiple of 8)."""
+    ok = (x.dtype == w1.dtype and x.dtype in (torch.bfloat16, torch.float16) and w1.is_contiguous()
+          and w1.data_ptr() % 16 == 0 and w1.shape[2] % 8 == 0 and x.stride(-1) == 1 and x.shape[1] % 8 == 0
+          and x.stride(0) % 8 == 0 and x.data_ptr() % 16 == 0)
+    return _use_hopper(HOPPER_UP, "HOPPER_UP", x, ok, "the Hopper up-projection needs an sm_90 GPU, Triton 3.6 or "
+                       "newer with Gluon, 16-bit operands, a contiguous W1, and d and n multiples of 8 and 4")
+
+
+if gluon is not None:
+
+    @gluon.jit
+    def _up_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, X, gather, tile_expert, tile_row0, offsets,
+                    N, D, stride_xt, num_n, n_items):
+        STAGES: gl.constexpr = w_smem.type.shape[0] // 2
+        BLOCK_K: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = w_smem.type.shape[2]
+        HALF: gl.constexpr = g_smem.type.shape[1]
+        layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
+        ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
+        ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
+        it = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            # rows past the segment's end, and columns past d, are zeros (the masks): those rows are never
+            # stored, and W1's rows past e's d (the next expert's, in the 2-D view) meet only zero columns
+            x0, x1, m0, m1 = _ws_gathered_rows(X, gather, row0, row_end, ms, stride_xt)
+            w_row = e * D
+            for k0 in range(0, D, BLOCK_K):
+                s = it % STAGES
+                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)   # a new barrier passes phase 1
+                mbarrier.expect(ready_t.index(s), 2 * BLOCK_K * BLOCK_N * w_smem.type.element_ty.primitive_bitwidth // 8)
+                # the gate block, and the up block n columns on (past 2n, zeros). Where BLOCK_N does not
+                # divide n, the last gate block runs on into up columns: their h and a are not stored
+                _tma_load(w_desc, [w_row + k0, pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s))
+                _tma_load(w_desc, [w_row + k0, N + pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s + 1))
+                _ws_copy_gathered(g_smem, s, ready_c, x0, x1, m0, m1, k0 + ks, D)
+                it += 1
+
+    @gluon.jit
+    def _up_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, D, n_items,
+                    HH: gl.constexpr):
+        # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item, gate and up, into shared memory
+        # for the epilogue warpgroup
+        STAGES: gl.constexpr = w_smem.type.shape[0] // 2
+        BLOCK_K: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = w_smem.type.shape[2]
+        HALF: gl.constexpr = g_smem.type.shape[1]
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 16])
+        n_k = (D + BLOCK_K - 1) // BLOCK_K
+        it = 0
+        ti = 0   # items so far: the hand-over barriers' phase
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            acc_g = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            acc_u = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            for j in range(0, n_k):
+                s = it % STAGES
+                mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
+                mbarrier.wait(ready_c.index(s), (it // STAGES) & 1)
+                fence_async_shared()   # cp.async wrote through the generic proxy; wgmma reads through the async one
+                acc_g = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(2 * s), acc_g, is_async=True)
+                acc_u = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(2 * s + 1), acc_u, is_async=True)
+                # this step's two MMAs in flight: the last step's are done, so its buffers go back
+                acc_g, acc_u = warpgroup_mma_wait(num_outstanding=2, deps=(acc_g, acc_u))
+                if j > 0:
+                    mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+                it += 1
+            acc_g, acc_u = warpgroup_mma_wait(num_outstanding=0, deps=(acc_g, acc_u))
+            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
+            e_smem.index(2 * HH).store(acc_g.to(e_smem.type.element_ty))
+            e_smem.index(2 * HH + 1).store(acc_u.to(e_smem.type.element_ty))
+            _cta_barrier()                           # every thread's part stored before the hand-over
+            mbarrier.arrive(epi_ready, count=1)
+            ti += 1
+
+    UP_CHUNK = gl.constexpr(16)   # the up-projection's epilogue rows a step
+
+    @gluon.jit
+    def _up_epilogue(e_smem, epi_ready, epi_empty, H, A, tile_expert, tile_row0, offsets, N, stride_hr, stride_ar,
+                     num_n, n_items):
+        # h as the consumers rounded it, and a from it, UP_CHUNK rows at a time
+        CHUNK: gl.constexpr = UP_CHUNK
+        HALF: gl.constexpr = e_smem.type.shape[1]
+        BLOCK_N: gl.constexpr = e_smem.type.shape[2]
+        PER_HALF: gl.constexpr = HALF // CHUNK
+        epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
+        rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
+        cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, epi))
+        ti = 0
+        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
+            cols = pn * BLOCK_N + cs
+            mcol = (cols < N)[None, :]
+            mbarrier.wait(epi_ready, ti & 1)
+            for q in gl.static_range(2 * PER_HALF):
+                rows = row0 + q * CHUNK + rs
+                mask = (rows < row_end)[:, None] & mcol
+                rows64 = rows.to(gl.int64)
+                g = e_smem.index(2 * (q // PER_HALF)).slice((q % PER_HALF) * CHUNK, CHUNK, dim=0).load(epi)
+                u = e_smem.index(2 * (q // PER_HALF) + 1).slice((q % PER_HALF) * CHUNK, CHUNK, dim=0).load(epi)
+                hp = H + rows64[:, None] * stride_hr + cols[None, :]
+                gl.store(hp, g, mask=mask)
+                gl.store(hp + N, u, mask=mask)
+                gf = g.to(gl.float32)
+                a = gf * _sigmoid_approx(gf) * u.to(gl.float32)
+                gl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
+            _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
+            mbarrier.arrive(epi_empty, count=1)
+            ti += 1
+
+    @gluon.jit
+    def _up_consumer0(g, w, es, rt, rc, em, er, ee, D, n_items):
+        _up_consume(g, w, es, rt, rc, em, er, ee, D, n_items, 0)
+
+    @gluon.jit
+    def _up_consumer1(g, w, es, rt, rc, em, er, ee, D, n_items):
+        _up_consume(g, w, es, rt, rc, em, er, ee, D, n_items, 1)
+
+    @gluon.jit
+    def _up_hopper_kernel(
+        X, W1, H, A, gather, tile_expert, tile_row0, offsets,   # as _up_swiglu_kernel's; W1 (E, d, 2n) contiguous
+        N, D, E, stride_xt, stride_hr, stride_ar,
+        BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+    ):
+        dt: gl.constexpr = X.dtype.element_ty
+        HALF: gl.constexpr = BLOCK_M // 2
+        g_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_K], dt)
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK_N], dt)
+        g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)     # gathered X, a half each
+        w_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK_N], w_layout)  # W1's gate and up blocks
+        # the hand-over buffer: each consumer's gate and up, in h's dtype. One buffer: a second (64 KB)
+        # would leave room for two stages only
+        e_smem = gl.allocate_shared_memory(dt, [4, HALF, BLOCK_N], gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_N], dt))
+        ready_t, ready_c, empty = _ws_ring(STAGES)
+        epi_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(epi_ready, count=2)
+        mbarrier.init(epi_empty, count=1)
+        w_desc = gl_tma.make_tensor_descriptor(W1, shape=[E * D, 2 * N], strides=[2 * N, 1],
+                                               block_shape=[BLOCK_K, BLOCK_N], layout=w_layout)
+        num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
+        cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, D, n_items)
+        eargs = (e_smem, epi_ready, epi_empty, H, A, tile_expert, tile_row0, offsets, N, stride_hr, stride_ar,
+                 num_n, n_items)
+        pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, X, gather, tile_expert, tile_row0, offsets,
+                 N, D, stride_xt, num_n, n_items)
+        gl.warp_specialize([(_up_consumer0, cargs), (_up_consumer1, cargs), (_up_epilogue, eargs), (_up_produce, pargs)],
+                           [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
+
+
+# 3 stages of 48 KB (X's 128 x 64 rows, W1's two 64 x 128 blocks) and the 64 KB hand-over buffer: 208 KB,
+# one program per SM. The consumers' two 64 x 128 fp32 accumulators take 128 registers each
+UP_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=3, CONSUMER_REGS=176, EPILOGUE_REGS=88, PRODUCER_REGS=72)
+
+
+def _up_hopper(x, w1, r: Routing, h, a):
+    """up_swiglu's h and a by _up_hopper_kernel."""
+    E, d, n = w1.shape[0], w1.shape[1], w1.shape[2] // 2
+    _set_allocator()   # W1's TMA descriptor is built on the device
+    items = r.tile_expert.numel() * triton.cdiv(n, UP_CONFIG["BLOCK_N"])
+    _up_hopper_kernel[(_n_programs(x.device, items),)](
+        x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E, x.stride(0), h.stride(0),
+        a.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E), num_warps=4, **UP_CONFIG)
 
 
 def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None):

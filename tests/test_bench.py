@@ -319,6 +319,21 @@ def test_profile_from_a_train_config(tmp_path):
     assert_png(tmp_path / 'profile.png')
 
 
+@pytest.mark.skipif(not CUDA, reason="the GPU's kernels, Gluon's included, are profiled on CUDA only")
+def test_profile_counts_every_kernel_on_the_gpu(tmp_path):
+    # sonic in bf16 at sizes where sm_90 runs its Gluon kernels, whose launches the profiler linked to
+    # no op on the H200: every kernel's time still lands in a part, the experts' in theirs
+    cfg = tmp_path / 'small_moe.py'
+    cfg.write_text("n_layer = 2\nn_head = 4\nn_embd = 256\nn_expert = 8\ntop_k = 2\nexpert_size = 128\n"
+                   "block_size = 256\nbatch_size = 8\nmoe_backend = 'sonic'\n")
+    run_bench(tmp_path, '--mode=profile', f'--config_file={cfg}', '--backends=sonic')
+    [r] = load_json(tmp_path / 'profile.json')['results']
+    parts = r['parts']
+    assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
+    assert parts['moe experts']['ms'] > 0 and parts['other']['ms'] < 0.05 * r['step_ms'], parts
+    assert r['comm_exposed_ms'] == 0
+
+
 def torchrun_bench(tmp_path, *args):
     # two gloo ranks on the CPU, wherever the test runs
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
@@ -344,6 +359,42 @@ def test_profile_under_torchrun_is_ddp(tmp_path):
                       (('--mode=train',), 'only mode=profile runs')]:
         p = torchrun_bench(tmp_path, *args)
         assert p.returncode != 0 and msg in p.stderr, p.stderr[-2000:]
+
+
+def test_kernels_go_to_the_part_of_their_op(monkeypatch):
+    # a CPU op lists its kernels by name and duration only (torch's profiler Kernel), so the GPU's own
+    # events give the intervals (NCCL's apart, for the exposed communication) and the time, each kernel
+    # going to the part of an op that claims its name and duration; a kernel no op claims (as the Gluon
+    # kernels' launches were on the H200) goes to the next claimed kernel's part on its stream
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import FunctionEvent
+    def ev(i, name, s, t, dev=DeviceType.CUDA, stream=7):
+        e = FunctionEvent(id=i, name=name, thread=0, start_us=s, end_us=t, device_type=dev)
+        e.device_resource_id = stream   # set after: not every torch takes it as an argument
+        return e
+    attention = ev(11, bench.RANGE + 'attention', 0, 6, DeviceType.CPU)
+    mm = ev(2, 'aten::mm', 0, 5, DeviceType.CPU)
+    mm.cpu_parent = attention
+    mm.append_kernel('nvjet_sm90_tss_128x256', 0, 20)
+    experts = ev(1, bench.RANGE + 'moe experts', 6, 50, DeviceType.CPU)
+    experts.append_kernel('_gather_sum_kernel', 0, 2)
+    events = [experts, attention, mm,
+              ev(3, 'nvjet_sm90_tss_128x256', 0, 20), ev(4, bench.RANGE + 'moe experts', 0, 40),
+              ev(5, '_up_hopper_kernel', 20, 26),                          # claimed by no op
+              ev(6, 'ncclDevKernel_AllReduce_Sum_f32_RING_LL', 10, 30, stream=9),
+              ev(7, '_gather_sum_kernel', 26, 28), ev(8, '_adamw_kernel', 40, 41)]
+    kernels = bench.gpu_kernels(events)
+    assert [k.name for k in kernels] == ['nvjet_sm90_tss_128x256', 'ncclDevKernel_AllReduce_Sum_f32_RING_LL',
+                                         '_up_hopper_kernel', '_gather_sum_kernel', '_adamw_kernel']
+    claimed = {('nvjet_sm90_tss_128x256', 20): ['attention'], ('_gather_sum_kernel', 2): ['moe experts']}
+    assert bench.kernel_parts(kernels, claimed) == ['attention', 'other', 'moe experts', 'moe experts', 'other']
+    comm, other = bench.kernel_spans(kernels)
+    assert comm == [(10, 30)] and other == [(0, 20), (20, 26), (26, 28), (40, 41)]
+    assert bench.exposed_us(comm, other) == 2       # 28-30
+    monkeypatch.setattr(bench, 'device_type', 'cuda')
+    us, exposed = bench.split_step(events, wall_us=50)
+    assert us['moe experts'] == 8 and us['attention'] == 20 and us['other'] == 21 and exposed == 2
+    assert us['idle'] == 50 - 31
 
 
 def test_exposed_communication_is_what_no_other_kernel_covers():

@@ -708,6 +708,59 @@ def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
         assert not sk._use_hopper_down_bwd(*args)
 
 
+@pytest.mark.skipif(not HOPPER, reason="the warp-specialised up-projection runs on sm_90 GPUs with Triton >= 3.6")
+@pytest.mark.parametrize("n_prog", [None, 1, 3])
+@pytest.mark.parametrize("T,d,n,E,K", [(300, 48, 32, 4, 2), (700, 320, 160, 6, 2), (2049, 512, 256, 32, 8)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_hopper_up_matches_float64(monkeypatch, T, d, n, E, K, n_prog, dtype):
+    # the Gluon up-projection against float64 and against the portable Triton kernel: d not a multiple
+    # of the 64-column step (W1's TMA block then reads the next expert's rows, which meet zeros), n not
+    # of the 128-column block, an expert with no rows, segments ending inside a tile, programs walking
+    # many items
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    r = sk.routing_metadata(torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten(),
+                            torch.rand(T * K, device=DEV), T, E)
+    x = torch.randn(T, d, device=DEV, dtype=dtype)
+    w1 = (torch.randn(E, d, 2 * n, device=DEV) / d ** 0.5).to(dtype)
+    gi, off = r.gather_idx.long(), r.offsets.tolist()
+    want_h = torch.cat([x.double()[gi[off[e]:off[e + 1]]] @ w1[e].double() for e in range(E)])
+    g, u = want_h[:, :n], want_h[:, n:]
+    if n_prog is not None:
+        monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
+    assert sk.HOPPER_UP is None and sk._use_hopper_up(x, w1)
+    h, a = sk.up_swiglu(x, w1, r)
+    assert_rel(h, want_h, 1e-2, "Hopper h against float64")
+    assert_rel(a, g * torch.sigmoid(g) * u, 1e-2, "Hopper a against float64")
+    hg, hu = h.double()[:, :n], h.double()[:, n:]            # a is SwiGLU of h as stored
+    assert_rel(a, hg * torch.sigmoid(hg) * hu, 1e-2, "Hopper a against float64 on its h")
+    monkeypatch.setattr(sk, "HOPPER_UP", False)
+    h_t, a_t = sk.up_swiglu(x, w1, r)
+    assert torch.equal(h, h_t), "Hopper h against the Triton kernel: the same MMAs in the same order"
+    assert_rel(a, a_t, 1e-2, "Hopper a against the Triton kernel")
+
+
+def test_hopper_up_only_where_it_runs(monkeypatch):
+    # auto (None, the default): never in the interpreter, off sm_90, on fp32 or where x's rows are not
+    # 16-byte copies; off (False) nowhere; forced where it cannot run, the error says what to do
+    x, w1 = torch.zeros(64, 32, dtype=torch.float16), torch.zeros(2, 32, 32, dtype=torch.float16)
+    assert sk.HOPPER_UP is None
+    assert not sk._use_hopper_up(x, w1)
+    monkeypatch.setattr(sk, "HOPPER_UP", True)
+    with pytest.raises(ValueError, match=r"sonic_kernels.HOPPER_UP = None \(the default: where it can run\) or False"):
+        sk._use_hopper_up(x, w1)      # CPU tensors
+    if HOPPER:
+        xc, wc = x.cuda(), w1.cuda()
+        monkeypatch.setattr(sk, "HOPPER_UP", None)
+        assert sk._use_hopper_up(xc, wc) and not sk._use_hopper_up(xc.float(), wc.float())
+        assert not sk._use_hopper_up(torch.zeros(64, 12, dtype=torch.float16, device="cuda"),
+                                     torch.zeros(2, 12, 32, dtype=torch.float16, device="cuda"))   # d = 12
+        monkeypatch.setattr(sk, "_gluon_api", lambda: False)                   # a Triton before 3.6
+        assert not sk._use_hopper_up(xc, wc)
+        monkeypatch.setattr(sk, "_gluon_api", lambda: True)
+        monkeypatch.setattr(sk, "HOPPER_UP", False)
+        assert not sk._use_hopper_up(xc, wc)
+
+
 @pytest.mark.skipif(not HOPPER, reason="the warp-specialised grouped GEMM runs on sm_90 GPUs with Triton >= 3.6")
 @pytest.mark.parametrize("n_prog", [None, 1, 3])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["y", "dX"])
