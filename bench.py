@@ -45,6 +45,7 @@ import sys
 import json
 import collections
 import math
+import pickle
 import time
 import shlex
 import builtins
@@ -104,7 +105,7 @@ n_embd = 768
 n_expert = 64
 top_k = 8
 expert_size = 256
-vocab_size = 50304
+vocab_size = 50304 # random tokens'; with a dataset, its meta.pkl's, as in train.py
 router_type = 'softmax_topk' # see moe.ROUTER_TYPES
 learning_rate = 6e-4 # AdamW needs one; it does not change the speed
 weight_decay = 0.1
@@ -210,6 +211,10 @@ if ddp:
     if rank:
         print = lambda *args, **kwargs: None  # noqa: E731  (rank 0 reports for all)
 data_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', dataset, 'train.bin')
+meta_path = os.path.join(os.path.dirname(data_path), 'meta.pkl')
+if dataset and os.path.exists(meta_path):  # a dataset's vocabulary, as train.py takes it (stdlib's: 256 bytes)
+    with open(meta_path, 'rb') as f:
+        vocab_size = config['vocab_size'] = pickle.load(f)['vocab_size']
 
 # The SonicMoE paper's shapes, (T, d) per model size, and its H100 SXM bf16 TFLOPS (fwd, bwd) of the
 # whole layer (SonicMoE's benchmark times its softmax-top-K layer, router included)
@@ -998,12 +1003,16 @@ def union_us(intervals):
     return total
 
 
+PROFILE_TOP = 3  # kernels listed a part, the largest first
+
+
 def split_step(events, wall_us):
     """Microseconds of each part over the profiled steps, from the profiler's events and the steps'
     wall time. CUDA: each kernel's time goes to the part of the CPU op that launched it (kernel_parts);
     on the CPU each op's self time (its time minus its children's) goes to its part, so nothing counts
     twice. 'idle' is the wall time minus the time any kernel (on the CPU: any op) runs. Also returns, on
-    CUDA, the time communication kernels run while no other kernel does (None on the CPU)."""
+    CUDA, the time communication kernels run while no other kernel does, and each part's kernels by
+    name with their time, largest first (both None on the CPU)."""
     cuda = device_type == 'cuda'
     cpu = sorted((e for e in events if e.device_type == DeviceType.CPU and not e.is_async),
                  key=lambda e: e.time_range.start)
@@ -1022,13 +1031,15 @@ def split_step(events, wall_us):
             us[p] += e.self_cpu_time_total
     if not cuda:
         us['idle'] = max(0.0, wall_us - union_us((e.time_range.start, e.time_range.end) for e in cpu if e.cpu_parent is None))
-        return us, None
+        return us, None, None
     kernels = gpu_kernels(events)
+    by_name = collections.defaultdict(collections.Counter)   # part: kernel name -> us
     for k, p in zip(kernels, kernel_parts(kernels, claimed)):
         us[p] += k.time_range.elapsed_us()
+        by_name[p][k.name] += k.time_range.elapsed_us()
     comm, other = kernel_spans(kernels)
     us['idle'] = max(0.0, wall_us - union_us(comm + other))
-    return us, exposed_us(comm, other)
+    return us, exposed_us(comm, other), {p: c.most_common() for p, c in by_name.items()}
 
 
 def gpu_kernels(events):
@@ -1092,10 +1103,12 @@ def profile_backend(name, route):
             sync()
             wall_us = (time.perf_counter() - t0) * 1e6
         loss = loss.item()
-    us, exposed = split_step(prof.events(), wall_us)
+    us, exposed, by_name = split_step(prof.events(), wall_us)
     step_ms = wall_us / profile_steps / 1e3
     parts = {p: dict(ms=v / profile_steps / 1e3, share=v / wall_us) for p, v in us.items()}
-    return dict(backend=name, routing=route, step_ms=step_ms, loss=loss, parts=parts,
+    top = None if by_name is None else {p: [[n, t / profile_steps / 1e3] for n, t in ks[:PROFILE_TOP]]
+                                        for p, ks in by_name.items()}
+    return dict(backend=name, routing=route, step_ms=step_ms, loss=loss, parts=parts, top_kernels=top,
                 parts_sum_ms=sum(p['ms'] for p in parts.values()), world_size=world_size,
                 micro_steps=gradient_accumulation_steps,  # a rank's, under torchrun
                 comm_exposed_ms=None if exposed is None else exposed / profile_steps / 1e3)
@@ -1108,6 +1121,11 @@ def print_profile(r):
     for p, v in r['parts'].items():
         print(f"{p:<22}{v['ms']:10.3f}{100 * v['share']:7.1f}%  {STEP_PARTS[p]}")
     print(f"{'sum':<22}{r['parts_sum_ms']:10.3f}{100 * r['parts_sum_ms'] / r['step_ms']:7.1f}%")
+    if r['top_kernels']:
+        print(f"each part's largest kernels, ms/step:")
+        for p in r['parts']:
+            if r['top_kernels'].get(p):
+                print(f"  {p:<20}" + "; ".join(f"{n[:60]} {t:.3f}" for n, t in r['top_kernels'][p]))
     if r['world_size'] > 1:
         exposed = 'not measured on the CPU' if r['comm_exposed_ms'] is None else f"{r['comm_exposed_ms']:.3f} ms/step"
         print(f"rank 0 of {r['world_size']} (DDP); communication no other kernel overlaps: {exposed}")

@@ -9,9 +9,13 @@ not a crash.
 import os
 import sys
 import json
-from pathlib import Path
 import math
+import pickle
+import shutil
 import subprocess
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -294,6 +298,22 @@ def test_expert_gemms_do_the_layers_flops():
             == bench.moe_flops(T * K, d, n)['fwd']
 
 
+def test_a_dataset_brings_its_vocabulary(tmp_path):
+    # with a dataset, the model's vocabulary is its meta.pkl's, as train.py builds it (stdlib's 256
+    # bytes), not bench.py's vocab_size for random tokens: the head and the loss scale with it
+    name = f'bench_vocab_test_{os.getpid()}'
+    ddir = os.path.join(ROOT, 'data', name)
+    os.makedirs(ddir)
+    try:
+        np.random.default_rng(0).integers(0, 100, 4096).astype(np.uint16).tofile(os.path.join(ddir, 'train.bin'))
+        with open(os.path.join(ddir, 'meta.pkl'), 'wb') as f:
+            pickle.dump({'vocab_size': 100}, f)
+        run_bench(tmp_path, '--mode=profile', f'--dataset={name}', '--backends=torch')
+        assert load_json(tmp_path / 'profile.json')['config']['vocab_size'] == 100
+    finally:
+        shutil.rmtree(ddir)
+
+
 def test_profile_from_a_train_config(tmp_path):
     # a train.py config file: its model and batch settings are taken, train.py's own (out_dir,
     # max_iters) are not, and a flag still overrides it (n_layer)
@@ -315,6 +335,7 @@ def test_profile_from_a_train_config(tmp_path):
               'embeddings and head', 'loss', 'optimizer'):
         assert parts[p]['ms'] > 0, (p, parts)
     assert parts['communication']['ms'] == 0
+    assert (r['top_kernels'] is None) == (not CUDA)   # kernels by name: the GPU's
     assert 'moe experts' in out and 'idle' in out
     assert_png(tmp_path / 'profile.png')
 
@@ -332,6 +353,9 @@ def test_profile_counts_every_kernel_on_the_gpu(tmp_path):
     assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
     assert parts['moe experts']['ms'] > 0 and parts['other']['ms'] < 0.05 * r['step_ms'], parts
     assert r['comm_exposed_ms'] == 0
+    # each part's largest kernels, as many as PROFILE_TOP, add up to no more than the part
+    for p, ks in r['top_kernels'].items():
+        assert 0 < len(ks) <= bench.PROFILE_TOP and sum(t for _, t in ks) <= parts[p]['ms'] * 1.001, (p, ks)
 
 
 def torchrun_bench(tmp_path, *args):
@@ -392,9 +416,11 @@ def test_kernels_go_to_the_part_of_their_op(monkeypatch):
     assert comm == [(10, 30)] and other == [(0, 20), (20, 26), (26, 28), (40, 41)]
     assert bench.exposed_us(comm, other) == 2       # 28-30
     monkeypatch.setattr(bench, 'device_type', 'cuda')
-    us, exposed = bench.split_step(events, wall_us=50)
+    us, exposed, by_name = bench.split_step(events, wall_us=50)
     assert us['moe experts'] == 8 and us['attention'] == 20 and us['other'] == 21 and exposed == 2
     assert us['idle'] == 50 - 31
+    assert by_name['moe experts'] == [('_up_hopper_kernel', 6), ('_gather_sum_kernel', 2)]
+    assert by_name['other'] == [('ncclDevKernel_AllReduce_Sum_f32_RING_LL', 20), ('_adamw_kernel', 1)]
 
 
 def test_exposed_communication_is_what_no_other_kernel_covers():
