@@ -1550,10 +1550,11 @@ if gluon is not None:
     @gluon.jit
     def _db_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
                     N, D, stride_ot, num_n, n_items):
-        STAGES: gl.constexpr = w_smem.type.shape[0]
-        BLOCK_N: gl.constexpr = w_smem.type.shape[1]
-        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
         HALF: gl.constexpr = g_smem.type.shape[1]
+        STAGES: gl.constexpr = g_smem.type.shape[0] // 2
+        SPLIT: gl.constexpr = w_smem.type.shape[0] // STAGES   # an item's 128-column parts of W2's block
+        PART: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
         layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
         ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
         ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
@@ -1562,15 +1563,16 @@ if gluon is not None:
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             # rows past the segment's end are zeros (the masks): their dA' rows are never stored
             o0, o1, m0, m1 = _ws_gathered_rows(dO, gather, row0, row_end, ms, stride_ot)
-            # W2 as (E n, d): where n is not a multiple of BLOCK_N, the rows past e's n are the next
-            # expert's (or zeros): their columns of dA' are never stored and meet a = 0 in dS's sum, so
-            # only weights already inf or NaN (a run that has diverged) could reach dS through them
-            w_row = e * N + pn * BLOCK_N
+            # W2 as (E n, d): where n is not a multiple of the item's columns, the rows past e's n are the
+            # next expert's (or zeros): their columns of dA' are never stored and meet a = 0 in dS's sum,
+            # so only weights already inf or NaN (a run that has diverged) could reach dS through them
+            w_row = e * N + pn * SPLIT * PART
             for k0 in range(0, D, BLOCK_K):
                 s = it % STAGES
                 mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
-                mbarrier.expect(ready_t.index(s), BLOCK_N * BLOCK_K * w_smem.type.element_ty.primitive_bitwidth // 8)
-                _tma_load(w_desc, [w_row, k0], ready_t.index(s), w_smem.index(s))
+                mbarrier.expect(ready_t.index(s), SPLIT * PART * BLOCK_K * w_smem.type.element_ty.primitive_bitwidth // 8)
+                for p in gl.static_range(SPLIT):
+                    _tma_load(w_desc, [w_row + p * PART, k0], ready_t.index(s), w_smem.index(SPLIT * s + p))
                 _ws_copy_gathered(g_smem, s, ready_c, o0, o1, m0, m1, k0 + ks, D)
                 it += 1
 
@@ -1578,32 +1580,42 @@ if gluon is not None:
     def _db_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
                     offsets, D, num_n, n_items, HH: gl.constexpr):
         # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item, into shared memory for the
-        # epilogue warpgroup, which runs an item's epilogue while the consumers multiply the next one
-        STAGES: gl.constexpr = w_smem.type.shape[0]
-        BLOCK_N: gl.constexpr = w_smem.type.shape[1]
-        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
+        # epilogue warpgroup, which runs an item's epilogue while the consumers multiply the next one.
+        # An item of two 128-column parts takes two accumulators: one of 64 x 256 (128 registers) in a
+        # single wgmma does not compile under the 128 registers a thread that 16 warps leave to ptxas
         HALF: gl.constexpr = g_smem.type.shape[1]
-        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 16])
-        acc_smem = e_smem.index(HH)
+        STAGES: gl.constexpr = g_smem.type.shape[0] // 2
+        SPLIT: gl.constexpr = w_smem.type.shape[0] // STAGES
+        PART: gl.constexpr = w_smem.type.shape[1]
+        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, PART, 16])
         n_k = (D + BLOCK_K - 1) // BLOCK_K
         it = 0
         ti = 0   # items so far: the hand-over barriers' phase
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
-            acc = gl.zeros((HALF, BLOCK_N), gl.float32, mma)
+            acc0 = gl.zeros((HALF, PART), gl.float32, mma)
+            acc1 = gl.zeros((HALF, PART), gl.float32, mma)   # SPLIT == 1: never used, and compiled away
             for j in range(0, n_k):
                 s = it % STAGES
                 mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
                 mbarrier.wait(ready_c.index(s), (it // STAGES) & 1)
                 fence_async_shared()   # cp.async wrote through the generic proxy; wgmma reads through the async one
-                acc = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(s).permute((1, 0)), acc, is_async=True)
-                acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+                acc0 = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(SPLIT * s).permute((1, 0)), acc0, is_async=True)
+                if SPLIT == 2:
+                    acc1 = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(SPLIT * s + 1).permute((1, 0)), acc1,
+                                         is_async=True)
+                # this step's MMAs in flight: the last step's are done, so its buffers go back
+                acc0, acc1 = warpgroup_mma_wait(num_outstanding=SPLIT, deps=(acc0, acc1))
                 if j > 0:
                     mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
                 it += 1
-            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+            acc0, acc1 = warpgroup_mma_wait(num_outstanding=0, deps=(acc0, acc1))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
             mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
-            acc_smem.store(acc)
+            # fp32, or rounded to 16 bits where two parts' fp32 would not fit (DB_WIDE_CONFIG)
+            e_smem.index(SPLIT * HH).store(acc0.to(e_smem.type.element_ty))
+            if SPLIT == 2:
+                e_smem.index(SPLIT * HH + 1).store(acc1.to(e_smem.type.element_ty))
             _cta_barrier()                           # every thread's part stored before the hand-over
             mbarrier.arrive(epi_ready, count=1)
             ti += 1
@@ -1631,51 +1643,67 @@ if gluon is not None:
     @gluon.jit
     def _db_epilogue(e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                      N, R, stride_hr, stride_ar, num_n, n_items):
-        # _down_bwd_kernel's epilogue on a whole item, CHUNK rows at a time: recompute a from h, write
-        # dH, A' and this item's share of dS. h comes by cp.async into a ring of NBUF chunks, NBUF - 1
-        # ahead of the chunk in use, the first ones asked for before the accumulators are ready: loaded
-        # where it was used, each chunk's h waited a round trip of its own, 16 an item, and dA' took
-        # 10-20% longer at 1.4B (docs/LOG.md, 2026-12-02)
+        # _down_bwd_kernel's epilogue on a whole item, CHUNK rows of a 128-column part at a time: recompute
+        # a from h, write dH, A' and this part's share of dS. h comes by cp.async into a ring of NBUF
+        # chunks, NBUF - 1 ahead of the chunk in use, the first ones asked for before the accumulators
+        # are ready: loaded where it was used, each chunk's h waited a round trip of its own, 16 an item,
+        # and dA' took 10-20% longer at 1.4B (docs/LOG.md, 2026-12-02)
+        SPLIT: gl.constexpr = e_smem.type.shape[0] // 2
         HALF: gl.constexpr = e_smem.type.shape[1]
-        BLOCK_N: gl.constexpr = e_smem.type.shape[2]
+        PART: gl.constexpr = e_smem.type.shape[2]
         CHUNK: gl.constexpr = h_smem.type.shape[1]
         NBUF: gl.constexpr = h_smem.type.shape[0] // 2
         PER_HALF: gl.constexpr = HALF // CHUNK
+        gl.static_assert(PER_HALF * SPLIT % NBUF == 0, "a half's chunks fill the ring a whole number of times")
         epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
         rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
-        cs = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, epi))
+        cs = gl.arange(0, PART, layout=gl.SliceLayout(0, epi))
         ti = 0
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
-            cols = pn * BLOCK_N + cs
-            mcol = (cols < N)[None, :]
-            for q in gl.static_range(NBUF - 1):
-                _db_issue_h(h_smem, q, H, row0 + q * CHUNK + rs, row_end, cols, mcol, N, stride_hr)
+            col0 = pn * SPLIT * PART
+            # chunk j of a half: rows (j // SPLIT) * CHUNK on, part j % SPLIT; its ring slot j % NBUF
+            for j in gl.static_range(NBUF - 1):   # the first chunks, while the MMAs run
+                cols = col0 + (j % SPLIT) * PART + cs
+                _db_issue_h(h_smem, j, H, row0 + (j // SPLIT) * CHUNK + rs, row_end, cols, (cols < N)[None, :], N,
+                            stride_hr)
                 gl_async_copy.commit_group()
             mbarrier.wait(epi_ready, ti & 1)
-            for q in gl.static_range(2 * PER_HALF):
-                if q + NBUF - 1 < 2 * PER_HALF:
-                    _db_issue_h(h_smem, (q + NBUF - 1) % NBUF, H, row0 + (q + NBUF - 1) * CHUNK + rs, row_end, cols,
-                                mcol, N, stride_hr)
-                gl_async_copy.commit_group()        # one group a step, empty at the end: the wait below counts them
-                gl_async_copy.wait_group(NBUF - 1)  # chunk q's copies have landed (each thread reads its own)
-                rows = row0 + q * CHUNK + rs
-                mrow = rows < row_end
-                mask = mrow[:, None] & mcol
-                rows64 = rows.to(gl.int64)
-                da_raw = e_smem.index(q // PER_HALF).slice((q % PER_HALF) * CHUNK, CHUNK, dim=0).load(epi)  # dA' = dO[gather] @ W2_e^T
-                g = h_smem.index(2 * (q % NBUF)).load(epi).to(gl.float32)
-                u = h_smem.index(2 * (q % NBUF) + 1).load(epi).to(gl.float32)
-                sc = gl.load(S + rows64, mask=mrow, other=0.0)
-                sig = _sigmoid_approx(g)
-                silu = g * sig
-                a = silu * u                     # zero past n and past the segment: no share of dS there
-                da = da_raw * sc[:, None]        # dL/da = s * dA'
-                dp = dH + rows64[:, None] * stride_hr + cols[None, :]
-                gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty), mask=mask)
-                gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
-                gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
-                gl.store(dS_part + pn.to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1), mask=mrow)
+            # the halves in a loop, their chunks unrolled: with every chunk unrolled, or the parts in the
+            # loop, the chunks' addresses were computed ahead of it and registers spilled
+            for hh in range(0, 2):
+                r0 = row0 + hh * HALF
+                for j in gl.static_range(PER_HALF * SPLIT):
+                    jn = j + NBUF - 1   # the chunk whose copies go out now (past the half: the next half's)
+                    cols = col0 + (jn % SPLIT) * PART + cs
+                    rows = r0 + (jn // SPLIT) * CHUNK + rs     # past the second half: past the item, masked
+                    _db_issue_h(h_smem, jn % NBUF, H, rows, gl.minimum(row_end, row0 + 2 * HALF), cols,
+                                (cols < N)[None, :], N, stride_hr)
+                    gl_async_copy.commit_group()        # one group a step: the wait below counts them
+                    gl_async_copy.wait_group(NBUF - 1)  # chunk j's copies have landed (each thread reads its own)
+                    cols = col0 + (j % SPLIT) * PART + cs
+                    rows = r0 + (j // SPLIT) * CHUNK + rs
+                    mrow = rows < row_end
+                    mask = mrow[:, None] & (cols < N)[None, :]
+                    rows64 = rows.to(gl.int64)
+                    # dA' = dO[gather] @ W2_e^T: consumer hh's part j % SPLIT
+                    da_raw = e_smem.index(SPLIT * hh + j % SPLIT).slice((j // SPLIT) * CHUNK, CHUNK, dim=0).load(epi)
+                    da_raw = da_raw.to(gl.float32)
+                    g = h_smem.index(2 * (j % NBUF)).load(epi).to(gl.float32)
+                    u = h_smem.index(2 * (j % NBUF) + 1).load(epi).to(gl.float32)
+                    sc = gl.load(S + rows64, mask=mrow, other=0.0)
+                    sig = _sigmoid_approx(g)
+                    silu = g * sig
+                    a = silu * u                     # zero past n and past the segment: no share of dS there
+                    da = da_raw * sc[:, None]        # dL/da = s * dA'
+                    dp = dH + rows64[:, None] * stride_hr + cols[None, :]
+                    gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty),
+                             mask=mask)
+                    gl.store(dp, (da * u * (sig + silu * (1.0 - sig))).to(dH.dtype.element_ty), mask=mask)
+                    gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
+                    gl.store(dS_part + (pn * SPLIT + j % SPLIT).to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1),
+                             mask=mrow)
+            gl_async_copy.wait_group(0)   # the masked copies past the item have landed before the ring is reused
             _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
             mbarrier.arrive(epi_empty, count=1)
             ti += 1
@@ -1691,21 +1719,27 @@ if gluon is not None:
     @gluon.jit
     def _down_bwd_hopper_kernel(
         dO, W2, H, S, gather, tile_expert, tile_row0, offsets,   # as _down_bwd_kernel's; W2 (E, n, d) contiguous
-        dH, Ap, dS_part,                                         # out: dH (R, 2n), A' (R, n), dS_part (n_chunks, R)
+        dH, Ap, dS_part,                                         # out: dH (R, 2n), A' (R, n), dS_part (parts, R): a row a 128 columns
         N, D, E, R, stride_ot, stride_hr, stride_ar,
         BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
-        CHUNK: gl.constexpr, NBUF: gl.constexpr, CONSUMER_REGS: gl.constexpr, EPILOGUE_REGS: gl.constexpr,
-        PRODUCER_REGS: gl.constexpr,
+        CHUNK: gl.constexpr, NBUF: gl.constexpr, ACC16: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+        EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
     ):
         dt: gl.constexpr = dO.dtype.element_ty
         HALF: gl.constexpr = BLOCK_M // 2
+        PART: gl.constexpr = 128                  # an item's BLOCK_N columns are 1 or 2 parts of 128
+        SPLIT: gl.constexpr = BLOCK_N // PART
         g_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_K], dt)
-        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], dt)
-        g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)    # gathered dO, a half each
-        w_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_N, BLOCK_K], w_layout)     # W2 by TMA, shared
-        e_smem = gl.allocate_shared_memory(gl.float32, [2, HALF, BLOCK_N], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([PART, BLOCK_K], dt)
+        g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)      # gathered dO, a half each
+        w_smem = gl.allocate_shared_memory(dt, [SPLIT * STAGES, PART, BLOCK_K], w_layout)  # W2 by TMA, shared
+        # the accumulators' hand-over, a consumer's part each: fp32, or (ACC16) rounded to dO's dtype
+        if ACC16:
+            e_smem = gl.allocate_shared_memory(dt, [2 * SPLIT, HALF, PART], gl.NVMMASharedLayout.get_default_for([HALF, PART], dt))
+        else:
+            e_smem = gl.allocate_shared_memory(gl.float32, [2 * SPLIT, HALF, PART], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
         # the epilogue's ring of h chunks, gate and up: a warp's 16-byte copies fill whole rows, so no swizzle
-        h_smem = gl.allocate_shared_memory(dt, [2 * NBUF, CHUNK, BLOCK_N], gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
+        h_smem = gl.allocate_shared_memory(dt, [2 * NBUF, CHUNK, PART], gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
         ready_t, ready_c, empty = _ws_ring(STAGES)
         # the accumulators' hand-over: epi_ready when both consumers have stored theirs, epi_empty
         # when the epilogue has read them. One buffer: a second (64 KB) would not fit beside the ring
@@ -1715,7 +1749,7 @@ if gluon is not None:
         epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         mbarrier.init(epi_ready, count=2)
         mbarrier.init(epi_empty, count=1)
-        w_desc = gl_tma.make_tensor_descriptor(W2, shape=[E * N, D], strides=[D, 1], block_shape=[BLOCK_N, BLOCK_K],
+        w_desc = gl_tma.make_tensor_descriptor(W2, shape=[E * N, D], strides=[D, 1], block_shape=[PART, BLOCK_K],
                                                layout=w_layout)
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
@@ -1731,20 +1765,38 @@ if gluon is not None:
 # 4 stages of 32 KB, the two consumers' 32 KB accumulator buffers and the epilogue's 32 KB ring of h
 # chunks: 224 KB, one program per SM. Four warpgroups share 512 registers a thread-slot: the
 # consumers' accumulators take 64 each
-DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, CONSUMER_REGS=144, EPILOGUE_REGS=152, PRODUCER_REGS=72)
+DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, ACC16=False, CONSUMER_REGS=144, EPILOGUE_REGS=152,
+                 PRODUCER_REGS=72)
+# 256-column items (where n is a multiple of 256): each gathered dO row is read n / 256 times instead of
+# n / 128, so a stage brings a quarter fewer bytes a FLOP (48 KB for 128 x 256 x 64, not 32 for 128 x
+# 128 x 64), and each consumer keeps two 64 x 128 accumulators. Their fp32 accumulators
+# (128 KB) would not fit beside a ring, so they are handed over rounded to dO's dtype: dS then carries
+# bf16's rounding of dA' (relative error 1.7e-3 against float64, where the fp32 hand-over gives 1e-6 to
+# 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB, a 64 KB hand-over and a 16 KB
+# ring of h chunks: 224 KB. 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7%
+# at 7B, within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02)
+DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, CHUNK=16, NBUF=2, ACC16=True, CONSUMER_REGS=176,
+                      EPILOGUE_REGS=120, PRODUCER_REGS=40)
+DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
+
+
+def _db_config(n):
+    """_down_bwd_hopper_kernel's config for an expert width n (DB_WIDE)."""
+    return DB_WIDE_CONFIG if (n % 256 == 0 if DB_WIDE is None else DB_WIDE) else DB_CONFIG
 
 
 def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
     """down_bwd's dA' and epilogue by _down_bwd_hopper_kernel; returns dS (R,) fp32."""
     R, (E, n, d) = h.shape[0], w2.shape
-    bn = DB_CONFIG["BLOCK_N"]
-    dS_part = torch.zeros(triton.cdiv(n, bn), R, device=h.device, dtype=torch.float32)
+    cfg = _db_config(n)
+    bn = cfg["BLOCK_N"]
+    dS_part = torch.zeros(triton.cdiv(n, bn) * (bn // 128), R, device=h.device, dtype=torch.float32)   # a row a part
     _set_allocator()   # W2's TMA descriptor is built on the device
     items = r.tile_expert.numel() * triton.cdiv(n, bn)
     _down_bwd_hopper_kernel[(_n_programs(dout.device, items),)](
         dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, dH, Ap, dS_part,
         n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E),
-        num_warps=4, **DB_CONFIG)
+        num_warps=4, **cfg)
     return dS_part.sum(0)
 
 

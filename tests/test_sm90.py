@@ -89,8 +89,8 @@ def launches(tma=False):
 
 
 def hopper_launches():
-    """The sm_90-only kernels written in Gluon at their one config: the weight gradients (dW1 and dW2,
-    fp32 and bf16 gradients), dA', the up-projection and the grouped GEMMs; [] where this Triton has no Gluon that it runs on."""
+    """The sm_90-only kernels written in Gluon at their configs: the weight gradients (dW1 and dW2,
+    fp32 and bf16 gradients), dA' (128- and 256-column items), the up-projection and the grouped GEMMs; [] where this Triton has no Gluon that it runs on."""
     import sonic_kernels as sk
     import triton
     if not sk._gluon_api():
@@ -110,7 +110,7 @@ def hopper_launches():
             dict(dO='*bf16', W2='*bf16', H='*bf16', S='*fp32', gather='*i32', tile_expert='*i32', tile_row0='*i32',
                  offsets='*i32', dH='*bf16', Ap='*bf16', dS_part='*fp32', N=n, D=d, E=E, R=R, stride_ot=d,
                  stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, NB=triton.next_power_of_2(E)),
-            [triton.Config(sk.DB_CONFIG, num_warps=4, num_stages=1)])
+            [triton.Config(sk.DB_CONFIG, num_warps=4, num_stages=1), triton.Config(sk.DB_WIDE_CONFIG, num_warps=4, num_stages=1)])
     up = ('up_hopper', sk._up_hopper_kernel,
           dict(X='*bf16', W1='*bf16', H='*bf16', A='*bf16', gather='*i32', tile_expert='*i32', tile_row0='*i32',
                offsets='*i32', N=n, D=d, E=E, stride_xt=d, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M,
