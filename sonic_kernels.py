@@ -1548,32 +1548,47 @@ if gluon is not None:
         return e, gl.load(tile_row0 + t), gl.load(offsets + e + 1), item % num_n
 
     @gluon.jit
-    def _db_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
-                    N, D, stride_ot, num_n, n_items):
+    def _ws_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, A, gather, tile_expert, tile_row0, offsets,
+                    N, D, stride_at, num_n, n_items, UP: gl.constexpr):
+        # the producer warps of dA' (UP False: A is dO) and of the up-projection (UP True: A is X): an item's
+        # 128 gathered rows by cp.async, a half a consumer, and the weight block by TMA, into one ring
         HALF: gl.constexpr = g_smem.type.shape[1]
+        BLOCK_K: gl.constexpr = g_smem.type.shape[2]
         STAGES: gl.constexpr = g_smem.type.shape[0] // 2
-        SPLIT: gl.constexpr = w_smem.type.shape[0] // STAGES   # an item's 128-column parts of W2's block
-        PART: gl.constexpr = w_smem.type.shape[1]
-        BLOCK_K: gl.constexpr = w_smem.type.shape[2]
+        TILES: gl.constexpr = w_smem.type.shape[0] // STAGES   # weight tiles a stage
+        TILE_BYTES: gl.constexpr = w_smem.type.shape[1] * w_smem.type.shape[2] * w_smem.type.element_ty.primitive_bitwidth // 8
         layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
         ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
         ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
         it = 0
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
-            # rows past the segment's end are zeros (the masks): their dA' rows are never stored
-            o0, o1, m0, m1 = _ws_gathered_rows(dO, gather, row0, row_end, ms, stride_ot)
-            # W2 as (E n, d): where n is not a multiple of the item's columns, the rows past e's n are the
-            # next expert's (or zeros): their columns of dA' are never stored and meet a = 0 in dS's sum,
-            # so only weights already inf or NaN (a run that has diverged) could reach dS through them
-            w_row = e * N + pn * SPLIT * PART
+            # rows past the segment's end, and columns past d, are zeros (the masks): those rows are never stored
+            a0, a1, m0, m1 = _ws_gathered_rows(A, gather, row0, row_end, ms, stride_at)
+            if UP:
+                w_row = e * D
+            else:
+                w_row = e * N + pn * TILES * w_smem.type.shape[1]
             for k0 in range(0, D, BLOCK_K):
                 s = it % STAGES
-                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)
-                mbarrier.expect(ready_t.index(s), SPLIT * PART * BLOCK_K * w_smem.type.element_ty.primitive_bitwidth // 8)
-                for p in gl.static_range(SPLIT):
-                    _tma_load(w_desc, [w_row + p * PART, k0], ready_t.index(s), w_smem.index(SPLIT * s + p))
-                _ws_copy_gathered(g_smem, s, ready_c, o0, o1, m0, m1, k0 + ks, D)
+                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)   # a new barrier passes phase 1
+                mbarrier.expect(ready_t.index(s), TILES * TILE_BYTES)
+                if UP:
+                    # W1 as (E d, 2n): the gate block, and the up block n columns on (past 2n, zeros). Where
+                    # BLOCK_N does not divide n, the last gate block runs on into up columns: their h and a
+                    # are not stored; W1's rows past e's d (the next expert's) meet only zero columns
+                    BLOCK_N: gl.constexpr = w_smem.type.shape[2]
+                    _tma_load(w_desc, [w_row + k0, pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s))
+                    _tma_load(w_desc, [w_row + k0, N + pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s + 1))
+                else:
+                    # W2 as (E n, d), in TILES 128-column parts: where n is not a multiple of the item's
+                    # columns, the rows past e's n are the next expert's (or zeros): their columns of dA'
+                    # are never stored and meet a = 0 in dS's sum, so only weights already inf or NaN (a
+                    # run that has diverged) could reach dS through them
+                    PART: gl.constexpr = w_smem.type.shape[1]
+                    for p in gl.static_range(TILES):
+                        _tma_load(w_desc, [w_row + p * PART, k0], ready_t.index(s), w_smem.index(TILES * s + p))
+                _ws_copy_gathered(g_smem, s, ready_c, a0, a1, m0, m1, k0 + ks, D)
                 it += 1
 
     @gluon.jit
@@ -1757,8 +1772,8 @@ if gluon is not None:
         eargs = (e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                  N, R, stride_hr, stride_ar, num_n, n_items)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
-                 N, D, stride_ot, num_n, n_items)
-        gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_epilogue, eargs), (_db_produce, pargs)],
+                 N, D, stride_ot, num_n, n_items, False)
+        gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_epilogue, eargs), (_ws_produce, pargs)],
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
@@ -1998,34 +2013,6 @@ def _use_hopper_up(x, w1):
 if gluon is not None:
 
     @gluon.jit
-    def _up_produce(w_desc, g_smem, w_smem, ready_t, ready_c, empty, X, gather, tile_expert, tile_row0, offsets,
-                    N, D, stride_xt, num_n, n_items):
-        STAGES: gl.constexpr = w_smem.type.shape[0] // 2
-        BLOCK_K: gl.constexpr = w_smem.type.shape[1]
-        BLOCK_N: gl.constexpr = w_smem.type.shape[2]
-        HALF: gl.constexpr = g_smem.type.shape[1]
-        layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
-        ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
-        ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
-        it = 0
-        for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
-            e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
-            # rows past the segment's end, and columns past d, are zeros (the masks): those rows are never
-            # stored, and W1's rows past e's d (the next expert's, in the 2-D view) meet only zero columns
-            x0, x1, m0, m1 = _ws_gathered_rows(X, gather, row0, row_end, ms, stride_xt)
-            w_row = e * D
-            for k0 in range(0, D, BLOCK_K):
-                s = it % STAGES
-                mbarrier.wait(empty.index(s), ((it // STAGES) & 1) ^ 1)   # a new barrier passes phase 1
-                mbarrier.expect(ready_t.index(s), 2 * BLOCK_K * BLOCK_N * w_smem.type.element_ty.primitive_bitwidth // 8)
-                # the gate block, and the up block n columns on (past 2n, zeros). Where BLOCK_N does not
-                # divide n, the last gate block runs on into up columns: their h and a are not stored
-                _tma_load(w_desc, [w_row + k0, pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s))
-                _tma_load(w_desc, [w_row + k0, N + pn * BLOCK_N], ready_t.index(s), w_smem.index(2 * s + 1))
-                _ws_copy_gathered(g_smem, s, ready_c, x0, x1, m0, m1, k0 + ks, D)
-                it += 1
-
-    @gluon.jit
     def _up_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, D, n_items,
                     HH: gl.constexpr):
         # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item, gate and up, into shared memory
@@ -2133,8 +2120,8 @@ if gluon is not None:
         eargs = (e_smem, epi_ready, epi_empty, H, A, tile_expert, tile_row0, offsets, N, stride_hr, stride_ar,
                  num_n, n_items)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, X, gather, tile_expert, tile_row0, offsets,
-                 N, D, stride_xt, num_n, n_items)
-        gl.warp_specialize([(_up_consumer0, cargs), (_up_consumer1, cargs), (_up_epilogue, eargs), (_up_produce, pargs)],
+                 N, D, stride_xt, num_n, n_items, True)
+        gl.warp_specialize([(_up_consumer0, cargs), (_up_consumer1, cargs), (_up_epilogue, eargs), (_ws_produce, pargs)],
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
