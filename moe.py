@@ -409,6 +409,8 @@ class MoE(nn.Module):
         self.tokens_per_expert = torch.zeros(E, dtype=torch.long)   # of the last forward
         self.rounding_dropped = torch.zeros((), dtype=torch.long)    # chosen pairs dropped by rounding
         self.rounding_padded = torch.zeros((), dtype=torch.long)     # unchosen pairs added by rounding
+        # both, without rounding: one zero made once, not a fill a forward (read, never written in place)
+        self.register_buffer("no_rounding", torch.zeros((), dtype=torch.long), persistent=False)
         self.aux_loss = None
         # 16-bit copies of w1 and w2 that the sonic kernels read under autocast in place of casting the
         # fp32 weights every forward; set by GPT.keep_expert_copies, written by TritonAdamW. Not saved
@@ -468,11 +470,14 @@ class MoE(nn.Module):
                 self.rounding_dropped = (choices - counts).clamp(min=0).sum()
                 self.rounding_padded = (counts - choices).clamp(min=0).sum()
             else:
-                pair_tok = torch.arange(T, device=x.device).repeat_interleave(K)  # (T*K,) token order
+                # (T*K,) in token order. sonic's kernels take None for it (pair p is token p // K's): two
+                # ops fewer a forward, where the small shapes wait on the host
+                pair_tok = (None if sonic and self.ep_group is None and T > 0 else
+                            torch.arange(T, device=x.device).repeat_interleave(K))
                 pair_exp = idx.flatten()
                 pair_score = gates.flatten()
                 counts = choices
-                self.rounding_dropped = self.rounding_padded = torch.zeros((), dtype=torch.long, device=x.device)
+                self.rounding_dropped = self.rounding_padded = self.no_rounding
             self.tokens_per_expert = counts.detach()
             if self.training:  # balancing acts on the router's choices, before any rounding
                 if cfg.router_type == "sigmoid" and cfg.bias_update_rate > 0:  # only the bias update reads it

@@ -510,7 +510,8 @@ def _route_count_kernel(pair_exp, counts, R, n_blk,      # pair_exp (R,) in [0, 
 @triton.jit
 def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
                           gather_idx, rev, row_score,                     # out: (R,) int32, (R,) int32, (R,) fp32
-                          R, n_blk, BLOCK: tl.constexpr):
+                          R, n_blk, BLOCK: tl.constexpr, PER_TOK: tl.constexpr):
+    # PER_TOK > 0: pair_tok is not read, pair p being token p // PER_TOK's (plain top-K's token order)
     # a pair's grouped row = where its (expert, block) run starts + how many earlier pairs of the
     # block share its expert, so the sort is stable: rows of an expert stay in token order
     b = tl.program_id(0)
@@ -522,7 +523,11 @@ def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends
     rank = tl.sum(before.to(tl.int32), axis=1)
     run = tl.where(mask, e, 0) * n_blk + b
     row = tl.load(ends + run, mask=mask, other=0) - tl.load(counts + run, mask=mask, other=0) + rank
-    tl.store(gather_idx + row, tl.load(pair_tok + p, mask=mask, other=0).to(tl.int32), mask=mask)
+    if PER_TOK > 0:
+        tok = p // PER_TOK
+    else:
+        tok = tl.load(pair_tok + p, mask=mask, other=0).to(tl.int32)
+    tl.store(gather_idx + row, tok, mask=mask)
     tl.store(rev + p, row, mask=mask)
     tl.store(row_score + row, tl.load(pair_score + p, mask=mask, other=0.0).to(tl.float32), mask=mask)
 
@@ -549,10 +554,13 @@ def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+
 
 
 def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
-    """The Routing of a pair list (R,) each, in token order; expert E marks an unused slot.
+    """The Routing of a pair list (R,) each, in token order; expert E marks an unused slot. pair_tok
+    None: R / T pairs a token, pair p being token p // (R / T)'s (plain top-K), which saves the list's
+    two ops and the search for each token's pairs: a forward at the small shapes waits on the host.
     A counting sort in three small kernels and one cumsum: a stable argsort and the ~30 torch ops
     that built this before took 0.36-0.49 ms of host time per forward (docs/LOG.md, 2026-11-29)."""
     R, dev = pair_exp.numel(), pair_exp.device
+    per_tok = 0 if pair_tok is not None else R // max(T, 1)
     i32 = dict(device=dev, dtype=torch.int32)
     n_blk, nb = triton.cdiv(R, META_BLOCK), triton.next_power_of_2(E + 1)
     counts = torch.empty(nb, n_blk, **i32)            # (expert bin, block of pairs): pairs in it
@@ -561,14 +569,17 @@ def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
     ends = torch.cumsum(counts.view(-1), 0, dtype=torch.int32)
     gather_idx, rev = torch.empty(R, **i32), torch.empty(R, **i32)
     row_score = torch.empty(R, device=dev, dtype=torch.float32)
-    _route_scatter_kernel[(n_blk,)](pair_tok, pair_exp, pair_score, counts, ends, gather_idx, rev, row_score,
-                                    R, n_blk, BLOCK=META_BLOCK)
+    _route_scatter_kernel[(n_blk,)](pair_exp if pair_tok is None else pair_tok, pair_exp, pair_score, counts, ends,
+                                    gather_idx, rev, row_score, R, n_blk, BLOCK=META_BLOCK, PER_TOK=per_tok)
     tiles = _max_tiles(R, E)
     offsets, tile_expert, tile_row0 = torch.empty(E + 1, **i32), torch.empty(tiles, **i32), torch.empty(tiles, **i32)
     bt = max(1, min(32, 8192 // nb))                  # a program holds a (bt, nb) table
     _tile_map_kernel[(triton.cdiv(tiles, bt),)](ends, offsets, tile_expert, tile_row0, n_blk, E, tiles,
                                                 BLOCK_M=BLOCK_M, NB=nb, BLOCK_T=bt)
-    tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True)
+    if pair_tok is None:
+        tok_offsets = torch.arange(0, R + 1, max(per_tok, 1), device=dev, dtype=torch.int32)
+    else:
+        tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True)
     return Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
 
 
@@ -948,7 +959,7 @@ def gather_sum(y, r: Routing, score=None):
     return out
 
 
-def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: torch.Tensor,
+def moe_fwd_impl(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, pair_tok: Optional[torch.Tensor],
                  pair_exp: torch.Tensor, pair_score: torch.Tensor, master_w1: Optional[torch.Tensor] = None,
                  master_w2: Optional[torch.Tensor] = None) -> tuple[(torch.Tensor,) * 9]:
     """The layer's forward: returns out (T, d), then what backward needs: h and the Routing fields.
@@ -2469,16 +2480,21 @@ def _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score):
                          f"tiles); got n_embd={d}, expert_size={n}. Round them up, or use moe_backend='torch'.")
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or w1.dtype != x.dtype or w2.dtype != x.dtype:
         raise ValueError(f"sonic: x, w1, w2 must share one dtype of fp32/fp16/bf16; got {x.dtype}, {w1.dtype}, {w2.dtype}")
-    if not (pair_tok.shape == pair_exp.shape == pair_score.shape) or pair_tok.dim() != 1:
+    if pair_tok is None and pair_exp.numel() % max(T, 1):
+        raise ValueError(f"sonic: pair_tok=None means R / T pairs a token, and R={pair_exp.numel()} is not a "
+                         f"multiple of T={T}; pass pair_tok")
+    tok_shape = pair_exp.shape if pair_tok is None else pair_tok.shape
+    if not (tok_shape == pair_exp.shape == pair_score.shape) or pair_exp.dim() != 1:
         raise ValueError("sonic: pair_tok, pair_exp, pair_score must be 1-D and of one length")
-    if T >= 2**31 or pair_tok.numel() >= 2**31:
+    if T >= 2**31 or pair_exp.numel() >= 2**31:
         raise ValueError("sonic: T and the number of routed rows must stay below 2^31 (int32 indices)")
 
 
 def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score, copies=None):
     """out[t] = sum over t's pairs (t, e, s) of s * SwiGLU_e(x[t]).
     x (T, d); w1 (E, d, 2n) [gate | up]; w2 (E, n, d); pair_tok / pair_exp / pair_score (R,) in
-    token order, pair_exp == E marking an unused slot (token rounding). Differentiable in x, w1,
+    token order, pair_exp == E marking an unused slot (token rounding); pair_tok None: R / T pairs
+    a token, pair p being token p // (R / T)'s (plain top-K). Differentiable in x, w1,
     w2 and pair_score. Under autocast everything runs in the autocast dtype. copies: None, or
     16-bit tensors (c1, c2) equal to w1 and w2 rounded to the autocast dtype, which the caller keeps
     current (TritonAdamW writes them as it updates the weights); read in place of the cast."""

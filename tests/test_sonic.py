@@ -268,6 +268,9 @@ def test_routing_metadata_matches_a_stable_argsort(T, E, K, unused):
     n_tiles = int((want[4] < E).sum())                      # tile_row0 of surplus tiles is unused
     assert torch.equal(got[5][:n_tiles].long(), want[5][:n_tiles].long())
     assert torch.equal(got[6], want[6])
+    # plain top-K's list (K pairs a token, in token order) given as None: the same Routing, bit for bit
+    for a, b in zip(sk.routing_metadata(None, pair_exp, pair_score, T, E), got):
+        assert a.dtype == b.dtype and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("E", [1, 5, 64, 130, 300])
@@ -282,7 +285,8 @@ def test_expert_order_matches_a_stable_descending_argsort(E):
 
 def test_custom_ops_match_eager_path():
     # eager mode runs the layer and the router through autograd.Function; torch.compile sees the
-    # custom ops sonic::moe_fwd / moe_bwd / topk_softmax instead. Same kernels, so the same numbers
+    # custom ops sonic::moe_fwd / moe_bwd / topk_softmax instead. Same kernels, so the same numbers;
+    # and the same with plain top-K's pair list given as None
     T, d, n, E, K = 40, 32, 16, 5, 2
     logits = torch.randn(T, E, device=DEV, requires_grad=True)
     x = torch.randn(T, d, device=DEV, requires_grad=True)
@@ -291,16 +295,17 @@ def test_custom_ops_match_eager_path():
     g = torch.randn(T, d, device=DEV)
     res = []
     for via_op in (False, True):
-        if via_op:
-            idx, gates = torch.ops.sonic.topk_softmax(logits, K)
-        else:
-            idx, gates = sk.topk_softmax(logits, K)
-        pair_tok = torch.arange(T, device=DEV).repeat_interleave(K)
-        args = (x, w1, w2, pair_tok, idx.flatten(), gates.flatten())
-        out = torch.ops.sonic.moe_fwd(*args)[0] if via_op else sk.moe_experts(*args)
-        res.append([out] + list(torch.autograd.grad(out, (x, w1, w2, logits), g)))
-    for a, b in zip(*res):
-        assert torch.equal(a, b)
+        for pair_tok in (torch.arange(T, device=DEV).repeat_interleave(K), None):  # None: K pairs a token
+            if via_op:
+                idx, gates = torch.ops.sonic.topk_softmax(logits, K)
+            else:
+                idx, gates = sk.topk_softmax(logits, K)
+            args = (x, w1, w2, pair_tok, idx.flatten(), gates.flatten())
+            out = torch.ops.sonic.moe_fwd(*args)[0] if via_op else sk.moe_experts(*args)
+            res.append([out] + list(torch.autograd.grad(out, (x, w1, w2, logits), g)))
+    for r in res[1:]:
+        for a, b in zip(res[0], r):
+            assert torch.equal(a, b)
 
 
 def test_fp32_master_weights_get_fp32_gradients():
@@ -457,6 +462,8 @@ def test_bad_shapes_get_clear_errors():
         sk.moe_experts(x.double(), w1.double(), w2.double(), pt, pe, ps)
     with pytest.raises(ValueError, match="one length"):
         sk.moe_experts(x, w1, w2, pt, pe[:7], ps)
+    with pytest.raises(ValueError, match="not a multiple of T=8; pass pair_tok"):
+        sk.moe_experts(x, w1, w2, None, pe[:7], ps[:7])
     sk.moe_experts(x, w1, w2, pt, pe, ps)  # the same call with good inputs runs
 
 
@@ -498,6 +505,20 @@ def test_memory_contract():
     assert sonic_bytes[2] < torch_bytes[2] / 2
 
 
+@pytest.mark.parametrize("extra", [{}, {"token_rounding": True, "rounding_tile": 16}], ids=["topk", "rounding"])
+def test_torch_compile_fullgraph(extra):
+    # the custom ops under torch.compile give eager's numbers; on the CPU through Triton's interpreter
+    shape = (512, 128, 64, 8, 2, torch.bfloat16) if CUDA else (64, 32, 16, 4, 2, torch.float32)
+    moe, x = make_moe(*shape, "sonic", **extra)
+    g = torch.randn(x.shape, device=DEV)
+    eager = grads_of(moe, x, g)
+    moe.zero_grad(); x.grad = None
+    cmoe = torch.compile(moe, fullgraph=True)
+    compiled = grads_of(cmoe, x, g)
+    for name, a, b in zip(["out", "dx", "dw1", "dw2", "drouter"], compiled, eager):
+        assert_rel(a, b, 1e-2, name)
+
+
 # -----------------------------------------------------------------------------
 # GPU only
 
@@ -519,19 +540,6 @@ def test_no_host_sync(extra):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
-
-
-@gpu
-@pytest.mark.parametrize("extra", [{}, {"token_rounding": True, "rounding_tile": 16}], ids=["topk", "rounding"])
-def test_torch_compile_fullgraph(extra):
-    moe, x = make_moe(512, 128, 64, 8, 2, torch.bfloat16, "sonic", **extra)
-    g = torch.randn(x.shape, device=DEV)
-    eager = grads_of(moe, x, g)
-    moe.zero_grad(); x.grad = None
-    cmoe = torch.compile(moe, fullgraph=True)
-    compiled = grads_of(cmoe, x, g)
-    for name, a, b in zip(["out", "dx", "dw1", "dw2", "drouter"], compiled, eager):
-        assert_rel(a, b, 1e-2, name)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16 if CUDA else torch.float16])
