@@ -434,12 +434,16 @@ class MoE(nn.Module):
             # LayerNorm before this layer gives fp32, and keeping that would add a (T, d) fp32 tensor
             x = x.to(torch.get_autocast_dtype(x.device.type))
         with torch.autocast(device_type=x.device.type, enabled=False):
+            fused_losses = None  # the fused router's router_losses, formed in its kernels
             if sonic and not rounding and sonic_kernels is not None:
-                # the fused router: logits on tensor cores, one pass for the choice, the gates and the loss
-                # terms, and a backward that recomputes the logits (sonic_kernels.router)
-                idx, gates, lse, psum, choices = sonic_kernels.router(
-                    x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype)
-                p_mean = psum / T
+                # the fused router: logits on tensor cores, one pass for the choice, the gates and the losses,
+                # and a backward that recomputes the logits
+                idx, gates, losses, choices = sonic_kernels.router(
+                    x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype,
+                    cfg.aux_loss_coef, cfg.z_loss_coef)
+                p_mean = lse = None
+                if cfg.aux_loss_coef or cfg.z_loss_coef:  # else router_losses' plain zero, which carries no graph
+                    fused_losses = losses
             else:
                 # the readable reference: fp32 logits, route_topk, the (T, E) matrices through autograd
                 logits = F.linear(x.float(), self.router.weight.float())   # (T, E)
@@ -482,7 +486,8 @@ class MoE(nn.Module):
             if self.training:  # balancing acts on the router's choices, before any rounding
                 if cfg.router_type == "sigmoid" and cfg.bias_update_rate > 0:  # only the bias update reads it
                     self.load_accum += choices.detach().float()
-                self.aux_loss = self.router_losses(p_mean, lse, choices, T * K)
+                self.aux_loss = (fused_losses if fused_losses is not None else
+                                 self.router_losses(p_mean, lse, choices, T * K))
         if self.ep_group is not None:
             fixed_k = None if rounding else K
             if self.ep_exchange == "gather":

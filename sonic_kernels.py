@@ -15,8 +15,9 @@ THE MEMORY CONTRACT
   It never saves the gathered X (R, d), a (R, n), y (R, d), or any other R x d tensor. At
   iso-FLOPs n*K is fixed, so the saved bytes stay the same as experts get finer (see
   saved_bytes_formula and tests/test_sonic.py::test_memory_contract).
-  The fused router saves the same x, its weight and O(T*K) routing state (idx, gates, lse, ssum);
-  the (T, E) logits are recomputed in backward.
+  The fused router saves the same x, its weight as its GEMM read it (the bf16 halves, O(E*d)) and
+  O(T*K) routing state (idx, gates, lse, ssum, the counts); the (T, E) logits are recomputed in
+  backward.
   How: the gathers are fused into the GEMMs' loads; SwiGLU runs in the up-projection's epilogue;
   the router-score gradient is dS = <dO, y> = <dA', a> with a recomputed from h, so y is never
   needed; expert outputs are combined by a gather-and-sum in fp32, never by scatter-add, so the
@@ -25,7 +26,9 @@ THE MEMORY CONTRACT
 THE KERNELS, in the order the data meets them; in this file each is followed by its host launcher
   router     _router_fwd_kernel      the fused router, on logits = x @ W_r^T from logit_parts: top-K,
                                      gates, logsumexp and the balancing loss's column sums in one pass
-             _router_bwd_kernel      its dlogits, on the logits recomputed
+             _router_sums_kernel     the column sums over its programs, and the balancing loss
+             _router_bwd_kernel      its dlogits, on the logits recomputed, from the gates' and the
+                                     losses' gradients
              _topk_softmax_kernel    top-K of given fp32 logits, softmax over the K chosen (used with
                                      token rounding, which also needs the (T, E) probabilities)
   metadata   _route_count_kernel, _route_scatter_kernel, _tile_map_kernel
@@ -162,13 +165,19 @@ def _split_kernel(W, P, numel, BLOCK: tl.constexpr):
     tl.store(P + numel + i, (w - hi.to(tl.float32)).to(P.dtype.element_ty), mask=mask)
 
 
+def _parts_layout(x, weight, router_dtype):
+    # (P, dtype) of _weight_parts: P stacked (E, d) parts
+    if x.dtype == torch.float32 or router_dtype == "fp32":
+        return 1, torch.float32
+    return (2 if router_dtype == "bf16x2" and weight.dtype != x.dtype else 1), x.dtype
+
+
 def _weight_parts(x, weight, router_dtype):
     # the router weight as the GEMMs read it: one part (E, d) in x's dtype or in fp32, or ('bf16x2') the
     # hi and lo bf16 halves stacked as (2E, d), so that one GEMM with N = 2E gives both products. The
     # halves come from one kernel: the five torch ops that made them were five launches each way
-    if x.dtype == torch.float32 or router_dtype == "fp32":
-        return weight.float()
-    if router_dtype == "bf16x2" and weight.dtype != x.dtype:
+    n_parts, dtype = _parts_layout(x, weight, router_dtype)
+    if n_parts == 2:
         if not (weight.is_cuda or INTERPRET):  # router_logits on CPU tensors: no Triton there
             hi = weight.to(x.dtype)
             return torch.cat([hi, (weight - hi.float()).to(x.dtype)])
@@ -176,7 +185,7 @@ def _weight_parts(x, weight, router_dtype):
         parts = torch.empty(2 * w.shape[0], w.shape[1], device=w.device, dtype=x.dtype)
         _split_kernel[(triton.cdiv(w.numel(), 1024),)](w, parts, w.numel(), BLOCK=1024)
         return parts
-    return weight.to(x.dtype)
+    return weight.to(dtype)
 
 
 def logit_parts(x, weight, router_dtype):
@@ -230,7 +239,8 @@ def _router_fwd_kernel(
     T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
                                             # column sums of P (psum) and the tokens that chose each expert (cnt)
     stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
-    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr,
+    ZP, z_scale,                            # with ZLOSS, out: z_scale * the program's sum of lse^2 (ZP[pid])
+    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr, ZLOSS: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
@@ -285,16 +295,20 @@ def _router_fwd_kernel(
     tl.store(G + out, gates, mask=kmask)
     tl.store(LSE + rows, lse, mask=mask_t)
     tl.store(SSUM + rows, ssum, mask=mask_t)
+    if ZLOSS:
+        tl.store(ZP + pid, z_scale * tl.sum(tl.where(mask_t, lse * lse, 0.0)))
     # the chosen columns are the real experts that work now holds at -inf (every logit is finite)
     chosen = (work == float("-inf")) & mask
     tl.store(CNT + pid * E + cols, tl.sum(chosen.to(tl.int32), axis=0), mask=mask_e)
 
 
 @triton.jit
-def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_prog, E); out: their sums (E,)
-                        BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr):
-    # the router kernel's column sums, added over its programs in a fixed order (no atomics): one launch
-    # for what two torch reductions did
+def _router_sums_kernel(PSUM, CNT, counts, AUX, aux_scale,   # per program (n_prog, E); out: the counts' sums (E,),
+                        n_prog, E,                            # AUX[pid] = aux_scale * sum of counts * psum over
+                        BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr):   # this program's columns
+    # the router kernel's column sums, added over its programs in a fixed order (no atomics), and each
+    # column block's share of the balancing loss: one launch for the two torch reductions and the four
+    # ops that formed the loss from them (each way), which took as long to launch as to run
     cols = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
     mask_e = cols < E
     acc_p = tl.zeros((BLOCK_P, BLOCK_E), dtype=tl.float32)
@@ -305,8 +319,9 @@ def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_p
         off = rows[:, None] * E + cols[None, :]
         acc_p += tl.load(PSUM + off, mask=mask, other=0.0)
         acc_c += tl.load(CNT + off, mask=mask, other=0)
-    tl.store(psum + cols, tl.sum(acc_p, axis=0), mask=mask_e)
-    tl.store(counts + cols, tl.sum(acc_c, axis=0).to(tl.int64), mask=mask_e)
+    p_e, c_e = tl.sum(acc_p, axis=0), tl.sum(acc_c, axis=0)
+    tl.store(counts + cols, c_e.to(tl.int64), mask=mask_e)
+    tl.store(AUX + tl.program_id(0), aux_scale * tl.sum(tl.where(mask_e, c_e.to(tl.float32) * p_e, 0.0)))
 
 
 # the router's selection kernel's tile (ROUTER_FWD_ELEMS / E rows) and warps: of 2048, 4096 and 8192
@@ -315,39 +330,54 @@ def _router_sums_kernel(PSUM, CNT, psum, counts, n_prog, E,   # per program (n_p
 ROUTER_FWD_ELEMS, ROUTER_FWD_WARPS = 2048, 4
 
 
+def _loss_scales(T, E, K, aux_coef, z_coef):
+    # MoE.router_losses as the kernels take it: aux_coef * E * sum_e f_e P_e, with f_e = counts_e / (T K)
+    # and P_e = psum_e / T, is aux_scale * sum_e counts_e psum_e; z_coef * mean_t lse_t^2 is z_scale * sum_t lse_t^2
+    T = max(T, 1)
+    return aux_coef * E / (T * K * T), z_coef / T
+
+
 def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
-                    router_dtype: str) -> tuple[(torch.Tensor,) * 6]:
-    """idx (T, k) int64, gates (T, k) fp32, lse (T,), ssum (T,) (the softmax's denominators, or the
-    sigmoids' row sums), psum (E,) and counts (E,) int64: what router returns, plus ssum for backward."""
+                    router_dtype: str, aux_coef: float, z_coef: float) -> tuple[(torch.Tensor,) * 7]:
+    """idx (T, k) int64, gates (T, k) fp32, loss () fp32 (MoE.router_losses: the balancing loss and the
+    z-loss), counts (E,) int64: what router returns; then what backward reads: lse (T,), ssum (T,) (the
+    softmax's denominators, or the sigmoids' row sums) and the weight as the GEMM read it (_weight_parts)."""
     T, E = x.shape[0], weight.shape[0]
-    logits = logit_parts(x, weight, router_dtype)                     # (T, P*E) fp32, transient
+    aux_scale, z_scale = _loss_scales(T, E, k, aux_coef, z_coef)
+    w = _weight_parts(x, weight, router_dtype)
+    logits = _parts_product(x, w)                                     # (T, P*E) fp32, transient
     bt = _router_block_t(E, ROUTER_FWD_ELEMS)
-    grid = triton.cdiv(T, bt)
+    grid, n_cb = triton.cdiv(T, bt), triton.cdiv(E, 16)
     idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
     gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
     lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
     psum = torch.empty(grid, E, device=x.device)
     cnt = torch.empty(grid, E, device=x.device, dtype=torch.int32)
+    zloss = z_coef != 0
+    # the loss's parts, added by one sum: the balancing loss's per column block, the z-loss's per program
+    parts = torch.empty(n_cb + (grid if zloss else 0), device=x.device)
     _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
-                                K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
-                                BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E), BLOCK_K=triton.next_power_of_2(k),
-                                num_warps=ROUTER_FWD_WARPS)
-    psum_e, counts = torch.empty(E, device=x.device), torch.empty(E, device=x.device, dtype=torch.int64)
-    _router_sums_kernel[(triton.cdiv(E, 16),)](psum, cnt, psum_e, counts, grid, E, BLOCK_P=128, BLOCK_E=16)
-    return idx, gates, lse, ssum, psum_e, counts
+                                parts[n_cb:], z_scale, K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
+                                ZLOSS=zloss, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E),
+                                BLOCK_K=triton.next_power_of_2(k), num_warps=ROUTER_FWD_WARPS)
+    counts = torch.empty(E, device=x.device, dtype=torch.int64)
+    _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128, BLOCK_E=16)
+    # an op's output may not be one of its inputs: where the GEMM read the weight itself, backward reads it too
+    return idx, gates, parts.sum(), counts, lse, ssum, (w.new_empty(0) if w is weight else w)
 
 
 @triton.jit
 def _router_bwd_kernel(
-    L, LSE, SSUM, IDX, G, DG, DLSE, DPSUM, DL, DL_LO,  # logits (T, PARTS*E) recomputed; lse, ssum (T,); idx,
-    T, E,                                              # gates, dgates (T, K); the gradients of lse (T,) and psum
-    stride_lt, stride_dt,                              # (E,); out: dlogits (T, E), with SPLIT its bf16 hi and lo
+    L, LSE, SSUM, IDX, G, DG, DLOSS, COUNTS, DL, DL_LO,  # logits (T, PARTS*E) recomputed; lse, ssum (T,); idx,
+    T, E, aux_scale, z_scale,                            # gates, dgates (T, K); the loss's gradient (), counts
+    stride_lt, stride_dt,                                # (E,); out: dlogits (T, E), with SPLIT its bf16 hi and lo
     K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, SPLIT: tl.constexpr, PARTS: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    LOSS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
     # dlogits of one block of rows, from three terms: the gates (through the router's selection), the
-    # balancing loss (through P's column sums psum) and the z-loss (through lse). The K chosen experts enter as K masked
-    # column compares, since a tile cannot be indexed by a per-row expert id.
+    # balancing loss aux_scale * sum_e counts_e psum_e (through P's column sums psum: dpsum_e = dloss *
+    # aux_scale * counts_e) and the z-loss z_scale * sum_t lse_t^2 (dlse_t = dloss * 2 z_scale lse_t). The K
+    # chosen experts enter as K masked column compares, since a tile cannot be indexed by a per-row expert id.
     rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
     mask_t, mask_e = rows < T, cols < E
@@ -381,8 +411,13 @@ def _router_bwd_kernel(
         else:
             d = dg - gdg                        # renormalised: divided by the chosen sum below
         dsel += tl.where(cols[None, :] == e[:, None], d[:, None], 0.0)
-    a = tl.load(DPSUM + cols, mask=mask_e, other=0.0)          # psum_e = sum_t P[t, e]: dP[t, e] = a_e
-    dlse = tl.load(DLSE + rows, mask=mask_t, other=0.0)
+    if LOSS:
+        dloss = tl.load(DLOSS)
+        a = dloss * aux_scale * tl.load(COUNTS + cols, mask=mask_e, other=0).to(tl.float32)  # dP[t, e] = a_e
+        dlse = (2.0 * dloss * z_scale) * lse
+    else:
+        a = tl.zeros((BLOCK_E,), dtype=tl.float32)
+        dlse = tl.zeros((BLOCK_T,), dtype=tl.float32)
     if ROUTER == 2:
         s = tl.where(mask, tl.sigmoid(logits), 0.0)
         ssum = tl.load(SSUM + rows, mask=mask_t, other=1.0)
@@ -412,26 +447,28 @@ def _router_bwd_kernel(
         tl.store(DL + out, dl, mask=mask)
 
 
-def router_bwd_impl(x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor,
-                    lse: torch.Tensor, ssum: torch.Tensor, dgates: torch.Tensor, dlse: torch.Tensor,
-                    dpsum: torch.Tensor, router: int, norm: bool, router_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, lse and psum."""
-    T, E, k = x.shape[0], weight.shape[0], idx.shape[1]
-    w = _weight_parts(x, weight, router_dtype)                        # (P*E, d), as the forward read it
+def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor, lse: torch.Tensor,
+                    ssum: torch.Tensor, counts: torch.Tensor, dgates: torch.Tensor, dloss: Optional[torch.Tensor],
+                    router: int, norm: bool, aux_coef: float, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates and of the loss (None: not used).
+    w: the weight as the forward's GEMM read it (_weight_parts), kept for backward: O(E d), made once."""
+    T, E, k = x.shape[0], counts.shape[0], idx.shape[1]
+    aux_scale, z_scale = _loss_scales(T, E, k, aux_coef, z_coef)
     logits = _parts_product(x, w)                                     # recomputed: nothing (T, E) was saved
-    split = x.dtype != torch.float32 and router_dtype != "fp32"
+    split = w.dtype != torch.float32
     # with split, dlogits' bf16 hi and lo halves side by side in one (T, 2E) buffer, for one dW GEMM
     dl2 = torch.empty(T, 2 * E if split else E, device=x.device, dtype=x.dtype if split else torch.float32)
     dl, dl_lo = (dl2[:, :E], dl2[:, E:]) if split else (dl2, dl2)
     bt = _router_block_t(E)
+    loss = dloss is not None
     _router_bwd_kernel[(triton.cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
-                                              dlse.float().contiguous(), dpsum.float().contiguous(), dl, dl_lo,
-                                              T, E, logits.stride(0), dl2.stride(0), K=k, ROUTER=router, NORM=norm,
-                                              SPLIT=split, PARTS=logits.shape[1] // E,
+                                              dloss.float() if loss else lse, counts, dl, dl_lo, T, E, aux_scale,
+                                              z_scale, logits.stride(0), dl2.stride(0), K=k, ROUTER=router,
+                                              NORM=norm, SPLIT=split, PARTS=logits.shape[1] // E, LOSS=loss,
                                               BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
     del logits
     if not split:
-        return (dl @ weight.float()).to(x.dtype), dl.t() @ x.float()
+        return (dl @ w).to(x.dtype), dl.t() @ x.float()
     # dx in the activation dtype straight from one GEMM: the lo half of dlogits would change the router's
     # share of dx by 2^-9 of itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both
     # halves (one GEMM over the stacked halves, then their sum), so it is as accurate as an fp32 GEMM on
@@ -2314,54 +2351,61 @@ def _backward_op(ctx, name):
 
 # the fused router
 
-def _router_fwd_fake(x, weight, bias, k, router, norm, router_dtype):
+def _router_fwd_fake(x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef):
     T, E = x.shape[0], weight.shape[0]
+    n_parts, dtype = _parts_layout(x, weight, router_dtype)
     f32 = dict(dtype=torch.float32)
-    return (x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k, **f32), x.new_empty(T, **f32),
-            x.new_empty(T, **f32), x.new_empty(E, **f32), x.new_empty(E, dtype=torch.int64))
+    return (x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k, **f32), x.new_empty((), **f32),
+            x.new_empty(E, dtype=torch.int64), x.new_empty(T, **f32), x.new_empty(T, **f32),
+            weight.new_empty(*((0,) if (n_parts, dtype) == (1, weight.dtype) else (n_parts * E, weight.shape[1])),
+                             dtype=dtype))
 
 
-def _router_bwd_fake(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, router, norm, router_dtype):
-    return torch.empty_like(x), torch.empty_like(weight, dtype=torch.float32)
+def _router_bwd_fake(x, w, idx, gates, lse, ssum, counts, dgates, dloss, router, norm, aux_coef, z_coef):
+    E, d = counts.shape[0], x.shape[1]
+    return torch.empty_like(x), x.new_empty(E, d, dtype=torch.float32)
 
 
 def _router_setup(ctx, inputs, output):
-    x, weight, bias, k, router, norm, router_dtype = inputs
-    idx, gates, lse, ssum, psum, counts = output
-    # MEMORY CONTRACT: x (the layer's input, which the experts keep too), the weight and O(T*K) routing
-    # state; the (T, E) logits and probabilities are recomputed in backward, never kept
-    ctx.save_for_backward(x, weight, idx, gates, lse, ssum)
-    ctx.args = (router, norm, router_dtype)
+    x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef = inputs
+    idx, gates, loss, counts, lse, ssum, w = output
+    # MEMORY CONTRACT: x (the layer's input, which the experts keep too), the weight as the GEMM read it
+    # (a copy of O(E d) under bf16x2: keeping it spares backward a launch) and O(T*K) routing state; the
+    # (T, E) logits and probabilities are recomputed in backward, never kept
+    ctx.save_for_backward(x, w if w.numel() else weight, idx, gates, lse, ssum, counts)
+    ctx.args = (router, norm, aux_coef, z_coef)
+    ctx.weight_dtype = weight.dtype
 
 
-def _router_backward(ctx, didx, dgates, dlse, dssum, dpsum, dcounts):
-    x, weight, idx, gates, lse, ssum = ctx.saved_tensors
+def _router_backward(ctx, didx, dgates, dloss, *_):
+    x, w, idx, gates, lse, ssum, counts = ctx.saved_tensors
     dgates = torch.zeros_like(gates) if dgates is None else dgates
-    dlse = torch.zeros_like(lse) if dlse is None else dlse
-    dpsum = weight.new_zeros(weight.shape[0], dtype=torch.float32) if dpsum is None else dpsum
-    dx, dw = _backward_op(ctx, "router_bwd")(x, weight, idx, gates, lse, ssum, dgates, dlse, dpsum, *ctx.args)
-    return dx, dw.to(weight.dtype), None, None, None, None, None
+    dx, dw = _backward_op(ctx, "router_bwd")(x, w, idx, gates, lse, ssum, counts, dgates, dloss, *ctx.args)
+    return dx, dw.to(ctx.weight_dtype), None, None, None, None, None, None, None
 
 
 _custom_op("router_bwd", router_bwd_impl, _router_bwd_fake)
 _router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _router_setup, _router_backward,
-                         non_differentiable=(0, 3, 5))    # idx, ssum, counts
+                         non_differentiable=(0, 3, 4, 5, 6))    # idx, counts, lse, ssum, the weight's parts
 
 
-def router(x, weight, bias, k, router_type, norm, router_dtype):
-    """The whole router in two kernels and a GEMM each way. x (T, d) in the activation dtype, weight (E, d)
-    (fp32), bias (E,) the sigmoid router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32,
-    lse (T,) fp32 (the logits' logsumexp, for the z-loss), psum (E,) fp32, the column sums of the
-    balancing loss's score matrix P, and counts (E,) int64, the tokens that chose each expert; gates, lse
-    and psum are differentiable in x and weight."""
+def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_coef=0.0):
+    """The whole router, its losses included, in three kernels and a GEMM forward, a kernel and three
+    GEMMs backward. x (T, d) in the activation dtype, weight (E, d) (fp32), bias (E,) the sigmoid
+    router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32, loss () fp32 and counts (E,)
+    int64, the tokens that chose each expert. loss is MoE.router_losses': aux_coef * E * sum_e f_e P_e
+    (f_e the fraction of the T*k pairs routed to e, P_e the mean over tokens of e's softmax over all E,
+    or of its row-normalised sigmoid) + z_coef * mean_t logsumexp(logits_t)^2. gates and loss are
+    differentiable in x and weight."""
     if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
         raise ValueError(f"router: router_type={router_type!r}, router_dtype={router_dtype!r}; see moe.py's "
                          f"ROUTER_TYPES and ROUTER_DTYPES")
     if not 1 <= k <= weight.shape[0] or x.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
-    args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype)
-    idx, gates, lse, ssum, psum, counts = _router_fwd(*args)
-    return idx, gates, lse, psum, counts
+    args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype,
+            float(aux_coef), float(z_coef))
+    idx, gates, loss, counts, *_ = _router_fwd(*args)
+    return idx, gates, loss, counts
 
 
 # top-K + softmax of given logits

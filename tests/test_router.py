@@ -59,14 +59,12 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
     dx_ref, dw_ref = torch.autograd.grad((gates_ref * dgates).sum() + 3.0 * loss_ref, (x, w))
 
     xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
-    idx, gates, lse, psum, counts = sk.router(xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2")
-    idx, gates, lse, psum = idx.cpu(), gates.cpu(), lse.cpu(), psum.cpu()
-    assert torch.equal(idx, idx_ref)
+    idx, gates, loss, counts = sk.router(xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2", aux_coef, z_coef)
+    assert torch.equal(idx.cpu(), idx_ref)
     assert torch.equal(counts.cpu(), torch.bincount(idx_ref.flatten(), minlength=E))
-    assert rel(gates, gates_ref) < 1e-6
-    loss = aux_coef * E * (f.float() * psum / T).sum() + z_coef * lse.square().mean()  # as MoE.router_losses
-    assert abs(loss.item() - loss_ref.item()) <= 1e-6 * abs(loss_ref.item())
-    dx, dw = [g.cpu() for g in torch.autograd.grad((gates * dgates.float()).sum() + 3.0 * loss, (xf, wf))]
+    assert rel(gates.cpu(), gates_ref) < 1e-6
+    assert loss.shape == () and abs(loss.item() - loss_ref.item()) <= 1e-6 * abs(loss_ref.item())
+    dx, dw = [g.cpu() for g in torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + 3.0 * loss, (xf, wf))]
     assert rel(dx, dx_ref) < 1e-5 and rel(dw, dw_ref) < 1e-5, (rel(dx, dx_ref), rel(dw, dw_ref))
 
 
@@ -78,7 +76,7 @@ def test_router_ties_go_to_the_lower_expert(router_type, norm):
     T, E, K, d = 40, 12, 4, 16
     x = torch.eye(d)[torch.randint(0, d, (T,))].to(DEV)
     w = torch.randint(0, 3, (E, d)).float().to(DEV)
-    idx, gates, lse, psum, counts = sk.router(x, w, torch.zeros(E, device=DEV), K, router_type, norm, "bf16x2")
+    idx, gates, _, counts = sk.router(x, w, torch.zeros(E, device=DEV), K, router_type, norm, "bf16x2")
     logits = (x @ w.t()).cpu()
     for t in range(T):
         row = logits[t].tolist()
@@ -106,8 +104,8 @@ def test_router_gradient_of_each_term_alone():
         dgates = dg_scale * torch.randn(T, K, dtype=torch.float64)
         ref = torch.autograd.grad((gates_ref * dgates).sum() + loss_ref, (x, w))
         xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
-        _, gates, lse, psum, _ = sk.router(xf, wf, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32")
-        loss = aux_coef * E * (f.float().to(DEV) * psum / T).sum() + z_coef * lse.square().mean()
+        _, gates, loss, _ = sk.router(xf, wf, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32",
+                                      aux_coef, z_coef)
         got = [g.cpu() for g in torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + loss, (xf, wf))]
         assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), (aux_coef, z_coef, [rel(g, r) for g, r in zip(got, ref)])
 
@@ -144,9 +142,9 @@ def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
     assert (T, E) not in shapes and (E, T) not in shapes, shapes
     assert sum(1 for s in shapes if s == (T, d)) == 1, shapes          # x, once
     nbytes = sum(t.untyped_storage().nbytes() for t in acts.values())
-    # the experts' contract, then the router's idx (int64), gates, lse and its row sums (fp32), and the
-    # balancing loss's (E,) vectors (fractions and mean scores)
-    want = sk.saved_bytes_formula(T, d, n, T * K, E, 4) + T * K * (8 + 4) + T * (4 + 4) + 4 * E * 4
+    # the experts' contract, then the router's idx (int64), gates, lse and its row sums (fp32), and its
+    # counts (E,) int64, which the balancing loss's gradient reads
+    want = sk.saved_bytes_formula(T, d, n, T * K, E, 4) + T * K * (8 + 4) + T * (4 + 4) + E * 8
     assert nbytes <= want, (nbytes, want, shapes)
     (out.sum() + moe.aux_loss).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in moe.parameters())
@@ -166,9 +164,8 @@ def test_router_half_precision_activations(router_type, norm):
     dgates = torch.randn(T, K, dtype=torch.float64)
     dx_ref, dw_ref = torch.autograd.grad((gates_ref * dgates).sum() + loss_ref, (x, w))
     xh, wf = x16.to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
-    idx, gates, lse, psum, _ = sk.router(xh, wf, bias.to(DEV), K, router_type, norm, "bf16x2")
+    idx, gates, loss, _ = sk.router(xh, wf, bias.to(DEV), K, router_type, norm, "bf16x2", 0.05, 0.01)
     assert torch.equal(idx.cpu(), idx_ref)
-    loss = 0.05 * E * (f.float().to(DEV) * psum / T).sum() + 0.01 * lse.square().mean()
     dx, dw = torch.autograd.grad((gates * dgates.float().to(DEV)).sum() + loss, (xh, wf))
     assert dx.dtype == torch.float16 and dw.dtype == torch.float32
     assert rel(dx.cpu(), dx_ref) < 3e-3 and rel(dw.cpu(), dw_ref) < 1e-5, (rel(dx.cpu(), dx_ref), rel(dw.cpu(), dw_ref))
@@ -177,13 +174,31 @@ def test_router_half_precision_activations(router_type, norm):
 @pytest.mark.parametrize("n_prog,E", [(1, 3), (300, 20), (129, 128)])
 def test_router_column_sums_kernel(n_prog, E):
     # the router kernel's per-program column sums, added over the programs: several BLOCK_P steps, E not a
-    # multiple of BLOCK_E; exact for the counts, fp32 rounding for the scores
+    # multiple of BLOCK_E; exact for the counts; each column block's balancing-loss share in fp32 rounding
     psum = torch.rand(n_prog, E, device=DEV)
     cnt = torch.randint(0, 50, (n_prog, E), device=DEV, dtype=torch.int32)
-    out_p, out_c = torch.empty(E, device=DEV), torch.empty(E, device=DEV, dtype=torch.int64)
-    sk._router_sums_kernel[(sk.triton.cdiv(E, 16),)](psum, cnt, out_p, out_c, n_prog, E, BLOCK_P=128, BLOCK_E=16)
+    n_cb = sk.triton.cdiv(E, 16)
+    out_c, aux = torch.empty(E, device=DEV, dtype=torch.int64), torch.empty(n_cb, device=DEV)
+    sk._router_sums_kernel[(n_cb,)](psum, cnt, out_c, aux, 0.25, n_prog, E, BLOCK_P=128, BLOCK_E=16)
     assert torch.equal(out_c, cnt.sum(0, dtype=torch.int64))
-    assert torch.allclose(out_p.double(), psum.double().sum(0), rtol=1e-6)
+    want = 0.25 * torch.nn.functional.pad(out_c.double() * psum.double().sum(0), (0, 16 * n_cb - E)).view(n_cb, 16).sum(1)
+    assert torch.allclose(aux.double(), want, rtol=1e-5)
+
+
+def test_router_loss_left_unused():
+    """The loss computed but not differentiated (its gradient None): x's and the weight's gradients are
+    the gates' alone, as with both coefficients zero."""
+    T, E, K, d = 30, 8, 2, 16
+    x = torch.randn(T, d, dtype=torch.float64, requires_grad=True)
+    w = (0.5 * torch.randn(E, d, dtype=torch.float64)).requires_grad_()
+    _, gates_ref, _, _ = reference(x, w, torch.zeros(E), K, "softmax_topk", True, 0.0, 0.0)
+    dgates = torch.randn(T, K, dtype=torch.float64)
+    ref = torch.autograd.grad((gates_ref * dgates).sum(), (x, w))
+    xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
+    _, gates, loss, _ = sk.router(xf, wf, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32", 0.1, 0.1)
+    assert loss.item() > 0
+    got = [g.cpu() for g in torch.autograd.grad((gates * dgates.float().to(DEV)).sum(), (xf, wf))]
+    assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), [rel(g, r) for g, r in zip(got, ref)]
 
 
 def test_router_weight_halves():

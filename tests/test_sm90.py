@@ -45,10 +45,14 @@ def launches(tma=False):
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
-           CNT=i32, ROUTER=code, BLOCK_K=K, **{**router, 'BLOCK_T': sk._router_block_t(E, sk.ROUTER_FWD_ELEMS)}),
+           CNT=i32, ZP=f32, z_scale=1e-3, ROUTER=code, ZLOSS=True, BLOCK_K=K,
+           **{**router, 'BLOCK_T': sk._router_block_t(E, sk.ROUTER_FWD_ELEMS)}),
            [triton.Config({}, num_warps=sk.ROUTER_FWD_WARPS, num_stages=3)]) for r, code in sk.ROUTER_CODES.items()],
-        *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLSE=f32,
-           DPSUM=f32, DL=bf, DL_LO=bf, stride_dt=2 * E, SPLIT=True, ROUTER=code, **router)) for r, code in sk.ROUTER_CODES.items()],
+        ('router_sums', sk._router_sums_kernel, dict(PSUM=f32, CNT=i32, counts=i64, AUX=f32, aux_scale=1e-3,
+         n_prog=T // sk._router_block_t(E, sk.ROUTER_FWD_ELEMS), E=E, BLOCK_P=128, BLOCK_E=16)),
+        *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLOSS=f32,
+           COUNTS=i64, DL=bf, DL_LO=bf, aux_scale=1e-3, z_scale=1e-3, stride_dt=2 * E, SPLIT=True, ROUTER=code,
+           LOSS=True, **router)) for r, code in sk.ROUTER_CODES.items()],
         ('topk_softmax', sk._topk_softmax_kernel, dict(L=f32, IDX=i64, G=f32, T=T, E=E, stride_lt=E, stride_ot=K,
          K=K, BLOCK_T=32, BLOCK_E=E, BLOCK_K=K)),
         ('route_count', sk._route_count_kernel, dict(pair_exp=i64, counts=i32, R=R, n_blk=R // sk.META_BLOCK,
