@@ -503,6 +503,14 @@ class MoE(nn.Module):
             out = out + self.shared(x)
         return out.reshape(shape)
 
+    def __getstate__(self):
+        # copy.deepcopy and pickle (an EMA or averaged copy, a snapshot) read this; the last forward's losses
+        # carry its autograd graph, which a copy cannot take, so the copy gets their values alone
+        state = super().__getstate__()
+        if state.get("aux_loss") is not None:
+            state["aux_loss"] = state["aux_loss"].detach()
+        return state
+
     def router_losses(self, p_mean, lse, counts, n_pairs):
         """Switch load-balancing loss E * sum_e f_e * P_e, where f_e is expert e's fraction of the routed
         pairs and P_e the mean over tokens of its score (the softmax over all E, or the row-normalised

@@ -2390,8 +2390,8 @@ _router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _route
 
 
 def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_coef=0.0):
-    """The whole router, its losses included, in three kernels and a GEMM forward, a kernel and three
-    GEMMs backward. x (T, d) in the activation dtype, weight (E, d) (fp32), bias (E,) the sigmoid
+    """The whole router, its losses included, in three kernels, a GEMM and a sum forward, a kernel and
+    three GEMMs backward. x (T, d) in the activation dtype, weight (E, d) (fp32), bias (E,) the sigmoid
     router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32, loss () fp32 and counts (E,)
     int64, the tokens that chose each expert. loss is MoE.router_losses': aux_coef * E * sum_e f_e P_e
     (f_e the fraction of the T*k pairs routed to e, P_e the mean over tokens of e's softmax over all E,

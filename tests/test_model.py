@@ -690,6 +690,25 @@ def test_gpt_loss_is_ce_plus_layer_aux_losses():
     assert loss.item() > loss_eval.item()
 
 
+@pytest.mark.parametrize("backend", ["torch", "sonic"])
+def test_gpt_copies_after_a_training_step(backend):
+    """copy.deepcopy and pickling after a training forward and backward (an EMA or averaged copy, a snapshot):
+    the layers' last losses carry their graph, and the copy takes their values alone. The copy computes
+    what the model does, and the model still trains."""
+    dev = "cuda" if backend == "sonic" and torch.cuda.is_available() else "cpu"   # else sonic in the interpreter
+    model = GPT(config(n_layer=2, aux_loss_coef=0.05, z_loss_coef=1e-2, moe_backend=backend)).to(dev).train()
+    idx, tgt = torch.randint(0, V, (4, 16), device=dev), torch.randint(0, V, (4, 16), device=dev)
+    _, loss = model(idx, tgt)
+    copy.deepcopy(model)                                          # mid-step: the graph is still alive
+    loss.backward()
+    twin = copy.deepcopy(model)
+    assert all(m.aux_loss.grad_fn is None for m in twin.moe_layers())
+    torch.save(model, __import__("io").BytesIO())
+    torch.optim.swa_utils.AveragedModel(model)
+    assert torch.equal(twin(idx, tgt)[1], model(idx, tgt)[1])
+    assert model.moe_layers()[0].aux_loss.grad_fn is not None    # the model's own losses keep their graph
+
+
 def test_gpt_train_loss_equals_eval_ce_when_router_losses_off():
     model = GPT(config(n_layer=2, aux_loss_coef=0.0, z_loss_coef=0.0, router_type="sigmoid"))
     idx, tgt = torch.randint(0, V, (4, 16)), torch.randint(0, V, (4, 16))
