@@ -906,8 +906,9 @@ STEP_PARTS = {
     'embeddings and head': "token and position embeddings, lm_head, and the glue in GPT.forward",
     'attention': "CausalSelfAttention: qkv and output projections, scaled_dot_product_attention",
     'moe router': "what MoE.forward runs outside routing and experts: the router (on sonic, its fused GEMMs and kernels, top-K included), the balancing loss, the counts",
-    'moe routing': "top-K and gates on the reference path (route_topk, sonic's topk_softmax under rounding), token rounding",
-    'moe experts': "the expert backend (and shared experts, if any)",
+    'moe routing': "top-K and gates on the reference path (route_topk, sonic's topk_softmax under rounding), token rounding, "
+                   "and on sonic the routing metadata (the pairs' counting sort by expert, the tile map)",
+    'moe experts': "the expert backend (on sonic its GEMMs and the gather-sum), and shared experts, if any",
     'dense mlp': "the dense SwiGLU MLPs of the first n_dense_layers layers",
     'norms and residuals': "the LayerNorms and the residual adds of each block",
     'loss': "cross-entropy over the vocabulary",
@@ -957,11 +958,12 @@ def part_ranges(model):
                 return fn(*args, **kwargs)
         return marked
     sk = moe.sonic_kernels
-    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.topk_softmax)
+    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.topk_softmax,
+             sk and sk.routing_metadata)
     moe.EXPERT_BACKENDS.update({k: wrap(f, 'moe experts') for k, f in saved[0].items()})
     moe.route_topk, moe.round_tokens = wrap(saved[1], 'moe routing'), wrap(saved[2], 'moe routing')
-    if sk:
-        sk.topk_softmax = wrap(saved[3], 'moe routing')
+    if sk:  # sonic's expert op builds its routing metadata inside: the innermost range takes its kernels
+        sk.topk_softmax, sk.routing_metadata = wrap(saved[3], 'moe routing'), wrap(saved[4], 'moe routing')
     try:
         yield
     finally:
@@ -970,7 +972,7 @@ def part_ranges(model):
         moe.EXPERT_BACKENDS.update(saved[0])
         moe.route_topk, moe.round_tokens = saved[1], saved[2]
         if sk:
-            sk.topk_softmax = saved[3]
+            sk.topk_softmax, sk.routing_metadata = saved[3], saved[4]
 
 
 def range_part(e):

@@ -340,6 +340,20 @@ def test_profile_from_a_train_config(tmp_path):
     assert_png(tmp_path / 'profile.png')
 
 
+def test_profile_splits_the_sonic_layer(tmp_path):
+    # sonic's layer in its three parts: the fused router (and its losses), the routing metadata its expert
+    # op builds inside, and the experts; every part of the step still counted once
+    cfg = tmp_path / 'tiny_sonic.py'
+    cfg.write_text("n_layer = 2\nn_head = 2\nn_embd = 32\nn_expert = 4\ntop_k = 2\nexpert_size = 16\n"
+                   "block_size = 16\nbatch_size = 2\nmoe_backend = 'sonic'\n")
+    run_bench(tmp_path, '--mode=profile', f'--config_file={cfg}', '--backends=sonic')
+    [r] = load_json(tmp_path / 'profile.json')['results']
+    parts = r['parts']
+    assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
+    for p in ('moe router', 'moe routing', 'moe experts'):
+        assert parts[p]['ms'] > 0, (p, parts)
+
+
 @pytest.mark.skipif(not CUDA, reason="the GPU's kernels, Gluon's included, are profiled on CUDA only")
 def test_profile_counts_every_kernel_on_the_gpu(tmp_path):
     # sonic in bf16 at sizes where sm_90 runs its Gluon kernels, whose launches the profiler linked to
