@@ -429,6 +429,14 @@ class MoE(nn.Module):
         sonic = cfg.moe_backend == "sonic"
         if cfg.moe_backend != "torch":
             require_cuda(x.device, f"moe_backend={cfg.moe_backend!r}", interpretable=sonic)
+        if T == 0 and self.ep_group is None:
+            # an empty batch: no token to route (the kernels' grids and the losses' means need one). Under
+            # expert parallelism every rank still joins the exchanges, with nothing to send
+            self.tokens_per_expert = torch.zeros(E, dtype=torch.long, device=x.device)
+            self.rounding_dropped = self.rounding_padded = self.no_rounding
+            if self.training:
+                self.aux_loss = torch.zeros((), device=x.device)
+            return (x * 0).reshape(shape)
         if sonic and torch.is_autocast_enabled(x.device.type):
             # one cast of the layer input, shared by the router and the experts: under autocast the
             # LayerNorm before this layer gives fp32, and keeping that would add a (T, d) fp32 tensor

@@ -2556,4 +2556,6 @@ def moe_experts(x, w1, w2, pair_tok, pair_exp, pair_score, copies=None):
             else:
                 w1, w2 = w1.detach().to(dt), w2.detach().to(dt)
     _check_inputs(x, w1, w2, pair_tok, pair_exp, pair_score)
+    if pair_exp.numel() == 0:  # no pair: every row an empty sum (the routing metadata's kernels need a pair)
+        return x.new_zeros(x.shape)
     return _moe_fwd(x, w1, w2, pair_tok, pair_exp, pair_score, *masters)[0]

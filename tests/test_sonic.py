@@ -899,6 +899,25 @@ def test_every_router_runs_on_sonic(router_type, extra):
         assert_rel(a, b, 1e-5, name)
 
 
+@pytest.mark.parametrize("backend", ["torch", "sonic"])
+def test_an_empty_batch(backend):
+    """No tokens: an empty output and gradient, zero losses and loads, in train and eval mode (the
+    kernels' grids and the losses' means need a token, so nothing is routed); and the experts given no
+    pair return zeros."""
+    for train in (True, False):
+        moe, _ = make_moe(8, 32, 16, 4, 2, torch.float32, backend, z_loss_coef=1e-3)
+        moe.config.aux_loss_coef = 0.01
+        x = torch.randn(2, 0, 32, device=DEV, requires_grad=True)
+        out = moe.train(train)(x)
+        assert out.shape == x.shape
+        (out.sum() + (moe.aux_loss if train else 0)).backward()
+        assert x.grad.shape == x.shape and moe.tokens_per_expert.sum() == 0
+        assert not train or moe.aux_loss.item() == 0
+    x, w1, w2 = torch.randn(5, 32, device=DEV), moe.w1.detach(), moe.w2.detach()
+    none = torch.zeros(0, dtype=torch.long, device=DEV)
+    assert torch.equal(sk.moe_experts(x, w1, w2, none, none, none.float()), torch.zeros_like(x))
+
+
 def test_deterministic():
     """No atomics, no scatter-add: two runs give bit-identical outputs and gradients."""
     dtype = torch.bfloat16 if CUDA else torch.float32
