@@ -484,7 +484,7 @@ class MoE(nn.Module):
             else:
                 # (T*K,) in token order. sonic's kernels take None for it (pair p is token p // K's): two
                 # ops fewer a forward, where the small shapes wait on the host
-                pair_tok = (None if sonic and self.ep_group is None and T > 0 else
+                pair_tok = (None if sonic and self.ep_group is None else
                             torch.arange(T, device=x.device).repeat_interleave(K))
                 pair_exp = idx.flatten()
                 pair_score = gates.flatten()

@@ -328,6 +328,7 @@ def _router_sums_kernel(PSUM, CNT, counts, AUX, aux_scale,   # per program (n_pr
 # elements at 4 and 8 warps, 2048 at 4 was the fastest at E = 256 (the whole router forward 407 us against
 # 451-513, and 594 before the K rounds) and as fast as any at E = 64 and 128 (H200, docs/LOG.md, 2026-12-01)
 ROUTER_FWD_ELEMS, ROUTER_FWD_WARPS = 2048, 4
+SUMS_BLOCK_E = 16  # experts a program of _router_sums_kernel adds up: its share of the balancing loss is one part
 
 
 def _loss_scales(T, E, K, aux_coef, z_coef):
@@ -347,7 +348,7 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     w = _weight_parts(x, weight, router_dtype)
     logits = _parts_product(x, w)                                     # (T, P*E) fp32, transient
     bt = _router_block_t(E, ROUTER_FWD_ELEMS)
-    grid, n_cb = triton.cdiv(T, bt), triton.cdiv(E, 16)
+    grid, n_cb = triton.cdiv(T, bt), triton.cdiv(E, SUMS_BLOCK_E)
     idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
     gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
     lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
@@ -361,7 +362,8 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
                                 ZLOSS=zloss, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E),
                                 BLOCK_K=triton.next_power_of_2(k), num_warps=ROUTER_FWD_WARPS)
     counts = torch.empty(E, device=x.device, dtype=torch.int64)
-    _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128, BLOCK_E=16)
+    _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128,
+                                 BLOCK_E=SUMS_BLOCK_E)
     # an op's output may not be one of its inputs: where the GEMM read the weight itself, backward reads it too
     return idx, gates, parts.sum(), counts, lse, ssum, (w.new_empty(0) if w is weight else w)
 

@@ -177,11 +177,12 @@ def test_router_column_sums_kernel(n_prog, E):
     # multiple of BLOCK_E; exact for the counts; each column block's balancing-loss share in fp32 rounding
     psum = torch.rand(n_prog, E, device=DEV)
     cnt = torch.randint(0, 50, (n_prog, E), device=DEV, dtype=torch.int32)
-    n_cb = sk.triton.cdiv(E, 16)
+    B = sk.SUMS_BLOCK_E
+    n_cb = sk.triton.cdiv(E, B)
     out_c, aux = torch.empty(E, device=DEV, dtype=torch.int64), torch.empty(n_cb, device=DEV)
-    sk._router_sums_kernel[(n_cb,)](psum, cnt, out_c, aux, 0.25, n_prog, E, BLOCK_P=128, BLOCK_E=16)
+    sk._router_sums_kernel[(n_cb,)](psum, cnt, out_c, aux, 0.25, n_prog, E, BLOCK_P=128, BLOCK_E=B)
     assert torch.equal(out_c, cnt.sum(0, dtype=torch.int64))
-    want = 0.25 * torch.nn.functional.pad(out_c.double() * psum.double().sum(0), (0, 16 * n_cb - E)).view(n_cb, 16).sum(1)
+    want = 0.25 * torch.nn.functional.pad(out_c.double() * psum.double().sum(0), (0, B * n_cb - E)).view(n_cb, B).sum(1)
     assert torch.allclose(aux.double(), want, rtol=1e-5)
 
 
