@@ -1051,19 +1051,26 @@ def gpu_kernels(events):
                    and not e.name.startswith(RANGE)), key=lambda e: e.time_range.start)
 
 
+# sonic's routing-metadata kernels, which run inside its expert op. The profiler links a kernel to the
+# innermost op around its launch, not to a record_function range inside that op (seen on the H200), so
+# part_ranges' range around sonic_kernels.routing_metadata claims only its torch op (the cumsum): these
+# go to 'moe routing' by name
+ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel')
+
+
 def kernel_parts(kernels, claimed):
     """The part of each GPU kernel (in start order). A CPU op lists the kernels it launched by name and
     duration only (torch's profiler Kernel), so a kernel takes the part of an op that claims its name
     and duration (claimed: (name, duration) -> parts; two such kernels last the same, so which op gets
     which does not change any part's time). A kernel that no op claims (the Gluon kernels' launches on
-    the H200 were linked to no op) takes the part of the next claimed kernel on its stream: an op's
+    the H200 were once linked to no op) takes the part of the next claimed kernel on its stream: an op's
     kernels run in a row on its stream, and each sonic op ends with a claimed Triton kernel (the
-    gather-sum)."""
+    gather-sum). ROUTING_KERNELS go to 'moe routing' whoever claims them."""
     claimed = {key: list(ps) for key, ps in claimed.items()}
     parts = []
     for k in kernels:
         ps = claimed.get((k.name, k.time_range.end - k.time_range.start))
-        parts.append(ps.pop() if ps else None)
+        parts.append('moe routing' if k.name in ROUTING_KERNELS else ps.pop() if ps else None)
     nxt = {}   # stream: the part of the next claimed kernel on it, walking backwards
     for i in range(len(kernels) - 1, -1, -1):
         stream = getattr(kernels[i], 'device_resource_id', 0)

@@ -31,9 +31,9 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
                                      losses' gradients
              _topk_softmax_kernel    top-K of given fp32 logits, softmax over the K chosen (used with
                                      token rounding, which also needs the (T, E) probabilities)
-  metadata   _route_count_kernel, _route_scatter_kernel, _tile_map_kernel
-                                     a stable counting sort of the pairs by expert, and the expert and
-                                     first row of every BLOCK_M tile: a Routing
+  metadata   _route_count_kernel     each block of pairs' count per expert, before a cumsum
+             _route_place_kernel     a stable counting sort of the pairs by expert, the expert and
+                                     first row of every BLOCK_M tile, and each token's pairs: a Routing
   rounding   _round_select_kernel    token rounding: each expert's kept and added tokens, by a radix select
   forward    _up_swiglu_kernel       h = X[gather] @ W1_e; a = silu(h_gate) * h_up
              _up_hopper_kernel       the same on sm_90, warp-specialised in Gluon with an epilogue
@@ -547,13 +547,12 @@ def _route_count_kernel(pair_exp, counts, R, n_blk,      # pair_exp (R,) in [0, 
 
 
 @triton.jit
-def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
-                          gather_idx, rev, row_score,                     # out: (R,) int32, (R,) int32, (R,) fp32
-                          R, n_blk, BLOCK: tl.constexpr, PER_TOK: tl.constexpr):
-    # PER_TOK > 0: pair_tok is not read, pair p being token p // PER_TOK's (plain top-K's token order)
-    # a pair's grouped row = where its (expert, block) run starts + how many earlier pairs of the
-    # block share its expert, so the sort is stable: rows of an expert stay in token order
-    b = tl.program_id(0)
+def _route_scatter(pair_tok, pair_exp, pair_score, counts, ends, gather_idx, rev, row_score, R, n_blk, b,
+                   BLOCK: tl.constexpr, PER_TOK: tl.constexpr):
+    # block b's pairs to their grouped rows. PER_TOK > 0: pair_tok is not read, pair p being token
+    # p // PER_TOK's (plain top-K's token order). A pair's grouped row = where its (expert, block) run
+    # starts + how many earlier pairs of the block share its expert, so the sort is stable: rows of an
+    # expert stay in token order
     i = tl.arange(0, BLOCK)
     p = b * BLOCK + i
     mask = p < R
@@ -572,18 +571,19 @@ def _route_scatter_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends
 
 
 @triton.jit
-def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+1,), the tile map (n_tiles,) x 2
-                     n_blk, E, n_tiles, BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
-    # expert offsets, then the BLOCK_M tiles of each expert's segment: tile t belongs to the expert
-    # whose tiles end past t; every program derives the (small) per-expert vectors itself
+def _tile_map(ends, offsets, tile_expert, tile_row0, n_blk, E, n_tiles, b,
+              BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
+    # expert offsets (block 0), then tiles b * BLOCK_T onwards of the BLOCK_M tiles of each expert's
+    # segment: tile t belongs to the expert whose tiles end past t; every program derives the (small)
+    # per-expert vectors itself
     ex = tl.arange(0, NB)
     off = tl.load(ends + ex * n_blk - 1, mask=(ex > 0) & (ex <= E), other=0)   # rows of experts < ex
     nxt = tl.load(ends + (ex + 1) * n_blk - 1, mask=ex < E, other=0)
     tiles = tl.where(ex < E, (nxt - off + BLOCK_M - 1) // BLOCK_M, 0)
     tile_end = tl.cumsum(tiles, 0)
-    if tl.program_id(0) == 0:
+    if b == 0:
         tl.store(offsets + ex, off, mask=ex <= E)
-    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    t = b * BLOCK_T + tl.arange(0, BLOCK_T)
     done = tile_end[None, :] <= t[:, None]                                  # (BLOCK_T, NB)
     e_t = tl.minimum(tl.sum(done.to(tl.int32), axis=1), E)                  # E: a surplus tile
     first = tl.sum(tl.where(done, tiles[None, :], 0), axis=1)              # e_t's first tile
@@ -592,11 +592,32 @@ def _tile_map_kernel(ends, offsets, tile_expert, tile_row0,   # out: offsets (E+
     tl.store(tile_row0 + t, tl.where(e_t < E, row0, 0), mask=t < n_tiles)
 
 
+@triton.jit
+def _route_place_kernel(pair_tok, pair_exp, pair_score, counts, ends,   # ends (NB * n_blk,): counts' expert-major cumsum
+                        gather_idx, rev, row_score,                     # out: (R,) int32, (R,) int32, (R,) fp32,
+                        offsets, tile_expert, tile_row0, tok_offsets,   # (E+1,), the tile map (n_tiles,) x 2, (T+1,)
+                        R, T, n_blk, E, n_tiles,
+                        BLOCK: tl.constexpr, PER_TOK: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
+                        BLOCK_T: tl.constexpr):
+    # the three jobs that follow the cumsum, in one launch (each launch costs the host 23-47 us, and a
+    # forward at the small shapes waits on the host): program b places pair block b, makes tile block
+    # b of the tile map and, for plain top-K (PER_TOK > 0), token block b's pair offsets
+    b = tl.program_id(0)
+    if b < n_blk:
+        _route_scatter(pair_tok, pair_exp, pair_score, counts, ends, gather_idx, rev, row_score, R, n_blk, b,
+                       BLOCK, PER_TOK)
+    if b * BLOCK_T < n_tiles:
+        _tile_map(ends, offsets, tile_expert, tile_row0, n_blk, E, n_tiles, b, BLOCK_M, NB, BLOCK_T)
+    if PER_TOK > 0:
+        t = b * BLOCK + tl.arange(0, BLOCK)
+        tl.store(tok_offsets + t, t * PER_TOK, mask=t <= T)
+
+
 def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
     """The Routing of a pair list (R,) each, in token order; expert E marks an unused slot. pair_tok
     None: R / T pairs a token, pair p being token p // (R / T)'s (plain top-K), which saves the list's
     two ops and the search for each token's pairs: a forward at the small shapes waits on the host.
-    A counting sort in three small kernels and one cumsum: a stable argsort and the ~30 torch ops
+    A counting sort in two small kernels and one cumsum: a stable argsort and the ~30 torch ops
     that built this before took 0.36-0.49 ms of host time per forward (docs/LOG.md, 2026-11-29)."""
     R, dev = pair_exp.numel(), pair_exp.device
     per_tok = 0 if pair_tok is not None else R // max(T, 1)
@@ -608,17 +629,18 @@ def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
     ends = torch.cumsum(counts.view(-1), 0, dtype=torch.int32)
     gather_idx, rev = torch.empty(R, **i32), torch.empty(R, **i32)
     row_score = torch.empty(R, device=dev, dtype=torch.float32)
-    _route_scatter_kernel[(n_blk,)](pair_exp if pair_tok is None else pair_tok, pair_exp, pair_score, counts, ends,
-                                    gather_idx, rev, row_score, R, n_blk, BLOCK=META_BLOCK, PER_TOK=per_tok)
     tiles = _max_tiles(R, E)
     offsets, tile_expert, tile_row0 = torch.empty(E + 1, **i32), torch.empty(tiles, **i32), torch.empty(tiles, **i32)
-    bt = max(1, min(32, 8192 // nb))                  # a program holds a (bt, nb) table
-    _tile_map_kernel[(triton.cdiv(tiles, bt),)](ends, offsets, tile_expert, tile_row0, n_blk, E, tiles,
-                                                BLOCK_M=BLOCK_M, NB=nb, BLOCK_T=bt)
-    if pair_tok is None:
-        tok_offsets = torch.arange(0, R + 1, max(per_tok, 1), device=dev, dtype=torch.int32)
-    else:
-        tok_offsets = torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True)
+    tok_offsets = torch.empty(T + 1, **i32)
+    bt = max(1, min(32, 8192 // nb))                  # a program's tile-map block holds a (bt, nb) table
+    grid = max(n_blk, triton.cdiv(tiles, bt), triton.cdiv(T + 1, META_BLOCK) if per_tok else 0)
+    _route_place_kernel[(grid,)](pair_exp if pair_tok is None else pair_tok, pair_exp, pair_score, counts, ends,
+                                 gather_idx, rev, row_score, offsets, tile_expert, tile_row0, tok_offsets,
+                                 R, T, n_blk, E, tiles, BLOCK=META_BLOCK, PER_TOK=per_tok, BLOCK_M=BLOCK_M, NB=nb,
+                                 BLOCK_T=bt)
+    if pair_tok is not None:
+        torch.searchsorted(pair_tok, torch.arange(T + 1, device=dev, dtype=pair_tok.dtype), out_int32=True,
+                           out=tok_offsets)
     return Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
 
 

@@ -422,21 +422,28 @@ def test_kernels_go_to_the_part_of_their_op(monkeypatch):
               ev(3, 'nvjet_sm90_tss_128x256', 0, 20), ev(4, bench.RANGE + 'moe experts', 0, 40),
               ev(5, '_up_hopper_kernel', 20, 26),                          # claimed by no op
               ev(6, 'ncclDevKernel_AllReduce_Sum_f32_RING_LL', 10, 30, stream=9),
-              ev(7, '_gather_sum_kernel', 26, 28), ev(8, '_adamw_kernel', 40, 41)]
+              ev(7, '_gather_sum_kernel', 26, 28), ev(8, '_adamw_kernel', 40, 41),
+              ev(9, '_route_place_kernel', 19, 20, stream=8)]   # claimed by the expert op, as on the H200
+    experts.append_kernel('_route_place_kernel', 0, 1)
     kernels = bench.gpu_kernels(events)
     assert [k.name for k in kernels] == ['nvjet_sm90_tss_128x256', 'ncclDevKernel_AllReduce_Sum_f32_RING_LL',
-                                         '_up_hopper_kernel', '_gather_sum_kernel', '_adamw_kernel']
-    claimed = {('nvjet_sm90_tss_128x256', 20): ['attention'], ('_gather_sum_kernel', 2): ['moe experts']}
-    assert bench.kernel_parts(kernels, claimed) == ['attention', 'other', 'moe experts', 'moe experts', 'other']
+                                         '_route_place_kernel', '_up_hopper_kernel', '_gather_sum_kernel',
+                                         '_adamw_kernel']
+    claimed = {('nvjet_sm90_tss_128x256', 20): ['attention'], ('_gather_sum_kernel', 2): ['moe experts'],
+               ('_route_place_kernel', 1): ['moe experts']}
+    assert bench.kernel_parts(kernels, claimed) == ['attention', 'other', 'moe routing', 'moe experts', 'moe experts',
+                                                    'other']
     comm, other = bench.kernel_spans(kernels)
-    assert comm == [(10, 30)] and other == [(0, 20), (20, 26), (26, 28), (40, 41)]
+    assert comm == [(10, 30)] and other == [(0, 20), (19, 20), (20, 26), (26, 28), (40, 41)]
     assert bench.exposed_us(comm, other) == 2       # 28-30
     monkeypatch.setattr(bench, 'device_type', 'cuda')
     us, exposed, by_name = bench.split_step(events, wall_us=50)
     assert us['moe experts'] == 8 and us['attention'] == 20 and us['other'] == 21 and exposed == 2
-    assert us['idle'] == 50 - 31
+    assert us['moe routing'] == 1 and us['idle'] == 50 - 31
     assert by_name['moe experts'] == [('_up_hopper_kernel', 6), ('_gather_sum_kernel', 2)]
     assert by_name['other'] == [('ncclDevKernel_AllReduce_Sum_f32_RING_LL', 20), ('_adamw_kernel', 1)]
+    sk = bench.moe.sonic_kernels   # the names routing goes by are sonic's kernels
+    assert sk is None or all(hasattr(sk, name) for name in bench.ROUTING_KERNELS)
 
 
 def test_exposed_communication_is_what_no_other_kernel_covers():

@@ -253,10 +253,12 @@ def reference_metadata(pair_tok, pair_exp, pair_score, T, E):
 
 
 @pytest.mark.parametrize("T,E,K,unused", [(300, 5, 2, 0.0), (70, 7, 3, 0.2), (100, 8, 1, 0.5), (1, 4, 1, 0.0),
-                                          (1000, 16, 4, 0.1)])
+                                          (1000, 16, 4, 0.1), (128, 4, 1, 0.0), (50, 300, 2, 0.0)])
 def test_routing_metadata_matches_a_stable_argsort(T, E, K, unused):
     # the counting-sort kernels against the torch version they replaced: R not a multiple of the
-    # 128-pair blocks, E + 1 at and past a power of two, unused slots, an expert with no rows
+    # 128-pair blocks, E + 1 at and past a power of two, unused slots, an expert with no rows; the
+    # one launch after the cumsum with more token blocks (T + 1 offsets) or tile blocks (E = 300)
+    # than pair blocks
     idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
     idx[torch.rand(T, K, device=DEV) < unused] = E                                 # unused slots
     pair_tok, pair_exp = torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten()
