@@ -46,6 +46,7 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
   backward   _down_bwd_kernel        dA' = dO[gather] @ W2_e^T; epilogue: dS = rowsum(dA' * a),
                                      dH = dSwiGLU(s * dA', h), A' = s * a
              _down_bwd_hopper_kernel the same on sm_90, warp-specialised in Gluon; HOPPER_DOWN_BWD
+             _pair_dscore_kernel     dS's per-N-tile parts summed, in pair order
              _wgrad_kernel           dW_e = A[gather?]^T @ B[gather?] over each expert's rows: dW2, dW1
              _wgrad_hopper_kernel    the same on sm_90, warp-specialised in Gluon (a producer warpgroup
                                      loading, two consumer warpgroups on wgmma); HOPPER_WGRAD
@@ -1149,26 +1150,48 @@ def _down_bwd_kernel(
     if NACC == 2:
         ds += _down_bwd_epilogue(acc1, s, rows64, mask_m, cols + BLOCK_N, N, H, dH, Ap, stride_hr, stride_ar,
                                  h_desc, row0, col0 + BLOCK_N, USE_TMA)
-    # this program's share of the row sum; the N programs' shares are summed by the launcher
+    # this program's share of the row sum; _pair_dscore_kernel sums the N programs' shares
     tl.store(dS_part + pid_n.to(tl.int64) * R + rows64, ds, mask=mask_m)
 
 
+@triton.jit
+def _pair_dscore_kernel(dS_part, rev, offsets, dscore, R, P, E, BLOCK: tl.constexpr):
+    # dscore[p] = sum over the P parts of dS_part[., rev[p]]: the parts' sum and the return to pair order
+    # in one launch, where torch's sum, the index's int64 cast and the index were three (a backward at the
+    # small shapes waits on the host). An unused slot's row lies past every tile, so no part of it is
+    # written: it gets 0, and the parts need no zero fill where every tile row's parts are written
+    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = p < R
+    row = tl.load(rev + p, mask=m, other=0).to(tl.int64)
+    real = m & (row < tl.load(offsets + E).to(tl.int64))
+    acc = tl.zeros([BLOCK], tl.float32)
+    ptrs = dS_part + row                           # a part a step: the pointer moves on by R
+    for _ in range(0, P):
+        acc += tl.load(ptrs, mask=real, other=0.0)
+        ptrs += R
+    tl.store(dscore + p, acc, mask=m)
+
+
 def down_bwd(dout, w2, h, r: Routing):
-    """dA' = dO[gather] @ W2_e^T and its epilogue. dout (T, d), h (R, 2n). Returns dH (R, 2n),
-    A' = s * a (R, n) and dS (R,) fp32, in grouped order."""
+    """dA' = dO[gather] @ W2_e^T and its epilogue. dout (T, d), h (R, 2n). Returns dH (R, 2n) and
+    A' = s * a (R, n) in grouped order, and dS (R,) fp32 in pair order (the pair scores' gradient)."""
     R, (E, n, d) = h.shape[0], w2.shape
     dH = torch.empty(R, 2 * n, device=h.device, dtype=h.dtype)
     Ap = torch.empty(R, n, device=h.device, dtype=h.dtype)
     if _use_hopper_down_bwd(dout, w2, h):
-        return dH, Ap, _down_bwd_hopper(dout, w2, h, r, dH, Ap)
-    dS_part = torch.zeros(triton.cdiv(n, 32), R, device=h.device, dtype=torch.float32)  # >= N tiles of any config
-    tiles = r.tile_expert.numel()
-    grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
-    _down_bwd_kernel[grid](dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets,
-                           dH, Ap, dS_part, n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
-                           h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(h.dtype),
-                           USE_TMA=_use_tma(w2, h, col=n, k=d))
-    return dH, Ap, dS_part.sum(0)
+        dS_part = _down_bwd_hopper(dout, w2, h, r, dH, Ap)
+    else:
+        # configs differ in their N tiles: the parts a config does not write must read 0
+        dS_part = torch.zeros(triton.cdiv(n, 32), R, device=h.device, dtype=torch.float32)
+        tiles = r.tile_expert.numel()
+        grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
+        _down_bwd_kernel[grid](dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets,
+                               dH, Ap, dS_part, n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
+                               h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(h.dtype),
+                               USE_TMA=_use_tma(w2, h, col=n, k=d))
+    dS = torch.empty(R, device=h.device, dtype=torch.float32)
+    _pair_dscore_kernel[(triton.cdiv(R, 1024),)](dS_part, r.rev, r.offsets, dS, R, dS_part.shape[0], E, BLOCK=1024)
+    return dH, Ap, dS
 
 
 @triton.autotune(
@@ -1873,18 +1896,19 @@ def _db_config(n):
 
 
 def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
-    """down_bwd's dA' and epilogue by _down_bwd_hopper_kernel; returns dS (R,) fp32."""
+    """down_bwd's dA' and epilogue by _down_bwd_hopper_kernel; returns dS's parts (parts, R) fp32, grouped
+    order, every part of every row in a tile written."""
     R, (E, n, d) = h.shape[0], w2.shape
     cfg = _db_config(n)
     bn = cfg["BLOCK_N"]
-    dS_part = torch.zeros(triton.cdiv(n, bn) * (bn // 128), R, device=h.device, dtype=torch.float32)   # a row a part
+    dS_part = torch.empty(triton.cdiv(n, bn) * (bn // 128), R, device=h.device, dtype=torch.float32)   # a row a part
     _set_allocator()   # W2's TMA descriptor is built on the device
     items = r.tile_expert.numel() * triton.cdiv(n, bn)
     _down_bwd_hopper_kernel[(_n_programs(dout.device, items),)](
         dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, dH, Ap, dS_part,
         n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E),
         num_warps=4, **cfg)
-    return dS_part.sum(0)
+    return dS_part
 
 
 # The grouped GEMMs (y = a @ W2_e, dX~ = dH @ W1_e^T) on sm_90, warp-specialised in Gluon. Nothing is
@@ -2241,8 +2265,7 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
     fp32_grads, dw1 and dw2 in fp32 whatever the weights' dtype."""
     r = Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
     dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
-    dH, Ap, dS = down_bwd(dout, w2, h, r)                   # (R, 2n), (R, n), (R,) grouped order
-    dscore = dS[rev]                                        # (R,) pair order
+    dH, Ap, dscore = down_bwd(dout, w2, h, r)               # (R, 2n), (R, n) grouped order; (R,) pair order
     gdt = torch.float32 if fp32_grads else None
     # the Hopper kernel's tile order, made once for both weight gradients
     order = expert_order(offsets) if _use_hopper_wgrad(Ap, dout, False, True) else None

@@ -74,6 +74,8 @@ def launches(tma=False):
         ('down_bwd', sk._down_bwd_kernel, dict(dO=bf, W2=bf, H=bf, S=f32, **meta, dH=bf, Ap=bf, dS_part=f32,
          N=n, D=d, E=E, R=R, stride_ot=d, stride_we=n * d, stride_wn=d, stride_wd=1, stride_hr=2 * n, stride_ar=n,
          BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', **t)),
+        ('pair_dscore', sk._pair_dscore_kernel, dict(dS_part=f32, rev=i32, offsets=i32, dscore=f32, R=R, P=2, E=E,
+         BLOCK=1024)),
         ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d, rows_hint=256,
          RA=R, RB=T, stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True,
          DOT_PREC='tf32', **t)),

@@ -416,6 +416,24 @@ def test_down_bwd_kernel_variants(split_m, nacc, tma):
     assert_rel(dS_part.sum(0), (dA * a).sum(1), 1e-5, "dS")
 
 
+@pytest.mark.parametrize("T,E,K,parts", [(300, 5, 2, 1), (70, 7, 3, 2), (700, 16, 4, 3)])
+def test_pair_dscore_sums_the_parts_in_pair_order(T, E, K, parts):
+    # dA''s row sums come in parts (one per N tile), grouped order; the score gradient wants their sum in
+    # pair order. An unused slot's row lies past every tile and is never written: NaN there must give 0
+    idx = torch.stack([torch.randperm(E)[:K] for _ in range(T)]).to(DEV)
+    idx[torch.rand(T, K, device=DEV) < 0.2] = E
+    R = T * K
+    r = sk.routing_metadata(None, idx.flatten(), torch.rand(R, device=DEV), T, E)
+    dS_part = torch.randn(parts, R, device=DEV)
+    used = int(r.offsets[-1])
+    dS_part[:, used:] = float("nan")
+    got = torch.empty(R, device=DEV)
+    sk._pair_dscore_kernel[(sk.triton.cdiv(R, 256),)](dS_part, r.rev, r.offsets, got, R, parts, E, BLOCK=256)
+    want = torch.cat([dS_part[:, :used].double().sum(0), torch.zeros(R - used, device=DEV, dtype=torch.float64)])
+    assert_rel(got, want[r.rev.long()], 1e-6, "dS in pair order")
+    assert torch.all(got[idx.flatten() == E] == 0)
+
+
 @pytest.mark.parametrize("T,E,K", [(1, 4, 1), (33, 8, 3), (70, 13, 13), (5, 64, 8)])
 def test_topk_softmax_kernel(T, E, K):
     logits = torch.randn(T, E, device=DEV, requires_grad=True)
@@ -689,7 +707,8 @@ def test_hopper_down_bwd_matches_float64(monkeypatch, T, d, n, E, K, n_prog, wid
     g, u, s = h.double()[:, :n], h.double()[:, n:], r.row_score.double()[:, None]
     sig = torch.sigmoid(g)
     silu = g * sig
-    want = (torch.cat([s * dA * u * (sig + silu * (1 - sig)), s * dA * silu], 1), s * silu * u, (dA * silu * u).sum(1))
+    want = (torch.cat([s * dA * u * (sig + silu * (1 - sig)), s * dA * silu], 1), s * silu * u,
+            (dA * silu * u).sum(1)[r.rev.long()])    # dS in pair order
     if n_prog is not None:
         monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
     assert sk.HOPPER_DOWN_BWD is None and sk._use_hopper_down_bwd(dout, w2, h)
