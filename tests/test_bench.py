@@ -362,12 +362,14 @@ def test_profile_splits_the_sonic_layer(tmp_path):
 
 @pytest.mark.skipif(not CUDA, reason="the GPU's kernels, Gluon's included, are profiled on CUDA only")
 def test_profile_counts_every_kernel_on_the_gpu(tmp_path):
-    # sonic in bf16 at sizes where sm_90 runs its Gluon kernels, whose launches the profiler linked to
-    # no op on the H200: every kernel's time still lands in a part, the experts' in theirs
+    # sonic in bf16 at sizes where sm_90 runs its Gluon kernels, whose launches the profiler once linked to
+    # no op on the H200: every kernel's time still lands in a part, the experts' in theirs, and the routing
+    # metadata's Triton kernels (linked to the expert op around them) in the routing's
     r = profile_sonic(tmp_path, "n_layer = 2\nn_head = 4\nn_embd = 256\nn_expert = 8\ntop_k = 2\nexpert_size = 128\n"
                                 "block_size = 256\nbatch_size = 8\n")
     parts = r['parts']
     assert parts['moe experts']['ms'] > 0 and parts['other']['ms'] < 0.05 * r['step_ms'], parts
+    assert {name for name, _ in r['top_kernels']['moe routing']} & set(bench.ROUTING_KERNELS), r['top_kernels']
     assert r['comm_exposed_ms'] == 0
     # each part's largest kernels, as many as PROFILE_TOP, add up to no more than the part
     for p, ks in r['top_kernels'].items():
