@@ -1051,11 +1051,12 @@ def gpu_kernels(events):
                    and not e.name.startswith(RANGE)), key=lambda e: e.time_range.start)
 
 
-# sonic's routing-metadata kernels, which run inside its expert op. The profiler links a kernel to the
-# innermost op around its launch, not to a record_function range inside that op (seen on the H200), so
-# part_ranges' range around sonic_kernels.routing_metadata claims only its torch op (the cumsum): these
-# go to 'moe routing' by name
-ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel')
+# sonic's routing kernels: the metadata's, which run inside its expert op, token rounding's select and the
+# top-K of given logits. The profiler links a kernel to the innermost op around its launch, not to a
+# record_function range inside that op (seen on the H200), so part_ranges' range around
+# sonic_kernels.routing_metadata claims only its torch op (the cumsum): these go to 'moe routing' by name,
+# as nothing else launches them
+ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel', '_round_select_kernel', '_topk_softmax_kernel')
 
 
 def kernel_parts(kernels, claimed):
