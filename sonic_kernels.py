@@ -1365,21 +1365,28 @@ if gluon is not None:
         return e, (tile // num_n) % num_m, tile % num_n, start, end, valid
 
     @gluon.jit
-    def _wg_produce(desc, g_smem, t_smem, ready_t, ready_c, empty, G, gather, offsets, order, G_COLS, stride_gr,
-                    n_tiles, num_m, num_n, GATHER_A: gl.constexpr):
+    def _wg_produce(desc, g_smem, g2_smem, t_smem, ready_t, ready_c, empty, G, gather, offsets, order, G_COLS,
+                    stride_gr, n_tiles, num_m, num_n, GATHER_A: gl.constexpr):
         STAGES: gl.constexpr = g_smem.type.shape[0]
         BLOCK_K: gl.constexpr = g_smem.type.shape[1]
         BLOCK: gl.constexpr = g_smem.type.shape[2]
-        layout: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [WG_PRODUCER_WARPS, 1], [1, 0])
+        G2: gl.constexpr = g2_smem.type.shape[2]   # the wide tiles' second gathered block (g2 is g when narrow)
+        WIDE: gl.constexpr = G2 < BLOCK
+        if WIDE:   # a warp's copies cover 64 columns, so that one index vector serves both blocks
+            layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
+            GW: gl.constexpr = BLOCK + G2
+        else:
+            layout: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [WG_PRODUCER_WARPS, 1], [1, 0])
+            GW: gl.constexpr = BLOCK
         ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(1, layout))
         cs = gl.arange(0, BLOCK, layout=gl.SliceLayout(0, layout))
         it = 0   # steps so far, over all of this program's tiles: the ring's position and phase
         for rnd in range(0, (n_tiles + gl.num_programs(0) - 1) // gl.num_programs(0)):
             e, pm, pn, start, end, valid = _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order)
             if GATHER_A:   # dW1: X's gathered columns are the tile's rows; dH's 2 * BLOCK columns by TMA
-                g_col, t_col = pm * BLOCK, pn * 2 * BLOCK
+                g_col, t_col = pm * GW, pn * 2 * BLOCK
             else:          # dW2: A' by TMA gives the tile's 2 * BLOCK rows; dO's gathered columns
-                g_col, t_col = pn * BLOCK, pm * 2 * BLOCK
+                g_col, t_col = pn * GW, pm * 2 * BLOCK
             # a step's row indices are read a step ahead: read in the step itself, their latency held
             # back every step of this warpgroup, which then set the pace (about 20% slower on the H200)
             rows = start + ks
@@ -1399,6 +1406,10 @@ if gluon is not None:
                 cols = g_col + cs
                 _cp_async(g_smem.index(s), G + idx[:, None] * stride_gr + cols[None, :],
                           mask=mrow[:, None] & (cols < G_COLS)[None, :])
+                if WIDE:
+                    cols2 = g_col + BLOCK + gl.arange(0, G2, layout=gl.SliceLayout(0, layout))
+                    _cp_async(g2_smem.index(s), G + idx[:, None] * stride_gr + cols2[None, :],
+                              mask=mrow[:, None] & (cols2 < G_COLS)[None, :])
                 gl_async_copy.mbarrier_arrive(ready_c.index(s), increment_count=False)
                 it += 1
 
@@ -1415,18 +1426,48 @@ if gluon is not None:
             _tma_store(c_desc, [row, col], buf)
 
     @gluon.jit
-    def _wg_consume(g_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, offsets, order, M, N, stride_ce,
-                    stride_cm, n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
-        # one warpgroup: half H of every output tile, BLOCK x BLOCK
+    def _wg_tma_out2(buf, part, buf2, part2, c_desc, c2_desc, row, col, row2, col2, pred):
+        # _wg_tma_out for a wide tile's two blocks: both written, then both stores issued, so that the
+        # second does not wait for the first to leave shared memory
+        gl_tma.store_wait(0)
+        _cta_barrier()
+        buf.store(part)
+        buf2.store(part2)
+        fence_async_shared()
+        _cta_barrier()
+        if pred:
+            _tma_store(c_desc, [row, col], buf)
+            _tma_store(c2_desc, [row2, col2], buf2)
+
+    @gluon.jit
+    def _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, keep, layout: gl.constexpr):
+        # an accumulator to C_e's rows row0.. and columns col0.., from registers
+        rows = row0 + gl.arange(0, acc.shape[0], layout=gl.SliceLayout(1, layout))
+        cols = col0 + gl.arange(0, acc.shape[1], layout=gl.SliceLayout(0, layout))
+        ptrs = C + e.to(gl.int64) * stride_ce + rows[:, None].to(gl.int64) * stride_cm + cols[None, :]
+        gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :] & keep)
+
+    @gluon.jit
+    def _wg_consume(g_smem, g2_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, c2_desc, c2_smem, offsets,
+                    order, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
+        # one warpgroup: half H of every output tile, BLOCK x BLOCK, or BLOCK x (BLOCK + G2) wide
         STAGES: gl.constexpr = g_smem.type.shape[0]
         BLOCK_K: gl.constexpr = g_smem.type.shape[1]
         BLOCK: gl.constexpr = g_smem.type.shape[2]
+        G2: gl.constexpr = g2_smem.type.shape[2]
+        WIDE: gl.constexpr = G2 < BLOCK
+        GW: gl.constexpr = BLOCK + G2 if WIDE else BLOCK
         mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK, 16])
+        # the second accumulator: G2 more rows of the gathered operand's columns (dW1), or columns (dW2)
+        mma2: gl.constexpr = mma if GATHER_A else gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                                            instr_shape=[16, G2, 16])
         it = 0
         for rnd in range(0, (n_tiles + gl.num_programs(0) - 1) // gl.num_programs(0)):
             e, pm, pn, start, end, valid = _wg_tile(rnd, n_tiles, num_m, num_n, offsets, order)
             n_steps = (end - start + BLOCK_K - 1) // BLOCK_K
             acc = gl.zeros((BLOCK, BLOCK), gl.float32, mma)   # an expert with no rows writes zeros
+            if WIDE:
+                acc2 = gl.zeros((G2, BLOCK) if GATHER_A else (BLOCK, G2), gl.float32, mma2)
             for j in range(0, n_steps):
                 s = it % STAGES
                 mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
@@ -1436,53 +1477,88 @@ if gluon is not None:
                     acc = warpgroup_mma(g_smem.index(s).permute((1, 0)), t_smem.index(2 * s + H), acc, is_async=True)
                 else:
                     acc = warpgroup_mma(t_smem.index(2 * s + H).permute((1, 0)), g_smem.index(s), acc, is_async=True)
-                # one MMA in flight: the one before it is done, so its buffer goes back to the producer
-                acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+                if WIDE:
+                    if GATHER_A:
+                        acc2 = warpgroup_mma(g2_smem.index(s).permute((1, 0)), t_smem.index(2 * s + H), acc2,
+                                             is_async=True)
+                    else:
+                        acc2 = warpgroup_mma(t_smem.index(2 * s + H).permute((1, 0)), g2_smem.index(s), acc2,
+                                             is_async=True)
+                    # this step's two MMAs in flight: the step before is done, so its buffer goes back
+                    acc, acc2 = warpgroup_mma_wait(num_outstanding=2, deps=(acc, acc2))
+                else:
+                    # one MMA in flight: the one before it is done, so its buffer goes back to the producer
+                    acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
                 if j > 0:
                     mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
                 it += 1
-            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+            if WIDE:
+                acc, acc2 = warpgroup_mma_wait(num_outstanding=0, deps=(acc, acc2))
+            else:
+                acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
             if n_steps > 0:
                 mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
             if GATHER_A:
-                row0, col0 = pm * BLOCK, pn * 2 * BLOCK + H * BLOCK
+                row0, col0 = pm * GW, pn * 2 * BLOCK + H * BLOCK
             else:
-                row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * BLOCK
+                row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * GW
             # dW2's second half-tile lies past M where M is an odd number of BLOCKs
             keep = valid & (row0 < M)
             if c_smem.type.shape[1] == BLOCK:    # TMA_STORE
-                _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
+                if WIDE:   # the second block beside the first: below it (dW1) or to its right (dW2)
+                    if (not GATHER_A) or row0 + GW <= M:
+                        _wg_tma_out2(c_smem.index(H), acc.to(C.dtype.element_ty), c2_smem.index(H),
+                                     acc2.to(C.dtype.element_ty), c_desc, c2_desc, e * M + row0, col0,
+                                     e * M + row0 + (BLOCK if GATHER_A else 0), col0 + (0 if GATHER_A else BLOCK), keep)
+                    else:   # dW1's last tile of rows, past M where M is no whole number of wide tiles: a TMA
+                            # store would write the next expert's first rows, so these go from registers
+                        _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, valid, mma)
+                        _wg_store(C, acc2, row0 + BLOCK, col0, e, M, N, stride_ce, stride_cm, valid, mma2)
+                else:
+                    _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
             else:
-                rows = row0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(1, mma))
-                cols = col0 + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, mma))
-                ptrs = C + e.to(gl.int64) * stride_ce + rows[:, None].to(gl.int64) * stride_cm + cols[None, :]
-                gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :] & valid)
+                _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, valid, mma)
+                if WIDE:
+                    if GATHER_A:
+                        _wg_store(C, acc2, row0 + BLOCK, col0, e, M, N, stride_ce, stride_cm, valid, mma2)
+                    else:
+                        _wg_store(C, acc2, row0, col0 + BLOCK, e, M, N, stride_ce, stride_cm, valid, mma2)
         gl_tma.store_wait(0)            # shared memory outlives the stores only while the program runs
 
     # a partition's function takes only tensors: its constexprs are bound here, one function each
     @gluon.jit
-    def _wg_consumer_a0(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 0)
+    def _wg_consumer_a0(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
+                        num_n):
+        _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
+                    True, 0)
 
     @gluon.jit
-    def _wg_consumer_a1(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, True, 1)
+    def _wg_consumer_a1(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
+                        num_n):
+        _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
+                    True, 1)
 
     @gluon.jit
-    def _wg_consumer_b0(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 0)
+    def _wg_consumer_b0(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
+                        num_n):
+        _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
+                    False, 0)
 
     @gluon.jit
-    def _wg_consumer_b1(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n):
-        _wg_consume(g, t, rt, rc, em, C, cd, cs, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n, False, 1)
+    def _wg_consumer_b1(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
+                        num_n):
+        _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
+                    False, 1)
 
     @gluon.jit
-    def _wg_producer_a(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n):
-        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n, True)
+    def _wg_producer_a(desc, g, g2, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m,
+                       num_n):
+        _wg_produce(desc, g, g2, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n, True)
 
     @gluon.jit
-    def _wg_producer_b(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n):
-        _wg_produce(desc, g, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n, False)
+    def _wg_producer_b(desc, g, g2, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m,
+                       num_n):
+        _wg_produce(desc, g, g2, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m, num_n, False)
 
     @gluon.jit
     def _wgrad_hopper_kernel(
@@ -1490,11 +1566,18 @@ if gluon is not None:
                                             # order (E,): the experts by rows, most first
         M, N, RA, RB, stride_ar, stride_br, stride_ce, stride_cm, E,
         GATHER_A: gl.constexpr, BLOCK: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, TMA_STORE: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, TMA_STORE: gl.constexpr, G2: gl.constexpr,
     ):
         dt: gl.constexpr = Am.dtype.element_ty
         layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK], dt)
         g_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_K, BLOCK], layout)       # gathered, shared
+        if G2 > 0:   # wide tiles: G2 more gathered columns a step, in a block of their own
+            g2_smem = gl.allocate_shared_memory(dt, [STAGES, BLOCK_K, G2],
+                                                gl.NVMMASharedLayout.get_default_for([BLOCK_K, G2], dt))
+            GW: gl.constexpr = BLOCK + G2
+        else:
+            g2_smem = g_smem
+            GW: gl.constexpr = BLOCK
         t_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK], layout)   # by TMA, a half each
         ready_t, ready_c, empty = _ws_ring(STAGES)
         # the output tiles' store buffers, one a consumer (TMA_STORE: every expert's M rows a whole
@@ -1505,20 +1588,29 @@ if gluon is not None:
         c_smem = gl.allocate_shared_memory(ct, [2, CB, CB], c_layout)
         c_desc = gl_tma.make_tensor_descriptor(C, shape=[E * M, N], strides=[stride_cm, 1], block_shape=[CB, CB],
                                                layout=c_layout)
+        if TMA_STORE and G2 > 0:   # and the wide tiles' second block: G2 rows (dW1) or columns (dW2)
+            R2: gl.constexpr = G2 if GATHER_A else BLOCK
+            N2: gl.constexpr = BLOCK if GATHER_A else G2
+            c2_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([R2, N2], ct)
+            c2_smem = gl.allocate_shared_memory(ct, [2, R2, N2], c2_layout)
+            c2_desc = gl_tma.make_tensor_descriptor(C, shape=[E * M, N], strides=[stride_cm, 1], block_shape=[R2, N2],
+                                                    layout=c2_layout)
+        else:
+            c2_smem, c2_desc = c_smem, c_desc
         if GATHER_A:
             desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
-            num_m, num_n = (M + BLOCK - 1) // BLOCK, (N + 2 * BLOCK - 1) // (2 * BLOCK)
-            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, Am, gather, offsets, order, M, stride_ar)
+            num_m, num_n = (M + GW - 1) // GW, (N + 2 * BLOCK - 1) // (2 * BLOCK)
+            pargs = (desc, g_smem, g2_smem, t_smem, ready_t, ready_c, empty, Am, gather, offsets, order, M, stride_ar)
         else:
             desc = gl_tma.make_tensor_descriptor(Am, shape=[RA, M], strides=[stride_ar, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
-            num_m, num_n = (M + 2 * BLOCK - 1) // (2 * BLOCK), (N + BLOCK - 1) // BLOCK
-            pargs = (desc, g_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, order, N, stride_br)
+            num_m, num_n = (M + 2 * BLOCK - 1) // (2 * BLOCK), (N + GW - 1) // GW
+            pargs = (desc, g_smem, g2_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, order, N, stride_br)
         n_tiles = E * num_m * num_n
         pargs = pargs + (n_tiles, num_m, num_n)
-        cargs = (g_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, offsets, order, M, N, stride_ce, stride_cm,
-                 n_tiles, num_m, num_n)
+        cargs = (g_smem, g2_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, c2_desc, c2_smem, offsets, order,
+                 M, N, stride_ce, stride_cm, n_tiles, num_m, num_n)
         # the default partition (this kernel's 4 warps) is consumer 0; then consumer 1 and the producer
         if GATHER_A:
             gl.warp_specialize([(_wg_consumer_a0, cargs), (_wg_consumer_a1, cargs), (_wg_producer_a, pargs)],
@@ -1531,13 +1623,22 @@ if gluon is not None:
 # 4 stages of 48 KB fill an H200 SM's shared memory: one program per SM. The registers split 216 / 216 / 72
 # (of 504 a thread-slot) between the consumers, whose fp32 accumulators take 128, and the producer,
 # whose prefetched indices and addresses need more than the 40 it was first given
-WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72)
+WG_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=216, PRODUCER_REGS=72, G2=0)
 # 16-bit gradients are stored by TMA from shared memory, where the two consumers' buffers (64 KB) leave
 # room for 3 stages: 4-18% less time than storing from registers at the paper's shapes and h200_moe's.
 # fp32 gradients (fp32 master weights) are stored from registers: by TMA they were slower, 46-62% with
 # whole tiles (2 stages), 1-7% with half-tiles in turn (3 stages) (docs/LOG.md, 2026-12-01)
 WG_TMA_STORE_CONFIG = dict(WG_CONFIG, STAGES=3)
 WG_TMA_STORE = None   # None: the stores by TMA where the output allows it; False: from registers
+# Wide tiles, 192 (the gathered operand's columns) x 256 instead of 128 x 256: a step reads 56 KB from L2
+# for 1.5x the MMAs, 22% fewer bytes a FLOP. The consumers' accumulators take 192 registers (a 128- and
+# a 64-row or -column block, since a tensor's sides are powers of two), which leaves the producer 48.
+# Against the narrow tiles (H200, docs/LOG.md, 2026-12-02): fp32 gradients (training's, from registers,
+# 4 stages of 56 KB) 4-8% less time at the paper's shapes and h200_moe's (120B dW1 within the spread);
+# 16-bit ones by TMA, in 32-row steps that leave room for the 96 KB of store buffers, 6-11% less
+WG_WIDE_CONFIG = dict(BLOCK=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=232, PRODUCER_REGS=48, G2=64)
+WG_WIDE_TMA_CONFIG = dict(WG_WIDE_CONFIG, BLOCK_K=32)
+WG_WIDE = None        # None: wide tiles (_wg_config); False: the narrow ones
 
 
 @triton.jit
@@ -1574,16 +1675,24 @@ def _wg_tma_store(c):
             and N * c.element_size() % 16 == 0 and c.data_ptr() % 16 == 0)
 
 
+def _wg_config(c):
+    """(_wgrad_hopper_kernel's config for c, whether it stores by TMA). Wide tiles (WG_WIDE) stored by TMA
+    take 32-row steps, which leave room for the store buffers."""
+    tma = _wg_tma_store(c)
+    if WG_WIDE is False:
+        return (WG_TMA_STORE_CONFIG if tma else WG_CONFIG), tma
+    return (WG_WIDE_TMA_CONFIG if tma else WG_WIDE_CONFIG), tma
+
+
 def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None):
     """c (E, M, N) = wgrad(a, b, r, ...) with exactly one of a, b gathered, by _wgrad_hopper_kernel;
     order: expert_order(r.offsets), if the caller has it."""
     E, (M, N) = c.shape[0], c.shape[1:]
-    blk = WG_CONFIG["BLOCK"]
-    tiles = E * (triton.cdiv(M, blk) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, blk))
     _set_allocator()   # the TMA descriptor is built on the device, in Triton's global scratch
     order = expert_order(r.offsets) if order is None else order
-    tma_store = _wg_tma_store(c)
-    cfg = WG_TMA_STORE_CONFIG if tma_store else WG_CONFIG
+    cfg, tma_store = _wg_config(c)
+    blk, gw = cfg["BLOCK"], cfg["BLOCK"] + cfg["G2"]
+    tiles = E * (triton.cdiv(M, gw) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, gw))
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
         a, b, c, r.gather_idx, r.offsets, order, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
         c.stride(1), E, GATHER_A=gather_a, TMA_STORE=tma_store, num_warps=4, **cfg)

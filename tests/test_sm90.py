@@ -107,9 +107,11 @@ def hopper_launches():
     common = dict(gather='*i32', offsets='*i32', order='*i32', E=E)
     # fp32 gradients stored from registers, bf16 ones by TMA (sonic_kernels._wg_tma_store)
     tma_cfg = [triton.Config(sk.WG_TMA_STORE_CONFIG, num_warps=4, num_stages=1)]
+    wide = [triton.Config(sk.WG_WIDE_CONFIG, num_warps=4, num_stages=1)]  # 192 x 256 tiles, stored from registers
+    wide_tma = [triton.Config(sk.WG_WIDE_TMA_CONFIG, num_warps=4, num_stages=1)]   # and by TMA
     wgrad = [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
               dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
-                   stride_cm=N, GATHER_A=ga, TMA_STORE=out == '*bf16', **common), cfg if out == '*fp32' else tma_cfg)
+                   stride_cm=N, GATHER_A=ga, TMA_STORE=out == '*bf16', **common), cfg + wide if out == '*fp32' else tma_cfg + wide_tma)
              for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
              for out in ('*fp32', '*bf16')]
     down = ('down_bwd_hopper', sk._down_bwd_hopper_kernel,

@@ -630,15 +630,18 @@ HOPPER = CUDA and torch.cuda.get_device_capability()[0] == 9 and sk._gluon_api()
 
 
 @pytest.mark.skipif(not HOPPER, reason="the warp-specialised weight gradients run on sm_90 GPUs with Triton >= 3.6")
-@pytest.mark.parametrize("dn", [(320, 160), (384, 128)], ids=["d320n160", "d384n128"])
+@pytest.mark.parametrize("dn", [(320, 160), (512, 128)], ids=["d320n160", "d512n128"])
 @pytest.mark.parametrize("n_prog", [None, 1, 3])
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("gather_a", [True, False], ids=["dW1", "dW2"])
-def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog, dn):
+@pytest.mark.parametrize("wide", [True, False], ids=["wide", "narrow"])
+def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog, dn, wide):
     # the Gluon kernel against float64 and against the portable Triton kernel: d and n not multiples of
-    # the 128 / 256 tiles, an expert with no rows, segments that end inside a 64-row step (the TMA block
-    # then reads the next expert's rows), and a program walking many tiles (n_prog 1 and 3). With d, n
-    # multiples of 128, 16-bit gradients are stored by TMA; dW2's M = n = 128 is half of its 256-row tile
+    # the 128 / 256 tiles nor d of the wide tiles' 192, an expert with no rows, segments that end inside
+    # a 64-row step (the TMA block then reads the next expert's rows), and a program walking many tiles
+    # (n_prog 1 and 3). With d, n multiples of 128, 16-bit gradients are stored by TMA, in wide tiles too
+    # (d = 512: dW1's last tile of rows reaches past M, and goes from registers); dW2's M = n = 128 is
+    # half of its 256-row tile
     T, E, K, (d, n) = 700, 6, 2, dn
     idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
     r = sk.routing_metadata(torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten(),
@@ -654,9 +657,12 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog, 
     if n_prog is not None:
         monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
     monkeypatch.setattr(sk, "HOPPER_WGRAD", None)   # where it can run (the default)
+    monkeypatch.setattr(sk, "WG_WIDE", None if wide else False)
     assert sk._use_hopper_wgrad(a, b, gather_a, not gather_a)
     got = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype)
-    assert sk._wg_tma_store(got) == (got.dtype == torch.bfloat16 and d % 128 == 0 and n % 128 == 0)
+    cfg, tma_store = sk._wg_config(got)
+    assert tma_store == (got.dtype == torch.bfloat16 and d % 128 == 0 and n % 128 == 0)
+    assert (cfg["G2"] > 0) == wide
     assert got[E - 1].abs().max() == 0
     assert_rel(got, want, 1e-5 if out_dtype == torch.float32 else 1e-2, "Hopper wgrad against float64")
     monkeypatch.setattr(sk, "HOPPER_WGRAD", False)

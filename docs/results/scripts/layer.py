@@ -14,6 +14,7 @@ sonic_kernels.TMA = {"0": False}.get(os.environ.get("SK_TMA", ""))  # SK_TMA=0: 
 sonic_kernels.HOPPER_WGRAD = {"0": False}.get(os.environ.get("SK_HOPPER_WGRAD", ""))  # 0: the Triton weight gradients; unset: the Hopper kernel where it runs (None)
 sonic_kernels.HOPPER_UP = {"0": False}.get(os.environ.get("SK_HOPPER_UP", ""))  # 0: the Triton up-projection; unset: the Hopper kernel where it runs (None)
 sonic_kernels.DB_WIDE = {"0": False, "1": True}.get(os.environ.get("SK_DB_WIDE", ""))  # dA''s 256-column items: 0 off, 1 forced, unset by shape (None)
+sonic_kernels.WG_WIDE = {"0": False}.get(os.environ.get("SK_WG_WIDE", ""))  # the weight gradients' 192 x 256 tiles: 0 off; unset: on (None)
 shapes = [("1.4B", 40960, 768, 256, 128, 8), ("7B", 24576, 1536, 256, 128, 8),
           ("30B", 32768, 4096, 256, 256, 16), ("120B", 32768, 4096, 2048, 64, 4)]
 if len(sys.argv) > 2 and sys.argv[2] != "all":
