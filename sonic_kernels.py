@@ -235,23 +235,12 @@ def _topk_rounds(work, vals, cols, K: tl.constexpr, BLOCK_K: tl.constexpr, FROM_
 
 
 @triton.jit
-def _router_fwd_kernel(
-    L, BIAS, IDX, G, LSE, SSUM, PSUM, CNT,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
-    T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
-                                            # column sums of P (psum) and the tokens that chose each expert (cnt)
-    stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
-    ZP, z_scale,                            # with ZLOSS, out: z_scale * the program's sum of lse^2 (ZP[pid])
-    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr, ZLOSS: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-):
-    # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
-    #        1 topk_softmax: softmax over all E, top-K (the same choice: softmax is monotone), NORM renormalises
-    #        2 sigmoid:      top-K of sigmoid + bias (DeepSeek-V3), gates are the chosen sigmoids renormalised
-    # P, the score matrix of the balancing loss, is the softmax (0, 1) or the row-normalised sigmoid (2);
-    # only its column sums leave the kernel, taken before the selection so that only the selection's
-    # working tile stays live through its K rounds (fewer registers: more programs an SM)
-    pid = tl.program_id(0)
-    rows = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+def _router_block(L, BIAS, IDX, G, LSE, SSUM, T, E, stride_lt, blk, K: tl.constexpr, ROUTER: tl.constexpr,
+                  NORM: tl.constexpr, PARTS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+                  BLOCK_K: tl.constexpr):
+    # _router_fwd_kernel's work on row block blk: writes its idx, gates, lse and ssum, and returns its
+    # column sums of P, its count of the tokens that chose each expert and its sum of lse^2
+    rows = blk * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
     mask_t, mask_e = rows < T, cols < E
     mask = mask_t[:, None] & mask_e[None, :]
@@ -274,7 +263,7 @@ def _router_fwd_kernel(
         ssum = se
         work = logits
         P = ex / se[:, None]
-    tl.store(PSUM + pid * E + cols, tl.sum(tl.where(mask, P, 0.0), axis=0), mask=mask_e)
+    psum = tl.sum(tl.where(mask, P, 0.0), axis=0)
     # the selection (_topk_rounds): the softmax routers' gates come from the chosen logits, the sigmoid
     # router's from the chosen sigmoids (its work adds the bias)
     sel, v, work = _topk_rounds(work, s if ROUTER == 2 else work, cols, K, BLOCK_K, ROUTER == 2)
@@ -296,11 +285,46 @@ def _router_fwd_kernel(
     tl.store(G + out, gates, mask=kmask)
     tl.store(LSE + rows, lse, mask=mask_t)
     tl.store(SSUM + rows, ssum, mask=mask_t)
-    if ZLOSS:
-        tl.store(ZP + pid, z_scale * tl.sum(tl.where(mask_t, lse * lse, 0.0)))
     # the chosen columns are the real experts that work now holds at -inf (every logit is finite)
     chosen = (work == float("-inf")) & mask
-    tl.store(CNT + pid * E + cols, tl.sum(chosen.to(tl.int32), axis=0), mask=mask_e)
+    return psum, tl.sum(chosen.to(tl.int32), axis=0), tl.sum(tl.where(mask_t, lse * lse, 0.0))
+
+
+@triton.jit
+def _router_fwd_kernel(
+    L, BIAS, IDX, G, LSE, SSUM, PSUM, CNT,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
+    T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
+                                            # column sums of P (psum) and the tokens that chose each expert (cnt)
+    stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
+    ZP, z_scale,                            # with ZLOSS, out: z_scale * the program's sum of lse^2 (ZP[pid])
+    n_iter,                                 # row blocks a program takes, one after another
+    K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr, ZLOSS: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
+    #        1 topk_softmax: softmax over all E, top-K (the same choice: softmax is monotone), NORM renormalises
+    #        2 sigmoid:      top-K of sigmoid + bias (DeepSeek-V3), gates are the chosen sigmoids renormalised
+    # P, the score matrix of the balancing loss, is the softmax (0, 1) or the row-normalised sigmoid (2);
+    # only its column sums leave the kernel, taken before the selection so that only the selection's
+    # working tile stays live through its K rounds (fewer registers: more programs an SM). A program takes
+    # n_iter small row blocks (a row's reductions stay inside one warp) and adds up their column sums, so
+    # that _router_sums_kernel reads as few partial rows as one large block a program would leave
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_E)
+    mask_e = cols < E
+    psum = tl.zeros((BLOCK_E,), dtype=tl.float32)
+    cnt = tl.zeros((BLOCK_E,), dtype=tl.int32)
+    zsum = tl.sum(psum, axis=0)
+    for i in range(0, n_iter):
+        p, c, z = _router_block(L, BIAS, IDX, G, LSE, SSUM, T, E, stride_lt, pid * n_iter + i, K, ROUTER, NORM,
+                                PARTS, BLOCK_T, BLOCK_E, BLOCK_K)
+        psum += p
+        cnt += c
+        zsum += z
+    tl.store(PSUM + pid * E + cols, psum, mask=mask_e)
+    tl.store(CNT + pid * E + cols, cnt, mask=mask_e)
+    if ZLOSS:
+        tl.store(ZP + pid, z_scale * zsum)
 
 
 @triton.jit
@@ -325,10 +349,17 @@ def _router_sums_kernel(PSUM, CNT, counts, AUX, aux_scale,   # per program (n_pr
     tl.store(AUX + tl.program_id(0), aux_scale * tl.sum(tl.where(mask_e, c_e.to(tl.float32) * p_e, 0.0)))
 
 
-# the router's selection kernel's tile (ROUTER_FWD_ELEMS / E rows) and warps: of 2048, 4096 and 8192
-# elements at 4 and 8 warps, 2048 at 4 was the fastest at E = 256 (the whole router forward 407 us against
-# 451-513, and 594 before the K rounds) and as fast as any at E = 64 and 128 (H200, docs/LOG.md, 2026-12-01)
-ROUTER_FWD_ELEMS, ROUTER_FWD_WARPS = 2048, 4
+# the router's selection kernel's row block (elements / E rows) and warps. From E = ROUTER_FWD_MIN_E, 512
+# elements on one warp (a row's max and sum within a warp): the router's forward 445 -> 371 us at T = 32768,
+# E = 256, 233 -> 198 at 1.4B's E = 128; below it 2048 on 4 warps, since one warp made the sigmoid router 17%
+# slower at E = 64 (H200, docs/LOG.md, 2026-12-02). A program takes enough row blocks that the programs
+# number about ROUTER_FWD_PROGRAMS, so _router_sums_kernel reads as many partial rows as before
+ROUTER_FWD_ELEMS, ROUTER_FWD_WARPS, ROUTER_FWD_PROGRAMS, ROUTER_FWD_MIN_E = 512, 1, 4096, 128
+
+
+def _router_fwd_tile(E):
+    """(elements, warps) of _router_fwd_kernel's row block at E experts."""
+    return (ROUTER_FWD_ELEMS, ROUTER_FWD_WARPS) if E >= ROUTER_FWD_MIN_E else (2048, 4)
 SUMS_BLOCK_E = 16  # experts a program of _router_sums_kernel adds up: its share of the balancing loss is one part
 
 
@@ -348,8 +379,10 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     aux_scale, z_scale = _loss_scales(T, E, k, aux_coef, z_coef)
     w = _weight_parts(x, weight, router_dtype)
     logits = _parts_product(x, w)                                     # (T, P*E) fp32, transient
-    bt = _router_block_t(E, ROUTER_FWD_ELEMS)
-    grid, n_cb = triton.cdiv(T, bt), triton.cdiv(E, SUMS_BLOCK_E)
+    elems, warps = _router_fwd_tile(E)
+    bt = _router_block_t(E, elems)
+    n_iter = triton.cdiv(triton.cdiv(T, bt), ROUTER_FWD_PROGRAMS)
+    grid, n_cb = triton.cdiv(T, bt * n_iter), triton.cdiv(E, SUMS_BLOCK_E)
     idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
     gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
     lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
@@ -359,9 +392,9 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     # the loss's parts, added by one sum: the balancing loss's per column block, the z-loss's per program
     parts = torch.empty(n_cb + (grid if zloss else 0), device=x.device)
     _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
-                                parts[n_cb:], z_scale, K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
+                                parts[n_cb:], z_scale, n_iter, K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
                                 ZLOSS=zloss, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E),
-                                BLOCK_K=triton.next_power_of_2(k), num_warps=ROUTER_FWD_WARPS)
+                                BLOCK_K=triton.next_power_of_2(k), num_warps=warps)
     counts = torch.empty(E, device=x.device, dtype=torch.int64)
     _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128,
                                  BLOCK_E=SUMS_BLOCK_E)

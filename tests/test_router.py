@@ -70,6 +70,17 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
 
 @pytest.mark.parametrize("router_type,norm", ROUTERS, ids=["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm",
                                                           "sigmoid"])
+def test_router_programs_walk_several_row_blocks(monkeypatch, router_type, norm):
+    # a program of the router's forward kernel takes n_iter row blocks and adds up their column sums:
+    # with two programs at T = 37, E = 128 and 4-row blocks, the second walks blocks 5 to 9, the last
+    # reaching past T
+    monkeypatch.setattr(sk, "ROUTER_FWD_PROGRAMS", 2)
+    assert sk._router_block_t(128, sk._router_fwd_tile(128)[0]) == 4
+    test_router_against_float64(router_type, norm, 37, 128, 3, 16)
+
+
+@pytest.mark.parametrize("router_type,norm", ROUTERS, ids=["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm",
+                                                          "sigmoid"])
 def test_router_ties_go_to_the_lower_expert(router_type, norm):
     # one-hot rows of x pick columns of a weight of small integers: logits with many exact ties, which
     # every router breaks toward the lower expert index

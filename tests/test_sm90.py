@@ -45,11 +45,11 @@ def launches(tma=False):
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
-           CNT=i32, ZP=f32, z_scale=1e-3, ROUTER=code, ZLOSS=True, BLOCK_K=K,
-           **{**router, 'BLOCK_T': sk._router_block_t(E, sk.ROUTER_FWD_ELEMS)}),
-           [triton.Config({}, num_warps=sk.ROUTER_FWD_WARPS, num_stages=3)]) for r, code in sk.ROUTER_CODES.items()],
+           CNT=i32, ZP=f32, z_scale=1e-3, n_iter=4, ROUTER=code, ZLOSS=True, BLOCK_K=K,
+           **{**router, 'BLOCK_T': sk._router_block_t(E, sk._router_fwd_tile(E)[0])}),
+           [triton.Config({}, num_warps=sk._router_fwd_tile(E)[1], num_stages=3)]) for r, code in sk.ROUTER_CODES.items()],
         ('router_sums', sk._router_sums_kernel, dict(PSUM=f32, CNT=i32, counts=i64, AUX=f32, aux_scale=1e-3,
-         n_prog=T // sk._router_block_t(E, sk.ROUTER_FWD_ELEMS), E=E, BLOCK_P=128, BLOCK_E=sk.SUMS_BLOCK_E)),
+         n_prog=sk.ROUTER_FWD_PROGRAMS, E=E, BLOCK_P=128, BLOCK_E=sk.SUMS_BLOCK_E)),
         *[(f'router_bwd {r}', sk._router_bwd_kernel, dict(L=f32, LSE=f32, SSUM=f32, IDX=i64, G=f32, DG=f32, DLOSS=f32,
            COUNTS=i64, DL=bf, DL_LO=bf, aux_scale=1e-3, z_scale=1e-3, stride_dt=2 * E, SPLIT=True, ROUTER=code,
            LOSS=True, **router)) for r, code in sk.ROUTER_CODES.items()],
