@@ -670,6 +670,29 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog, 
                "Hopper wgrad against the Triton kernel")
 
 
+def test_hopper_wgrad_config_choice(monkeypatch):
+    # which config _wgrad_hopper_kernel takes (no GPU needed): wide tiles by default, stored by TMA where
+    # the gradient allows it (16-bit, contiguous, M a multiple of 128) in 32-row steps, else from
+    # registers in 64-row steps; WG_WIDE = False gives the narrow tiles
+    fp32, bf16 = torch.zeros(3, 256, 384), torch.zeros(3, 256, 384, dtype=torch.bfloat16)
+    odd = torch.zeros(3, 320, 384, dtype=torch.bfloat16)               # M not a multiple of 128: no TMA store
+    assert sk._wg_config(fp32) == (sk.WG_WIDE_CONFIG, False)
+    assert sk._wg_config(bf16) == (sk.WG_WIDE_TMA_CONFIG, True)
+    assert sk._wg_config(odd) == (sk.WG_WIDE_CONFIG, False)
+    assert sk._wg_config(bf16.transpose(1, 2).contiguous().transpose(1, 2)) == (sk.WG_WIDE_CONFIG, False)
+    for cfg in (sk.WG_WIDE_CONFIG, sk.WG_WIDE_TMA_CONFIG):
+        assert cfg["G2"] == 64 and cfg["BLOCK"] == 128
+    # shared memory of a program: the ring's stages (gathered 128 + G2 columns, TMA 2 x 128) and TMA
+    # store buffers (two consumers, a BLOCK x BLOCK and a G2 x BLOCK block each, 16-bit), under the H200's 227 KB
+    for cfg, out_bytes in ((sk.WG_WIDE_CONFIG, 0), (sk.WG_WIDE_TMA_CONFIG, 2)):
+        stage = cfg["BLOCK_K"] * (cfg["BLOCK"] + cfg["G2"] + 2 * cfg["BLOCK"]) * 2
+        store = 2 * (cfg["BLOCK"] + cfg["G2"]) * cfg["BLOCK"] * out_bytes
+        assert cfg["STAGES"] * stage + store <= 227 * 1024
+    monkeypatch.setattr(sk, "WG_WIDE", False)
+    assert sk._wg_config(fp32) == (sk.WG_CONFIG, False)
+    assert sk._wg_config(bf16) == (sk.WG_TMA_STORE_CONFIG, True)
+
+
 def test_hopper_wgrad_only_where_it_runs(monkeypatch):
     # auto (None, the default): never in the interpreter or off sm_90, never with both or neither
     # operand gathered; off (False) nowhere; forced where it cannot run, the error says what to do
