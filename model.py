@@ -377,24 +377,42 @@ class TritonAdamW(torch.optim.AdamW):
         return loss
 
 
-def clipped_fused_step(optimizer, max_norm, params=None, norm=None):
+def grad_norm(params, squares=None):
+    """The total norm of params' gradients, as clip_grad_norm_ computes it, with no host sync. squares:
+    a sonic_kernels.GradSquares, whose partial sums stand in for the gradients the kernels wrote and
+    nothing changed since, so those are not read again; its other entries are dropped."""
+    grads, parts = [], []
+    for p in params:
+        if p.grad is not None:
+            sq = squares.take(p.grad) if squares is not None else None
+            grads.append(p.grad) if sq is None else parts.append(sq)
+    if squares is not None:
+        squares.clear() # entries of gradients that never became .grad, or were summed over micro-steps
+    if not grads:
+        norm = torch.zeros((), device=parts[0].device) if parts else torch.zeros(())
+    elif hasattr(torch.nn.utils, "get_total_norm"): # torch 2.6+
+        norm = torch.nn.utils.get_total_norm(grads)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if parts:
+        norm = (norm.float().square() + torch.cat(parts).sum()).sqrt()
+    return norm
+
+
+def clipped_fused_step(optimizer, max_norm, params=None, norm=None, squares=None):
     """optimizer.step() on gradients clipped to total norm max_norm, as clip_grad_norm_ and then
     step() would, for TritonAdamW or a fused Adam/AdamW. Their kernels divide each gradient by
     optimizer.grad_scale as they read it (the hook GradScaler unscales through), so clipping costs
     one read of the gradients for the norm instead of that plus a read and write of every gradient
     to scale it (fp32: 8 bytes a parameter saved). norm: the total gradient norm when the caller has
-    it (expert parallelism sums it over ranks); else computed over the gradients of params. No host
-    sync. Not with an enabled GradScaler, which sets grad_scale and found_inf itself."""
+    it (expert parallelism sums it over ranks); else grad_norm(params, squares). No host sync. Not
+    with an enabled GradScaler, which sets grad_scale and found_inf itself."""
     if not folds_clip(optimizer):
         raise ValueError("clipped_fused_step needs TritonAdamW or a fused optimizer (fused=True)")
     if getattr(optimizer, "grad_scale", None) is not None or getattr(optimizer, "found_inf", None) is not None:
         raise ValueError("the optimizer's grad_scale or found_inf is already set (an enabled GradScaler?)")
     if norm is None:
-        grads = [p.grad for p in params if p.grad is not None]
-        if hasattr(torch.nn.utils, "get_total_norm"): # torch 2.6+
-            norm = torch.nn.utils.get_total_norm(grads)
-        else:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        norm = grad_norm(params, squares)
     # clip_grad_norm_'s coefficient min(1, max_norm / (norm + 1e-6)), as the divisor the kernel takes
     optimizer.grad_scale = ((norm.float() + 1e-6) / max_norm).clamp(min=1.0)
     try:

@@ -80,6 +80,7 @@ from typing import NamedTuple, Optional
 import torch
 import triton
 import triton.language as tl
+from torch.multiprocessing.reductions import StorageWeakRef
 
 try:  # Gluon: Triton's lower-level language, for the Hopper kernels that need warp specialisation
     from triton.experimental import gluon
@@ -1241,6 +1242,7 @@ def _wgrad_kernel(
     GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
     USE_TMA: tl.constexpr,   # the operand that is not gathered comes by TMA (needs exactly one gathered)
+    SQ=None,   # None, or fp32, a slot a program: its tile's sum of squares (GradSquares)
 ):
     # a grouped GEMM whose reduction runs over one expert's segment of rows (varlen-K); operands
     # come from the grouped order or, through an index, straight from the token-order tensors.
@@ -1291,6 +1293,8 @@ def _wgrad_kernel(
     # an expert with no rows writes zeros, which is its true gradient
     c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
+    if SQ is not None:   # past M and N, acc is zeros: the loads there are masked (or zero-filled by TMA)
+        tl.store(SQ + pid, tl.sum(tl.sum(acc * acc, axis=1), axis=0))
 
 
 # -----------------------------------------------------------------------------
@@ -1473,6 +1477,12 @@ if gluon is not None:
             _tma_store(c2_desc, [row2, col2], buf2)
 
     @gluon.jit
+    def _square_sum(acc):
+        # the fp32 accumulator's sum of squares (of 16-bit gradients, before their rounding: rounded
+        # first, the temporaries spilled 24-160 bytes of the wide tiles' registers with Triton 3.6)
+        return gl.sum(gl.sum(acc * acc, axis=1), axis=0)
+
+    @gluon.jit
     def _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, keep, layout: gl.constexpr):
         # an accumulator to C_e's rows row0.. and columns col0.., from registers
         rows = row0 + gl.arange(0, acc.shape[0], layout=gl.SliceLayout(1, layout))
@@ -1481,8 +1491,21 @@ if gluon is not None:
         gl.store(ptrs, acc.to(C.dtype.element_ty), mask=(rows < M)[:, None] & (cols < N)[None, :] & keep)
 
     @gluon.jit
+    def _wg_store_tile(C, acc, acc2, row0, col0, e, M, N, stride_ce, stride_cm, keep, layout: gl.constexpr,
+                       layout2: gl.constexpr, GATHER_A: gl.constexpr, WIDE: gl.constexpr):
+        # a consumer's half-tile from registers; a wide one's second block below the first (dW1) or to
+        # its right (dW2)
+        _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, keep, layout)
+        if WIDE:
+            if GATHER_A:
+                _wg_store(C, acc2, row0 + acc.shape[0], col0, e, M, N, stride_ce, stride_cm, keep, layout2)
+            else:
+                _wg_store(C, acc2, row0, col0 + acc.shape[1], e, M, N, stride_ce, stride_cm, keep, layout2)
+
+    @gluon.jit
     def _wg_consume(g_smem, g2_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, c2_desc, c2_smem, offsets,
-                    order, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n, GATHER_A: gl.constexpr, H: gl.constexpr):
+                    order, M, N, stride_ce, stride_cm, n_tiles, num_m, num_n, SQ, GATHER_A: gl.constexpr,
+                    H: gl.constexpr):
         # one warpgroup: half H of every output tile, BLOCK x BLOCK, or BLOCK x (BLOCK + G2) wide
         STAGES: gl.constexpr = g_smem.type.shape[0]
         BLOCK_K: gl.constexpr = g_smem.type.shape[1]
@@ -1529,59 +1552,63 @@ if gluon is not None:
                 acc, acc2 = warpgroup_mma_wait(num_outstanding=0, deps=(acc, acc2))
             else:
                 acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+                acc2 = acc   # no second block (_wg_store_tile)
             if n_steps > 0:
                 mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
             if GATHER_A:
                 row0, col0 = pm * GW, pn * 2 * BLOCK + H * BLOCK
             else:
                 row0, col0 = pm * 2 * BLOCK + H * BLOCK, pn * GW
+            if SQ is not None:
+                # this half-tile's sum of squares, for the gradient's norm (GradSquares). Its entries
+                # past M or N are zeros: the operands' columns there are masked (cp.async) or
+                # zero-filled (TMA)
+                sq = _square_sum(acc)
+                if WIDE:
+                    sq += _square_sum(acc2)
+                gl.store(SQ + 2 * ((e * num_m + pm) * num_n + pn) + H, sq, mask=valid)
             # dW2's second half-tile lies past M where M is an odd number of BLOCKs
             keep = valid & (row0 < M)
             if c_smem.type.shape[1] == BLOCK:    # TMA_STORE
-                if WIDE:   # the second block beside the first: below it (dW1) or to its right (dW2)
-                    if (not GATHER_A) or row0 + GW <= M:
+                # dW1's last tile of rows, past M where M is no whole number of wide tiles, goes from
+                # registers: a TMA store would write the next expert's first rows
+                if (not WIDE) or (not GATHER_A) or row0 + GW <= M:
+                    if WIDE:   # the second block beside the first: below it (dW1) or to its right (dW2)
                         _wg_tma_out2(c_smem.index(H), acc.to(C.dtype.element_ty), c2_smem.index(H),
                                      acc2.to(C.dtype.element_ty), c_desc, c2_desc, e * M + row0, col0,
                                      e * M + row0 + (BLOCK if GATHER_A else 0), col0 + (0 if GATHER_A else BLOCK), keep)
-                    else:   # dW1's last tile of rows, past M where M is no whole number of wide tiles: a TMA
-                            # store would write the next expert's first rows, so these go from registers
-                        _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, valid, mma)
-                        _wg_store(C, acc2, row0 + BLOCK, col0, e, M, N, stride_ce, stride_cm, valid, mma2)
-                else:
-                    _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
-            else:
-                _wg_store(C, acc, row0, col0, e, M, N, stride_ce, stride_cm, valid, mma)
-                if WIDE:
-                    if GATHER_A:
-                        _wg_store(C, acc2, row0 + BLOCK, col0, e, M, N, stride_ce, stride_cm, valid, mma2)
                     else:
-                        _wg_store(C, acc2, row0, col0 + BLOCK, e, M, N, stride_ce, stride_cm, valid, mma2)
+                        _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
+                else:
+                    _wg_store_tile(C, acc, acc2, row0, col0, e, M, N, stride_ce, stride_cm, valid, mma, mma2, GATHER_A, WIDE)
+            else:
+                _wg_store_tile(C, acc, acc2, row0, col0, e, M, N, stride_ce, stride_cm, valid, mma, mma2, GATHER_A, WIDE)
         gl_tma.store_wait(0)            # shared memory outlives the stores only while the program runs
 
     # a partition's function takes only tensors: its constexprs are bound here, one function each
     @gluon.jit
     def _wg_consumer_a0(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
-                        num_n):
+                        num_n, SQ):
         _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
-                    True, 0)
+                    SQ, True, 0)
 
     @gluon.jit
     def _wg_consumer_a1(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
-                        num_n):
+                        num_n, SQ):
         _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
-                    True, 1)
+                    SQ, True, 1)
 
     @gluon.jit
     def _wg_consumer_b0(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
-                        num_n):
+                        num_n, SQ):
         _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
-                    False, 0)
+                    SQ, False, 0)
 
     @gluon.jit
     def _wg_consumer_b1(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m,
-                        num_n):
+                        num_n, SQ):
         _wg_consume(g, g2, t, rt, rc, em, C, cd, cs, cd2, cs2, offsets, order, M, N, sce, scm, n_tiles, num_m, num_n,
-                    False, 1)
+                    SQ, False, 1)
 
     @gluon.jit
     def _wg_producer_a(desc, g, g2, t, rt, rc, em, G, gather, offsets, order, G_COLS, stride_gr, n_tiles, num_m,
@@ -1600,6 +1627,7 @@ if gluon is not None:
         M, N, RA, RB, stride_ar, stride_br, stride_ce, stride_cm, E,
         GATHER_A: gl.constexpr, BLOCK: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, TMA_STORE: gl.constexpr, G2: gl.constexpr,
+        SQ=None,   # None, or (2 * tiles,) fp32: each consumer's half-tile's sum of squares (GradSquares)
     ):
         dt: gl.constexpr = Am.dtype.element_ty
         layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK], dt)
@@ -1643,7 +1671,7 @@ if gluon is not None:
         n_tiles = E * num_m * num_n
         pargs = pargs + (n_tiles, num_m, num_n)
         cargs = (g_smem, g2_smem, t_smem, ready_t, ready_c, empty, C, c_desc, c_smem, c2_desc, c2_smem, offsets, order,
-                 M, N, stride_ce, stride_cm, n_tiles, num_m, num_n)
+                 M, N, stride_ce, stride_cm, n_tiles, num_m, num_n, SQ)
         # the default partition (this kernel's 4 warps) is consumer 0; then consumer 1 and the producer
         if GATHER_A:
             gl.warp_specialize([(_wg_consumer_a0, cargs), (_wg_consumer_a1, cargs), (_wg_producer_a, pargs)],
@@ -1717,18 +1745,20 @@ def _wg_config(c):
     return (WG_WIDE_TMA_CONFIG if tma else WG_WIDE_CONFIG), tma
 
 
-def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None):
+def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None, squares=False):
     """c (E, M, N) = wgrad(a, b, r, ...) with exactly one of a, b gathered, by _wgrad_hopper_kernel;
-    order: expert_order(r.offsets), if the caller has it."""
+    order: expert_order(r.offsets), if the caller has it. Returns wgrad's parts with squares, else None."""
     E, (M, N) = c.shape[0], c.shape[1:]
     _set_allocator()   # the TMA descriptor is built on the device, in Triton's global scratch
     order = expert_order(r.offsets) if order is None else order
     cfg, tma_store = _wg_config(c)
     blk, gw = cfg["BLOCK"], cfg["BLOCK"] + cfg["G2"]
     tiles = E * (triton.cdiv(M, gw) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, gw))
+    parts = torch.empty(2 * tiles, device=a.device, dtype=torch.float32) if squares else None  # every slot written
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
         a, b, c, r.gather_idx, r.offsets, order, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
-        c.stride(1), E, GATHER_A=gather_a, TMA_STORE=tma_store, num_warps=4, **cfg)
+        c.stride(1), E, GATHER_A=gather_a, TMA_STORE=tma_store, SQ=parts, num_warps=4, **cfg)
+    return parts
 
 
 # dA' on sm_90, warp-specialised in Gluon like the weight gradients above (20-28% less time than
@@ -2378,25 +2408,65 @@ def _up_hopper(x, w1, r: Routing, h, a):
         a.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E), num_warps=4, **UP_CONFIG)
 
 
-def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None):
+def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None, squares=False):
     """c (E, M, N): c_e = A_e^T @ B_e over expert e's rows, where a (., M) and b (., N) are read in
     grouped order or, with gather_a / gather_b, through r.gather_idx from token order. c is in a's
     dtype, or out_dtype (fp32 for fp32 master weights: the fp32 accumulator is stored as it is).
     sm_90 computes it by the warp-specialised kernel (HOPPER_WGRAD), elsewhere _wgrad_kernel;
-    order: expert_order(r.offsets), which only that kernel reads, if the caller has it."""
+    order: expert_order(r.offsets), which only that kernel reads, if the caller has it. With squares,
+    (c, parts): fp32 partial sums whose total is c's sum of squares (of the fp32 accumulators, before
+    a 16-bit c's rounding), one a tile, from the kernels' epilogues."""
     E, R = r.offsets.numel() - 1, r.gather_idx.numel()
     M, N = a.shape[1], b.shape[1]
     c = torch.empty(E, M, N, device=a.device, dtype=out_dtype or a.dtype)
     if _use_hopper_wgrad(a, b, gather_a, gather_b):
-        _wgrad_hopper(a, b, c, r, gather_a, order)
-        return c
+        parts = _wgrad_hopper(a, b, c, r, gather_a, order, squares)
+        return (c, parts) if squares else c
+    parts = None
+    if squares:   # a slot a program at the smallest tiles the autotuner may pick; the slots left over stay 0
+        bm, bn = (min(cfg.kwargs[k] for cfg in _wgrad_kernel.configs) for k in ("BLOCK_M", "BLOCK_N"))
+        parts = torch.zeros(E * triton.cdiv(M, bm) * triton.cdiv(N, bn), device=a.device, dtype=torch.float32)
     rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
     tma = gather_a != gather_b and _use_tma(b if gather_a else a)
     _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows, a.shape[0], b.shape[0],
                         a.stride(0), b.stride(0), c.stride(0), c.stride(1),
-                        GATHER_A=gather_a, GATHER_B=gather_b, DOT_PREC=_dot_prec(a.dtype), USE_TMA=tma)
-    return c
+                        GATHER_A=gather_a, GATHER_B=gather_b, DOT_PREC=_dot_prec(a.dtype), USE_TMA=tma, SQ=parts)
+    return (c, parts) if squares else c
+
+
+class GradSquares:
+    """The expert weight gradients' sums of squares, as the weight-gradient kernels' epilogues leave
+    them (wgrad's squares), so that a gradient norm need not read those gradients again: on h200_moe
+    they are 94% of the parameters, and the norm read every fp32 gradient in ~2.3 ms a step. While
+    GRAD_SQUARES holds one, moe_bwd_impl adds each weight gradient it writes. take(g) gives g's
+    partial sums only while g is that tensor, unchanged: the same storage, held by a weak reference
+    (a strong one would make autograd copy the gradient into .grad instead of taking it), and the
+    same version. A gradient summed over micro-steps, all-reduced, scaled or copied fails the check,
+    and its norm is read as before. Not under CUDA graphs (torch.compile's 'reduce-overhead'): the
+    partial sums would be tensors in the graphs' memory pool that are not the graph's outputs."""
+
+    def __init__(self):
+        self.entries = {}   # StorageWeakRef of a gradient -> (its version and shape, its partial sums)
+        self.taken = 0      # gradients whose sums take() has given, all told
+
+    def add(self, grad, parts):
+        self.entries[StorageWeakRef(grad.untyped_storage())] = (grad._version, grad.shape, parts)
+
+    def take(self, grad):
+        """grad's partial sums (their total is grad's sum of squares) if the kernels wrote grad and it
+        has not changed since; else None."""
+        entry = self.entries.pop(StorageWeakRef(grad.untyped_storage()), None)
+        if entry is None or (grad._version, grad.shape) != entry[:2] or grad.storage_offset() or not grad.is_contiguous():
+            return None
+        self.taken += 1
+        return entry[2]
+
+    def clear(self):
+        self.entries.clear()
+
+
+GRAD_SQUARES: Optional[GradSquares] = None   # set by train.py; model.grad_norm takes its sums each step and clears it
 
 
 def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, h: torch.Tensor,
@@ -2411,9 +2481,16 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
     gdt = torch.float32 if fp32_grads else None
     # the Hopper kernel's tile order, made once for both weight gradients
     order = expert_order(offsets) if _use_hopper_wgrad(Ap, dout, False, True) else None
-    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True, out_dtype=gdt, order=order)   # dW2_e = A'_e^T @ dO[gather_e]
+    sq = GRAD_SQUARES
+    dw2 = wgrad(Ap, dout, r, gather_a=False, gather_b=True, out_dtype=gdt, order=order,    # dW2_e = A'_e^T @ dO[gather_e]
+                squares=sq is not None)
     del Ap
-    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False, out_dtype=gdt, order=order)      # dW1_e = X[gather_e]^T @ dH_e
+    dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False, out_dtype=gdt, order=order,       # dW1_e = X[gather_e]^T @ dH_e
+                squares=sq is not None)
+    if sq is not None:
+        (dw1, parts1), (dw2, parts2) = dw1, dw2
+        sq.add(dw1, parts1)
+        sq.add(dw2, parts2)
     dxr = grouped_mm(dH, w1, r, trans_b=True)                 # dX~ = dH @ W1_e^T (R, d)
     del dH
     dx = gather_sum(dxr, r)                                   # (T, d)

@@ -40,7 +40,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from model import GPTConfig, GPT, load_checkpoint, clipped_fused_step, folds_clip
-from moe import EP_EXCHANGES, require_cuda
+from moe import EP_EXCHANGES, require_cuda, sonic_kernels
 
 # -----------------------------------------------------------------------------
 # default config values: a small MoE on the stdlib corpus; configs/*.py and --key=value override
@@ -96,6 +96,8 @@ grad_clip = 1.0 # clip gradients at this norm, or disable if == 0.0
 adamw_states = 'float32' # AdamW's two moments: 'float32', or 'bfloat16' (TritonAdamW, CUDA: 8 bytes a parameter less)
 expert_copies = True # sonic under bf16/fp16 autocast with TritonAdamW, one process or DDP: AdamW also writes 16-bit
                      # copies of the expert weights, which forward reads instead of casting the fp32 weights
+kernel_grad_norm = True # sonic, one process, the clip inside AdamW: the norm takes the expert weight gradients' sums
+                        # of squares from the kernels that write them (sonic_kernels.GradSquares), not by reading them
 # learning rate decay settings
 decay_lr = True # whether to decay the learning rate
 warmup_iters = 100 # how many steps to warm up for
@@ -525,6 +527,13 @@ if init_from == 'resume':
 # any resume; where they apply (not under EP, whose expert calls cast, nor FSDP2, whose optimizer is torch's)
 copies = expert_copies and model.keep_expert_copies(optimizer, ptdtype)
 raw_model = model # the plain GPT (FSDP2 shards it in place): state_dict, moe_layers, estimate_mfu
+# one process only: DDP's all-reduce and EP's sums change the gradients after the kernels wrote them
+# (GradSquares would find that and read them, for nothing). Not under CUDA graphs, whose memory pool
+# must track every tensor the step leaves alive, and the partial sums are not the graph's outputs
+grad_squares = None
+if (kernel_grad_norm and fold_clip and moe_backend == 'sonic' and not ddp and sonic_kernels is not None
+        and not (compile and compile_mode in CUDA_GRAPH_MODES)):
+    grad_squares = sonic_kernels.GRAD_SQUARES = sonic_kernels.GradSquares()
 ddp_model = None
 if ddp and not fsdp and ep_size == 0:
     # broadcast_buffers=False: the MoE buffers are either kept equal by the model itself (expert_bias,
@@ -832,7 +841,7 @@ while True:
         if ep_size > 0:
             clipped_fused_step(optimizer, grad_clip, norm=expert_parallel_grad_norm())
         else:
-            clipped_fused_step(optimizer, grad_clip, params=model.parameters())
+            clipped_fused_step(optimizer, grad_clip, params=model.parameters(), squares=grad_squares)
     else:
         # clip the gradient
         if grad_clip != 0.0:
@@ -845,6 +854,9 @@ while True:
         scaler.step(optimizer)
         scaler.update()
     # flush the gradients as soon as we can, no need for this memory anymore
+    if grad_squares is not None and iter_num == iter_start and master_process:
+        print(f"gradient norm: {grad_squares.taken} of the {2 * len(moe_layers)} expert weight gradients' sums of "
+              f"squares taken from the kernels")
     optimizer.zero_grad(set_to_none=not keep_grads)
     raw_model.update_expert_bias() # aux-loss-free balancing; a no-op unless router_type='sigmoid'
 

@@ -78,13 +78,14 @@ def launches(tma=False):
          BLOCK=1024)),
         ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d, rows_hint=256,
          RA=R, RB=T, stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True,
-         DOT_PREC='tf32', **t)),
+         DOT_PREC='tf32', SQ=None, **t)),
         ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
          RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
-         DOT_PREC='tf32', **t)),
+         DOT_PREC='tf32', SQ=None, **t)),
         ('wgrad dW1 fp32', sk._wgrad_kernel, dict(Am=bf, B=bf, C=f32, gather_a=i32, gather_b=i32, offsets=i32, M=d,
          N=2 * n, rows_hint=256, RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n,
-         GATHER_A=True, GATHER_B=False, DOT_PREC='tf32', **t)),  # fp32 master weights' gradients
+         GATHER_A=True, GATHER_B=False, DOT_PREC='tf32', SQ=f32, **t)),  # fp32 master weights' gradients, and
+                                                                           # their sums of squares (training's)
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
          R=R, N=d, KD=2 * n, E=E, n_prog=132, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
          BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=True, NB=2 * E, **t)),
@@ -109,11 +110,13 @@ def hopper_launches():
     tma_cfg = [triton.Config(sk.WG_TMA_STORE_CONFIG, num_warps=4, num_stages=1)]
     wide = [triton.Config(sk.WG_WIDE_CONFIG, num_warps=4, num_stages=1)]  # 192 x 256 tiles, stored from registers
     wide_tma = [triton.Config(sk.WG_WIDE_TMA_CONFIG, num_warps=4, num_stages=1)]   # and by TMA
-    wgrad = [(f'wgrad_hopper {name} {out[1:]}', sk._wgrad_hopper_kernel,
+    # fp32 gradients also with their sums of squares (sq: training's, sonic_kernels.GradSquares)
+    wgrad = [(f"wgrad_hopper {name} {out[1:]}{' sq' if sq else ''}", sk._wgrad_hopper_kernel,
               dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
-                   stride_cm=N, GATHER_A=ga, TMA_STORE=out == '*bf16', **common), cfg + wide if out == '*fp32' else tma_cfg + wide_tma)
+                   stride_cm=N, GATHER_A=ga, TMA_STORE=out == '*bf16', SQ=sq, **common),
+              cfg + wide if out == '*fp32' else tma_cfg + wide_tma)
              for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
-             for out in ('*fp32', '*bf16')]
+             for out, sq in (('*fp32', None), ('*fp32', '*fp32'), ('*bf16', None))]
     down = ('down_bwd_hopper', sk._down_bwd_hopper_kernel,
             dict(dO='*bf16', W2='*bf16', H='*bf16', S='*fp32', gather='*i32', tile_expert='*i32', tile_row0='*i32',
                  offsets='*i32', dH='*bf16', Ap='*bf16', dS_part='*fp32', N=n, D=d, E=E, R=R, stride_ot=d,
@@ -141,7 +144,7 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
     sig, consts, attrs = {}, {}, {}
     for i, p in enumerate(jit_fn.params):
         a, v = p.name, args[p.name]
-        if p.is_constexpr:
+        if p.is_constexpr or v is None:   # Triton makes a None argument a constant
             sig[a], consts[(i,)] = 'constexpr', v
         elif isinstance(v, str) and v.startswith('*'):
             sig[a], attrs[(i,)] = v, [['tt.divisibility', 16]]      # torch allocations are 256-byte aligned
@@ -289,13 +292,13 @@ if __name__ == '__main__':
         sys.exit(f"--arch {arch}: this checks sm_{', sm_'.join(map(str, TARGETS))}; pass one of {list(TARGETS)}")
     rows = report(arch)
     print(f"sm_{arch}, bf16, {' '.join(f'{k}={v}' for k, v in SHAPE.items())}")
-    print(f"{'kernel':<24}{'config':<52}{'w':>3}{'s':>3}{'regs':>6}{'spill B':>9}{'smem KiB':>10}{'sync loads':>11}")
+    print(f"{'kernel':<25}{'config':<51}{'w':>3}{'s':>3}{'regs':>6}{'spill B':>9}{'smem KiB':>10}{'sync loads':>11}")
     for r in rows:
         if 'error' in r:
-            print(f"{r['kernel']:<24}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}  {r['error']}")
+            print(f"{r['kernel']:<25}{r['config']:<51}{r['warps']:>3}{r['stages']:>3}  {r['error']}")
         else:
             sync = '-' if r.get('gluon') else r['sync_loads']   # Gluon's copies are explicit, not the pipeliner's
-            print(f"{r['kernel']:<24}{r['config']:<52}{r['warps']:>3}{r['stages']:>3}{r['regs']:>6}"
+            print(f"{r['kernel']:<25}{r['config']:<51}{r['warps']:>3}{r['stages']:>3}{r['regs']:>6}"
                   f"{r['spill_bytes']:>9}{r['smem'] / 1024:>10.1f}{sync:>11}")
     bad = problems(arch, rows)
     mma = f", every GEMM on {TARGETS[arch][2]}" if TARGETS[arch][2] else ""

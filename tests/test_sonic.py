@@ -382,6 +382,69 @@ def test_the_layer_reads_its_expert_copies():
         assert a.dtype == b.dtype and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("gather_a", [True, False], ids=["dW1", "dW2"])
+def test_wgrad_squares_sum_to_the_gradients_norm(gather_a):
+    # wgrad's squares: partial sums from the kernel's epilogue whose total is the gradient's sum of
+    # squares (against float64), the gradient itself unchanged; an expert with no rows, tiles past
+    # M and N (d = 48, n = 40 are no multiples of the tiles)
+    T, d, n, E, K = 300, 48, 40, 5, 2
+    torch.manual_seed(0)
+    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
+    r = sk.routing_metadata(torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten(),
+                            torch.rand(T * K, device=DEV), T, E)
+    R = T * K
+    if gather_a:   # dW1 = X[gather]^T @ dH
+        a, b = torch.randn(T, d, device=DEV), torch.randn(R, 2 * n, device=DEV)
+    else:          # dW2 = A'^T @ dO[gather]
+        a, b = torch.randn(R, n, device=DEV), torch.randn(T, d, device=DEV)
+    plain = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a)
+    got, parts = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, squares=True)
+    assert torch.equal(got, plain) and parts.dtype == torch.float32
+    assert_rel(parts.double().sum(), got.double().square().sum(), 1e-6, "sum of squares")
+
+
+def test_grad_squares_stand_in_for_the_expert_gradients(monkeypatch):
+    """With GRAD_SQUARES set, the layer's backward leaves each expert weight gradient's sum of squares,
+    and model.grad_norm takes them for the gradients autograd put in .grad: the same norm as
+    clip_grad_norm_'s, eager and compiled, fp32 weights and fp32 masters under autocast. A gradient
+    changed after the kernel wrote it (summed over two backwards, or scaled in place) is read instead."""
+    from model import grad_norm
+    T, d, n, E, K = 70, 32, 16, 4, 2
+    squares = sk.GradSquares()
+    monkeypatch.setattr(sk, "GRAD_SQUARES", squares)
+    dt = torch.bfloat16 if CUDA else torch.float16
+
+    def backward(layer, autocast, zero=True):
+        if zero:
+            layer.zero_grad(set_to_none=True)
+        with torch.autocast(DEV, dtype=dt, enabled=autocast):
+            out = layer(x)
+        out.float().square().sum().backward()
+        params = list(moe.parameters())
+        want = torch.nn.utils.get_total_norm([p.grad for p in params])
+        taken = squares.taken
+        got = grad_norm(params, squares)
+        return got, want, squares.taken - taken
+
+    for autocast in (False, True):
+        moe, x = make_moe(T, d, n, E, K, torch.float32, "sonic")
+        for layer in (moe, torch.compile(moe, fullgraph=True, backend="aot_eager")):
+            got, want, taken = backward(layer, autocast)
+            assert taken == 2 and not squares.entries
+            assert_rel(got, want, 1e-6, f"norm, autocast {autocast}")
+            got, want, taken = backward(layer, autocast, zero=False)   # .grad += the new gradient
+            assert taken == 0
+            assert_rel(got, want, 1e-6, "norm of gradients summed over two backwards")
+            torch._dynamo.reset()
+    backward(moe, False)
+    moe.zero_grad(set_to_none=True)
+    moe(x).square().sum().backward()
+    moe.w1.grad.mul_(2.0)
+    want, taken = torch.nn.utils.get_total_norm([p.grad for p in moe.parameters()]), squares.taken
+    assert_rel(grad_norm(list(moe.parameters()), squares), want, 1e-6, "norm after an in-place change")
+    assert squares.taken - taken == 1 and not squares.entries   # w2's sums only
+
+
 @pytest.mark.parametrize("tma", [False, True], ids=["pointers", "tma"])
 @pytest.mark.parametrize("split_m,nacc", [(1, 1), (1, 2), (2, 1), (2, 2)])
 def test_down_bwd_kernel_variants(split_m, nacc, tma):
@@ -665,6 +728,10 @@ def test_hopper_wgrad_matches_float64(monkeypatch, gather_a, out_dtype, n_prog, 
     assert (cfg["G2"] > 0) == wide
     assert got[E - 1].abs().max() == 0
     assert_rel(got, want, 1e-5 if out_dtype == torch.float32 else 1e-2, "Hopper wgrad against float64")
+    # with squares: the same gradient, and its sum of squares (of the fp32 accumulators) from the epilogue
+    again, parts = sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype, squares=True)
+    assert torch.equal(again, got)
+    assert_rel(parts.double().sum(), want.square().sum(), 1e-5, "sum of squares against float64")
     monkeypatch.setattr(sk, "HOPPER_WGRAD", False)
     assert_rel(got, sk.wgrad(a, b, r, gather_a=gather_a, gather_b=not gather_a, out_dtype=out_dtype), 1e-6,
                "Hopper wgrad against the Triton kernel")

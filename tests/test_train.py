@@ -355,6 +355,27 @@ def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path, kind):
         assert (forced['model'][k] - v).norm() <= 1e-5 * v.norm(), k
 
 
+def test_kernel_grad_norm_clips_as_reading_the_gradients(data_dir, tmp_path):
+    # sonic and TritonAdamW in one process (the interpreter here): the clip's norm takes the expert weight
+    # gradients' sums of squares from the kernels (every one of them), and trains as the norm read from
+    # the gradients; with gradient accumulation the gradients are sums, so none is taken. The clip is
+    # active (grad_clip far under the norm). fp32: the interpreter keeps bf16 as raw uint16, and its bf16
+    # arithmetic is garbage; fp16 turns the GradScaler on, which clips outside AdamW (tests/test_sonic.py
+    # covers autocast's fp32 masters)
+    common = ['--moe_backend=sonic', '--dtype=float32', '--max_iters=4', '--eval_interval=4', '--lr_decay_iters=4',
+              '--eval_iters=1', '--grad_clip=0.05', '--learning_rate=1e-2']
+    runs = {flag: tmp_path / flag for flag in ('True', 'False')}
+    for flag, out in runs.items():
+        r = ok(train_patched(FORCE_OPTIMIZER['triton'], data_dir, out, *common, f'--kernel_grad_norm={flag}'))
+        assert ("gradient norm: 4 of the 4 expert weight gradients" in r.stdout) == (flag == 'True'), r.stdout
+    ca, cb = load_ckpt(runs['True']), load_ckpt(runs['False'])
+    for k, v in cb['model'].items():  # the norms' sums differ in order only
+        assert (ca['model'][k] - v).norm() <= 1e-5 * v.norm(), k
+    r = ok(train_patched(FORCE_OPTIMIZER['triton'], data_dir, tmp_path / 'accum', *common,
+                         '--gradient_accumulation_steps=2'))
+    assert "gradient norm: 0 of the 4" in r.stdout
+
+
 def test_failed_save_keeps_previous_checkpoint(data_dir, tmp_path):
     # torch.save writes half a file, then fails, on its second call (the checkpoint at iter 4)
     patch = (
