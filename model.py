@@ -382,20 +382,20 @@ def grad_norm(params, squares=None):
     a sonic_kernels.GradSquares, whose partial sums stand in for the gradients the kernels wrote and
     nothing changed since, so those are not read again; its other entries are dropped."""
     grads, parts = [], []
-    for p in params:
-        if p.grad is not None:
-            sq = squares.take(p.grad) if squares is not None else None
-            grads.append(p.grad) if sq is None else parts.append(sq)
+    for p in (p for p in params if p.grad is not None):
+        sq = squares.take(p.grad) if squares is not None else None
+        if sq is None:
+            grads.append(p.grad)
+        else:
+            parts.append(sq)
     if squares is not None:
         squares.clear() # entries of gradients that never became .grad, or were summed over micro-steps
-    if not grads:
-        norm = torch.zeros((), device=parts[0].device) if parts else torch.zeros(())
-    elif hasattr(torch.nn.utils, "get_total_norm"): # torch 2.6+
+    if hasattr(torch.nn.utils, "get_total_norm"): # torch 2.6+; 0 for no gradients
         norm = torch.nn.utils.get_total_norm(grads)
     else:
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads] or [torch.zeros(())]))
     if parts:
-        norm = (norm.float().square() + torch.cat(parts).sum()).sqrt()
+        norm = (norm.to(parts[0].device).float().square() + torch.cat(parts).sum()).sqrt()
     return norm
 
 

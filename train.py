@@ -853,10 +853,10 @@ while True:
         # step the optimizer and scaler if training in fp16
         scaler.step(optimizer)
         scaler.update()
-    # flush the gradients as soon as we can, no need for this memory anymore
     if grad_squares is not None and iter_num == iter_start and master_process:
         print(f"gradient norm: {grad_squares.taken} of the {2 * len(moe_layers)} expert weight gradients' sums of "
               f"squares taken from the kernels")
+    # flush the gradients as soon as we can, no need for this memory anymore
     optimizer.zero_grad(set_to_none=not keep_grads)
     raw_model.update_expert_bias() # aux-loss-free balancing; a no-op unless router_type='sigmoid'
 
