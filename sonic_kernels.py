@@ -1451,30 +1451,22 @@ if gluon is not None:
                 it += 1
 
     @gluon.jit
-    def _wg_tma_out(buf, part, c_desc, row, col, pred):
+    def _wg_tma_out(buf, part, c_desc, row, col, pred, buf2=None, part2=None, c2_desc=None, row2=0, col2=0):
         # part to shared memory, then by TMA to global memory: the consumer goes on to its next MMAs
-        # while the store runs, where storing from registers held the tensor cores for its length
+        # while the store runs, where storing from registers held the tensor cores for its length. A
+        # wide tile's second block (buf2) is written before either store is issued, so that the second
+        # store does not wait for the first to leave shared memory
         gl_tma.store_wait(0)    # this warpgroup's last store has read the buffer
         _cta_barrier()
         buf.store(part)
+        if buf2 is not None:
+            buf2.store(part2)
         fence_async_shared()    # written through the generic proxy, read by TMA's async one
         _cta_barrier()          # every thread's part is in before one thread issues the store
         if pred:
             _tma_store(c_desc, [row, col], buf)
-
-    @gluon.jit
-    def _wg_tma_out2(buf, part, buf2, part2, c_desc, c2_desc, row, col, row2, col2, pred):
-        # _wg_tma_out for a wide tile's two blocks: both written, then both stores issued, so that the
-        # second does not wait for the first to leave shared memory
-        gl_tma.store_wait(0)
-        _cta_barrier()
-        buf.store(part)
-        buf2.store(part2)
-        fence_async_shared()
-        _cta_barrier()
-        if pred:
-            _tma_store(c_desc, [row, col], buf)
-            _tma_store(c2_desc, [row2, col2], buf2)
+            if buf2 is not None:
+                _tma_store(c2_desc, [row2, col2], buf2)
 
     @gluon.jit
     def _square_sum(acc):
@@ -1574,9 +1566,9 @@ if gluon is not None:
                 # registers: a TMA store would write the next expert's first rows
                 if (not WIDE) or (not GATHER_A) or row0 + GW <= M:
                     if WIDE:   # the second block beside the first: below it (dW1) or to its right (dW2)
-                        _wg_tma_out2(c_smem.index(H), acc.to(C.dtype.element_ty), c2_smem.index(H),
-                                     acc2.to(C.dtype.element_ty), c_desc, c2_desc, e * M + row0, col0,
-                                     e * M + row0 + (BLOCK if GATHER_A else 0), col0 + (0 if GATHER_A else BLOCK), keep)
+                        _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep,
+                                    c2_smem.index(H), acc2.to(C.dtype.element_ty), c2_desc,
+                                    e * M + row0 + (BLOCK if GATHER_A else 0), col0 + (0 if GATHER_A else BLOCK))
                     else:
                         _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, e * M + row0, col0, keep)
                 else:
@@ -2284,7 +2276,8 @@ if gluon is not None:
     def _up_consume(g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, D, n_items,
                     HH: gl.constexpr):
         # one warpgroup: rows HH * HALF to (HH + 1) * HALF of every item, gate and up, into shared memory
-        # for the epilogue warpgroup
+        # for the epilogue warpgroup. The hand-over buffer holds one consumer's half: the two take turns,
+        # consumer 0 first on each item
         STAGES: gl.constexpr = w_smem.type.shape[0] // 2
         BLOCK_K: gl.constexpr = w_smem.type.shape[1]
         BLOCK_N: gl.constexpr = w_smem.type.shape[2]
@@ -2310,11 +2303,16 @@ if gluon is not None:
                 it += 1
             acc_g, acc_u = warpgroup_mma_wait(num_outstanding=0, deps=(acc_g, acc_u))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
-            mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
-            e_smem.index(2 * HH).store(acc_g.to(e_smem.type.element_ty))
-            e_smem.index(2 * HH + 1).store(acc_u.to(e_smem.type.element_ty))
+            # the epilogue has read what the buffer last held: consumer 1's last item (consumer 0; a new
+            # barrier passes phase 1), or consumer 0's half of this one (consumer 1)
+            if HH == 0:
+                mbarrier.wait(epi_empty.index(1), (ti & 1) ^ 1)
+            else:
+                mbarrier.wait(epi_empty.index(0), ti & 1)
+            e_smem.index(0).store(acc_g.to(e_smem.type.element_ty))
+            e_smem.index(1).store(acc_u.to(e_smem.type.element_ty))
             _cta_barrier()                           # every thread's part stored before the hand-over
-            mbarrier.arrive(epi_ready, count=1)
+            mbarrier.arrive(epi_ready.index(HH), count=1)
             ti += 1
 
     UP_CHUNK = gl.constexpr(16)   # the up-projection's epilogue rows a step
@@ -2335,21 +2333,22 @@ if gluon is not None:
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             cols = pn * BLOCK_N + cs
             mcol = (cols < N)[None, :]
-            mbarrier.wait(epi_ready, ti & 1)
-            for q in gl.static_range(2 * PER_HALF):
-                rows = row0 + q * CHUNK + rs
-                mask = (rows < row_end)[:, None] & mcol
-                rows64 = rows.to(gl.int64)
-                g = e_smem.index(2 * (q // PER_HALF)).slice((q % PER_HALF) * CHUNK, CHUNK, dim=0).load(epi)
-                u = e_smem.index(2 * (q // PER_HALF) + 1).slice((q % PER_HALF) * CHUNK, CHUNK, dim=0).load(epi)
-                hp = H + rows64[:, None] * stride_hr + cols[None, :]
-                gl.store(hp, g, mask=mask)
-                gl.store(hp + N, u, mask=mask)
-                gf = g.to(gl.float32)
-                a = gf * _sigmoid_approx(gf) * u.to(gl.float32)
-                gl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
-            _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
-            mbarrier.arrive(epi_empty, count=1)
+            for HH in gl.static_range(2):   # each consumer's half as it comes
+                mbarrier.wait(epi_ready.index(HH), ti & 1)
+                for q in gl.static_range(PER_HALF):
+                    rows = row0 + HH * HALF + q * CHUNK + rs
+                    mask = (rows < row_end)[:, None] & mcol
+                    rows64 = rows.to(gl.int64)
+                    g = e_smem.index(0).slice(q * CHUNK, CHUNK, dim=0).load(epi)
+                    u = e_smem.index(1).slice(q * CHUNK, CHUNK, dim=0).load(epi)
+                    hp = H + rows64[:, None] * stride_hr + cols[None, :]
+                    gl.store(hp, g, mask=mask)
+                    gl.store(hp + N, u, mask=mask)
+                    gf = g.to(gl.float32)
+                    a = gf * _sigmoid_approx(gf) * u.to(gl.float32)
+                    gl.store(A + rows64[:, None] * stride_ar + cols[None, :], a.to(A.dtype.element_ty), mask=mask)
+                _cta_barrier()   # every thread has read the half before a consumer may overwrite it
+                mbarrier.arrive(epi_empty.index(HH), count=1)
             ti += 1
 
     @gluon.jit
@@ -2373,14 +2372,15 @@ if gluon is not None:
         w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK_N], dt)
         g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)     # gathered X, a half each
         w_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK_N], w_layout)  # W1's gate and up blocks
-        # the hand-over buffer: each consumer's gate and up, in h's dtype. One buffer: a second (64 KB)
-        # would leave room for two stages only
-        e_smem = gl.allocate_shared_memory(dt, [4, HALF, BLOCK_N], gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_N], dt))
+        # the hand-over buffer, in h's dtype: one consumer's gate and up (32 KB). Both consumers' at once
+        # left room for 3 stages, and the kernel took 2-8% longer (docs/LOG.md, 2026-12-03)
+        e_smem = gl.allocate_shared_memory(dt, [2, HALF, BLOCK_N], gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_N], dt))
         ready_t, ready_c, empty = _ws_ring(STAGES)
-        epi_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-        epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-        mbarrier.init(epi_ready, count=2)
-        mbarrier.init(epi_empty, count=1)
+        epi_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())   # a consumer each
+        epi_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(epi_ready.index(i), count=1)
+            mbarrier.init(epi_empty.index(i), count=1)
         w_desc = gl_tma.make_tensor_descriptor(W1, shape=[E * D, 2 * N], strides=[2 * N, 1],
                                                block_shape=[BLOCK_K, BLOCK_N], layout=w_layout)
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
@@ -2393,9 +2393,9 @@ if gluon is not None:
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
-# 3 stages of 48 KB (X's 128 x 64 rows, W1's two 64 x 128 blocks) and the 64 KB hand-over buffer: 208 KB,
+# 4 stages of 48 KB (X's 128 x 64 rows, W1's two 64 x 128 blocks) and the 32 KB hand-over buffer: 224 KB,
 # one program per SM. The consumers' two 64 x 128 fp32 accumulators take 128 registers each
-UP_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=3, CONSUMER_REGS=176, EPILOGUE_REGS=88, PRODUCER_REGS=72)
+UP_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CONSUMER_REGS=176, EPILOGUE_REGS=88, PRODUCER_REGS=72)
 
 
 def _up_hopper(x, w1, r: Routing, h, a):
