@@ -101,6 +101,9 @@ def assert_small(a, scale, tol, name):
 TINY = ['--n_layer=2', '--n_head=2', '--n_embd=32', '--n_expert=4', '--top_k=2', '--expert_size=16',
         '--block_size=32', '--batch_size=8', '--moe_backend=torch', '--device=cpu', '--compile=False',
         '--eval_iters=4', '--log_interval=1', '--warmup_iters=2']
+# sonic in the scripts: Triton's CPU interpreter where there is no GPU, the GPU's kernels where there is
+# one (this process sets TRITON_INTERPRET only without one, and the scripts inherit it)
+SONIC = ['--moe_backend=sonic'] + (['--device=cuda'] if torch.cuda.is_available() else [])
 
 
 def run(*args, timeout=240):

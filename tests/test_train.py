@@ -16,7 +16,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from conftest import REPO, TINY, TORCHRUN, run, torchrun, train, ok
+from conftest import REPO, SONIC, TINY, TORCHRUN, run, torchrun, train, ok
 
 sys.path.insert(0, str(REPO))
 from model import GPTConfig  # noqa: E402
@@ -325,7 +325,7 @@ def test_expert_copies_change_nothing_but_the_cast(data_dir, tmp_path):
              "        print('expert copies in', dtype)\n"
              "    return kept\n"
              "model.GPT.keep_expert_copies = keep\n")
-    common = ['--moe_backend=sonic', '--dtype=float16', '--eval_interval=2', '--lr_decay_iters=4',
+    common = [*SONIC, '--dtype=float16', '--eval_interval=2', '--lr_decay_iters=4',
               '--learning_rate=1e-2', '--eval_iters=1']
     kept, cast = tmp_path / 'kept', tmp_path / 'cast'
     r = ok(train_patched(patch, data_dir, kept, '--max_iters=4', *common))
@@ -356,13 +356,13 @@ def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path, kind):
 
 
 def test_kernel_grad_norm_clips_as_reading_the_gradients(data_dir, tmp_path):
-    # sonic and TritonAdamW in one process (the interpreter here): the clip's norm takes the expert weight
+    # sonic and TritonAdamW in one process (the interpreter, or the GPU where there is one): the clip's norm takes the expert weight
     # gradients' sums of squares from the kernels (every one of them), and trains as the norm read from
     # the gradients; with gradient accumulation the gradients are sums, so none is taken. The clip is
     # active (grad_clip far under the norm). fp32: the interpreter keeps bf16 as raw uint16, and its bf16
     # arithmetic is garbage; fp16 turns the GradScaler on, which clips outside AdamW (tests/test_sonic.py
     # covers autocast's fp32 masters)
-    common = ['--moe_backend=sonic', '--dtype=float32', '--max_iters=4', '--eval_interval=4', '--lr_decay_iters=4',
+    common = [*SONIC, '--dtype=float32', '--max_iters=4', '--eval_interval=4', '--lr_decay_iters=4',
               '--eval_iters=1', '--grad_clip=0.05', '--learning_rate=1e-2']
     runs = {flag: tmp_path / flag for flag in ('True', 'False')}
     for flag, out in runs.items():
