@@ -1237,8 +1237,8 @@ def down_bwd(dout, w2, h, r: Routing):
 @triton.jit
 def _wgrad_kernel(
     Am, B, C, gather_a, gather_b, offsets,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)]
-    M, N, rows_hint, RA, RB,                 # rows_hint: mean rows per expert as a power of 2, a tuning key only;
-    stride_ar, stride_br, stride_ce, stride_cm,   # RA, RB: Am's and B's rows
+    M, N, rows_hint,                         # rows_hint: mean rows per expert as a power of 2, a tuning key only
+    stride_ar, stride_br, stride_ce, stride_cm,
     GATHER_A: tl.constexpr, GATHER_B: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_PREC: tl.constexpr,
     USE_TMA: tl.constexpr,   # the operand that is not gathered comes by TMA (needs exactly one gathered)
@@ -1261,14 +1261,14 @@ def _wgrad_kernel(
     mask_cm, mask_cn = cm < M, cn < N
     ks = tl.arange(0, BLOCK_K)
     if USE_TMA:
-        # the rows past the segment's end that a TMA block reads belong to the next expert (zeros past
-        # the tensor's end): the gathered operand's rows there are masked to zero, so they add nothing
-        # (a non-finite value there would add NaN, but then the next expert's own gradient is not
-        # finite either, and the step is lost anyway)
+        # the descriptor ends at the segment's end, so that TMA reads zeros past it: the gathered
+        # operand's rows there are masked to zero too, but 0 * inf is NaN, and past the last expert lie
+        # the unused slots (token rounding's), whose rows no kernel writes
+        rows_e = tl.maximum(end, 1)
         if GATHER_A:
-            b_desc = tl.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1], block_shape=[BLOCK_K, BLOCK_N])
+            b_desc = tl.make_tensor_descriptor(B, shape=[rows_e, N], strides=[stride_br, 1], block_shape=[BLOCK_K, BLOCK_N])
         else:
-            a_desc = tl.make_tensor_descriptor(Am, shape=[RA, M], strides=[stride_ar, 1], block_shape=[BLOCK_K, BLOCK_M])
+            a_desc = tl.make_tensor_descriptor(Am, shape=[rows_e, M], strides=[stride_ar, 1], block_shape=[BLOCK_K, BLOCK_M])
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for r0 in range(start, end, BLOCK_K):
         rows = r0 + ks
@@ -1616,7 +1616,7 @@ if gluon is not None:
     def _wgrad_hopper_kernel(
         Am, B, C, gather, offsets, order,   # C_e (M, N) = sum over e's rows r of Am[ia(r)]^T B[ib(r)], one gathered;
                                             # order (E,): the experts by rows, most first
-        M, N, RA, RB, stride_ar, stride_br, stride_ce, stride_cm, E,
+        M, N, stride_ar, stride_br, stride_ce, stride_cm, E,
         GATHER_A: gl.constexpr, BLOCK: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, TMA_STORE: gl.constexpr, G2: gl.constexpr,
         SQ=None,   # None, or (2 * tiles,) fp32: each consumer's half-tile's sum of squares (GradSquares)
@@ -1650,13 +1650,17 @@ if gluon is not None:
                                                     layout=c2_layout)
         else:
             c2_smem, c2_desc = c_smem, c_desc
+        # the operand in grouped order ends at the rows in use: past them lie the unused slots (token
+        # rounding's), whose rows no kernel writes, and TMA reads zeros there instead (the gathered
+        # operand's rows are masked to zero, but 0 * inf is NaN)
+        rows = gl.maximum(gl.load(offsets + E), 1)
         if GATHER_A:
-            desc = gl_tma.make_tensor_descriptor(B, shape=[RB, N], strides=[stride_br, 1],
+            desc = gl_tma.make_tensor_descriptor(B, shape=[rows, N], strides=[stride_br, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
             num_m, num_n = (M + GW - 1) // GW, (N + 2 * BLOCK - 1) // (2 * BLOCK)
             pargs = (desc, g_smem, g2_smem, t_smem, ready_t, ready_c, empty, Am, gather, offsets, order, M, stride_ar)
         else:
-            desc = gl_tma.make_tensor_descriptor(Am, shape=[RA, M], strides=[stride_ar, 1],
+            desc = gl_tma.make_tensor_descriptor(Am, shape=[rows, M], strides=[stride_ar, 1],
                                                  block_shape=[BLOCK_K, BLOCK], layout=layout)
             num_m, num_n = (M + 2 * BLOCK - 1) // (2 * BLOCK), (N + GW - 1) // GW
             pargs = (desc, g_smem, g2_smem, t_smem, ready_t, ready_c, empty, B, gather, offsets, order, N, stride_br)
@@ -1748,7 +1752,7 @@ def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None, squares=False):
     tiles = E * (triton.cdiv(M, gw) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, gw))
     parts = torch.empty(2 * tiles, device=a.device, dtype=torch.float32) if squares else None  # every slot written
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
-        a, b, c, r.gather_idx, r.offsets, order, M, N, a.shape[0], b.shape[0], a.stride(0), b.stride(0), c.stride(0),
+        a, b, c, r.gather_idx, r.offsets, order, M, N, a.stride(0), b.stride(0), c.stride(0),
         c.stride(1), E, GATHER_A=gather_a, TMA_STORE=tma_store, SQ=parts, num_warps=4, **cfg)
     return parts
 
@@ -2429,7 +2433,7 @@ def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None, squa
     rows = triton.next_power_of_2(max(1, R // E))
     grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
     tma = gather_a != gather_b and _use_tma(b if gather_a else a)
-    _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows, a.shape[0], b.shape[0],
+    _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows,
                         a.stride(0), b.stride(0), c.stride(0), c.stride(1),
                         GATHER_A=gather_a, GATHER_B=gather_b, DOT_PREC=_dot_prec(a.dtype), USE_TMA=tma, SQ=parts)
     return (c, parts) if squares else c

@@ -77,13 +77,13 @@ def launches(tma=False):
         ('pair_dscore', sk._pair_dscore_kernel, dict(dS_part=f32, rev=i32, offsets=i32, dscore=f32, R=R, P=2, E=E,
          BLOCK=1024)),
         ('wgrad dW2', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=n, N=d, rows_hint=256,
-         RA=R, RB=T, stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True,
+         stride_ar=n, stride_br=d, stride_ce=n * d, stride_cm=d, GATHER_A=False, GATHER_B=True,
          DOT_PREC='tf32', SQ=None, **t)),
         ('wgrad dW1', sk._wgrad_kernel, dict(Am=bf, B=bf, C=bf, gather_a=i32, gather_b=i32, offsets=i32, M=d, N=2 * n, rows_hint=256,
-         RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
+         stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n, GATHER_A=True, GATHER_B=False,
          DOT_PREC='tf32', SQ=None, **t)),
         ('wgrad dW1 fp32', sk._wgrad_kernel, dict(Am=bf, B=bf, C=f32, gather_a=i32, gather_b=i32, offsets=i32, M=d,
-         N=2 * n, rows_hint=256, RA=T, RB=R, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n,
+         N=2 * n, rows_hint=256, stride_ar=d, stride_br=2 * n, stride_ce=d * 2 * n, stride_cm=2 * n,
          GATHER_A=True, GATHER_B=False, DOT_PREC='tf32', SQ=f32, **t)),  # fp32 master weights' gradients, and
                                                                            # their sums of squares (training's)
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
@@ -112,10 +112,10 @@ def hopper_launches():
     wide_tma = [triton.Config(sk.WG_WIDE_TMA_CONFIG, num_warps=4, num_stages=1)]   # and by TMA
     # fp32 gradients also with their sums of squares (sq: training's, sonic_kernels.GradSquares)
     wgrad = [(f"wgrad_hopper {name} {out[1:]}{' sq' if sq else ''}", sk._wgrad_hopper_kernel,
-              dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, RA=RA, RB=RB, stride_ar=M, stride_br=N, stride_ce=M * N,
+              dict(Am='*bf16', B='*bf16', C=out, M=M, N=N, stride_ar=M, stride_br=N, stride_ce=M * N,
                    stride_cm=N, GATHER_A=ga, TMA_STORE=out == '*bf16', SQ=sq, **common),
               cfg + wide if out == '*fp32' else tma_cfg + wide_tma)
-             for name, ga, M, N, RA, RB in [('dW1', True, d, 2 * n, T, R), ('dW2', False, n, d, R, T)]
+             for name, ga, M, N in [('dW1', True, d, 2 * n), ('dW2', False, n, d)]
              for out, sq in (('*fp32', None), ('*fp32', '*fp32'), ('*bf16', None))]
     down = ('down_bwd_hopper', sk._down_bwd_hopper_kernel,
             dict(dO='*bf16', W2='*bf16', H='*bf16', S='*fp32', gather='*i32', tile_expert='*i32', tile_row0='*i32',
