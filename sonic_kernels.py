@@ -2257,7 +2257,8 @@ def _grouped_mm_hopper(a, b, c, r: Routing, trans_b):
 # a = silu(h_gate) * h_up from h as stored (backward recomputes the same a from the saved h) and writes
 # h and a in coalesced rows while the consumers multiply the next item: 4-16% less time than
 # _up_swiglu_kernel at h200_moe's layer shape and the paper's four, h and a bit for bit the same
-# (docs/LOG.md, 2026-12-02). Without that warpgroup (the consumers storing h and a from the MMA layout
+# (docs/LOG.md, 2026-12-02), and 2-6% less again since the consumers take turns at a buffer half the
+# size, which made room for a fourth ring stage (2026-12-03). Without that warpgroup (the consumers storing h and a from the MMA layout
 # themselves) it was 5-30% slower (2026-12-01): the stores held the tensor cores.
 
 HOPPER_UP = None  # None: on sm_90 where the operands allow it (_use_hopper_up); False: off; True: forced
