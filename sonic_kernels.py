@@ -2258,8 +2258,9 @@ def _grouped_mm_hopper(a, b, c, r: Routing, trans_b):
 # h and a in coalesced rows while the consumers multiply the next item: 4-16% less time than
 # _up_swiglu_kernel at h200_moe's layer shape and the paper's four, h and a bit for bit the same
 # (docs/LOG.md, 2026-12-02), and 2-6% less again since the consumers take turns at a buffer half the
-# size, which made room for a fourth ring stage (2026-12-03). Without that warpgroup (the consumers storing h and a from the MMA layout
-# themselves) it was 5-30% slower (2026-12-01): the stores held the tensor cores.
+# size, which made room for a fourth ring stage (2026-12-03). Without that warpgroup (the consumers
+# storing h and a from the MMA layout themselves) it was 5-30% slower (2026-12-01): the stores held
+# the tensor cores.
 
 HOPPER_UP = None  # None: on sm_90 where the operands allow it (_use_hopper_up); False: off; True: forced
 
@@ -2378,7 +2379,7 @@ if gluon is not None:
         g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)     # gathered X, a half each
         w_smem = gl.allocate_shared_memory(dt, [2 * STAGES, BLOCK_K, BLOCK_N], w_layout)  # W1's gate and up blocks
         # the hand-over buffer, in h's dtype: one consumer's gate and up (32 KB). Both consumers' at once
-        # left room for 3 stages, and the kernel took 2-8% longer (docs/LOG.md, 2026-12-03)
+        # left room for 3 stages, and the kernel took 2-6% longer (docs/LOG.md, 2026-12-03)
         e_smem = gl.allocate_shared_memory(dt, [2, HALF, BLOCK_N], gl.NVMMASharedLayout.get_default_for([HALF, BLOCK_N], dt))
         ready_t, ready_c, empty = _ws_ring(STAGES)
         epi_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())   # a consumer each
