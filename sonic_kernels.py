@@ -610,7 +610,9 @@ def _tile_map(ends, offsets, tile_expert, tile_row0, n_blk, E, n_tiles, b,
               BLOCK_M: tl.constexpr, NB: tl.constexpr, BLOCK_T: tl.constexpr):
     # expert offsets (block 0), then tiles b * BLOCK_T onwards of the BLOCK_M tiles of each expert's
     # segment: tile t belongs to the expert whose tiles end past t; every program derives the (small)
-    # per-expert vectors itself
+    # per-expert vectors itself. Expert by expert, so the programs running at once share an expert's
+    # weights: the tiles ordered by their tokens (a token's K experts close in time, its gathered row
+    # read again from L2) took longer at every shape, in dA', the up-projection and y (docs/LOG.md, 2026-12-03)
     ex = tl.arange(0, NB)
     off = tl.load(ends + ex * n_blk - 1, mask=(ex > 0) & (ex <= E), other=0)   # rows of experts < ex
     nxt = tl.load(ends + (ex + 1) * n_blk - 1, mask=ex < E, other=0)
@@ -2052,7 +2054,8 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, ACC16=Fals
 # bf16's rounding of dA' (relative error 1.7e-3 against float64, where the fp32 hand-over gives 1e-6 to
 # 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB, a 64 KB hand-over and a 16 KB
 # ring of h chunks: 224 KB. 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7%
-# at 7B, within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02)
+# at 7B, within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). The third stage
+# matters more than h's ring, even at d = 768: 2 stages with 4 or 8 h chunks took 7-55% longer (2026-12-03)
 DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, CHUNK=16, NBUF=2, ACC16=True, CONSUMER_REGS=176,
                       EPILOGUE_REGS=120, PRODUCER_REGS=40)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not

@@ -296,12 +296,15 @@ FORCE_OPTIMIZER = {  # CUDA's optimizers, forced here on the CPU (TritonAdamW's 
                     "    return model.TritonAdamW(real_configure(self, *a, **k).param_groups, state_dtype=state_dtype)\n"
                     "model.GPT.configure_optimizers = configure\n"),
 }
+# TritonAdamW on the CPU tensors of TINY's --device=cpu: its kernel in Triton's interpreter, which a
+# machine with a GPU does not turn on by itself (sonic_kernels reads the variable when imported)
+ON_CPU = "import os\nos.environ['TRITON_INTERPRET'] = '1'\n"
 
 
 def test_bf16_adamw_states_resume_exactly(data_dir, tmp_path):
     # TritonAdamW with bf16 moments (--adamw_states=bfloat16): the checkpoint holds them in bf16, and
     # a run resumed from it takes the same steps as one that never stopped
-    patch = FORCE_OPTIMIZER['triton_bf16']
+    patch = ON_CPU + FORCE_OPTIMIZER['triton_bf16']
     common = ['--adamw_states=bfloat16', '--eval_interval=3', '--lr_decay_iters=6', '--learning_rate=1e-2']
     straight, split = tmp_path / 'straight', tmp_path / 'split'
     ok(train_patched(patch, data_dir, straight, '--max_iters=6', *common))
@@ -341,7 +344,7 @@ def test_expert_copies_change_nothing_but_the_cast(data_dir, tmp_path):
 def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path, kind):
     # with a fused AdamW or TritonAdamW (what CUDA runs) train.py clips inside the optimizer step,
     # never calling clip_grad_norm_; the weights match the CPU's AdamW after clip_grad_norm_
-    patch = (FORCE_OPTIMIZER[kind] +
+    patch = (ON_CPU + FORCE_OPTIMIZER[kind] +
              "def clip(*a, **k):\n"
              "    raise AssertionError('clip_grad_norm_ called')\n"
              "torch.nn.utils.clip_grad_norm_ = clip\n")
