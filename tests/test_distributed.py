@@ -21,6 +21,12 @@ from model import GPT, GPTConfig
 
 # one process against two: the same sums in another order, in fp32; relative error of every tensor
 DIST_TOL = 1e-5
+# these tests keep their tensors on the CPU, where sonic runs in Triton's interpreter; conftest turns it on
+# only on a machine without a GPU, so there the in-process sonic tests are left to the CPU's run
+CPU_SONIC = os.environ.get("TRITON_INTERPRET") == "1"
+NO_CPU_SONIC = ("sonic on CPU tensors in this process needs Triton's interpreter, off on a machine with a GPU "
+                "(tests/conftest.py)")
+needs_cpu_sonic = pytest.mark.skipif(not CPU_SONIC, reason=NO_CPU_SONIC)
 
 
 def free_port():
@@ -115,8 +121,16 @@ def spawn_ranks(target, args, tmp_path):
     ctx = mp.get_context("spawn")
     port = free_port()
     procs = [ctx.Process(target=target, args=(r, 2, port, *args)) for r in range(2)]
-    for p in procs:
-        p.start()
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"   # the ranks' sonic on CPU tensors, also where this machine has a GPU
+    try:
+        for p in procs:
+            p.start()                      # a spawned rank starts with this process's environment
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = saved
     for p in procs:
         p.join(timeout=120)
     for p in procs:  # a rank still running after the timeout would hold the port: stop it
@@ -156,6 +170,8 @@ def test_expert_parallel_matches_single_process(backend, token_rounding, mode, t
     # the kernels) travels home through the exchange; it runs in the Triton interpreter on CPU
     if backend == "sonic":
         pytest.importorskip("triton")
+        if not CPU_SONIC:   # the one-process reference runs here
+            pytest.skip(NO_CPU_SONIC)
     cfg = tiny_config(token_rounding=token_rounding, rounding_tile=4, moe_backend=backend)
     idx = torch.randint(0, 64, (4, 16))
     tgt = torch.randint(0, 64, (4, 16))
@@ -371,6 +387,7 @@ def one_rank_ep_layer(token_rounding):
     return x, w1, w2, pair_tok, pair_exp, pair_score.clone().requires_grad_(), None if token_rounding else K
 
 
+@needs_cpu_sonic
 @pytest.mark.parametrize("token_rounding", [False, True])
 def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
     """EP's memory contract with the sonic backend: for backward, the layer keeps the rows it
@@ -399,6 +416,7 @@ def test_expert_parallel_saves_only_received_rows_h_and_gates(token_rounding):
         dist.destroy_process_group()
 
 
+@needs_cpu_sonic
 def test_expert_parallel_sends_autocast_rows(monkeypatch):
     """Under autocast the experts run in its dtype (bf16 on a GPU), so EP sends half-precision rows
     (half the bytes of the fp32 residual stream) and still agrees with the one-process backend, and
