@@ -1,5 +1,6 @@
 """Shared helpers for the tests that run train.py, sample.py and the prepare scripts as a user would:
 in a subprocess from the repo root, on the CPU, with a tiny model and data made in a temp dir."""
+import contextlib
 import os
 import random
 import sys
@@ -104,6 +105,22 @@ TINY = ['--n_layer=2', '--n_head=2', '--n_embd=32', '--n_expert=4', '--top_k=2',
 # sonic in the scripts: Triton's CPU interpreter where there is no GPU, the GPU's kernels where there is
 # one (this process sets TRITON_INTERPRET only without one, and the scripts inherit it)
 SONIC = ['--moe_backend=sonic'] + (['--device=cuda'] if torch.cuda.is_available() else [])
+
+
+@contextlib.contextmanager
+def triton_interpreter():
+    """The processes started inside run Triton's kernels in its CPU interpreter, also on a machine with a
+    GPU (where this process leaves it off): for the scripts and ranks that keep their tensors on the CPU.
+    A process reads the variable when it imports sonic_kernels."""
+    saved = os.environ.get('TRITON_INTERPRET')
+    os.environ['TRITON_INTERPRET'] = '1'
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ['TRITON_INTERPRET']
+        else:
+            os.environ['TRITON_INTERPRET'] = saved
 
 
 def run(*args, timeout=240):

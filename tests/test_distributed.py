@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import TINY, TORCHRUN, assert_rel, ok, run, torchrun
+from conftest import TINY, TORCHRUN, assert_rel, ok, run, torchrun, triton_interpreter
 from model import GPT, GPTConfig
 
 
@@ -121,16 +121,9 @@ def spawn_ranks(target, args, tmp_path):
     ctx = mp.get_context("spawn")
     port = free_port()
     procs = [ctx.Process(target=target, args=(r, 2, port, *args)) for r in range(2)]
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"   # the ranks' sonic on CPU tensors, also where this machine has a GPU
-    try:
+    with triton_interpreter():   # the ranks' sonic on their CPU tensors: a spawned rank takes this environment
         for p in procs:
-            p.start()                      # a spawned rank starts with this process's environment
-    finally:
-        if saved is None:
-            del os.environ["TRITON_INTERPRET"]
-        else:
-            os.environ["TRITON_INTERPRET"] = saved
+            p.start()
     for p in procs:
         p.join(timeout=120)
     for p in procs:  # a rank still running after the timeout would hold the port: stop it

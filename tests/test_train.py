@@ -16,7 +16,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from conftest import REPO, SONIC, TINY, TORCHRUN, run, torchrun, train, ok
+from conftest import REPO, SONIC, TINY, TORCHRUN, run, torchrun, train, ok, triton_interpreter
 
 sys.path.insert(0, str(REPO))
 from model import GPTConfig  # noqa: E402
@@ -296,22 +296,20 @@ FORCE_OPTIMIZER = {  # CUDA's optimizers, forced here on the CPU (TritonAdamW's 
                     "    return model.TritonAdamW(real_configure(self, *a, **k).param_groups, state_dtype=state_dtype)\n"
                     "model.GPT.configure_optimizers = configure\n"),
 }
-# TritonAdamW on the CPU tensors of TINY's --device=cpu: its kernel in Triton's interpreter, which a
-# machine with a GPU does not turn on by itself (sonic_kernels reads the variable when imported)
-ON_CPU = "import os\nos.environ['TRITON_INTERPRET'] = '1'\n"
 
 
 def test_bf16_adamw_states_resume_exactly(data_dir, tmp_path):
     # TritonAdamW with bf16 moments (--adamw_states=bfloat16): the checkpoint holds them in bf16, and
     # a run resumed from it takes the same steps as one that never stopped
-    patch = ON_CPU + FORCE_OPTIMIZER['triton_bf16']
+    patch = FORCE_OPTIMIZER['triton_bf16']
     common = ['--adamw_states=bfloat16', '--eval_interval=3', '--lr_decay_iters=6', '--learning_rate=1e-2']
     straight, split = tmp_path / 'straight', tmp_path / 'split'
-    ok(train_patched(patch, data_dir, straight, '--max_iters=6', *common))
-    ok(train_patched(patch, data_dir, split, '--max_iters=3', *common))
-    states = load_ckpt(split)['optimizer']['state'].values()
-    assert states and all(s[k].dtype == torch.bfloat16 for s in states for k in ('exp_avg', 'exp_avg_sq'))
-    ok(train_patched(patch, data_dir, split, '--max_iters=6', '--init_from=resume', *common))
+    with triton_interpreter():   # TritonAdamW on TINY's CPU tensors
+        ok(train_patched(patch, data_dir, straight, '--max_iters=6', *common))
+        ok(train_patched(patch, data_dir, split, '--max_iters=3', *common))
+        states = load_ckpt(split)['optimizer']['state'].values()
+        assert states and all(s[k].dtype == torch.bfloat16 for s in states for k in ('exp_avg', 'exp_avg_sq'))
+        ok(train_patched(patch, data_dir, split, '--max_iters=6', '--init_from=resume', *common))
     assert_same_run(straight, split, 6)
 
 
@@ -344,12 +342,13 @@ def test_expert_copies_change_nothing_but_the_cast(data_dir, tmp_path):
 def test_fused_adamw_clips_inside_its_step(data_dir, tmp_path, kind):
     # with a fused AdamW or TritonAdamW (what CUDA runs) train.py clips inside the optimizer step,
     # never calling clip_grad_norm_; the weights match the CPU's AdamW after clip_grad_norm_
-    patch = (ON_CPU + FORCE_OPTIMIZER[kind] +
+    patch = (FORCE_OPTIMIZER[kind] +
              "def clip(*a, **k):\n"
              "    raise AssertionError('clip_grad_norm_ called')\n"
              "torch.nn.utils.clip_grad_norm_ = clip\n")
     args = ['--max_iters=6', '--eval_interval=6', '--grad_clip=0.05', '--learning_rate=1e-2']
-    ok(train_patched(patch, data_dir, tmp_path / kind, *args))
+    with triton_interpreter():   # TritonAdamW on TINY's CPU tensors
+        ok(train_patched(patch, data_dir, tmp_path / kind, *args))
     ok(train(data_dir, tmp_path / 'plain', *args))
     forced, plain = load_ckpt(tmp_path / kind), load_ckpt(tmp_path / 'plain')
     assert all(bool(v['fused']) == (kind == 'fused') for v in forced['optimizer']['param_groups'])
