@@ -1822,8 +1822,7 @@ if gluon is not None:
         STAGES: gl.constexpr = g_smem.type.shape[0] // 2
         TILES: gl.constexpr = w_smem.type.shape[0] // STAGES   # weight tiles a stage
         TILE_BYTES: gl.constexpr = w_smem.type.shape[1] * w_smem.type.shape[2] * w_smem.type.element_ty.primitive_bitwidth // 8
-        TPR: gl.constexpr = BLOCK_K // 8   # threads a row, 16 bytes each
-        layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPR, TPR], [WG_PRODUCER_WARPS, 1], [1, 0])
+        layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [WG_PRODUCER_WARPS, 1], [1, 0])
         ms = gl.arange(0, HALF, layout=gl.SliceLayout(1, layout))
         ks = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, layout))
         it = 0
@@ -1869,7 +1868,6 @@ if gluon is not None:
         SPLIT: gl.constexpr = w_smem.type.shape[0] // STAGES
         PART: gl.constexpr = w_smem.type.shape[1]
         BLOCK_K: gl.constexpr = w_smem.type.shape[2]
-        HALVES: gl.constexpr = len(epi_ready.type.shape) == 2   # a barrier a consumer (_down_bwd_hopper_kernel)
         mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, PART, 16])
         n_k = (D + BLOCK_K - 1) // BLOCK_K
         it = 0
@@ -1893,26 +1891,13 @@ if gluon is not None:
                 it += 1
             acc0, acc1 = warpgroup_mma_wait(num_outstanding=0, deps=(acc0, acc1))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
-            if HALVES:
-                # one consumer's half in the buffer at a time, as in the up-projection: consumer 0 waits until
-                # the epilogue has read consumer 1's last half, consumer 1 until it has read consumer 0's
-                if HH == 0:
-                    mbarrier.wait(epi_empty.index(1), (ti & 1) ^ 1)
-                else:
-                    mbarrier.wait(epi_empty.index(0), ti & 1)
-                e_smem.index(0).store(acc0.to(e_smem.type.element_ty))
-                if SPLIT == 2:
-                    e_smem.index(1).store(acc1.to(e_smem.type.element_ty))
-                _cta_barrier()
-                mbarrier.arrive(epi_ready.index(HH), count=1)
-            else:
-                mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
-                # fp32, or rounded to 16 bits where two parts' fp32 would not fit (DB_WIDE_CONFIG)
-                e_smem.index(SPLIT * HH).store(acc0.to(e_smem.type.element_ty))
-                if SPLIT == 2:
-                    e_smem.index(SPLIT * HH + 1).store(acc1.to(e_smem.type.element_ty))
-                _cta_barrier()                           # every thread's part stored before the hand-over
-                mbarrier.arrive(epi_ready, count=1)
+            mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
+            # fp32, or rounded to 16 bits where two parts' fp32 would not fit (DB_WIDE_CONFIG)
+            e_smem.index(SPLIT * HH).store(acc0.to(e_smem.type.element_ty))
+            if SPLIT == 2:
+                e_smem.index(SPLIT * HH + 1).store(acc1.to(e_smem.type.element_ty))
+            _cta_barrier()                           # every thread's part stored before the hand-over
+            mbarrier.arrive(epi_ready, count=1)
             ti += 1
 
     @gluon.jit
@@ -1943,8 +1928,7 @@ if gluon is not None:
         # chunks, NBUF - 1 ahead of the chunk in use, the first ones asked for before the accumulators
         # are ready: loaded where it was used, each chunk's h waited a round trip of its own, 16 an item,
         # and dA' took 10-20% longer at 1.4B (docs/LOG.md, 2026-12-02)
-        HALVES: gl.constexpr = len(epi_ready.type.shape) == 2   # a barrier a consumer: one consumer's parts at a time
-        SPLIT: gl.constexpr = e_smem.type.shape[0] // (2 - HALVES)
+        SPLIT: gl.constexpr = e_smem.type.shape[0] // 2
         HALF: gl.constexpr = e_smem.type.shape[1]
         PART: gl.constexpr = e_smem.type.shape[2]
         CHUNK: gl.constexpr = h_smem.type.shape[1]
@@ -1964,13 +1948,10 @@ if gluon is not None:
                 _db_issue_h(h_smem, j, H, row0 + (j // SPLIT) * CHUNK + rs, row_end, cols, (cols < N)[None, :], N,
                             stride_hr)
                 gl_async_copy.commit_group()
-            if not HALVES:
-                mbarrier.wait(epi_ready, ti & 1)
+            mbarrier.wait(epi_ready, ti & 1)
             # the halves in a loop, their chunks unrolled: with every chunk unrolled, or the parts in the
             # loop, the chunks' addresses were computed ahead of it and registers spilled
             for hh in range(0, 2):
-                if HALVES:
-                    mbarrier.wait(epi_ready.index(hh), ti & 1)
                 r0 = row0 + hh * HALF
                 for j in gl.static_range(PER_HALF * SPLIT):
                     jn = j + NBUF - 1   # the chunk whose copies go out now (past the half: the next half's)
@@ -1986,10 +1967,7 @@ if gluon is not None:
                     mask = mrow[:, None] & (cols < N)[None, :]
                     rows64 = rows.to(gl.int64)
                     # dA' = dO[gather] @ W2_e^T: consumer hh's part j % SPLIT
-                    if HALVES:
-                        da_raw = e_smem.index(j % SPLIT).slice((j // SPLIT) * CHUNK, CHUNK, dim=0).load(epi)
-                    else:
-                        da_raw = e_smem.index(SPLIT * hh + j % SPLIT).slice((j // SPLIT) * CHUNK, CHUNK, dim=0).load(epi)
+                    da_raw = e_smem.index(SPLIT * hh + j % SPLIT).slice((j // SPLIT) * CHUNK, CHUNK, dim=0).load(epi)
                     da_raw = da_raw.to(gl.float32)
                     g = h_smem.index(2 * (j % NBUF)).load(epi).to(gl.float32)
                     u = h_smem.index(2 * (j % NBUF) + 1).load(epi).to(gl.float32)
@@ -2005,13 +1983,9 @@ if gluon is not None:
                     gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
                     gl.store(dS_part + (pn * SPLIT + j % SPLIT).to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1),
                              mask=mrow)
-                if HALVES:
-                    _cta_barrier()   # every thread has read the half before the next one may overwrite it
-                    mbarrier.arrive(epi_empty.index(hh), count=1)
             gl_async_copy.wait_group(0)   # the masked copies past the item have landed before the ring is reused
-            if not HALVES:
-                _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
-                mbarrier.arrive(epi_empty, count=1)
+            _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
+            mbarrier.arrive(epi_empty, count=1)
             ti += 1
 
     @gluon.jit
@@ -2029,7 +2003,7 @@ if gluon is not None:
         N, D, E, R, stride_ot, stride_hr, stride_ar,
         BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
         CHUNK: gl.constexpr, NBUF: gl.constexpr, ACC16: gl.constexpr, CONSUMER_REGS: gl.constexpr,
-        EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, HALVES: gl.constexpr,
+        EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
     ):
         dt: gl.constexpr = dO.dtype.element_ty
         HALF: gl.constexpr = BLOCK_M // 2
@@ -2040,11 +2014,10 @@ if gluon is not None:
         g_smem = gl.allocate_shared_memory(dt, [2 * STAGES, HALF, BLOCK_K], g_layout)      # gathered dO, a half each
         w_smem = gl.allocate_shared_memory(dt, [SPLIT * STAGES, PART, BLOCK_K], w_layout)  # W2 by TMA, shared
         # the accumulators' hand-over, a consumer's part each: fp32, or (ACC16) rounded to dO's dtype
-        NE: gl.constexpr = SPLIT if HALVES else 2 * SPLIT   # HALVES: one consumer's parts at a time
         if ACC16:
-            e_smem = gl.allocate_shared_memory(dt, [NE, HALF, PART], gl.NVMMASharedLayout.get_default_for([HALF, PART], dt))
+            e_smem = gl.allocate_shared_memory(dt, [2 * SPLIT, HALF, PART], gl.NVMMASharedLayout.get_default_for([HALF, PART], dt))
         else:
-            e_smem = gl.allocate_shared_memory(gl.float32, [NE, HALF, PART], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
+            e_smem = gl.allocate_shared_memory(gl.float32, [2 * SPLIT, HALF, PART], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
         # the epilogue's ring of h chunks, gate and up: a warp's 16-byte copies fill whole rows, so no swizzle
         h_smem = gl.allocate_shared_memory(dt, [2 * NBUF, CHUNK, PART], gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
         ready_t, ready_c, empty = _ws_ring(STAGES)
@@ -2052,17 +2025,10 @@ if gluon is not None:
         # when the epilogue has read them. One buffer: a second (64 KB) would not fit beside the ring
         # and the stages. Whether an item's epilogue outlasts the next item's MMAs where the
         # reduction is short (1.4B: ~16 us an item against ~6 of MMAs) is not measured
-        if HALVES:   # a consumer each
-            epi_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-            epi_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-            for i in gl.static_range(2):
-                mbarrier.init(epi_ready.index(i), count=1)
-                mbarrier.init(epi_empty.index(i), count=1)
-        else:
-            epi_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-            epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-            mbarrier.init(epi_ready, count=2)
-            mbarrier.init(epi_empty, count=1)
+        epi_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(epi_ready, count=2)
+        mbarrier.init(epi_empty, count=1)
         w_desc = gl_tma.make_tensor_descriptor(W2, shape=[E * N, D], strides=[D, 1], block_shape=[PART, BLOCK_K],
                                                layout=w_layout)
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
@@ -2080,7 +2046,7 @@ if gluon is not None:
 # chunks: 224 KB, one program per SM. Four warpgroups share 512 registers a thread-slot: the
 # consumers' accumulators take 64 each
 DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, ACC16=False, CONSUMER_REGS=144, EPILOGUE_REGS=152,
-                 PRODUCER_REGS=72, HALVES=False)
+                 PRODUCER_REGS=72)
 # 256-column items (where n is a multiple of 256): each gathered dO row is read n / 256 times instead of
 # n / 128, so a stage brings a quarter fewer bytes a FLOP (48 KB for 128 x 256 x 64, not 32 for 128 x
 # 128 x 64), and each consumer keeps two 64 x 128 accumulators. Their fp32 accumulators
@@ -2091,7 +2057,7 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, ACC16=Fals
 # at 7B, within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). The third stage
 # matters more than h's ring, even at d = 768: 2 stages with 4 or 8 h chunks took 7-55% longer (2026-12-03)
 DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, CHUNK=16, NBUF=2, ACC16=True, CONSUMER_REGS=176,
-                      EPILOGUE_REGS=120, PRODUCER_REGS=40, HALVES=False)
+                      EPILOGUE_REGS=120, PRODUCER_REGS=40)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
 
 

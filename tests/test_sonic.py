@@ -845,33 +845,6 @@ def test_hopper_down_bwd_matches_float64(monkeypatch, T, d, n, E, K, n_prog, wid
         assert_rel(x, y, 1e-2 if wide and name != "A'" else 1e-6, f"Hopper {name} against the Triton kernel")
 
 
-@pytest.mark.skipif(not HOPPER, reason="the warp-specialised dA' kernel runs on sm_90 GPUs with Triton >= 3.6")
-@pytest.mark.parametrize("wide,change", [(True, dict(BLOCK_K=32, STAGES=6)), (True, dict(HALVES=True)),
-                                         (True, dict(BLOCK_K=32, STAGES=7, HALVES=True)),
-                                         (False, dict(BLOCK_K=32, STAGES=8)),
-                                         (False, dict(BLOCK_K=32, STAGES=10, HALVES=True))],
-                         ids=["wide-k32", "wide-halves", "wide-k32-halves", "narrow-k32", "narrow-k32-halves"])
-@pytest.mark.parametrize("n_prog", [None, 1, 3])
-@pytest.mark.parametrize("T,d,n,E,K", [(700, 320, 160, 6, 2), (2049, 512, 256, 32, 8)])
-def test_hopper_down_bwd_ring_variants_give_the_same_bits(monkeypatch, T, d, n, E, K, n_prog, wide, change):
-    # 32-column k steps (the same wgmma steps in the same order) and the hand-over one consumer at a time
-    # change when things happen, not what is summed: every output bit for bit the config's own
-    idx = torch.stack([torch.randperm(E - 1)[:K] for _ in range(T)]).to(DEV)   # expert E-1 gets no rows
-    r = sk.routing_metadata(torch.arange(T, device=DEV).repeat_interleave(K), idx.flatten(),
-                            torch.rand(T * K, device=DEV), T, E)
-    dout = torch.randn(T, d, device=DEV, dtype=torch.bfloat16)
-    w2 = (torch.randn(E, n, d, device=DEV) / d ** 0.5).to(torch.bfloat16)
-    h = torch.randn(T * K, 2 * n, device=DEV, dtype=torch.bfloat16)
-    if n_prog is not None:
-        monkeypatch.setattr(sk, "_n_programs", lambda device, work: n_prog)
-    monkeypatch.setattr(sk, "DB_WIDE", wide)
-    want = sk.down_bwd(dout, w2, h, r)
-    name = "DB_WIDE_CONFIG" if wide else "DB_CONFIG"
-    monkeypatch.setattr(sk, name, dict(getattr(sk, name), **change))
-    for x, y, what in zip(sk.down_bwd(dout, w2, h, r), want, ("dH", "A'", "dS")):
-        assert torch.equal(x, y), what
-
-
 def test_hopper_down_bwd_takes_256_columns_where_n_allows(monkeypatch):
     # DB_WIDE None (the default): 256-column items where n is a multiple of 256; True / False force them or not
     assert sk.DB_WIDE is None

@@ -2,8 +2,11 @@
 hands each back after half the time (wide items: 5 of 6 stages of 24 KB in flight, 120 KB, against 2 of 3 stages of
 48 KB, 96 KB; 128-column items: 7 of 8 of 16 KB against 3 of 4 of 32 KB). The hand-over one consumer at a time
 (HALVES, as the up-projection's): half the buffer, so one more 24 KB stage (wide: 6 of 7, 144 KB). Two stages
-against three took 7-55% longer (2026-12-03), so the ring's bytes in flight pace a short item. The branch's kernel;
-every variant's outputs must equal its width's tree config bit for bit. Alternating rounds, five shapes.
+against three took 7-55% longer (2026-12-03), so the ring's bytes in flight pace a short item. The kernel of commit
+888e4a8; every variant's outputs must equal its width's tree config bit for bit. Alternating rounds, five shapes.
+The kernel options it sets (BLOCK_K and HALVES in DB_CONFIG / DB_WIDE_CONFIG) were taken out after it ran: it
+runs in a checkout of commit 888e4a8, whose GPU test `test_hopper_down_bwd_ring_variants_give_the_same_bits` checks
+the variants' bits. Result (2026-12-03, docs/results/dA_order/dbk32.log): every variant slower at every shape.
 usage: dbk32.py OUT.json"""
 import json, sys
 import torch
