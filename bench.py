@@ -381,7 +381,8 @@ def layer_inputs(T, d, n, E, K, route):
     x = torch.randn(T, d, device=device, dtype=dt).requires_grad_()
     w1 = (torch.randn(E, d, 2 * n, device=device, dtype=dt) / math.sqrt(d)).requires_grad_()
     w2 = (torch.randn(E, n, d, device=device, dtype=dt) / math.sqrt(n)).requires_grad_()
-    logits = torch.randn(T, E, device=device)                            # fp32 router logits
+    # fp32 router logits from a CPU generator: the same routing, so the same expert counts, on every device
+    logits = torch.randn(T, E, generator=torch.Generator().manual_seed(seed)).to(device)
     top, idx = torch.topk(logits, K, dim=-1)
     gates = F.softmax(top, dim=-1)                                       # softmax over the K chosen
     if route == 'rounding':

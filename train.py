@@ -453,9 +453,11 @@ if ep_size > 0:
 model.to(device)
 if fsdp:
     from torch.distributed.fsdp import fully_shard
+    from torch.distributed.device_mesh import init_device_mesh
+    mesh = init_device_mesh(device_type, (ddp_world_size,)) # FSDP2's default mesh is CUDA wherever a GPU exists, even for a CPU run
     for block in model.transformer.h: # an all-gather per block; the root holds the (tied) embeddings
-        fully_shard(block, reshard_after_forward=fsdp_reshard)
-    fully_shard(model)
+        fully_shard(block, mesh=mesh, reshard_after_forward=fsdp_reshard)
+    fully_shard(model, mesh=mesh)
 if master_process:
     print(f"parameters: {model.get_num_params() / 1e6:.2f}M total, {model.get_num_active_params() / 1e6:.2f}M "
           f"active per token; {len(model.moe_layers())} MoE layers of {n_expert} experts, top_k={top_k}")

@@ -89,8 +89,9 @@ def check_layer_rows(rows, shapes_routings):
 
 
 def test_layer_topk_and_rounding(tmp_path):
-    # T=64, E=4, K=2 with rounding tile 24: the expert counts [30, 36, 32, 30] round to [24, 48, 24, 24],
-    # 120 valid pairs instead of 128, so the rounded row must count its own FLOPs
+    # T=64, E=4, K=2 with rounding tile 24: the expert counts [31, 32, 35, 30] (bench's logits come from a
+    # seeded CPU generator, so on any device) round to 24 each, 96 valid pairs instead of 128, so the rounded
+    # row must count its own FLOPs
     # the second shape has K odd and experts with few or no tokens; --only drops the third
     out = run_bench(tmp_path, '--mode=layer', '--shapes=64x32:16/4/2,64x16:16/16/3,48x48:32/8/8', '--only=64x',
                     '--routing=both', '--rounding_tile=24', '--check=True')
@@ -98,7 +99,7 @@ def test_layer_topk_and_rounding(tmp_path):
     rows = d['results']
     check_layer_rows(rows, {(lab, r) for lab in ('64x32 16/4/2', '64x16 16/16/3') for r in ('topk', 'rounding')})
     pairs = {(r['label'], r['routing']): r['experts_only']['pairs'] for r in rows if r['backend'] == 'torch'}
-    assert pairs[('64x32 16/4/2', 'topk')] == 128 and pairs[('64x32 16/4/2', 'rounding')] == 120
+    assert pairs[('64x32 16/4/2', 'topk')] == 128 and pairs[('64x32 16/4/2', 'rounding')] == 96
     assert pairs[('64x16 16/16/3', 'topk')] == 64 * 3
     # the whole layer rounds its own router's counts: a multiple of the tile per expert
     for r in rows:

@@ -70,9 +70,11 @@ def worker(rank, world, port, cfg, idx, tgt, out_dir, mode, seed):
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     elif mode == "fsdp":
         from torch.distributed.fsdp import fully_shard
+        from torch.distributed.device_mesh import init_device_mesh
+        mesh = init_device_mesh("cpu", (world,))   # FSDP2's default mesh is CUDA wherever a GPU exists
         for block in model.transformer.h:
-            fully_shard(block)
-        fully_shard(model)
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
         _, loss = model(x, y)
         loss.backward()                    # FSDP2 reduce-scatters the averaged gradients
         grads = {n: p.grad.full_tensor() for n, p in model.named_parameters()}
