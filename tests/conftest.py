@@ -1,12 +1,12 @@
 """Shared helpers for the tests that run train.py, sample.py and the prepare scripts as a user would:
 in a subprocess from the repo root, on the CPU, with a tiny model and data made in a temp dir."""
-import contextlib
 import os
 import random
 import sys
 import subprocess
 import zlib
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -107,20 +107,11 @@ TINY = ['--n_layer=2', '--n_head=2', '--n_embd=32', '--n_expert=4', '--top_k=2',
 SONIC = ['--moe_backend=sonic'] + (['--device=cuda'] if torch.cuda.is_available() else [])
 
 
-@contextlib.contextmanager
 def triton_interpreter():
-    """The processes started inside run Triton's kernels in its CPU interpreter, also on a machine with a
-    GPU (where this process leaves it off): for the scripts and ranks that keep their tensors on the CPU.
-    A process reads the variable when it imports sonic_kernels."""
-    saved = os.environ.get('TRITON_INTERPRET')
-    os.environ['TRITON_INTERPRET'] = '1'
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ['TRITON_INTERPRET']
-        else:
-            os.environ['TRITON_INTERPRET'] = saved
+    """A context in which the processes started run Triton's kernels in its CPU interpreter, also on a
+    machine with a GPU (where this process leaves it off): for the scripts and ranks that keep their
+    tensors on the CPU. A process reads the variable when it imports sonic_kernels."""
+    return mock.patch.dict(os.environ, TRITON_INTERPRET='1')
 
 
 def run(*args, timeout=240):
