@@ -50,23 +50,29 @@ def seed(request):
     return s
 
 
-def pytest_sessionstart(session):
-    """Triton before 3.7 runs its CPU interpreter only with numpy<2.4: numpy 2.4 made int() of a
-    one-element array an error, and that interpreter calls it on every loop bound (the kernels then
-    fail with 'only 0-dimensional arrays can be converted to Python scalars'). No pin in
-    tests/requirements.txt can exclude the pair without fighting a CUDA torch's own triton pin, so
-    the run stops here with what to install."""
-    if os.environ.get('TRITON_INTERPRET') != '1':
-        return
+def interpreter_problem():
+    """Why Triton's CPU interpreter cannot run the kernels here, or None. Triton before 3.7 runs it only
+    with numpy<2.4: numpy 2.4 made int() of a one-element array an error, and that interpreter calls it
+    on every loop bound (the kernels then fail with 'only 0-dimensional arrays can be converted to
+    Python scalars'). No pin in tests/requirements.txt can exclude the pair without fighting a CUDA
+    torch's own triton pin."""
     try:
         import triton
     except ImportError:
-        return
+        return None
     def major_minor(v):
         return tuple(int(x) for x in v.split('.')[:2])
     if major_minor(triton.__version__) < (3, 7) and major_minor(np.__version__) >= (2, 4):
-        pytest.exit(f"triton {triton.__version__}'s CPU interpreter needs numpy<2.4 (numpy {np.__version__} is "
-                    f"installed): pip install 'numpy<2.4' (or, with a CPU torch, 'triton>=3.7')", returncode=4)
+        return (f"triton {triton.__version__}'s CPU interpreter needs numpy<2.4 (numpy {np.__version__} is "
+                f"installed): pip install 'numpy<2.4' (or, with a CPU torch, 'triton>=3.7')")
+    return None
+
+
+def pytest_sessionstart(session):
+    """Where this run needs the interpreter (no GPU) and it cannot run, the run stops here with what
+    to install. On a GPU machine the tests that start interpreted ranks skip instead."""
+    if os.environ.get('TRITON_INTERPRET') == '1' and (why := interpreter_problem()):
+        pytest.exit(why, returncode=4)
 
 
 def pytest_report_header(config):

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import TINY, TORCHRUN, assert_rel, ok, run, torchrun, triton_interpreter
+from conftest import TINY, TORCHRUN, assert_rel, interpreter_problem, ok, run, torchrun, triton_interpreter
 from model import GPT, GPTConfig
 
 
@@ -328,6 +328,8 @@ def test_expert_parallel_by_all_gather_matches_one_process(routing, backend, chu
     pieces whose exchanges overlap the experts (3 pieces of unequal size: the tokens do not divide by 3)."""
     if backend == "sonic":
         pytest.importorskip("triton")
+        if why := interpreter_problem():   # the ranks' sonic runs interpreted, also on a machine with a GPU
+            pytest.skip(why)
     E_local = ep_layer_inputs(routing, seed)[0].shape[0] // 2
     if chunks > 1:
         assert ep_layer_inputs(routing, seed)[2][0][0].shape[0] % chunks
