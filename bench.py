@@ -15,9 +15,11 @@ Modes (--mode=...):
   train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
-           communication and device idle time: ms per step and % of the step. Under torchrun, as DDP
-           (train.py's wrapper and its global gradient_accumulation_steps), rank 0 reporting; then
-           also the communication that no other kernel overlaps
+           communication and device idle time: ms per step and % of the step. Eager, ranges mark the
+           parts; with compile (a config's, as train.py runs it) the step is the compiled one, and the
+           ops that launch its kernels name the parts. Under torchrun, as DDP (train.py's wrapper and its
+           global gradient_accumulation_steps), rank 0 reporting; then also the communication that no
+           other kernel overlaps
   load     heatmaps of the per-expert load that train.py logs to expert_load.jsonl
   curves   train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
@@ -30,7 +32,8 @@ On the GPU:
   python bench.py --mode=sweep
   python bench.py --mode=kernels --only='7B 256' --backends=sonic
   python bench.py --mode=train --backends=sonic,grouped_mm
-  python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic
+  python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic   # compiled, as the config says
+  python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic --compile=False
   torchrun --standalone --nproc_per_node=2 bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic
   python bench.py --mode=load --load_file=out-default/expert_load.jsonl
   python bench.py --mode=curves --log_files=out-a/log.jsonl,out-b/log.jsonl --labels=sonic,torch
@@ -111,7 +114,7 @@ learning_rate = 6e-4 # AdamW needs one; it does not change the speed
 weight_decay = 0.1
 grad_clip = 1.0 # clip the gradients at this norm, as train.py does (inside TritonAdamW's step on CUDA); 0: off
 expert_copies = True # as train.py's: sonic under 16-bit autocast with TritonAdamW reads bf16 copies AdamW writes
-compile = False # torch.compile the model (train mode; profile mode runs eager, to see the parts)
+compile = False # torch.compile the model (train and profile modes; compiled, the profile splits the step by op and kernel)
 burnin = 5 # untimed steps (autotuning, allocator warm-up)
 steps = 10 # timed steps
 profile_steps = 3 # profile mode: profiled steps after burnin
@@ -134,7 +137,7 @@ TINY = dict(shapes='64x32:16/4/2,64x32:16/8/4', warmup=1, rep=1, min_runs=1, swe
 # a train.py config file sets these; its other settings (out_dir, max_iters, ...) are train.py's own
 TRAIN_FILE_KEYS = {f.name for f in fields(GPTConfig)} | {'batch_size', 'gradient_accumulation_steps', 'dataset',
                                                          'learning_rate', 'weight_decay', 'dtype', 'grad_clip',
-                                                         'expert_copies'}
+                                                         'expert_copies', 'compile'}
 model_extra = {} # GPTConfig fields from config_file that bench.py has no setting for (n_shared_experts, ...)
 
 
@@ -915,20 +918,31 @@ STEP_PARTS = {
     'loss': "cross-entropy over the vocabulary",
     'optimizer': "the gradients' norm for clipping (grad_clip), AdamW's step and zero_grad",
     'communication': "collectives (NCCL, gloo); none in one process",
-    'other': "what no range covers: gradient accumulation into .grad, autograd's own ops",
+    'other': "what no part claims: gradient accumulation into .grad, autograd's own ops; compiled, the fused "
+             "kernels whose names show no part (casts, adds, activations)",
     'idle': "the device waits: step time minus the time any kernel runs (on the CPU: minus any op)",
 }
 RANGE = 'bench:'  # prefix of the record_function ranges that mark the parts
 BACKWARD = 'autograd::engine::evaluate_function: '  # how the profiler names a backward node's run
 COMM = ('nccl', 'c10d::', 'gloo', 'record_param_comms', 'all_reduce', 'allreduce', 'all_to_all', 'all_gather',
         'reduce_scatter')
+# A compiled step has no ranges: torch.compile drops record_function, and the hooks would change its graphs.
+# Its parts come from the ops that launch the kernels instead: sonic's custom ops by name, attention's by
+# name, a GEMM by a weight's shape among its operands (WEIGHT_PARTS), and the compiler's own fused kernels
+# (launched from COMPILED_GRAPH) by the ops their names list (FUSED_PARTS). Fusion blurs the edges: a fused
+# kernel that adds a residual and normalises counts as norms and residuals
+SONIC_OPS = {'sonic::router_fwd': 'moe router', 'sonic::router_bwd': 'moe router', 'sonic::moe_fwd': 'moe experts',
+             'sonic::moe_bwd': 'moe experts', 'sonic::topk_softmax': 'moe routing', 'sonic::round_select': 'moe routing',
+             'sonic::adamw_': 'optimizer'}
+GEMMS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm', 'aten::_grouped_mm')
+COMPILED_GRAPH = '## Call CompiledFxGraph'   # the range inductor's wrapper puts around a compiled graph's run
+FUSED_PARTS = (('nll_loss', 'loss'), ('log_softmax', 'loss'), ('layer_norm', 'norms and residuals'),
+               ('embedding', 'embeddings and head'))
+WEIGHT_PARTS = {}   # a 2-D weight's sorted shape -> its part (profile_backend fills it; a shape two parts share is left out)
 
 
-@contextmanager
-def part_ranges(model):
-    """Marks the parts of a training step for the profiler from bench.py alone: a record_function range
-    around each module's forward (forward pre- and post-hooks), and around the expert backends and the
-    routing functions that MoE.forward looks up at call time (wrapped here, restored on exit)."""
+def module_parts(model):
+    """The part of each module of the GPT whose forward is one part's (an inner module's part wins)."""
     parts = {model: 'embeddings and head', model.lm_head: 'embeddings and head'}
     t = model.transformer
     for m in (t.wte, t.wpe, t.drop):
@@ -943,6 +957,31 @@ def part_ranges(model):
                 parts[block.mlp.shared] = 'moe experts'
         else:
             parts[block.mlp] = 'dense mlp'
+    return parts
+
+
+def weight_parts(model):
+    """WEIGHT_PARTS for a compiled step's GEMMs: each weight's sorted last two sides -> the part of the
+    module that holds it (its nearest in module_parts; an MoE's expert weights: 'moe experts'). A shape
+    that two parts hold names neither."""
+    parts, found = module_parts(model), collections.defaultdict(set)
+    def walk(mod, part):
+        part = parts.get(mod, part)
+        for name, w in mod.named_parameters(recurse=False):
+            if w.dim() >= 2:
+                found[tuple(sorted(w.shape[-2:]))].add('moe experts' if isinstance(mod, moe.MoE) and w.dim() == 3 else part)
+        for child in mod.children():
+            walk(child, part)
+    walk(model, 'other')
+    return {k: ps.pop() for k, ps in found.items() if len(ps) == 1}
+
+
+@contextmanager
+def part_ranges(model):
+    """Marks the parts of a training step for the profiler from bench.py alone: a record_function range
+    around each module's forward (forward pre- and post-hooks), and around the expert backends and the
+    routing functions that MoE.forward looks up at call time (wrapped here, restored on exit)."""
+    parts = module_parts(model)
     handles = []
     for m, part in parts.items():
         stack = []  # the open range of this module's forward
@@ -976,6 +1015,18 @@ def part_ranges(model):
             sk.topk_softmax, sk.routing_metadata = saved[3], saved[4]
 
 
+def named_part(name):
+    """The part an op's own name gives, in any step: the optimizer's (Optimizer.step#AdamW.step,
+    Optimizer.zero_grad#AdamW.zero_grad), the loss, communication; else None."""
+    if name.startswith('Optimizer.'):
+        return 'optimizer'
+    if name == 'aten::cross_entropy_loss':
+        return 'loss'
+    if any(c in name.lower() for c in COMM):
+        return 'communication'
+    return None
+
+
 def range_part(e):
     """The part of a CPU op from its innermost marked ancestor (itself included); for an op that
     runs in backward, the backward node's event, whose part is that of the forward op with its
@@ -984,16 +1035,42 @@ def range_part(e):
         name = e.name
         if name.startswith(RANGE):
             return name[len(RANGE):]
-        if name.startswith('Optimizer.'):  # Optimizer.step#AdamW.step, Optimizer.zero_grad#AdamW.zero_grad
-            return 'optimizer'
-        if name == 'aten::cross_entropy_loss':
-            return 'loss'
-        if any(c in name.lower() for c in COMM):
-            return 'communication'
+        if part := named_part(name):
+            return part
         if name.startswith(BACKWARD):
             return e
         e = e.cpu_parent
     return 'other'
+
+
+def op_part(e):
+    """The part of a CPU op of a compiled step, from the op and its ancestors: make_train_step's ranges
+    (around the compiled model, not in it), sonic's ops, attention, a GEMM with a model weight's shape
+    among its operands or its output, the optimizer, the loss and communication as range_part finds
+    them; COMPILED_GRAPH for the compiler's kernels (fused_part names their part); else 'other'."""
+    while e is not None:
+        name = e.name
+        if name.startswith(RANGE):   # make_train_step's own ranges, outside the compiled graphs: data, optimizer
+            return name[len(RANGE):]
+        part = SONIC_OPS.get(name) or ('attention' if 'scaled_dot_product' in name else None)
+        if part is None and name in GEMMS:
+            shapes = [s for s in e.input_shapes if len(s) >= 2]
+            if len(shapes) >= 2:
+                shapes.append(shapes[0][:-2] + [shapes[0][-2], shapes[1][-1]])   # the product's
+            part = next((WEIGHT_PARTS[k] for k in (tuple(sorted(s[-2:])) for s in shapes) if k in WEIGHT_PARTS), None)
+        if part is None and name.startswith(COMPILED_GRAPH):
+            part = COMPILED_GRAPH
+        part = part or named_part(name)
+        if part is not None:
+            return part
+        e = e.cpu_parent
+    return 'other'
+
+
+def fused_part(kernel_name):
+    """The part of a kernel the compiled graph itself launched, by the ops its name lists (inductor
+    names a fused kernel after them: triton_per_fused_add_native_layer_norm_...)."""
+    return next((p for key, p in FUSED_PARTS if key in kernel_name), 'other')
 
 
 def union_us(intervals):
@@ -1009,7 +1086,7 @@ def union_us(intervals):
 PROFILE_TOP = 3  # kernels listed a part, the largest first
 
 
-def split_step(events, wall_us):
+def split_step(events, wall_us, compiled=False):
     """Microseconds of each part over the profiled steps, from the profiler's events and the steps'
     wall time. CUDA: each kernel's time goes to the part of the CPU op that launched it (kernel_parts);
     on the CPU each op's self time (its time minus its children's) goes to its part, so nothing counts
@@ -1019,7 +1096,7 @@ def split_step(events, wall_us):
     cuda = device_type == 'cuda'
     cpu = sorted((e for e in events if e.device_type == DeviceType.CPU and not e.is_async),
                  key=lambda e: e.time_range.start)
-    found = [range_part(e) for e in cpu]
+    found = [op_part(e) if compiled else range_part(e) for e in cpu]
     # a forward op records the sequence number of the autograd node it makes; its backward node has it too.
     # An op that makes no node records the next one, so the last op with a number (the maker) wins
     seq_part = {e.sequence_nr: p for e, p in zip(cpu, found) if isinstance(p, str) and e.sequence_nr >= 0}
@@ -1029,9 +1106,9 @@ def split_step(events, wall_us):
         p = p if isinstance(p, str) else seq_part.get(p.sequence_nr, 'other')
         if cuda:
             for k in e.kernels:
-                claimed[(k.name, k.duration)].append(p)
-        else:
-            us[p] += e.self_cpu_time_total
+                claimed[(k.name, k.duration)].append(fused_part(k.name) if p == COMPILED_GRAPH else p)
+        else:   # a compiled graph's own time on the CPU is its C++ kernels': they name no part
+            us['other' if p == COMPILED_GRAPH else p] += e.self_cpu_time_total
     if not cuda:
         us['idle'] = max(0.0, wall_us - union_us((e.time_range.start, e.time_range.end) for e in cpu if e.cpu_parent is None))
         return us, None, None
@@ -1099,27 +1176,31 @@ def exposed_us(comm, other):
 
 
 def profile_backend(name, route):
-    """burnin steps, then profile_steps steps under torch.profiler with the parts marked."""
-    raw, step = make_train_step(name, route, use_compile=False)  # compiled, the parts would fuse
+    """burnin steps, then profile_steps steps under torch.profiler: eager with the parts marked by ranges,
+    compiled (compile=True, as train.py runs it) with none, the parts found from the ops (op_part)."""
+    raw, step = make_train_step(name, route, use_compile=compile)
     cuda = device_type == 'cuda'
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    with part_ranges(raw):
+    WEIGHT_PARTS.clear()
+    WEIGHT_PARTS.update(weight_parts(raw))
+    with nullcontext() if compile else part_ranges(raw):
         for _ in range(burnin):
             step()
         sync()
-        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []),
+                     record_shapes=compile) as prof:
             t0 = time.perf_counter()
             for _ in range(profile_steps):
                 loss = step()
             sync()
             wall_us = (time.perf_counter() - t0) * 1e6
         loss = loss.item()
-    us, exposed, by_name = split_step(prof.events(), wall_us)
+    us, exposed, by_name = split_step(prof.events(), wall_us, compiled=compile)
     step_ms = wall_us / profile_steps / 1e3
     parts = {p: dict(ms=v / profile_steps / 1e3, share=v / wall_us) for p, v in us.items()}
     top = None if by_name is None else {p: [[n, t / profile_steps / 1e3] for n, t in ks[:PROFILE_TOP]]
                                         for p, ks in by_name.items()}
-    return dict(backend=name, routing=route, step_ms=step_ms, loss=loss, parts=parts, top_kernels=top,
+    return dict(backend=name, routing=route, compiled=compile, step_ms=step_ms, loss=loss, parts=parts, top_kernels=top,
                 parts_sum_ms=sum(p['ms'] for p in parts.values()), world_size=world_size,
                 micro_steps=gradient_accumulation_steps,  # a rank's, under torchrun
                 comm_exposed_ms=None if exposed is None else exposed / profile_steps / 1e3)
@@ -1127,7 +1208,7 @@ def profile_backend(name, route):
 
 def print_profile(r):
     print(f"\n{r['backend']} [{r['routing']}]: {r['step_ms']:.2f} ms per step, {profile_steps} profiled "
-          f"steps, loss {r['loss']:.3f}")
+          f"{'compiled' if r['compiled'] else 'eager'} steps, loss {r['loss']:.3f}")
     print(f"{'part':<22}{'ms/step':>10}{'% step':>8}  what")
     for p, v in r['parts'].items():
         print(f"{p:<22}{v['ms']:10.3f}{100 * v['share']:7.1f}%  {STEP_PARTS[p]}")
@@ -1308,8 +1389,6 @@ if __name__ == '__main__':
                     path = write_json('kernels.json', dict(results=rows))
         print(f"wrote {path}")
     elif mode in ('train', 'profile'):
-        if mode == 'profile' and compile:
-            print("note: profile mode runs the model eagerly (compiled, the parts would fuse); compile is ignored")
         rows = []
         for route in routes:
             for name in backend_names:

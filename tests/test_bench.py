@@ -449,6 +449,67 @@ def test_kernels_go_to_the_part_of_their_op(monkeypatch):
     assert sk is None or all(hasattr(sk, name) for name in bench.ROUTING_KERNELS)
 
 
+def test_a_compiled_step_goes_to_parts_by_its_ops(monkeypatch):
+    # compiled, no range marks the parts: a kernel goes to its op's part (sonic's ops and attention by name,
+    # a GEMM by a weight's shape among its operands or product), the compiler's own fused kernels by the ops
+    # their names list, and the optimizer, outside the compiled graphs, by its range as when eager
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import FunctionEvent
+    from model import GPT, GPTConfig
+    gpt = GPT(GPTConfig(block_size=24, vocab_size=64, n_layer=2, n_head=2, n_embd=32, n_expert=4, top_k=2,
+                        expert_size=8, n_dense_layers=0, moe_backend='torch'))
+    parts = bench.weight_parts(gpt)
+    assert parts == {(32, 96): 'attention', (32, 32): 'attention', (4, 32): 'moe router', (16, 32): 'moe experts',
+                     (8, 32): 'moe experts', (32, 64): 'embeddings and head', (24, 32): 'embeddings and head'}
+    gpt = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32, n_expert=4, top_k=2,
+                        expert_size=8, n_dense_layers=0, moe_backend='torch'))
+    assert (16, 32) not in bench.weight_parts(gpt)   # wpe and w1: a shape two parts hold names neither
+    monkeypatch.setattr(bench, 'WEIGHT_PARTS', parts)
+    def ev(i, name, s, t, parent=None, dev=DeviceType.CPU, shapes=None):
+        e = FunctionEvent(id=i, name=name, thread=0, start_us=s, end_us=t, device_type=dev, input_shapes=shapes)
+        e.device_resource_id = 7
+        e.cpu_parent = parent
+        return e
+    graph = ev(1, bench.COMPILED_GRAPH + ' fabc ##', 0, 50)
+    qkv = ev(2, 'aten::mm', 1, 2, graph, shapes=[[128, 32], [32, 96]])          # x @ W^T
+    dw = ev(3, 'aten::mm', 3, 4, graph, shapes=[[96, 128], [128, 32]])          # its weight gradient: the product
+    act = ev(4, 'aten::mm', 5, 6, graph, shapes=[[128, 128], [128, 128]])       # no weight's shape
+    sdpa = ev(5, 'aten::_scaled_dot_product_cudnn_attention', 7, 8, graph)
+    op = ev(6, 'sonic::moe_fwd', 9, 10, graph)
+    opt = ev(9, bench.RANGE + 'optimizer', 55, 75)
+    norm = ev(10, 'aten::_foreach_norm', 56, 57, opt)   # the clip's norm: in make_train_step's range only
+    step = ev(7, 'Optimizer.step#TritonAdamW.step', 60, 70, opt)
+    adamw = ev(8, 'sonic::adamw_', 61, 69, step)
+    kernels = [('nvjet_a', 2, qkv), ('nvjet_b', 3, dw), ('nvjet_c', 4, act), ('cudnn_sdpa', 5, sdpa),
+               ('_up_hopper_kernel', 6, op), ('triton_per_fused_add_native_layer_norm_3', 7, graph),
+               ('triton_red_fused__log_softmax_nll_loss_forward_9', 8, graph), ('triton_poi_fused__to_copy_4', 9, graph),
+               ('_adamw_kernel', 10, adamw), ('multi_tensor_apply_kernel', 11, norm)]
+    events = [graph, qkv, dw, act, sdpa, op, opt, norm, step, adamw]
+    for name, dur, e in kernels:
+        e.append_kernel(name, 0, dur)
+        events.append(ev(100 + dur, name, 100 * dur, 100 * dur + dur, dev=DeviceType.CUDA))
+    assert [bench.op_part(e) for e in (qkv, dw, act, sdpa, op, adamw, norm)] == \
+        ['attention', 'attention', bench.COMPILED_GRAPH, 'attention', 'moe experts', 'optimizer', 'optimizer']
+    monkeypatch.setattr(bench, 'device_type', 'cuda')
+    us, _, by_name = bench.split_step(events, wall_us=1000, compiled=True)
+    assert us['attention'] == 2 + 3 + 5 and us['moe experts'] == 6 and us['norms and residuals'] == 7
+    assert us['loss'] == 8 and us['optimizer'] == 10 + 11 and us['other'] == 4 + 9
+    assert us['idle'] == 1000 - sum(d for _, d, _ in kernels)
+
+
+def test_profile_of_the_compiled_step(tmp_path):
+    # compile=True profiles the step train.py runs compiled; on the CPU its graphs' own C++ code names no part
+    cfg = tmp_path / 'tiny_moe.py'
+    cfg.write_text("n_layer = 2\nn_head = 2\nn_embd = 32\nn_expert = 4\ntop_k = 2\nexpert_size = 8\n"
+                   "block_size = 16\nbatch_size = 2\nmoe_backend = 'torch'\ncompile = True\n")
+    out = run_bench(tmp_path, '--mode=profile', f'--config_file={cfg}', '--backends=torch')
+    [r] = load_json(tmp_path / 'profile.json')['results']
+    assert r['compiled'] and 'compiled steps' in out
+    assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
+    for p in ('attention', 'moe experts', 'optimizer'):
+        assert r['parts'][p]['ms'] > 0, (p, r['parts'])
+
+
 def test_exposed_communication_is_what_no_other_kernel_covers():
     comm, other = [(0, 10), (20, 30)], [(5, 25), (40, 50)]
     assert bench.exposed_us(comm, other) == 10      # 0-5 and 25-30
