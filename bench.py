@@ -938,7 +938,7 @@ GEMMS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm', 'aten::_groupe
 COMPILED_GRAPH = '## Call CompiledFxGraph'   # the range inductor's wrapper puts around a compiled graph's run
 FUSED_PARTS = (('nll_loss', 'loss'), ('log_softmax', 'loss'), ('layer_norm', 'norms and residuals'),
                ('embedding', 'embeddings and head'))
-WEIGHT_PARTS = {}   # a 2-D weight's sorted shape -> its part (profile_backend fills it; a shape two parts share is left out)
+WEIGHT_PARTS = {}   # a weight's sorted last two sides -> its part (profile_backend fills it with weight_parts)
 
 
 def module_parts(model):
@@ -967,7 +967,7 @@ def weight_parts(model):
     parts, found = module_parts(model), collections.defaultdict(set)
     def walk(mod, part):
         part = parts.get(mod, part)
-        for name, w in mod.named_parameters(recurse=False):
+        for w in mod.parameters(recurse=False):
             if w.dim() >= 2:
                 found[tuple(sorted(w.shape[-2:]))].add('moe experts' if isinstance(mod, moe.MoE) and w.dim() == 3 else part)
         for child in mod.children():
