@@ -114,6 +114,8 @@ learning_rate = 6e-4 # AdamW needs one; it does not change the speed
 weight_decay = 0.1
 grad_clip = 1.0 # clip the gradients at this norm, as train.py does (inside TritonAdamW's step on CUDA); 0: off
 expert_copies = True # as train.py's: sonic under 16-bit autocast with TritonAdamW reads bf16 copies AdamW writes
+kernel_grad_norm = True # as train.py's: sonic in one process, the clip inside AdamW: the norm takes the expert
+                        # gradients' sums of squares from the kernels that write them
 compile = False # torch.compile the model (train and profile modes; compiled, the profile splits the step by op and kernel)
 burnin = 5 # untimed steps (autotuning, allocator warm-up)
 steps = 10 # timed steps
@@ -137,7 +139,7 @@ TINY = dict(shapes='64x32:16/4/2,64x32:16/8/4', warmup=1, rep=1, min_runs=1, swe
 # a train.py config file sets these; its other settings (out_dir, max_iters, ...) are train.py's own
 TRAIN_FILE_KEYS = {f.name for f in fields(GPTConfig)} | {'batch_size', 'gradient_accumulation_steps', 'dataset',
                                                          'learning_rate', 'weight_decay', 'dtype', 'grad_clip',
-                                                         'expert_copies', 'compile'}
+                                                         'expert_copies', 'kernel_grad_norm', 'compile'}
 model_extra = {} # GPTConfig fields from config_file that bench.py has no setting for (n_shared_experts, ...)
 
 
@@ -820,8 +822,9 @@ def plot_sweep(rows, png):
 
 def make_train_step(name, route, use_compile):
     """A fresh GPT (same seed for every backend), its fused AdamW, and step(): one optimizer step
-    as train.py runs it (forward under autocast, backward, the gradients clipped, AdamW step, the
-    experts' bf16 copies where train.py keeps them) on random tokens or on data/<dataset>/train.bin.
+    as train.py runs it (forward under autocast, backward, the gradients clipped, their norm from the
+    kernels' sums of squares and the experts' bf16 copies where train.py takes them, AdamW step) on
+    random tokens or on data/<dataset>/train.bin.
     Returns (model, step); step() returns the last micro-batch's loss."""
     torch.manual_seed(seed)
     args = dict(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
@@ -831,6 +834,11 @@ def make_train_step(name, route, use_compile):
     optimizer = raw.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95), device_type)
     if expert_copies:  # where train.py keeps them
         raw.keep_expert_copies(optimizer, dt)
+    # the gradient norm from the weight-gradient kernels where train.py takes it (one process, sonic)
+    squares = None
+    if moe.sonic_kernels is not None:
+        squares = moe.sonic_kernels.GRAD_SQUARES = moe.sonic_kernels.GradSquares() if (
+            kernel_grad_norm and name == 'sonic' and not ddp and grad_clip and folds_clip(optimizer)) else None
     net = raw
     if ddp:  # as train.py wraps it
         net = DDP(raw, device_ids=[torch.device(device).index] if device_type == 'cuda' else None,
@@ -858,7 +866,7 @@ def make_train_step(name, route, use_compile):
                 (loss / gradient_accumulation_steps).backward()
         with record_function(RANGE + 'optimizer'):  # the gradient norm is the optimizer's part
             if grad_clip and folds_clip(optimizer):  # the norm, then the clip inside the update
-                clipped_fused_step(optimizer, grad_clip, params=raw.parameters())
+                clipped_fused_step(optimizer, grad_clip, params=raw.parameters(), squares=squares)
             else:
                 if grad_clip:
                     torch.nn.utils.clip_grad_norm_(raw.parameters(), grad_clip)
@@ -866,6 +874,13 @@ def make_train_step(name, route, use_compile):
             optimizer.zero_grad(set_to_none=True)
         return loss
     return raw, step
+
+
+def norm_from_kernels():
+    """How many gradients' sums of squares the clip's norm took from the weight-gradient kernels so far
+    (sonic_kernels.GradSquares), or None where the step reads every gradient."""
+    sk = moe.sonic_kernels
+    return None if sk is None or sk.GRAD_SQUARES is None else sk.GRAD_SQUARES.taken
 
 
 def train_backend(name, route):
@@ -885,7 +900,8 @@ def train_backend(name, route):
                tokens_per_s=batch_size * block_size * gradient_accumulation_steps / step_s,
                mfu=raw.estimate_mfu(batch_size * gradient_accumulation_steps, step_s),
                params=raw.get_num_params(), active_params=raw.get_num_active_params(),
-               peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device_type == 'cuda' else None)
+               peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device_type == 'cuda' else None,
+               norm_from_kernels=norm_from_kernels())
     del loss
     # activation memory of one MoE layer: forward on a (batch*block, n_embd) input, output kept
     row['moe_layer_mib_fwd'] = None
@@ -1202,7 +1218,7 @@ def profile_backend(name, route):
                                         for p, ks in by_name.items()}
     return dict(backend=name, routing=route, compiled=compile, step_ms=step_ms, loss=loss, parts=parts, top_kernels=top,
                 parts_sum_ms=sum(p['ms'] for p in parts.values()), world_size=world_size,
-                micro_steps=gradient_accumulation_steps,  # a rank's, under torchrun
+                micro_steps=gradient_accumulation_steps, norm_from_kernels=norm_from_kernels(),  # a rank's, under torchrun
                 comm_exposed_ms=None if exposed is None else exposed / profile_steps / 1e3)
 
 

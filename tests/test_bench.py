@@ -359,6 +359,12 @@ def test_profile_splits_the_sonic_layer(tmp_path):
                                 "block_size = 16\nbatch_size = 2\n")
     for p in ('moe router', 'moe routing', 'moe experts'):
         assert r['parts'][p]['ms'] > 0, (p, r['parts'])
+    # as train.py, the clip's norm takes the expert gradients' sums of squares from the kernels where the clip
+    # runs inside AdamW (TritonAdamW: CUDA), 2 layers x w1 and w2 a step
+    if CUDA:
+        assert r['norm_from_kernels'] and r['norm_from_kernels'] % 4 == 0, r
+    else:
+        assert r['norm_from_kernels'] is None
 
 
 @pytest.mark.skipif(not CUDA, reason="the GPU's kernels, Gluon's included, are profiled on CUDA only")
