@@ -497,7 +497,7 @@ def test_a_compiled_step_goes_to_parts_by_its_ops(monkeypatch):
     assert [bench.op_part(e) for e in (qkv, dw, act, sdpa, op, adamw, norm)] == \
         ['attention', 'attention', bench.COMPILED_GRAPH, 'attention', 'moe experts', 'optimizer', 'optimizer']
     monkeypatch.setattr(bench, 'device_type', 'cuda')
-    us, _, by_name = bench.split_step(events, wall_us=1000, compiled=True)
+    us, _, _ = bench.split_step(events, wall_us=1000, compiled=True)
     assert us['attention'] == 2 + 3 + 5 and us['moe experts'] == 6 and us['norms and residuals'] == 7
     assert us['loss'] == 8 and us['optimizer'] == 10 + 11 and us['other'] == 4 + 9
     assert us['idle'] == 1000 - sum(d for _, d, _ in kernels)
