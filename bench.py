@@ -15,7 +15,8 @@ Modes (--mode=...):
   train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
-           communication and device idle time: ms per step and % of the step. Eager, ranges mark the
+           communication and device idle time: ms per step and % of the step, and beside it the same
+           steps unprofiled, less their kernels' time: the device's wait in a real step. Eager, ranges mark the
            parts; with compile (a config's, as train.py runs it) the step is the compiled one, and the
            ops that launch its kernels name the parts. Under torchrun, as DDP (train.py's wrapper and its
            global gradient_accumulation_steps), rank 0 reporting; then also the communication that no
@@ -852,7 +853,9 @@ def make_train_step(name, route, use_compile):
             xy = torch.randint(vocab_size, (batch_size, block_size + 1), device=device)
             return xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
         ix = torch.randint(len(data) - block_size - 1, (batch_size,)).tolist()
-        xy = torch.stack([torch.from_numpy(data[i:i + block_size + 1].astype(np.int64)) for i in ix]).to(device)
+        xy = torch.stack([torch.from_numpy(data[i:i + block_size + 1].astype(np.int64)) for i in ix])
+        # pinned, as train.py: a copy from pageable memory makes the host wait for the device every step
+        xy = xy.pin_memory().to(device, non_blocking=True) if device_type == 'cuda' else xy.to(device)
         return xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
 
     def step():
@@ -1203,6 +1206,13 @@ def profile_backend(name, route):
         for _ in range(burnin):
             step()
         sync()
+        # the same number of steps unprofiled first: the profiler's host cost leaves the device waiting
+        # (3.8-26 ms a step on h200_moe, by the host), so a step's own wait is its unprofiled time less the kernels'
+        t0 = time.perf_counter()
+        for _ in range(profile_steps):
+            step()
+        sync()
+        unprofiled_us = (time.perf_counter() - t0) * 1e6
         with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []),
                      record_shapes=compile) as prof:
             t0 = time.perf_counter()
@@ -1213,13 +1223,16 @@ def profile_backend(name, route):
         loss = loss.item()
     us, exposed, by_name = split_step(prof.events(), wall_us, compiled=compile)
     step_ms = wall_us / profile_steps / 1e3
+    unprofiled_ms = unprofiled_us / profile_steps / 1e3
+    busy_ms = step_ms - us['idle'] / profile_steps / 1e3   # the time some kernel (on the CPU: some op) runs
     parts = {p: dict(ms=v / profile_steps / 1e3, share=v / wall_us) for p, v in us.items()}
     top = None if by_name is None else {p: [[n, t / profile_steps / 1e3] for n, t in ks[:PROFILE_TOP]]
                                         for p, ks in by_name.items()}
     return dict(backend=name, routing=route, compiled=compile, step_ms=step_ms, loss=loss, parts=parts, top_kernels=top,
                 parts_sum_ms=sum(p['ms'] for p in parts.values()), world_size=world_size,
                 micro_steps=gradient_accumulation_steps, norm_from_kernels=norm_from_kernels(),  # a rank's, under torchrun
-                comm_exposed_ms=None if exposed is None else exposed / profile_steps / 1e3)
+                comm_exposed_ms=None if exposed is None else exposed / profile_steps / 1e3,
+                unprofiled_step_ms=unprofiled_ms, unprofiled_idle_ms=max(0.0, unprofiled_ms - busy_ms))
 
 
 def print_profile(r):
@@ -1234,6 +1247,9 @@ def print_profile(r):
         for p in r['parts']:
             if r['top_kernels'].get(p):
                 print(f"  {p:<20}" + "; ".join(f"{n[:60]} {t:.3f}" for n, t in r['top_kernels'][p]))
+    print(f"unprofiled, the same steps took {r['unprofiled_step_ms']:.2f} ms each; less the "
+          f"{r['step_ms'] - r['parts']['idle']['ms']:.2f} ms that kernels (on the CPU: ops) ran of a profiled one, the "
+          f"device waited ~{r['unprofiled_idle_ms']:.2f} ms of an unprofiled step")
     if r['world_size'] > 1:
         exposed = 'not measured on the CPU' if r['comm_exposed_ms'] is None else f"{r['comm_exposed_ms']:.3f} ms/step"
         print(f"rank 0 of {r['world_size']} (DDP); communication no other kernel overlaps: {exposed}")

@@ -51,7 +51,7 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
              _wgrad_hopper_kernel    the same on sm_90, warp-specialised in Gluon (a producer warpgroup
                                      loading, two consumer warpgroups on wgmma); HOPPER_WGRAD
              _grouped_mm_kernel      dX~ = dH @ W1_e^T, then _gather_sum_kernel (s = 1) gives dx
-  optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass (model.TritonAdamW)
+  optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass, every tensor in one launch (model.TritonAdamW)
 The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
 traces) and an autograd.Function on the same functions (what eager mode runs).
 All routing metadata is built on the device: no .item(), .tolist() or any host
@@ -73,6 +73,7 @@ On CPU, TRITON_INTERPRET=1 runs the same kernels (use fp32 or fp16 there: the in
 bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, before any call here.
 """
 
+import collections
 import functools
 import os
 from typing import NamedTuple, Optional
@@ -2509,16 +2510,40 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
 # -----------------------------------------------------------------------------
 # The optimizer step (model.TritonAdamW): AdamW over fp32 master weights, one pass a parameter.
 
+ADAMW_TABLE = 8   # a tensor's row in _adamw_kernel's table: p, grad, exp_avg, exp_avg_sq, step, copy (or 0), numel, first block
+ADAMW_BLOCK = 1024
+
+
 @triton.jit
-def _adamw_kernel(P, G, M, V, STEP, SCALE, C,   # P (numel,) fp32, M, V (fp32 or bf16) and C (P's 16-bit copy) updated in place
-                  numel, lr, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay,
-                  HAS_SCALE: tl.constexpr, HAS_COPY: tl.constexpr, BLOCK: tl.constexpr):
-    # torch's AdamW update, element by element: with fp32 moments 16 bytes read and 12 written a
-    # parameter, the least the update can move; with bf16 moments 12 and 8. The moments are updated
-    # in fp32 and rounded once as they are stored. The step count and the clip's divisor are read
-    # on the device (no host sync)
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+def _adamw_kernel(TAB, n_tensors, SCALE, lr, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay,
+                  G_TYPE: tl.constexpr, S_TYPE: tl.constexpr, C_TYPE: tl.constexpr, HAS_SCALE: tl.constexpr,
+                  SEARCH: tl.constexpr, BLOCK: tl.constexpr):
+    # torch's AdamW update, element by element, over many tensors in one launch: each program takes
+    # BLOCK elements of one tensor. TAB holds each tensor's addresses, size and first program
+    # (ADAMW_TABLE int64 a tensor, first programs ascending). With fp32 moments 16 bytes read and 12
+    # written a parameter, the least the update can move; with bf16 moments 12 and 8. The moments are
+    # updated in fp32 and rounded once as they are stored. The step counts and the clip's divisor are
+    # read on the device (no host sync)
+    pid = tl.program_id(0)
+    # the program's tensor: the last whose first program is at most pid, by SEARCH halvings (a tensor
+    # of no elements has no programs, and is never the one found)
+    lo = pid * 0   # tensors, even where n_tensors is 1 (a constant to Triton)
+    hi = lo + n_tensors
+    for _ in tl.static_range(SEARCH):
+        mid = (lo + hi) // 2
+        go = tl.load(TAB + mid.to(tl.int64) * 8 + 7) <= pid
+        lo = tl.where(go, mid, lo)
+        hi = tl.where(go, hi, mid)
+    row = TAB + lo.to(tl.int64) * 8
+    numel = tl.load(row + 6)
+    offs = (pid - tl.load(row + 7)) * BLOCK + tl.arange(0, BLOCK)   # int64: the table is
     mask = offs < numel
+    P = tl.load(row).to(tl.pointer_type(tl.float32))
+    G = tl.load(row + 1).to(tl.pointer_type(G_TYPE))
+    M = tl.load(row + 2).to(tl.pointer_type(S_TYPE))
+    V = tl.load(row + 3).to(tl.pointer_type(S_TYPE))
+    STEP = tl.load(row + 4).to(tl.pointer_type(tl.float32))
+    c = tl.load(row + 5)
     p = tl.load(P + offs, mask=mask)
     g = tl.load(G + offs, mask=mask).to(tl.float32)
     m = tl.load(M + offs, mask=mask).to(tl.float32)
@@ -2535,10 +2560,13 @@ def _adamw_kernel(P, G, M, V, STEP, SCALE, C,   # P (numel,) fp32, M, V (fp32 or
     v = v * beta2 + one_minus_beta2 * g * g
     p = p - (lr / bias1) * m / (tl.sqrt(v) / tl.sqrt(bias2) + eps)
     tl.store(P + offs, p, mask=mask)
-    if HAS_COPY:  # the 16-bit copy the experts read: 2 bytes written here instead of a cast's 4 read and 2 written
-        tl.store(C + offs, p.to(C.dtype.element_ty), mask=mask)
-    tl.store(M + offs, m.to(M.dtype.element_ty), mask=mask)
-    tl.store(V + offs, v.to(V.dtype.element_ty), mask=mask)
+    if c != 0:  # the 16-bit copy the experts read: 2 bytes written here instead of a cast's 4 read and 2 written
+        tl.store(c.to(tl.pointer_type(C_TYPE)) + offs, p.to(C_TYPE), mask=mask)
+    tl.store(M + offs, m.to(S_TYPE), mask=mask)
+    tl.store(V + offs, v.to(S_TYPE), mask=mask)
+
+
+TL_TYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
 
 
 @torch.library.custom_op("sonic::adamw_", mutates_args=("params", "exp_avgs", "exp_avg_sqs", "steps", "copies"))
@@ -2552,14 +2580,17 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
     grad fp32 or 16-bit. copies: one a parameter, None or a contiguous 16-bit tensor of its shape,
     overwritten with the updated parameter rounded to nearest, as p.to(dtype) gives (on a GPU;
     Triton's interpreter truncates to bf16). A registered op, so that torch.profiler ties the kernels
-    to it (a launch outside any op is tied to none). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters
-    against 15.6 for torch's fused AdamW, 4.1 against 3.5 TB/s (H200; docs/LOG.md, 2026-12-01); 8192
-    ran at 17.1 ms. With bf16 moments 9.7 against 13.5 ms (docs/LOG.md, 2026-12-02)."""
+    to it (a launch outside any op is tied to none). One launch for all the tensors whose gradients,
+    moments and copies share their dtypes (usually all of them), not one a tensor: over h200_moe's 87
+    tensors the host's time for the step went from 3.8-4.1 to 2.0-2.6 ms, the device's 13.91 to 13.95
+    (H200; docs/LOG.md, 2026-12-03). 1024-element programs: 13.2 ms for h200_moe's 1.93B parameters
+    against 15.6 for torch's fused AdamW, 4.1 against 3.5 TB/s (docs/LOG.md, 2026-12-01); 8192 ran at
+    17.1 ms. With bf16 moments 9.7 against 13.5 ms (docs/LOG.md, 2026-12-02)."""
     if len(copies) != len(params):
         raise ValueError(f"adamw_: {len(copies)} copies for {len(params)} parameters; give one (or None) a parameter")
     for i, (p, grad, exp_avg, exp_avg_sq) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):  # all checked before any update
         if not (p.dtype == torch.float32 and exp_avg.dtype == exp_avg_sq.dtype in (torch.float32, torch.bfloat16)
-                and p.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()
+                and grad.dtype in TL_TYPES and p.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()
                 and grad.shape == p.shape == exp_avg.shape == exp_avg_sq.shape):
             raise ValueError(f"adamw_: expected contiguous fp32 parameters, fp32 or bf16 states and gradients of their "
                              f"shapes; got {p.dtype} {tuple(p.shape)}, states {exp_avg.dtype} and {exp_avg_sq.dtype}, "
@@ -2568,14 +2599,34 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
         if c is not None and not (c.dtype in (torch.bfloat16, torch.float16) and c.shape == p.shape and c.is_contiguous()):
             raise ValueError(f"adamw_: a parameter's copy must be a contiguous bf16 or fp16 tensor of its shape; got "
                              f"{c.dtype} {tuple(c.shape)} for {tuple(p.shape)}")
+    if not params:
+        return
     torch._foreach_add_(steps, 1)  # one launch for every count, as torch's AdamW does, not one a parameter
-    BLOCK = 1024
-    for i, (p, grad, exp_avg, exp_avg_sq, step) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
-        c = copies[i]
-        _adamw_kernel[(triton.cdiv(p.numel(), BLOCK),)](
-            p, grad.contiguous(), exp_avg, exp_avg_sq, step, step if grad_scale is None else grad_scale, p if c is None else c,
-            p.numel(), lr, beta2, 1.0 - beta1, 1.0 - beta2, eps, weight_decay, HAS_SCALE=grad_scale is not None,
-            HAS_COPY=c is not None, BLOCK=BLOCK, num_warps=4)
+    grads = [g.contiguous() for g in grads]  # kept alive past the launches
+    launches = collections.defaultdict(list)  # (grad, moment, copy dtype): the tensors of one launch
+    for i, p in enumerate(params):
+        if p.numel():
+            c = copies[i]
+            launches[(grads[i].dtype, exp_avgs[i].dtype, None if c is None else c.dtype)].append(i)
+    # tensors without a copy join a launch whose copies have a dtype (they skip the store at run time)
+    for key in [k for k in launches if k[2] is None]:
+        other = next((k for k in launches if k[:2] == key[:2] and k[2] is not None), None)
+        if other is not None:
+            launches[other] += launches.pop(key)
+    for (g_dtype, s_dtype, c_dtype), idx in launches.items():
+        rows, first = [], 0
+        for i in idx:
+            p, c = params[i], copies[i]
+            rows += [p.data_ptr(), grads[i].data_ptr(), exp_avgs[i].data_ptr(), exp_avg_sqs[i].data_ptr(),
+                     steps[i].data_ptr(), 0 if c is None else c.data_ptr(), p.numel(), first]
+            first += triton.cdiv(p.numel(), ADAMW_BLOCK)
+        table = torch.tensor(rows, dtype=torch.int64)
+        if params[0].is_cuda:  # pinned, so the copy does not make the host wait for the device
+            table = table.pin_memory().to(params[0].device, non_blocking=True)
+        _adamw_kernel[(first,)](
+            table, len(idx), steps[0] if grad_scale is None else grad_scale, lr, beta2, 1.0 - beta1, 1.0 - beta2, eps,
+            weight_decay, G_TYPE=TL_TYPES[g_dtype], S_TYPE=TL_TYPES[s_dtype], C_TYPE=TL_TYPES[c_dtype or torch.bfloat16],
+            HAS_SCALE=grad_scale is not None, SEARCH=max(1, (len(idx) - 1).bit_length()), BLOCK=ADAMW_BLOCK, num_warps=4)
 
 
 # -----------------------------------------------------------------------------

@@ -381,6 +381,8 @@ def test_profile_counts_every_kernel_on_the_gpu(tmp_path):
     # each part's largest kernels, as many as PROFILE_TOP, add up to no more than the part
     for p, ks in r['top_kernels'].items():
         assert 0 < len(ks) <= bench.PROFILE_TOP and sum(t for _, t in ks) <= parts[p]['ms'] * 1.001, (p, ks)
+    # the same steps unprofiled, and the part of them the device waited: at most the profiled step's idle
+    assert 0 < r['unprofiled_step_ms'] and 0 <= r['unprofiled_idle_ms'] <= parts['idle']['ms'] + 0.05 * r['step_ms'], r
 
 
 def torchrun_bench(tmp_path, *args):
@@ -511,6 +513,7 @@ def test_profile_of_the_compiled_step(tmp_path):
     out = run_bench(tmp_path, '--mode=profile', f'--config_file={cfg}', '--backends=torch')
     [r] = load_json(tmp_path / 'profile.json')['results']
     assert r['compiled'] and 'compiled steps' in out
+    assert r['unprofiled_step_ms'] > 0 and r['unprofiled_idle_ms'] >= 0 and 'device waited' in out
     assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
     for p in ('attention', 'moe experts', 'optimizer'):
         assert r['parts'][p]['ms'] > 0, (p, r['parts'])

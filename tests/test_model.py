@@ -453,6 +453,37 @@ def test_triton_adamw_matches_torch_adamw(seed):
     assert float(opt_m.state[mine[1]]["step"]) == 2  # skipped once
 
 
+def test_triton_adamw_launches_many_tensors_at_once(seed):
+    # sonic_kernels.adamw_ launches once for the tensors whose dtypes agree: 41 tensors, among them
+    # empty ones, one of exactly a block and one of a block and an element, 16-bit gradients beside
+    # fp32 ones (a second launch) and copies for some, each as torch's single-tensor AdamW steps on
+    # the gradient in fp32, the copies the updated parameters rounded
+    from sonic_kernels import adamw_
+    g = torch.Generator().manual_seed(seed)
+    half = torch.float16   # exact on both sides: the interpreter truncates bf16 stores (test_triton_adamw_writes_the_copies)
+    sizes = [0, 1, 1024, 1025, 3, 0] + [int(n) for n in torch.randint(1, 3000, (35,), generator=g)]
+    params = [torch.randn(n, generator=g).to(ADAMW_DEV) for n in sizes]
+    ref = [torch.nn.Parameter(p.clone()) for p in params]
+    opt_r = torch.optim.AdamW(ref, lr=3e-2, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    steps = [torch.zeros((), device=ADAMW_DEV) for _ in params]
+    copies = [torch.zeros_like(p, dtype=half) if j % 3 == 0 else None for j, p in enumerate(params)]
+    for step in range(3):
+        grads = [torch.randn(p.shape, generator=g).to(ADAMW_DEV) for p in params]
+        grads = [gr.to(half) if j % 4 == 1 else gr for j, gr in enumerate(grads)]
+        for pr, gr in zip(ref, grads):
+            pr.grad = gr.float()
+        adamw_(params, grads, [m for m, _ in moments], [v for _, v in moments], steps, 3e-2, 0.9, 0.95, 1e-8, 0.1,
+               None, copies)
+        opt_r.step()
+        for j, (p, pr) in enumerate(zip(params, ref)):
+            if p.numel():
+                assert_rel(p, pr.detach(), 1e-6, f"step {step} param {j}")
+                assert_rel(moments[j][1], opt_r.state[pr]["exp_avg_sq"], 1e-6, f"step {step} param {j}")
+            assert float(steps[j]) == step + 1
+            assert copies[j] is None or torch.equal(copies[j], p.to(half))
+
+
 def test_triton_adamw_bf16_states_match_adamw_with_rounded_states(seed):
     # state_dtype=torch.bfloat16: torch's single-tensor AdamW in fp32 with both moments rounded to
     # bf16 after every step. The GPU rounds to nearest, as .bfloat16() does; the interpreter

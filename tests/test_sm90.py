@@ -37,6 +37,7 @@ def launches(tma=False):
     that are not gathered by TMA descriptors."""
     import sonic_kernels as sk
     import triton
+    import triton.language as tl
     T, d, n, E, K = SHAPE.values()
     R = T * K
     bf, i32, f32, i64 = '*bf16', '*i32', '*fp32', '*i64'
@@ -89,9 +90,10 @@ def launches(tma=False):
         ('grouped_mm dX', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,
          R=R, N=d, KD=2 * n, E=E, n_prog=132, stride_ar=2 * n, stride_be=d * 2 * n, stride_bk=1, stride_bn=2 * n, stride_cr=d,
          BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', TRANS_B=True, NB=2 * E, **t)),
-        ('adamw', sk._adamw_kernel, dict(P=f32, G=f32, M=f32, V=f32, STEP=f32, SCALE=f32, C=bf, numel=n * d, lr=3e-4,
-         beta2=0.95, one_minus_beta1=0.1, one_minus_beta2=0.05, eps=1e-8, weight_decay=0.1, HAS_SCALE=True,
-         HAS_COPY=True, BLOCK=1024)),  # model.TritonAdamW's step, the gradient clipped, a bf16 copy written
+        ('adamw', sk._adamw_kernel, dict(TAB=i64, n_tensors=100, SCALE=f32, lr=3e-4, beta2=0.95,
+         one_minus_beta1=0.1, one_minus_beta2=0.05, eps=1e-8, weight_decay=0.1, G_TYPE=tl.float32, S_TYPE=tl.float32,
+         C_TYPE=tl.bfloat16, HAS_SCALE=True, SEARCH=7, BLOCK=sk.ADAMW_BLOCK)),  # model.TritonAdamW's step over
+                                                                                # 100 tensors, clipped, bf16 copies
     ]
 
 
