@@ -106,6 +106,18 @@ def _configs(gpu_configs, cpu_config):
     return [triton.Config(kw, num_warps=w, num_stages=s) for kw, w, s in gpu_configs]
 
 
+def cdiv(a, b):
+    # ceil(a / b) for the host's ints. triton.cdiv and triton.next_power_of_2 are constexpr functions
+    # that cost the host ~4-5 us a call (Triton 3.6 and 3.9), and a layer's forward and backward
+    # sized their grids and blocks with ~40 such calls
+    return -(-a // b)
+
+
+def next_pow2(n):
+    # the least power of two at least n (0 for 0), as triton.next_power_of_2
+    return 1 << (n - 1).bit_length() if n > 0 else 0
+
+
 def _dot_prec(dtype):
     # fp32 inputs get exact fp32 products (tf32 would cost ~1e-3 relative error); bf16/fp16 ignore it
     return "ieee" if dtype == torch.float32 else "tf32"
@@ -113,7 +125,7 @@ def _dot_prec(dtype):
 
 def _max_tiles(R, E):
     # sum_e ceil(count_e / BLOCK_M) <= ceil(R / BLOCK_M) + E: a static grid bound with no host sync
-    return triton.cdiv(R, BLOCK_M) + E
+    return cdiv(R, BLOCK_M) + E
 
 
 @triton.jit
@@ -143,7 +155,7 @@ ROUTER_CODES = {"softmax_topk": 0, "topk_softmax": 1, "sigmoid": 2}
 
 def _router_block_t(E, elems=4096):
     # a program holds a few (BLOCK_T, BLOCK_E) fp32 tiles in registers
-    return max(1, min(64, elems // triton.next_power_of_2(E)))
+    return max(1, min(64, elems // next_pow2(E)))
 
 
 def _mm_f32(a, b, acc=None):
@@ -186,7 +198,7 @@ def _weight_parts(x, weight, router_dtype):
             return torch.cat([hi, (weight - hi.float()).to(x.dtype)])
         w = weight.float().contiguous()
         parts = torch.empty(2 * w.shape[0], w.shape[1], device=w.device, dtype=x.dtype)
-        _split_kernel[(triton.cdiv(w.numel(), 1024),)](w, parts, w.numel(), BLOCK=1024)
+        _split_kernel[(cdiv(w.numel(), 1024),)](w, parts, w.numel(), BLOCK=1024)
         return parts
     return weight.to(dtype)
 
@@ -383,8 +395,8 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     logits = _parts_product(x, w)                                     # (T, P*E) fp32, transient
     elems, warps = _router_fwd_tile(E)
     bt = _router_block_t(E, elems)
-    n_iter = triton.cdiv(triton.cdiv(T, bt), ROUTER_FWD_PROGRAMS)
-    grid, n_cb = triton.cdiv(T, bt * n_iter), triton.cdiv(E, SUMS_BLOCK_E)
+    n_iter = cdiv(cdiv(T, bt), ROUTER_FWD_PROGRAMS)
+    grid, n_cb = cdiv(T, bt * n_iter), cdiv(E, SUMS_BLOCK_E)
     idx = torch.empty(T, k, device=x.device, dtype=torch.int64)
     gates = torch.empty(T, k, device=x.device, dtype=torch.float32)
     lse, ssum = torch.empty(T, device=x.device), torch.empty(T, device=x.device)
@@ -395,8 +407,8 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     parts = torch.empty(n_cb + (grid if zloss else 0), device=x.device)
     _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
                                 parts[n_cb:], z_scale, n_iter, K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
-                                ZLOSS=zloss, BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E),
-                                BLOCK_K=triton.next_power_of_2(k), num_warps=warps)
+                                ZLOSS=zloss, BLOCK_T=bt, BLOCK_E=next_pow2(E),
+                                BLOCK_K=next_pow2(k), num_warps=warps)
     counts = torch.empty(E, device=x.device, dtype=torch.int64)
     _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128,
                                  BLOCK_E=SUMS_BLOCK_E)
@@ -499,11 +511,11 @@ def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: 
     dl, dl_lo = (dl2[:, :E], dl2[:, E:]) if split else (dl2, dl2)
     bt = _router_block_t(E)
     loss = dloss is not None
-    _router_bwd_kernel[(triton.cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
+    _router_bwd_kernel[(cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
                                               dloss.float() if loss else lse, counts, dl, dl_lo, T, E, aux_scale,
                                               z_scale, logits.stride(0), dl2.stride(0), K=k, ROUTER=router,
                                               NORM=norm, SPLIT=split, PARTS=logits.shape[1] // E, LOSS=loss,
-                                              BLOCK_T=bt, BLOCK_E=triton.next_power_of_2(E))
+                                              BLOCK_T=bt, BLOCK_E=next_pow2(E))
     del logits
     if not split:
         return (dl @ w).to(x.dtype), dl.t() @ x.float()
@@ -548,9 +560,9 @@ def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     idx = torch.empty(T, k, device=logits.device, dtype=torch.int64)
     gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
     BLOCK_T = _router_block_t(E)
-    _topk_softmax_kernel[(triton.cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
-                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=triton.next_power_of_2(E),
-                                                      BLOCK_K=triton.next_power_of_2(k))
+    _topk_softmax_kernel[(cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
+                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=next_pow2(E),
+                                                      BLOCK_K=next_pow2(k))
     return idx, gates
 
 
@@ -660,7 +672,7 @@ def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
     R, dev = pair_exp.numel(), pair_exp.device
     per_tok = 0 if pair_tok is not None else R // max(T, 1)
     i32 = dict(device=dev, dtype=torch.int32)
-    n_blk, nb = triton.cdiv(R, META_BLOCK), triton.next_power_of_2(E + 1)
+    n_blk, nb = cdiv(R, META_BLOCK), next_pow2(E + 1)
     counts = torch.empty(nb, n_blk, **i32)            # (expert bin, block of pairs): pairs in it
     _route_count_kernel[(n_blk,)](pair_exp, counts, R, n_blk, BLOCK=META_BLOCK, NB=nb)
     # expert-major running count: where each (expert, block) run ends in the grouped order
@@ -671,7 +683,7 @@ def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
     offsets, tile_expert, tile_row0 = torch.empty(E + 1, **i32), torch.empty(tiles, **i32), torch.empty(tiles, **i32)
     tok_offsets = torch.empty(T + 1, **i32)
     bt = max(1, min(32, 8192 // nb))                  # a program's tile-map block holds a (bt, nb) table
-    grid = max(n_blk, triton.cdiv(tiles, bt), triton.cdiv(T + 1, META_BLOCK) if per_tok else 0)
+    grid = max(n_blk, cdiv(tiles, bt), cdiv(T + 1, META_BLOCK) if per_tok else 0)
     _route_place_kernel[(grid,)](pair_exp if pair_tok is None else pair_tok, pair_exp, pair_score, counts, ends,
                                  gather_idx, rev, row_score, offsets, tile_expert, tile_row0, tok_offsets,
                                  R, T, n_blk, E, tiles, BLOCK=META_BLOCK, PER_TOK=per_tok, BLOCK_M=BLOCK_M, NB=nb,
@@ -745,7 +757,7 @@ def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.
     sel = torch.empty(E, T, dtype=torch.bool, device=scores.device)
     added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
     _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel.view(torch.int8), added, T, k_add,
-                               BLOCK_T=min(2048, triton.next_power_of_2(T)))
+                               BLOCK_T=min(2048, next_pow2(T)))
     return sel, added
 
 
@@ -909,7 +921,7 @@ def up_swiglu(x, w1, r: Routing):
         _up_hopper(x, w1, r, h, a)
         return h, a
     tiles = r.tile_expert.numel()
-    grid = lambda META: (tiles * triton.cdiv(n, META["BLOCK_N"]),)
+    grid = lambda META: (tiles * cdiv(n, META["BLOCK_N"]),)
     _up_swiglu_kernel[grid](x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E,
                             x.stride(0), w1.stride(0), w1.stride(1), h.stride(0), a.stride(0),
                             BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(x.dtype), USE_TMA=_use_tma(w1, col=n, k=d))
@@ -1015,11 +1027,11 @@ def grouped_mm(a, b, r: Routing, trans_b=False):
     if _use_hopper_grouped(a, b, c, trans_b):
         _grouped_mm_hopper(a, b, c, r, trans_b)
         return c
-    n_prog = _n_programs(a.device, r.tile_expert.numel() * triton.cdiv(N, 128))
+    n_prog = _n_programs(a.device, r.tile_expert.numel() * cdiv(N, 128))
     _grouped_mm_kernel[(n_prog,)](a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E, n_prog,
                                   a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0),
                                   BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(a.dtype), USE_TMA=_use_tma(a, b),
-                                  TRANS_B=trans_b, NB=triton.next_power_of_2(E + 1))
+                                  TRANS_B=trans_b, NB=next_pow2(E + 1))
     return c
 
 
@@ -1052,8 +1064,8 @@ def gather_sum(y, r: Routing, score=None):
     order; score (R,) fp32 in token order, or None for a plain sum."""
     T, D = r.tok_offsets.numel() - 1, y.shape[1]
     out = torch.empty(T, D, device=y.device, dtype=y.dtype)
-    bd = min(1024, triton.next_power_of_2(D))
-    _gather_sum_kernel[(T, triton.cdiv(D, bd))](y, y if score is None else score, r.rev, r.tok_offsets, out, D,
+    bd = min(1024, next_pow2(D))
+    _gather_sum_kernel[(T, cdiv(D, bd))](y, y if score is None else score, r.rev, r.tok_offsets, out, D,
                                                 y.stride(0), out.stride(0), HAS_S=score is not None, BLOCK_D=bd)
     return out
 
@@ -1219,15 +1231,15 @@ def down_bwd(dout, w2, h, r: Routing):
         dS_part = _down_bwd_hopper(dout, w2, h, r, dH, Ap)
     else:
         # configs differ in their N tiles: the parts a config does not write must read 0
-        dS_part = torch.zeros(triton.cdiv(n, 32), R, device=h.device, dtype=torch.float32)
+        dS_part = torch.zeros(cdiv(n, 32), R, device=h.device, dtype=torch.float32)
         tiles = r.tile_expert.numel()
-        grid = lambda META: (tiles * META["SPLIT_M"] * triton.cdiv(n, META["NACC"] * META["BLOCK_N"]),)
+        grid = lambda META: (tiles * META["SPLIT_M"] * cdiv(n, META["NACC"] * META["BLOCK_N"]),)
         _down_bwd_kernel[grid](dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets,
                                dH, Ap, dS_part, n, d, E, R, dout.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
                                h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, DOT_PREC=_dot_prec(h.dtype),
                                USE_TMA=_use_tma(w2, h, col=n, k=d))
     dS = torch.empty(R, device=h.device, dtype=torch.float32)
-    _pair_dscore_kernel[(triton.cdiv(R, 1024),)](dS_part, r.rev, r.offsets, dS, R, dS_part.shape[0], E, BLOCK=1024)
+    _pair_dscore_kernel[(cdiv(R, 1024),)](dS_part, r.rev, r.offsets, dS, R, dS_part.shape[0], E, BLOCK=1024)
     return dH, Ap, dS
 
 
@@ -1723,7 +1735,7 @@ def expert_order(offsets):
     """The experts by rows, most first, ties by index (int32, (E,)): the Hopper weight gradients' tile order."""
     E = offsets.numel() - 1
     order = torch.empty(E, device=offsets.device, dtype=torch.int32)
-    _expert_order_kernel[(triton.cdiv(E, 64),)](offsets, order, E, BLOCK=64)
+    _expert_order_kernel[(cdiv(E, 64),)](offsets, order, E, BLOCK=64)
     return order
 
 
@@ -1752,7 +1764,7 @@ def _wgrad_hopper(a, b, c, r: Routing, gather_a, order=None, squares=False):
     order = expert_order(r.offsets) if order is None else order
     cfg, tma_store = _wg_config(c)
     blk, gw = cfg["BLOCK"], cfg["BLOCK"] + cfg["G2"]
-    tiles = E * (triton.cdiv(M, gw) * triton.cdiv(N, 2 * blk) if gather_a else triton.cdiv(M, 2 * blk) * triton.cdiv(N, gw))
+    tiles = E * (cdiv(M, gw) * cdiv(N, 2 * blk) if gather_a else cdiv(M, 2 * blk) * cdiv(N, gw))
     parts = torch.empty(2 * tiles, device=a.device, dtype=torch.float32) if squares else None  # every slot written
     _wgrad_hopper_kernel[(_n_programs(a.device, tiles),)](
         a, b, c, r.gather_idx, r.offsets, order, M, N, a.stride(0), b.stride(0), c.stride(0),
@@ -2073,12 +2085,12 @@ def _down_bwd_hopper(dout, w2, h, r: Routing, dH, Ap):
     R, (E, n, d) = h.shape[0], w2.shape
     cfg = _db_config(n)
     bn = cfg["BLOCK_N"]
-    dS_part = torch.empty(triton.cdiv(n, bn) * (bn // 128), R, device=h.device, dtype=torch.float32)   # a row a part
+    dS_part = torch.empty(cdiv(n, bn) * (bn // 128), R, device=h.device, dtype=torch.float32)   # a row a part
     _set_allocator()   # W2's TMA descriptor is built on the device
-    items = r.tile_expert.numel() * triton.cdiv(n, bn)
+    items = r.tile_expert.numel() * cdiv(n, bn)
     _down_bwd_hopper_kernel[(_n_programs(dout.device, items),)](
         dout, w2, h, r.row_score, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, dH, Ap, dS_part,
-        n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E),
+        n, d, E, R, dout.stride(0), h.stride(0), Ap.stride(0), BLOCK_M=BLOCK_M, NB=next_pow2(E),
         num_warps=4, **cfg)
     return dS_part
 
@@ -2248,10 +2260,10 @@ def _grouped_mm_hopper(a, b, c, r: Routing, trans_b):
     """c = grouped_mm(a, b, r, trans_b) by _grouped_mm_hopper_kernel."""
     (R, KD), (E, N) = a.shape, (b.shape[0], c.shape[1])
     _set_allocator()   # the TMA descriptors are built on the device
-    items = r.tile_expert.numel() * triton.cdiv(N, GM_CONFIG["BLOCK_N"])
+    items = r.tile_expert.numel() * cdiv(N, GM_CONFIG["BLOCK_N"])
     _grouped_mm_hopper_kernel[(_n_programs(a.device, items),)](
         a, b, c, r.tile_expert, r.tile_row0, r.offsets, R, N, KD, E, c.stride(0), BLOCK_M=BLOCK_M,
-        NB=triton.next_power_of_2(E), TRANS_B=trans_b, num_warps=4, **GM_CONFIG)
+        NB=next_pow2(E), TRANS_B=trans_b, num_warps=4, **GM_CONFIG)
 
 
 # The up-projection on sm_90, warp-specialised in Gluon like dA': a producer warpgroup gathers X's rows
@@ -2412,10 +2424,10 @@ def _up_hopper(x, w1, r: Routing, h, a):
     """up_swiglu's h and a by _up_hopper_kernel."""
     E, d, n = w1.shape[0], w1.shape[1], w1.shape[2] // 2
     _set_allocator()   # W1's TMA descriptor is built on the device
-    items = r.tile_expert.numel() * triton.cdiv(n, UP_CONFIG["BLOCK_N"])
+    items = r.tile_expert.numel() * cdiv(n, UP_CONFIG["BLOCK_N"])
     _up_hopper_kernel[(_n_programs(x.device, items),)](
         x, w1, h, a, r.gather_idx, r.tile_expert, r.tile_row0, r.offsets, n, d, E, x.stride(0), h.stride(0),
-        a.stride(0), BLOCK_M=BLOCK_M, NB=triton.next_power_of_2(E), num_warps=4, **UP_CONFIG)
+        a.stride(0), BLOCK_M=BLOCK_M, NB=next_pow2(E), num_warps=4, **UP_CONFIG)
 
 
 def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None, squares=False):
@@ -2435,9 +2447,9 @@ def wgrad(a, b, r: Routing, gather_a, gather_b, out_dtype=None, order=None, squa
     parts = None
     if squares:   # a slot a program at the smallest tiles the autotuner may pick; the slots left over stay 0
         bm, bn = (min(cfg.kwargs[k] for cfg in _wgrad_kernel.configs) for k in ("BLOCK_M", "BLOCK_N"))
-        parts = torch.zeros(E * triton.cdiv(M, bm) * triton.cdiv(N, bn), device=a.device, dtype=torch.float32)
-    rows = triton.next_power_of_2(max(1, R // E))
-    grid = lambda META: (E * triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]),)
+        parts = torch.zeros(E * cdiv(M, bm) * cdiv(N, bn), device=a.device, dtype=torch.float32)
+    rows = next_pow2(max(1, R // E))
+    grid = lambda META: (E * cdiv(M, META["BLOCK_M"]) * cdiv(N, META["BLOCK_N"]),)
     tma = gather_a != gather_b and _use_tma(b if gather_a else a)
     _wgrad_kernel[grid](a, b, c, r.gather_idx, r.gather_idx, r.offsets, M, N, rows,
                         a.stride(0), b.stride(0), c.stride(0), c.stride(1),
@@ -2619,7 +2631,7 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
             p, c = params[i], copies[i]
             rows += [p.data_ptr(), grads[i].data_ptr(), exp_avgs[i].data_ptr(), exp_avg_sqs[i].data_ptr(),
                      steps[i].data_ptr(), 0 if c is None else c.data_ptr(), p.numel(), first]
-            first += triton.cdiv(p.numel(), ADAMW_BLOCK)
+            first += cdiv(p.numel(), ADAMW_BLOCK)
         table = torch.tensor(rows, dtype=torch.int64)
         if params[0].is_cuda:  # pinned, so the copy does not make the host wait for the device
             table = table.pin_memory().to(params[0].device, non_blocking=True)
