@@ -297,11 +297,11 @@ class GPT(nn.Module):
 
 class TritonAdamW(torch.optim.AdamW):
     """torch's AdamW, its state and checkpoints included, with the update in one pass of one Triton
-    kernel launched once for all the parameters (sonic_kernels.adamw_): on h200_moe's 1.93B fp32 parameters the step takes 13.2
-    against 15.6 ms for torch's fused AdamW, and with the clip folded in (grad_scale) it does not
-    write the divided gradient back as the fused one does (docs/LOG.md, 2026-12-01). What
-    configure_optimizers gives for CUDA; the parameters must be plain fp32 tensors (not FSDP2's),
-    and amsgrad, maximize and a tensor lr are not supported. An enabled GradScaler unscales the
+    kernel launched once for all the parameters (sonic_kernels.adamw_): on h200_moe's 1.93B fp32
+    parameters the step takes 13.2 against 15.6 ms for torch's fused AdamW, and with the clip folded
+    in (grad_scale) it does not write the divided gradient back as the fused one does (docs/LOG.md,
+    2026-12-01). What configure_optimizers gives for CUDA; the parameters must be plain fp32 tensors
+    (not FSDP2's), and amsgrad, maximize and a tensor lr are not supported. An enabled GradScaler unscales the
     gradients itself (unscale_) before step().
     state_dtype=torch.bfloat16 keeps both moments in bf16, rounded to nearest after each update:
     8 bytes a parameter less to hold and to move. torch's load_state_dict casts a checkpoint's

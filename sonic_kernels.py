@@ -51,7 +51,8 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
              _wgrad_hopper_kernel    the same on sm_90, warp-specialised in Gluon (a producer warpgroup
                                      loading, two consumer warpgroups on wgmma); HOPPER_WGRAD
              _grouped_mm_kernel      dX~ = dH @ W1_e^T, then _gather_sum_kernel (s = 1) gives dx
-  optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass, every tensor in one launch (model.TritonAdamW)
+  optimizer  _adamw_kernel           AdamW over fp32 master weights in one pass, one launch for all
+                                     (model.TritonAdamW)
 The file ends with the wiring: each entry point is a torch.library custom op (what torch.compile
 traces) and an autograd.Function on the same functions (what eager mode runs).
 All routing metadata is built on the device: no .item(), .tolist() or any host
@@ -512,10 +513,10 @@ def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: 
     bt = _router_block_t(E)
     loss = dloss is not None
     _router_bwd_kernel[(cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
-                                              dloss.float() if loss else lse, counts, dl, dl_lo, T, E, aux_scale,
-                                              z_scale, logits.stride(0), dl2.stride(0), K=k, ROUTER=router,
-                                              NORM=norm, SPLIT=split, PARTS=logits.shape[1] // E, LOSS=loss,
-                                              BLOCK_T=bt, BLOCK_E=next_pow2(E))
+                                       dloss.float() if loss else lse, counts, dl, dl_lo, T, E, aux_scale,
+                                       z_scale, logits.stride(0), dl2.stride(0), K=k, ROUTER=router,
+                                       NORM=norm, SPLIT=split, PARTS=logits.shape[1] // E, LOSS=loss,
+                                       BLOCK_T=bt, BLOCK_E=next_pow2(E))
     del logits
     if not split:
         return (dl @ w).to(x.dtype), dl.t() @ x.float()
@@ -561,8 +562,8 @@ def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
     BLOCK_T = _router_block_t(E)
     _topk_softmax_kernel[(cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
-                                                      K=k, BLOCK_T=BLOCK_T, BLOCK_E=next_pow2(E),
-                                                      BLOCK_K=next_pow2(k))
+                                               K=k, BLOCK_T=BLOCK_T, BLOCK_E=next_pow2(E),
+                                               BLOCK_K=next_pow2(k))
     return idx, gates
 
 
@@ -1066,7 +1067,7 @@ def gather_sum(y, r: Routing, score=None):
     out = torch.empty(T, D, device=y.device, dtype=y.dtype)
     bd = min(1024, next_pow2(D))
     _gather_sum_kernel[(T, cdiv(D, bd))](y, y if score is None else score, r.rev, r.tok_offsets, out, D,
-                                                y.stride(0), out.stride(0), HAS_S=score is not None, BLOCK_D=bd)
+                                         y.stride(0), out.stride(0), HAS_S=score is not None, BLOCK_D=bd)
     return out
 
 
@@ -2522,7 +2523,6 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
 # -----------------------------------------------------------------------------
 # The optimizer step (model.TritonAdamW): AdamW over fp32 master weights, one pass a parameter.
 
-ADAMW_TABLE = 8   # a tensor's row in _adamw_kernel's table: p, grad, exp_avg, exp_avg_sq, step, copy (or 0), numel, first block
 ADAMW_BLOCK = 1024
 
 
@@ -2531,11 +2531,11 @@ def _adamw_kernel(TAB, n_tensors, SCALE, lr, beta2, one_minus_beta1, one_minus_b
                   G_TYPE: tl.constexpr, S_TYPE: tl.constexpr, C_TYPE: tl.constexpr, HAS_SCALE: tl.constexpr,
                   SEARCH: tl.constexpr, BLOCK: tl.constexpr):
     # torch's AdamW update, element by element, over many tensors in one launch: each program takes
-    # BLOCK elements of one tensor. TAB holds each tensor's addresses, size and first program
-    # (ADAMW_TABLE int64 a tensor, first programs ascending). With fp32 moments 16 bytes read and 12
-    # written a parameter, the least the update can move; with bf16 moments 12 and 8. The moments are
-    # updated in fp32 and rounded once as they are stored. The step counts and the clip's divisor are
-    # read on the device (no host sync)
+    # BLOCK elements of one tensor. TAB holds 8 int64 a tensor: the addresses of p, grad, exp_avg,
+    # exp_avg_sq, step and the copy (0: none), its size and its first program (ascending). With fp32
+    # moments 16 bytes read and 12 written a parameter, the least the update can move; with bf16
+    # moments 12 and 8. The moments are updated in fp32 and rounded once as they are stored. The step
+    # counts and the clip's divisor are read on the device (no host sync)
     pid = tl.program_id(0)
     # the program's tensor: the last whose first program is at most pid, by SEARCH halvings (a tensor
     # of no elements has no programs, and is never the one found)
@@ -2602,7 +2602,8 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
         raise ValueError(f"adamw_: {len(copies)} copies for {len(params)} parameters; give one (or None) a parameter")
     for i, (p, grad, exp_avg, exp_avg_sq) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):  # all checked before any update
         if not (p.dtype == torch.float32 and exp_avg.dtype == exp_avg_sq.dtype in (torch.float32, torch.bfloat16)
-                and grad.dtype in TL_TYPES and p.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()
+                and grad.dtype in TL_TYPES and p.is_contiguous() and exp_avg.is_contiguous()
+                and exp_avg_sq.is_contiguous()
                 and grad.shape == p.shape == exp_avg.shape == exp_avg_sq.shape):
             raise ValueError(f"adamw_: expected contiguous fp32 parameters, fp32 or bf16 states and gradients of their "
                              f"shapes; got {p.dtype} {tuple(p.shape)}, states {exp_avg.dtype} and {exp_avg_sq.dtype}, "

@@ -460,7 +460,7 @@ def test_triton_adamw_launches_many_tensors_at_once(seed):
     # the gradient in fp32, the copies the updated parameters rounded
     from sonic_kernels import adamw_
     g = torch.Generator().manual_seed(seed)
-    half = torch.float16   # exact on both sides: the interpreter truncates bf16 stores (test_triton_adamw_writes_the_copies)
+    half = torch.float16   # exact on both sides: the interpreter truncates bf16 stores (see the copies test)
     sizes = [0, 1, 1024, 1025, 3, 0] + [int(n) for n in torch.randint(1, 3000, (35,), generator=g)]
     params = [torch.randn(n, generator=g).to(ADAMW_DEV) for n in sizes]
     ref = [torch.nn.Parameter(p.clone()) for p in params]
