@@ -2548,7 +2548,7 @@ def _adamw_kernel(TAB, n_tensors, SCALE, lr, beta2, one_minus_beta1, one_minus_b
         hi = tl.where(go, hi, mid)
     row = TAB + lo.to(tl.int64) * 8
     numel = tl.load(row + 6)
-    offs = (pid - tl.load(row + 7)) * BLOCK + tl.arange(0, BLOCK)   # int64: the table is
+    offs = (pid - tl.load(row + 7)) * BLOCK + tl.arange(0, BLOCK)   # int64, as the table's entries
     mask = offs < numel
     P = tl.load(row).to(tl.pointer_type(tl.float32))
     G = tl.load(row + 1).to(tl.pointer_type(G_TYPE))
@@ -2616,16 +2616,14 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
         return
     torch._foreach_add_(steps, 1)  # one launch for every count, as torch's AdamW does, not one a parameter
     grads = [g.contiguous() for g in grads]  # kept alive past the launches
-    launches = collections.defaultdict(list)  # (grad, moment, copy dtype): the tensors of one launch
+    # the tensors of each launch, by (grad, moment, copy dtype); one without a copy takes the first copy's
+    # dtype, so that it shares that launch (skipping the store at run time)
+    first_copy = next((c.dtype for c in copies if c is not None), torch.bfloat16)
+    launches = collections.defaultdict(list)
     for i, p in enumerate(params):
         if p.numel():
             c = copies[i]
-            launches[(grads[i].dtype, exp_avgs[i].dtype, None if c is None else c.dtype)].append(i)
-    # tensors without a copy join a launch whose copies have a dtype (they skip the store at run time)
-    for key in [k for k in launches if k[2] is None]:
-        other = next((k for k in launches if k[:2] == key[:2] and k[2] is not None), None)
-        if other is not None:
-            launches[other] += launches.pop(key)
+            launches[(grads[i].dtype, exp_avgs[i].dtype, first_copy if c is None else c.dtype)].append(i)
     for (g_dtype, s_dtype, c_dtype), idx in launches.items():
         rows, first = [], 0
         for i in idx:
@@ -2638,7 +2636,7 @@ def adamw_(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list
             table = table.pin_memory().to(params[0].device, non_blocking=True)
         _adamw_kernel[(first,)](
             table, len(idx), steps[0] if grad_scale is None else grad_scale, lr, beta2, 1.0 - beta1, 1.0 - beta2, eps,
-            weight_decay, G_TYPE=TL_TYPES[g_dtype], S_TYPE=TL_TYPES[s_dtype], C_TYPE=TL_TYPES[c_dtype or torch.bfloat16],
+            weight_decay, G_TYPE=TL_TYPES[g_dtype], S_TYPE=TL_TYPES[s_dtype], C_TYPE=TL_TYPES[c_dtype],
             HAS_SCALE=grad_scale is not None, SEARCH=max(1, (len(idx) - 1).bit_length()), BLOCK=ADAMW_BLOCK, num_warps=4)
 
 

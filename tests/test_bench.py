@@ -513,7 +513,7 @@ def test_profile_of_the_compiled_step(tmp_path):
     out = run_bench(tmp_path, '--mode=profile', f'--config_file={cfg}', '--backends=torch')
     [r] = load_json(tmp_path / 'profile.json')['results']
     assert r['compiled'] and 'compiled steps' in out
-    assert r['unprofiled_step_ms'] > 0 and r['unprofiled_idle_ms'] >= 0 and 'device waited' in out
+    assert r['unprofiled_step_ms'] > 0 and 'device waited' in out
     assert abs(r['parts_sum_ms'] - r['step_ms']) < 0.03 * r['step_ms'], r
     for p in ('attention', 'moe experts', 'optimizer'):
         assert r['parts'][p]['ms'] > 0, (p, r['parts'])
