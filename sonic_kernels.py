@@ -1358,15 +1358,25 @@ def _use_hopper(flag, name, t, ok, needs):
     return bool(flag if flag is not None else (not INTERPRET and ok and hopper))
 
 
+def _rows_by_cp_async(t):
+    """Whether the Hopper kernels can copy t's rows (gathered rows, h) by 16-byte cp.async. Triton proves a
+    copy 16-byte aligned only from integers it marks divisible by 16 (the row stride, the columns' bound),
+    so a row's length and stride must be multiples of 16 elements: at 8 it plans 2-byte copies, which
+    cp.async has not, and neither Triton 3.6 nor 3.7 compiles the kernel."""
+    return t.stride(-1) == 1 and t.shape[-1] % 16 == 0 and t.stride(0) % 16 == 0 and t.data_ptr() % 16 == 0
+
+
 def _use_hopper_wgrad(a, b, gather_a, gather_b):
     """Whether wgrad runs _wgrad_hopper_kernel (_use_hopper): it takes exactly one operand gathered, 16-bit
-    operands, and TMA's rules (a 16-byte aligned base and row stride, unit last stride) on the one in
-    grouped order."""
-    t = b if gather_a else a
+    operands, TMA's rules (a 16-byte aligned base and row stride, unit last stride) on the one in
+    grouped order, and rows of the gathered one that cp.async can copy (_rows_by_cp_async)."""
+    t, g = (b, a) if gather_a else (a, b)
     ok = (gather_a != gather_b and a.dtype == b.dtype and a.dtype in (torch.bfloat16, torch.float16)
-          and a.stride(-1) == 1 and b.stride(-1) == 1 and t.data_ptr() % 16 == 0 and t.stride(0) * t.element_size() % 16 == 0)
+          and a.stride(-1) == 1 and b.stride(-1) == 1 and t.data_ptr() % 16 == 0 and t.stride(0) * t.element_size() % 16 == 0
+          and _rows_by_cp_async(g))
     return _use_hopper(HOPPER_WGRAD, "HOPPER_WGRAD", a, ok, "the Hopper weight-gradient kernel needs an sm_90 GPU, "
-                       "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands and TMA's alignment")
+                       "Triton 3.6 or newer with Gluon, exactly one gathered operand, 16-bit operands, TMA's alignment "
+                       "and d a multiple of 16")
 
 
 if gluon is not None:
@@ -1789,13 +1799,13 @@ HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hoppe
 
 def _use_hopper_down_bwd(dout, w2, h):
     """Whether down_bwd runs _down_bwd_hopper_kernel (_use_hopper): it takes 16-bit operands of one dtype,
-    TMA's rules on W2 (contiguous, a 16-byte aligned base) and rows of h that 16-byte copies can read
-    (n a multiple of 8)."""
+    TMA's rules on W2 (contiguous, a 16-byte aligned base), and rows of dO and of h's halves that
+    cp.async can copy (_rows_by_cp_async: d and n multiples of 16)."""
     ok = (dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
-          and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and dout.stride(-1) == 1 and h.stride(-1) == 1
-          and h.shape[1] % 16 == 0 and h.stride(0) % 8 == 0 and h.data_ptr() % 16 == 0)  # h by 16-byte cp.async
+          and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and _rows_by_cp_async(dout)
+          and _rows_by_cp_async(h) and h.shape[1] % 32 == 0)   # h's gate and up halves copied each by itself
     return _use_hopper(HOPPER_DOWN_BWD, "HOPPER_DOWN_BWD", dout, ok, "the Hopper dA' kernel needs an sm_90 GPU, "
-                       "Triton 3.6 or newer with Gluon, 16-bit operands, a contiguous W2 and n a multiple of 8")
+                       "Triton 3.6 or newer with Gluon, 16-bit operands, a contiguous W2, and d and n multiples of 16")
 
 
 if gluon is not None:
@@ -2285,12 +2295,11 @@ HOPPER_UP = None  # None: on sm_90 where the operands allow it (_use_hopper_up);
 def _use_hopper_up(x, w1):
     """Whether up_swiglu runs _up_hopper_kernel (_use_hopper): 16-bit operands of one dtype, TMA's rules
     on W1 (contiguous, a 16-byte aligned base, rows of 2n a multiple of 16 bytes) and rows of x that
-    16-byte copies can read (d a multiple of 8)."""
+    cp.async can copy (_rows_by_cp_async: d a multiple of 16)."""
     ok = (x.dtype == w1.dtype and x.dtype in (torch.bfloat16, torch.float16) and w1.is_contiguous()
-          and w1.data_ptr() % 16 == 0 and w1.shape[2] % 8 == 0 and x.stride(-1) == 1 and x.shape[1] % 8 == 0
-          and x.stride(0) % 8 == 0 and x.data_ptr() % 16 == 0)
+          and w1.data_ptr() % 16 == 0 and w1.shape[2] % 8 == 0 and _rows_by_cp_async(x))
     return _use_hopper(HOPPER_UP, "HOPPER_UP", x, ok, "the Hopper up-projection needs an sm_90 GPU, Triton 3.6 or "
-                       "newer with Gluon, 16-bit operands, a contiguous W1, and d and n multiples of 8 and 4")
+                       "newer with Gluon, 16-bit operands, a contiguous W1, and d and n multiples of 16 and 4")
 
 
 if gluon is not None:

@@ -8,6 +8,7 @@ show only on the GPU. The test fails on any of those. Run as a script it prints 
 registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 one):
     python tests/test_sm90.py              # sm_90, the 7B layer shape, bf16; about 40 s on 2 cores
     python tests/test_sm90.py --arch 80    # the same for sm_80 (or 100 for sm_100)
+    python tests/test_sm90.py --gates      # the Hopper kernels at the odd shapes their gates take
 The arguments are specialised as a launch at that shape would be: integers equal to 1 become
 constants and multiples of 16 are marked divisible by 16 (contiguity decides whether loads can be
 asynchronous copies).
@@ -97,14 +98,14 @@ def launches(tma=False):
     ]
 
 
-def hopper_launches():
+def hopper_launches(shape=SHAPE):
     """The sm_90-only kernels written in Gluon at their configs: the weight gradients (dW1 and dW2,
     fp32 and bf16 gradients), dA' (128- and 256-column items), the up-projection and the grouped GEMMs; [] where this Triton has no Gluon that it runs on."""
     import sonic_kernels as sk
     import triton
     if not sk._gluon_api():
         return []
-    T, d, n, E, K = SHAPE.values()
+    T, d, n, E, K = shape.values()
     R = T * K
     cfg = [triton.Config(sk.WG_CONFIG, num_warps=4, num_stages=1)]
     common = dict(gather='*i32', offsets='*i32', order='*i32', E=E)
@@ -239,6 +240,38 @@ def problems(arch, rows):
     return bad
 
 
+GATE_SHAPES = [(72, 40), (80, 40), (80, 48)]   # (d, n): multiples of 8; d of 16; both of 16
+
+
+def gates():
+    """Each Hopper kernel that copies rows by cp.async, compiled for sm_90 at shapes its gate
+    (sonic_kernels._use_hopper_*, on CPU tensors of those shapes) takes: a gate that lets through rows
+    the kernel cannot copy would fail here, not on a user's H100. Returns the kernels taken per shape
+    and the failures."""
+    import torch
+    import sonic_kernels as sk
+    if not sk._gluon_api():
+        return {}, []
+    sk._use_hopper = lambda flag, name, t, ok, needs: ok   # the operand rules alone, not the device's
+    taken, bad = {}, []
+    for d, n in GATE_SHAPES:
+        T, E, K = 64, 4, 2
+        z = lambda *size: torch.zeros(*size, dtype=torch.bfloat16)
+        x, w1, w2, h, ap = z(T, d), z(E, d, 2 * n), z(E, n, d), z(T * K, 2 * n), z(T * K, n)
+        gate = {'up_hopper': sk._use_hopper_up(x, w1), 'down_bwd_hopper': sk._use_hopper_down_bwd(x, w2, h),
+                'wgrad_hopper dW1 fp32': sk._use_hopper_wgrad(x, h, True, False),
+                'wgrad_hopper dW2 fp32': sk._use_hopper_wgrad(ap, x, False, True)}
+        taken[d, n] = [name for name, ok in gate.items() if ok]
+        for name, kern, args, configs in hopper_launches(dict(SHAPE, d=d, n=n)):
+            if name in taken[d, n]:    # one config each: the copies' width does not depend on it
+                c = configs[0]
+                try:
+                    compile_for(90, kern, {**args, **c.kwargs}, c.num_warps, c.num_stages)
+                except Exception as e:
+                    bad.append(f"{name} at d={d} n={n}: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}")
+    return taken, bad
+
+
 def run_script(*flags):
     # in a subprocess without TRITON_INTERPRET, which the CPU tests set and under which @triton.jit
     # gives interpreter functions and the autotuners carry only their one CPU config
@@ -252,6 +285,11 @@ def run_script(*flags):
 @pytest.mark.parametrize("arch", list(TARGETS))
 def test_every_config_compiles(arch):
     assert 'configs compiled, all pipelined' in run_script('--check', '--arch', str(arch))
+
+
+def test_hopper_gates_take_only_what_compiles():
+    out = run_script('--gates')
+    assert 'every shape a gate takes compiles' in out or 'no Gluon' in out, out
 
 
 def test_checker_flags_bad_configs():
@@ -289,6 +327,18 @@ if __name__ == '__main__':
     if '--selftest' in sys.argv:
         selftest()
         sys.exit(0)
+    if '--gates' in sys.argv:
+        taken, bad = gates()
+        if not taken:
+            sys.exit(print("no Gluon in this Triton: no Hopper kernel to check") or 0)
+        for shape, names in taken.items():
+            print(f"d={shape[0]} n={shape[1]}: {', '.join(names) or 'none'} taken")
+        if bad:
+            sys.exit('\n'.join(bad))
+        # rows of 8 elements go to the portable kernels; of 16, every kernel takes them
+        assert not taken[72, 40] and taken[80, 40] == ['up_hopper', 'wgrad_hopper dW1 fp32', 'wgrad_hopper dW2 fp32'] \
+            and len(taken[80, 48]) == 4, taken
+        print("every shape a gate takes compiles")
     arch = int(sys.argv[sys.argv.index('--arch') + 1]) if '--arch' in sys.argv else 90
     if arch not in TARGETS:
         sys.exit(f"--arch {arch}: this checks sm_{', sm_'.join(map(str, TARGETS))}; pass one of {list(TARGETS)}")

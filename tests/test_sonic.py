@@ -873,6 +873,8 @@ def test_hopper_down_bwd_only_where_it_runs(monkeypatch):
         assert not sk._use_hopper_down_bwd(*(t.float() for t in args))          # fp32: the Triton kernel
         odd = torch.zeros(128, 2 * 12, dtype=torch.float16, device="cuda")      # n = 12: h's rows not 16-byte copies
         assert not sk._use_hopper_down_bwd(args[0], torch.zeros(2, 12, 32, dtype=torch.float16, device="cuda"), odd)
+        odd = torch.zeros(128, 2 * 24, dtype=torch.float16, device="cuda")      # n = 24: each half's rows not either
+        assert not sk._use_hopper_down_bwd(args[0], torch.zeros(2, 24, 32, dtype=torch.float16, device="cuda"), odd)
         monkeypatch.setattr(sk, "HOPPER_DOWN_BWD", False)
         assert not sk._use_hopper_down_bwd(*args)
 
@@ -923,6 +925,8 @@ def test_hopper_up_only_where_it_runs(monkeypatch):
         assert sk._use_hopper_up(xc, wc) and not sk._use_hopper_up(xc.float(), wc.float())
         assert not sk._use_hopper_up(torch.zeros(64, 12, dtype=torch.float16, device="cuda"),
                                      torch.zeros(2, 12, 32, dtype=torch.float16, device="cuda"))   # d = 12
+        assert not sk._use_hopper_up(torch.zeros(64, 24, dtype=torch.float16, device="cuda"),
+                                     torch.zeros(2, 24, 32, dtype=torch.float16, device="cuda"))   # d = 24: 2-byte copies
         monkeypatch.setattr(sk, "_gluon_api", lambda: False)                   # a Triton before 3.6
         assert not sk._use_hopper_up(xc, wc)
         monkeypatch.setattr(sk, "_gluon_api", lambda: True)
