@@ -30,13 +30,13 @@ def one_tile(W, out):
     b3: gl.constexpr = gl.BlockedLayout([1, 1, 8], [1, 4, 8], [1, 4, 1], [2, 1, 0], cga_layout=[[0, 0, 0]])
     sl: gl.constexpr = gl.BlockedLayout([1, 1, 8], [1, 4, 8], [1, 4, 1], [2, 1, 0], cga_layout=[[1, 0, 0]])
     v = smem.load(gl.SliceLayout(0, b3))
-    v3 = gl.convert_layout(gl.expand_dims(v, 0) + gl.zeros([2, 64, 128], gl.bfloat16, b3), sl)   # CTA c keeps slice c
+    pair_v = gl.convert_layout(gl.expand_dims(v, 0) + gl.zeros([2, 64, 128], gl.bfloat16, b3), sl)   # CTA c keeps slice c
     mbarrier.arrive(done)
     mbarrier.wait(done, 0)
     c = gl.arange(0, 2, layout=gl.SliceLayout(1, gl.SliceLayout(2, sl)))[:, None, None]
     r = gl.arange(0, 64, layout=gl.SliceLayout(0, gl.SliceLayout(2, sl)))[None, :, None]
     k = gl.arange(0, 128, layout=gl.SliceLayout(0, gl.SliceLayout(1, sl)))[None, None, :]
-    gl.store(out + c * 8192 + r * 128 + k, v3)
+    gl.store(out + c * 8192 + r * 128 + k, pair_v)
 
 
 if __name__ == "__main__":
