@@ -1799,11 +1799,11 @@ HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hoppe
 
 def _use_hopper_down_bwd(dout, w2, h):
     """Whether down_bwd runs _down_bwd_hopper_kernel (_use_hopper): it takes 16-bit operands of one dtype,
-    TMA's rules on W2 (contiguous, a 16-byte aligned base), and rows of dO and of h's halves that
-    cp.async can copy (_rows_by_cp_async: d and n multiples of 16)."""
+    TMA's rules on W2 (contiguous, a 16-byte aligned base), rows of dO that cp.async can copy, and
+    h's halves in 16-byte loads (_rows_by_cp_async: d and n multiples of 16)."""
     ok = (dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
           and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and _rows_by_cp_async(dout)
-          and _rows_by_cp_async(h) and h.shape[1] % 32 == 0)   # h's gate and up halves copied each by itself
+          and _rows_by_cp_async(h) and h.shape[1] % 32 == 0)   # h's gate and up halves loaded each by itself
     return _use_hopper(HOPPER_DOWN_BWD, "HOPPER_DOWN_BWD", dout, ok, "the Hopper dA' kernel needs an sm_90 GPU, "
                        "Triton 3.6 or newer with Gluon, 16-bit operands, a contiguous W2, and d and n multiples of 16")
 
@@ -1924,13 +1924,18 @@ if gluon is not None:
             mbarrier.arrive(epi_ready, count=1)
             ti += 1
 
+    # the dA' epilogue's rows a step. 32 (208 registers, beside the ring of h) took 6% longer at 1.4B and 9%
+    # less at 7B (docs/LOG.md, 2026-12-02); with h in registers it would not fit beside the consumers
+    DB_CHUNK = gl.constexpr(16)
+
     @gluon.jit
-    def _db_issue_h(h_smem, b: gl.constexpr, H, rows, row_end, cols, mcol, N, stride_hr):
-        # cp.async of a chunk's h rows, gate and up, into ring slot b; masked elements land as zeros
-        mask = (rows < row_end)[:, None] & mcol
+    def _db_load_h(H, S, rows, row_end, cols, N, stride_hr):
+        # a chunk's h rows, gate and up, and their scores, into registers; masked elements are zeros
+        mrow = rows < row_end
+        mask = mrow[:, None] & (cols < N)[None, :]
         hp = H + rows.to(gl.int64)[:, None] * stride_hr + cols[None, :]
-        _cp_async(h_smem.index(2 * b), hp, mask=mask)
-        _cp_async(h_smem.index(2 * b + 1), hp + N, mask=mask)
+        return (gl.load(hp, mask=mask, other=0.0), gl.load(hp + N, mask=mask, other=0.0),
+                gl.load(S + rows.to(gl.int64), mask=mrow, other=0.0))
 
     @gluon.jit
     def _sigmoid_approx(g):
@@ -1945,20 +1950,22 @@ if gluon is not None:
             "rcp.approx.ftz.f32 $0, t; }", "=r,r", [g], dtype=gl.float32, is_pure=True, pack=1)
 
     @gluon.jit
-    def _db_epilogue(e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
+    def _db_epilogue(e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                      N, R, stride_hr, stride_ar, num_n, n_items):
         # _down_bwd_kernel's epilogue on a whole item, CHUNK rows of a 128-column part at a time: recompute
-        # a from h, write dH, A' and this part's share of dS. h comes by cp.async into a ring of NBUF
-        # chunks, NBUF - 1 ahead of the chunk in use, the first ones asked for before the accumulators
-        # are ready: loaded where it was used, each chunk's h waited a round trip of its own, 16 an item,
-        # and dA' took 10-20% longer at 1.4B (docs/LOG.md, 2026-12-02)
-        SPLIT: gl.constexpr = e_smem.type.shape[0] // 2
+        # a from h, write dH, A' and this part's share of dS. A chunk's h and scores are loaded into
+        # registers while the chunk before it is worked, the first chunk's before the accumulators are
+        # ready: loaded where they were used, each chunk waited a round trip (10-20% of dA' at 1.4B,
+        # docs/LOG.md, 2026-12-02). A ring of h chunks filled by cp.async took the same time as this
+        # (2026-12-04), with 16 KB of shared memory and three barriers a chunk (the compiler cannot see
+        # that each thread reads only the rows it copied). One warp a scheduler, this warpgroup sets
+        # dA''s pace where the reduction is short: ~35k cycles an item at 1.4B against ~25k for the
+        # consumers' MMAs (clock stamps, 2026-12-04)
         HALF: gl.constexpr = e_smem.type.shape[1]
         PART: gl.constexpr = e_smem.type.shape[2]
-        CHUNK: gl.constexpr = h_smem.type.shape[1]
-        NBUF: gl.constexpr = h_smem.type.shape[0] // 2
+        SPLIT: gl.constexpr = e_smem.type.shape[0] // 2
+        CHUNK: gl.constexpr = DB_CHUNK
         PER_HALF: gl.constexpr = HALF // CHUNK
-        gl.static_assert(PER_HALF * SPLIT % NBUF == 0, "a half's chunks fill the ring a whole number of times")
         epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
         rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
         cs = gl.arange(0, PART, layout=gl.SliceLayout(0, epi))
@@ -1966,25 +1973,18 @@ if gluon is not None:
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             col0 = pn * SPLIT * PART
-            # chunk j of a half: rows (j // SPLIT) * CHUNK on, part j % SPLIT; its ring slot j % NBUF
-            for j in gl.static_range(NBUF - 1):   # the first chunks, while the MMAs run
-                cols = col0 + (j % SPLIT) * PART + cs
-                _db_issue_h(h_smem, j, H, row0 + (j // SPLIT) * CHUNK + rs, row_end, cols, (cols < N)[None, :], N,
-                            stride_hr)
-                gl_async_copy.commit_group()
+            # chunk j of a half: rows (j // SPLIT) * CHUNK on, part j % SPLIT. The first, while the MMAs run
+            g_n, u_n, s_n = _db_load_h(H, S, row0 + rs, row_end, col0 + cs, N, stride_hr)
             mbarrier.wait(epi_ready, ti & 1)
             # the halves in a loop, their chunks unrolled: with every chunk unrolled, or the parts in the
             # loop, the chunks' addresses were computed ahead of it and registers spilled
             for hh in range(0, 2):
                 r0 = row0 + hh * HALF
                 for j in gl.static_range(PER_HALF * SPLIT):
-                    jn = j + NBUF - 1   # the chunk whose copies go out now (past the half: the next half's)
-                    cols = col0 + (jn % SPLIT) * PART + cs
-                    rows = r0 + (jn // SPLIT) * CHUNK + rs     # past the second half: past the item, masked
-                    _db_issue_h(h_smem, jn % NBUF, H, rows, gl.minimum(row_end, row0 + 2 * HALF), cols,
-                                (cols < N)[None, :], N, stride_hr)
-                    gl_async_copy.commit_group()        # one group a step: the wait below counts them
-                    gl_async_copy.wait_group(NBUF - 1)  # chunk j's copies have landed (each thread reads its own)
+                    g, u, sc = g_n, u_n, s_n
+                    jn = j + 1   # the next chunk (past the half: the next half's first; past the item: all masked)
+                    g_n, u_n, s_n = _db_load_h(H, S, r0 + (jn // SPLIT) * CHUNK + rs, gl.minimum(row_end, row0 + 2 * HALF),
+                                               col0 + (jn % SPLIT) * PART + cs, N, stride_hr)
                     cols = col0 + (j % SPLIT) * PART + cs
                     rows = r0 + (j // SPLIT) * CHUNK + rs
                     mrow = rows < row_end
@@ -1993,9 +1993,8 @@ if gluon is not None:
                     # dA' = dO[gather] @ W2_e^T: consumer hh's part j % SPLIT
                     da_raw = e_smem.index(SPLIT * hh + j % SPLIT).slice((j // SPLIT) * CHUNK, CHUNK, dim=0).load(epi)
                     da_raw = da_raw.to(gl.float32)
-                    g = h_smem.index(2 * (j % NBUF)).load(epi).to(gl.float32)
-                    u = h_smem.index(2 * (j % NBUF) + 1).load(epi).to(gl.float32)
-                    sc = gl.load(S + rows64, mask=mrow, other=0.0)
+                    g = g.to(gl.float32)
+                    u = u.to(gl.float32)
                     sig = _sigmoid_approx(g)
                     silu = g * sig
                     a = silu * u                     # zero past n and past the segment: no share of dS there
@@ -2007,7 +2006,6 @@ if gluon is not None:
                     gl.store(dp + N, (da * silu).to(dH.dtype.element_ty), mask=mask)
                     gl.store(dS_part + (pn * SPLIT + j % SPLIT).to(gl.int64) * R + rows64, gl.sum(da_raw * a, axis=1),
                              mask=mrow)
-            gl_async_copy.wait_group(0)   # the masked copies past the item have landed before the ring is reused
             _cta_barrier()   # every thread has read the buffer before the consumers may overwrite it
             mbarrier.arrive(epi_empty, count=1)
             ti += 1
@@ -2026,7 +2024,7 @@ if gluon is not None:
         dH, Ap, dS_part,                                         # out: dH (R, 2n), A' (R, n), dS_part (parts, R): a row a 128 columns
         N, D, E, R, stride_ot, stride_hr, stride_ar,
         BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, STAGES: gl.constexpr, NB: gl.constexpr,
-        CHUNK: gl.constexpr, NBUF: gl.constexpr, ACC16: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+        ACC16: gl.constexpr, CONSUMER_REGS: gl.constexpr,
         EPILOGUE_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
     ):
         dt: gl.constexpr = dO.dtype.element_ty
@@ -2042,13 +2040,11 @@ if gluon is not None:
             e_smem = gl.allocate_shared_memory(dt, [2 * SPLIT, HALF, PART], gl.NVMMASharedLayout.get_default_for([HALF, PART], dt))
         else:
             e_smem = gl.allocate_shared_memory(gl.float32, [2 * SPLIT, HALF, PART], gl.SwizzledSharedLayout(2, 1, 8, order=[1, 0]))
-        # the epilogue's ring of h chunks, gate and up: a warp's 16-byte copies fill whole rows, so no swizzle
-        h_smem = gl.allocate_shared_memory(dt, [2 * NBUF, CHUNK, PART], gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
         ready_t, ready_c, empty = _ws_ring(STAGES)
         # the accumulators' hand-over: epi_ready when both consumers have stored theirs, epi_empty
-        # when the epilogue has read them. One buffer: a second (64 KB) would not fit beside the ring
-        # and the stages. Whether an item's epilogue outlasts the next item's MMAs where the
-        # reduction is short (1.4B: ~16 us an item against ~6 of MMAs) is not measured
+        # when the epilogue has read them. One buffer: a second (64 KB) would not fit beside the ring.
+        # With a 4th stage and the buffer holding one consumer's half at a time (as the up-projection's)
+        # the wide items took as long (docs/LOG.md, 2026-12-04)
         epi_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         epi_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         mbarrier.init(epi_ready, count=2)
@@ -2058,7 +2054,7 @@ if gluon is not None:
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
                  offsets, D, num_n, n_items)
-        eargs = (e_smem, h_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
+        eargs = (e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
                  N, R, stride_hr, stride_ar, num_n, n_items)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
                  N, D, stride_ot, num_n, n_items, False)
@@ -2066,22 +2062,23 @@ if gluon is not None:
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
-# 4 stages of 32 KB, the two consumers' 32 KB accumulator buffers and the epilogue's 32 KB ring of h
-# chunks: 224 KB, one program per SM. Four warpgroups share 512 registers a thread-slot: the
-# consumers' accumulators take 64 each
-DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, CHUNK=16, NBUF=4, ACC16=False, CONSUMER_REGS=144, EPILOGUE_REGS=152,
+# 4 stages of 32 KB and the two consumers' 32 KB accumulator buffers: 192 KB, one program per SM. Four
+# warpgroups share 512 registers a thread-slot: the consumers' accumulators take 64 each
+DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=144, EPILOGUE_REGS=152,
                  PRODUCER_REGS=72)
 # 256-column items (where n is a multiple of 256): each gathered dO row is read n / 256 times instead of
 # n / 128, so a stage brings a quarter fewer bytes a FLOP (48 KB for 128 x 256 x 64, not 32 for 128 x
 # 128 x 64), and each consumer keeps two 64 x 128 accumulators. Their fp32 accumulators
 # (128 KB) would not fit beside a ring, so they are handed over rounded to dO's dtype: dS then carries
 # bf16's rounding of dA' (relative error 1.7e-3 against float64, where the fp32 hand-over gives 1e-6 to
-# 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB, a 64 KB hand-over and a 16 KB
-# ring of h chunks: 224 KB. 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7%
-# at 7B, within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). The third stage
-# matters more than h's ring, even at d = 768: 2 stages with 4 or 8 h chunks took 7-55% longer (2026-12-03)
-DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, CHUNK=16, NBUF=2, ACC16=True, CONSUMER_REGS=176,
-                      EPILOGUE_REGS=120, PRODUCER_REGS=40)
+# 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB and a 64 KB hand-over: 208 KB.
+# 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7% at 7B, within the spread at
+# 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). 2 stages took 7-55% longer (2026-12-03); a 4th,
+# with the hand-over one consumer's half at a time, as long (2026-12-04). The epilogue's prefetched h
+# takes registers from the consumers and the producer: 160 / 160 / 32 spill nothing under Triton 3.6 and
+# 3.7.1 (24 bytes under 3.9); the epilogue at 128 or 136 spills, and a producer of 8 warps leaves it no more
+DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=160,
+                      EPILOGUE_REGS=160, PRODUCER_REGS=32)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
 
 

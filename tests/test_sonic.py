@@ -461,6 +461,8 @@ def test_down_bwd_kernel_variants(split_m, nacc, tma):
     dH, Ap = torch.empty(R, 2 * n, device=DEV), torch.empty(R, n, device=DEV)
     dS_part = torch.zeros(sk.triton.cdiv(n, 16), R, device=DEV)
     grid = (sk._max_tiles(R, E) * split_m * sk.triton.cdiv(n, nacc * bn),)
+    if tma and CUDA:
+        sk._set_allocator()   # device-side descriptors need Triton's scratch allocator; down_bwd sets it, not this launch
     sk._down_bwd_kernel.fn[grid](dO, w2, h, s, gi, te, tr0, off, dH, Ap, dS_part, n, d, E, R,
                                  dO.stride(0), w2.stride(0), w2.stride(1), w2.stride(2), h.stride(0), Ap.stride(0),
                                  BLOCK_M=sk.BLOCK_M, BLOCK_N=bn, BLOCK_K=16, DOT_PREC="ieee", SPLIT_M=split_m, NACC=nacc,
