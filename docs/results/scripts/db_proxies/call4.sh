@@ -1,0 +1,9 @@
+#!/bin/bash
+# From the repository root on one H200 (its torch 2.11 + Triton 3.6), with .gpu/sk_head carried (the last commit's
+# sonic_kernels.py): dA''s dH and A' stored by TMA from shared memory against its stores from registers (dbab.py, bit
+# for bit and timed, five shapes), then the GPU tests of dA' and the layer. Logs under $OUT.
+export PYTHONPATH=$PWD:$PWD/docs/results/scripts/db_timeline
+timeout -s KILL 200 python docs/results/scripts/db_timeline/dbab.py .gpu/sk_head/sonic_kernels.py $OUT/dbab.json > $OUT/dbab.log 2>&1; echo rc $? >> $OUT/dbab.log
+grep -v -i warn $OUT/dbab.log
+timeout -s KILL 200 python -m pytest -q -n 6 --timeout=190 -p no:cacheprovider tests/test_sonic.py -k "down_bwd or layer" > $OUT/tests.log 2>&1; echo rc $? >> $OUT/tests.log
+tail -3 $OUT/tests.log
