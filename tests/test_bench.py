@@ -13,6 +13,7 @@ import math
 import pickle
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -284,10 +285,25 @@ def test_kernels(tmp_path):
         if r['backend'] == 'sonic' and CUDA:  # each expert GEMM beside cuBLAS's dense GEMM of its size
             gemm = {bench.GEMM_ALIASES.get(k['name'], k['name']): k for k in ks if 'tflops' in k}
             assert set(gemm) == set(bench.expert_gemms(64, 32, 16, 4, 2)), gemm
-            assert all(positive(k['tflops']) and positive(k['cublas_tflops']) for k in gemm.values())
+            # both from the passes that run the layer and then the dense GEMMs
+            assert all(positive(k['tflops']) and positive(k['cublas_tflops']) and positive(k['ms_beside_cublas'])
+                       for k in gemm.values())
     # the table: the top 5, the rest in one row, and the shares' sum
     tables = sum('error' not in r for r in rows)  # grouped_mm runs on a GPU only
     assert out.count('more)') == tables and out.count('100.0%') == tables and 'host enqueue' in out
+
+
+def test_warm_up_runs_for_its_time():
+    # kernels mode's untimed passes before its profiles: fn again and again for about the time asked, at
+    # least once; none for 0 ms (--tiny)
+    bench.warm_up(lambda: None, 1)   # on a GPU its first pass starts CUDA, which takes longer than the 60 ms
+    calls = []
+    t0 = time.perf_counter()
+    bench.warm_up(lambda: (calls.append(1), time.sleep(0.005)), 60)
+    assert len(calls) >= 2 and (time.perf_counter() - t0) * 1e3 >= 60
+    calls.clear()
+    bench.warm_up(lambda: calls.append(1), 0)
+    assert not calls
 
 
 def test_expert_gemms_do_the_layers_flops():
