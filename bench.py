@@ -676,7 +676,7 @@ def kernel_profile(name, T, d, n, E, K, route):
 
     def run_dense():   # the layer, then each dense GEMM, its CUDA time by events around it
         run()
-        return {k: [timed_mm(*ab) for ab in abs_] for k, abs_ in dense.items()}
+        return {k: [timed_mm(a, b) for a, b in pairs] for k, pairs in dense.items()}
     warm_up(run_dense, kernel_warm_ms)
     enqueue, run_ms = [], []
     for _ in range(max(3, kernel_iters)):
