@@ -1929,15 +1929,6 @@ if gluon is not None:
     DB_CHUNK = gl.constexpr(16)
 
     @gluon.jit
-    def _db_load_h(H, S, rows, row_end, cols, N, stride_hr):
-        # a chunk's h rows, gate and up, and their scores, into registers; masked elements are zeros
-        mrow = rows < row_end
-        mask = mrow[:, None] & (cols < N)[None, :]
-        hp = H + rows.to(gl.int64)[:, None] * stride_hr + cols[None, :]
-        return (gl.load(hp, mask=mask, other=0.0), gl.load(hp + N, mask=mask, other=0.0),
-                gl.load(S + rows.to(gl.int64), mask=mrow, other=0.0))
-
-    @gluon.jit
     def _sigmoid_approx(g):
         # 1 / (1 + 2^(-g log2 e)) by the two special-function approximations, flushing denormals: one
         # warpgroup does all of the epilogue's math, one warp per scheduler, and bounds dA' where the
@@ -1950,22 +1941,29 @@ if gluon is not None:
             "rcp.approx.ftz.f32 $0, t; }", "=r,r", [g], dtype=gl.float32, is_pure=True, pack=1)
 
     @gluon.jit
+    def _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, b: gl.constexpr, row, col):
+        # a chunk's h, gate and up, by TMA into buffer b of the ring: no LSU requests beside the epilogue's
+        # stores and the producer's copies. The two descriptors are h's halves, (R, n) each, so rows past R
+        # and columns past n come as zeros, as the masked loads gave them
+        mbarrier.expect(h_bar.index(b), 2 * h_smem.type.shape[1] * h_smem.type.shape[2] * h_smem.type.element_ty.primitive_bitwidth // 8)
+        _tma_load(hg_desc, [row, col], h_bar.index(b), h_smem.index(2 * b))
+        _tma_load(hu_desc, [row, col], h_bar.index(b), h_smem.index(2 * b + 1))
+
+    @gluon.jit
     def _db_epilogue(e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
-                     N, R, stride_hr, stride_ar, num_n, n_items):
+                     N, R, stride_hr, stride_ar, num_n, n_items, h_smem, h_bar, hg_desc, hu_desc):
         # _down_bwd_kernel's epilogue on a whole item, CHUNK rows of a 128-column part at a time: recompute
-        # a from h, write dH, A' and this part's share of dS. A chunk's h and scores are loaded into
-        # registers while the chunk before it is worked, the first chunk's before the accumulators are
-        # ready: loaded where they were used, each chunk waited a round trip (10-20% of dA' at 1.4B,
-        # docs/LOG.md, 2026-12-02). A ring of h chunks filled by cp.async took the same time as this
-        # (2026-12-04), with 16 KB of shared memory and three barriers a chunk (the compiler cannot see
-        # that each thread reads only the rows it copied). One warp a scheduler, this warpgroup sets
-        # dA''s pace where the reduction is short: ~35k cycles an item at 1.4B against ~25k for the
-        # consumers' MMAs (clock stamps, 2026-12-04)
+        # a from h, write dH, A' and this part's share of dS. A chunk's h comes by TMA into a ring of two,
+        # issued two chunks ahead (an item's first two while the MMAs run), and its scores into registers a
+        # chunk ahead. One warp a scheduler, this warpgroup sets dA''s pace where the reduction is short
+        # (~35k cycles an item at 1.4B against ~25k for the consumers' MMAs, clock stamps, 2026-12-04), so
+        # what it issues counts: with h loaded into its registers a chunk ahead, dA' took about 15% longer at
+        # 1.4B and as long from 7B on (docs/LOG.md, 2026-12-04)
         HALF: gl.constexpr = e_smem.type.shape[1]
         PART: gl.constexpr = e_smem.type.shape[2]
         SPLIT: gl.constexpr = e_smem.type.shape[0] // 2
         CHUNK: gl.constexpr = DB_CHUNK
-        PER_HALF: gl.constexpr = HALF // CHUNK
+        PER: gl.constexpr = HALF // CHUNK * SPLIT   # chunks a half
         epi: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
         rs = gl.arange(0, CHUNK, layout=gl.SliceLayout(1, epi))
         cs = gl.arange(0, PART, layout=gl.SliceLayout(0, epi))
@@ -1973,18 +1971,30 @@ if gluon is not None:
         for item in range(gl.program_id(0), n_items, gl.num_programs(0)):
             e, row0, row_end, pn = _db_item(item, num_n, tile_expert, tile_row0, offsets)
             col0 = pn * SPLIT * PART
-            # chunk j of a half: rows (j // SPLIT) * CHUNK on, part j % SPLIT. The first, while the MMAs run
-            g_n, u_n, s_n = _db_load_h(H, S, row0 + rs, row_end, col0 + cs, N, stride_hr)
+            # chunk q of an item: half q // PER, rows ((q % PER) // SPLIT) * CHUNK on in it, part q % SPLIT.
+            # Its first two chunks' h by TMA and its first scores, while the MMAs run
+            _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, 0, row0, col0)
+            _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, 1, row0 + (1 // SPLIT) * CHUNK, col0 + (1 % SPLIT) * PART)
+            s_n = gl.load(S + (row0 + rs).to(gl.int64), mask=row0 + rs < row_end, other=0.0)
             mbarrier.wait(epi_ready, ti & 1)
             # the halves in a loop, their chunks unrolled: with every chunk unrolled, or the parts in the
             # loop, the chunks' addresses were computed ahead of it and registers spilled
             for hh in range(0, 2):
                 r0 = row0 + hh * HALF
-                for j in gl.static_range(PER_HALF * SPLIT):
-                    g, u, sc = g_n, u_n, s_n
-                    jn = j + 1   # the next chunk (past the half: the next half's first; past the item: all masked)
-                    g_n, u_n, s_n = _db_load_h(H, S, r0 + (jn // SPLIT) * CHUNK + rs, gl.minimum(row_end, row0 + 2 * HALF),
-                                               col0 + (jn % SPLIT) * PART + cs, N, stride_hr)
+                for j in gl.static_range(PER):
+                    # PER is even: chunk q's buffer is q % 2
+                    mbarrier.wait(h_bar.index(j % 2), ((ti * 2 * PER + hh * PER + j) // 2) & 1)
+                    g = h_smem.index(2 * (j % 2)).load(epi)
+                    u = h_smem.index(2 * (j % 2) + 1).load(epi)
+                    _cta_barrier()   # every thread has read the buffer before TMA refills it
+                    qn = hh * PER + j + 2
+                    if qn < 2 * PER:
+                        _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, j % 2, row0 + (qn // PER) * HALF
+                                    + ((qn % PER) // SPLIT) * CHUNK, col0 + (qn % SPLIT) * PART)
+                    sc = s_n
+                    jn = j + 1   # the next chunk's scores (past the half: the next half's first; past the item: masked)
+                    rn = r0 + (jn // SPLIT) * CHUNK + rs
+                    s_n = gl.load(S + rn.to(gl.int64), mask=rn < gl.minimum(row_end, row0 + 2 * HALF), other=0.0)
                     cols = col0 + (j % SPLIT) * PART + cs
                     rows = r0 + (j // SPLIT) * CHUNK + rs
                     mrow = rows < row_end
@@ -1997,7 +2007,7 @@ if gluon is not None:
                     u = u.to(gl.float32)
                     sig = _sigmoid_approx(g)
                     silu = g * sig
-                    a = silu * u                     # zero past n and past the segment: no share of dS there
+                    a = silu * u                     # zero past n (u is); past the segment its dS is not stored
                     da = da_raw * sc[:, None]        # dL/da = s * dA'
                     dp = dH + rows64[:, None] * stride_hr + cols[None, :]
                     gl.store(Ap + rows64[:, None] * stride_ar + cols[None, :], (a * sc[:, None]).to(Ap.dtype.element_ty),
@@ -2054,15 +2064,26 @@ if gluon is not None:
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
                  offsets, D, num_n, n_items)
+        # two chunks of h, gate and up (16 KB), filled by TMA from h's halves
+        h_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([DB_CHUNK, PART], dt)
+        h_smem = gl.allocate_shared_memory(dt, [4, DB_CHUNK, PART], h_layout)
+        h_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(h_bar.index(i), count=1)
+        hg_desc = gl_tma.make_tensor_descriptor(H, shape=[R, N], strides=[stride_hr, 1], block_shape=[DB_CHUNK, PART],
+                                                layout=h_layout)
+        hu_desc = gl_tma.make_tensor_descriptor(H + N, shape=[R, N], strides=[stride_hr, 1],
+                                                block_shape=[DB_CHUNK, PART], layout=h_layout)
         eargs = (e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
-                 N, R, stride_hr, stride_ar, num_n, n_items)
+                 N, R, stride_hr, stride_ar, num_n, n_items, h_smem, h_bar, hg_desc, hu_desc)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
                  N, D, stride_ot, num_n, n_items, False)
         gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_epilogue, eargs), (_ws_produce, pargs)],
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
-# 4 stages of 32 KB and the two consumers' 32 KB accumulator buffers: 192 KB, one program per SM. Four
+# 4 stages of 32 KB, the two consumers' 32 KB accumulator buffers and the epilogue's 16 KB ring of h: 208 KB,
+# one program per SM. Four
 # warpgroups share 512 registers a thread-slot: the consumers' accumulators take 64 each
 DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=144, EPILOGUE_REGS=152,
                  PRODUCER_REGS=72)
@@ -2071,12 +2092,13 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=1
 # 128 x 64), and each consumer keeps two 64 x 128 accumulators. Their fp32 accumulators
 # (128 KB) would not fit beside a ring, so they are handed over rounded to dO's dtype: dS then carries
 # bf16's rounding of dA' (relative error 1.7e-3 against float64, where the fp32 hand-over gives 1e-6 to
-# 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB and a 64 KB hand-over: 208 KB.
-# 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7% at 7B, within the spread at
-# 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). 2 stages took 7-55% longer (2026-12-03); a 4th,
-# with the hand-over one consumer's half at a time, as long (2026-12-04). The epilogue's prefetched h
-# takes registers from the consumers and the producer: 160 / 160 / 32 spill nothing under Triton 3.6 and
-# 3.7.1 (24 bytes under 3.9); the epilogue at 128 or 136 spills, and a producer of 8 warps leaves it no more
+# 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB, a 64 KB hand-over and the 16 KB
+# ring of h: 224 KB. 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7% at 7B,
+# within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). 2 stages took 7-55% longer
+# (2026-12-03); a 4th, with the hand-over one consumer's half at a time, as long (2026-12-04). 160 / 160 /
+# 32 registers spill nothing under Triton 3.6 and 3.7.1 (24 bytes under 3.9). They were set when the
+# epilogue held the next chunk's h in registers; with h in shared memory it spills nothing at 144 under
+# 3.6 (8 bytes at 128), and no other split has been timed
 DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=160,
                       EPILOGUE_REGS=160, PRODUCER_REGS=32)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
