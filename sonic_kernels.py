@@ -1309,8 +1309,11 @@ def _wgrad_kernel(
     # an expert with no rows writes zeros, which is its true gradient
     c_ptrs = C + e.to(tl.int64) * stride_ce + cm[:, None].to(tl.int64) * stride_cm + cn[None, :]
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=mask_cm[:, None] & mask_cn[None, :])
-    if SQ is not None:   # past M and N, acc is zeros: the loads there are masked (or zero-filled by TMA)
-        tl.store(SQ + pid, tl.sum(tl.sum(acc * acc, axis=1), axis=0))
+    # past M and N, acc is zeros: the loads there are masked (or zero-filled by TMA). One sum over the
+    # tile: a sum of the rows' sums did not compile for sm_100 under Triton 3.6 and 3.7.1 (a slice of a
+    # slice of the tensor-memory accumulator's layout; docs/LOG.md, 2026-12-04)
+    if SQ is not None:
+        tl.store(SQ + pid, tl.sum(acc * acc))
 
 
 # -----------------------------------------------------------------------------
