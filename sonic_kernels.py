@@ -1927,8 +1927,9 @@ if gluon is not None:
             mbarrier.arrive(epi_ready, count=1)
             ti += 1
 
-    # the dA' epilogue's rows a step. 32 (208 registers, beside the ring of h) took 6% longer at 1.4B and 9%
-    # less at 7B (docs/LOG.md, 2026-12-02); with h in registers it would not fit beside the consumers
+    # the dA' epilogue's rows a step. 32 (208 registers, beside a cp.async ring of h) took 6% longer at 1.4B
+    # and 9% less at 7B (docs/LOG.md, 2026-12-02); the TMA ring of two 32-row chunks (32 KB) would not fit
+    # beside the 256-column items' ring and hand-over
     DB_CHUNK = gl.constexpr(16)
 
     @gluon.jit
@@ -2085,9 +2086,9 @@ if gluon is not None:
                            [4, 4, WG_PRODUCER_WARPS], [CONSUMER_REGS, EPILOGUE_REGS, PRODUCER_REGS])
 
 
-# 4 stages of 32 KB, the two consumers' 32 KB accumulator buffers and the epilogue's 16 KB ring of h: 208 KB,
-# one program per SM. Four
-# warpgroups share 512 registers a thread-slot: the consumers' accumulators take 64 each
+# 4 stages of 32 KB, the two consumers' 32 KB accumulator buffers and the epilogue's 16 KB ring of h:
+# 208 KB, one program per SM. Four warpgroups share 512 registers a thread-slot: the consumers'
+# accumulators take 64 each
 DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=144, EPILOGUE_REGS=152,
                  PRODUCER_REGS=72)
 # 256-column items (where n is a multiple of 256): each gathered dO row is read n / 256 times instead of
@@ -2096,12 +2097,11 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=1
 # (128 KB) would not fit beside a ring, so they are handed over rounded to dO's dtype: dS then carries
 # bf16's rounding of dA' (relative error 1.7e-3 against float64, where the fp32 hand-over gives 1e-6 to
 # 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB, a 64 KB hand-over and the 16 KB
-# ring of h: 224 KB. 6-15% less time than 128-column items at the paper's d = 4096 shapes, 4-7% at 7B,
-# within the spread at 1.4B and h200_moe's layer (docs/LOG.md, 2026-12-02). 2 stages took 7-55% longer
-# (2026-12-03); a 4th, with the hand-over one consumer's half at a time, as long (2026-12-04). 160 / 160 /
-# 32 registers spill nothing under Triton 3.6 and 3.7.1 (24 bytes under 3.9). They were set when the
-# epilogue held the next chunk's h in registers; with h in shared memory it spills nothing at 144 under
-# 3.6 (8 bytes at 128), and no other split has been timed
+# ring of h: 224 KB. Against 128-column items (with h by TMA, docs/LOG.md, 2026-12-04) 11-13% less time
+# at the paper's d = 4096 shapes, 8% at 7B and 12% at 1.4B (best rounds). 2 stages took 7-55% longer (2026-12-03); a
+# 4th, with the hand-over one consumer's half at a time, as long (2026-12-04). 160 / 160 / 32 registers
+# spill nothing under Triton 3.6 and 3.7.1 (24 bytes under 3.9); 168 / 144 / 32 (no spills either, now
+# that the epilogue holds no h) ran within the spread (2026-12-04)
 DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=160,
                       EPILOGUE_REGS=160, PRODUCER_REGS=32)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
