@@ -390,10 +390,7 @@ def grad_norm(params, squares=None):
             parts.append(sq)
     if squares is not None:
         squares.clear() # entries of gradients that never became .grad, or were summed over micro-steps
-    if hasattr(torch.nn.utils, "get_total_norm"): # torch 2.6+; 0 for no gradients
-        norm = torch.nn.utils.get_total_norm(grads)
-    else:
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads] or [torch.zeros(())]))
+    norm = torch.nn.utils.get_total_norm(grads)  # 0 for no gradients
     if parts:
         norm = (norm.to(parts[0].device).float().square() + torch.cat(parts).sum()).sqrt()
     return norm

@@ -777,7 +777,7 @@ def _scratch(size, alignment, stream):
 
 def _tma_api():
     # device-side descriptors came with Triton 3.4 (tl.make_tensor_descriptor, triton.set_allocator);
-    # an older Triton (torch 2.5-2.7 pin 3.1-3.3) keeps the pointer path
+    # an older one (no torch that moe.py accepts pins one, but a CPU torch takes any) keeps the pointer path
     return hasattr(tl, "make_tensor_descriptor") and hasattr(triton, "set_allocator")
 
 

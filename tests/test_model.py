@@ -2,19 +2,21 @@
 model.py on the CPU: the MoE torch reference against a per-token loop in float64 (output and every
 gradient, for each router), the GPT's shapes and parameter counts, the optimizer groups and gradient
 clipping inside a fused AdamW step, the router losses, aux-loss-free balancing, token rounding, shared
-experts and dense layers, learning on a toy sequence, and the config errors. One test needs a GPU: the grouped_mm backend must keep token rounding's unused slots
-out of the output and x.grad (a regression test: it used to let them leak uninitialised rows).
+experts and dense layers, learning on a toy sequence, the config errors, and a torch below the floor.
+One test needs a GPU: the grouped_mm backend must keep token rounding's unused slots out of the output
+and x.grad (a regression test: it used to let them leak uninitialised rows).
     python -m pytest -q tests/test_model.py        # about 6 s on 2 CPU cores
 """
 
 import copy
 import math
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import assert_rel, assert_small
+from conftest import REPO, assert_rel, assert_small, run
 from model import GPT, GPTConfig, TritonAdamW, clipped_fused_step
 import sonic_kernels
 from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
@@ -1198,3 +1200,13 @@ def test_grouped_mm_ignores_unused_slots(poison_before):
     assert_rel(out, ref, 2e-2, "grouped_mm out")
     for name, t, r in zip(("x", "w1", "w2"), (x, w1, w2), ref_grads):
         assert_rel(t.grad, r, 2e-2, f"grouped_mm grad {name}")
+
+
+def test_a_torch_older_than_the_floor_stops_at_import_saying_what_to_install():
+    # the floor is requirements.txt's; below it the kernels' custom ops or their Triton fail deep inside
+    r = run(sys.executable, '-c', "import torch; torch.__version__ = '2.9.1+cu128'; import model")
+    assert r.returncode != 0, r.stdout
+    assert r.stderr.strip().splitlines()[-1] == ("ImportError: this repo needs torch 2.10 or newer "
+                                                 "(torch 2.9.1+cu128 is installed): pip install -U torch"), r.stderr
+    floor = next(line for line in (REPO / 'requirements.txt').read_text().splitlines() if line.startswith('torch>='))
+    assert floor.split()[0] == 'torch>=2.10', floor
