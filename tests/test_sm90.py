@@ -5,7 +5,8 @@ ship in its wheel. The interpreter, which the other CPU tests use, never runs th
 without this a config that does not build (too many registers, too much shared memory), a main
 loop the pipeliner gave up on, or a GEMM that lost the GPU's asynchronous tensor-core MMA would
 show only on the GPU. The test fails on any of those. Run as a script it prints the report,
-registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 one):
+registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 one under Triton 3.6.0, what the
+H200 measurements run; sm90_report_triton<version>.txt under the Tritons newer torches pin):
     python tests/test_sm90.py              # sm_90, the 7B layer shape, bf16; about 40 s on 2 cores
     python tests/test_sm90.py --arch 80    # the same for sm_80 (or 100 for sm_100)
     python tests/test_sm90.py --gates      # the Hopper kernels at the odd shapes their gates take
@@ -344,7 +345,8 @@ if __name__ == '__main__':
     if arch not in TARGETS:
         sys.exit(f"--arch {arch}: this checks sm_{', sm_'.join(map(str, TARGETS))}; pass one of {list(TARGETS)}")
     rows = report(arch)
-    print(f"sm_{arch}, bf16, {' '.join(f'{k}={v}' for k, v in SHAPE.items())}")
+    import triton
+    print(f"sm_{arch}, bf16, Triton {triton.__version__}, {' '.join(f'{k}={v}' for k, v in SHAPE.items())}")
     print(f"{'kernel':<25}{'config':<51}{'w':>3}{'s':>3}{'regs':>6}{'spill B':>9}{'smem KiB':>10}{'sync loads':>11}")
     for r in rows:
         if 'error' in r:
