@@ -19,10 +19,10 @@ Modes (--mode=...):
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
            communication and device idle time: ms per step and % of the step, and beside it the same
            steps unprofiled, less their kernels' time: the device's wait in a real step. Eager, ranges mark the
-           parts; with compile (a config's, as train.py runs it) the step is the compiled one, and the
-           ops that launch its kernels name the parts. Under torchrun, as DDP (train.py's wrapper and its
-           global gradient_accumulation_steps), rank 0 reporting; then also the communication that no
-           other kernel overlaps
+           parts; with compile (a config's) the step is torch.compile's default one, never replayed as CUDA
+           graphs (a config's compile_mode is not taken), and the ops that launch its kernels name the parts.
+           Under torchrun, as DDP (train.py's wrapper and its global gradient_accumulation_steps), rank 0
+           reporting; then also the communication that no other kernel overlaps
   load     heatmaps of the per-expert load that train.py logs to expert_load.jsonl
   curves   train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
@@ -182,18 +182,19 @@ if __name__ == '__main__':  # importing bench (tests, other scripts) must not pa
     sys.argv = [a + '=True' if a == '--tiny' else a for a in sys.argv]  # a bare flag, for the configurator
     if '--tiny=True' in sys.argv:
         globals().update(TINY)
-    for a in sys.argv[1:]:
-        if a.startswith('--config_file=') and a.split('=', 1)[1].strip('\'"'):
-            apply_train_config(a.split('=', 1)[1].strip('\'"'))
+    for _a in sys.argv[1:]:  # '_': the configurator takes every public global as a key
+        if _a.startswith('--config_file=') and _a.split('=', 1)[1].strip('\'"'):
+            apply_train_config(_a.split('=', 1)[1].strip('\'"'))
     exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator.py')).read())
 config = {k: globals()[k] for k in config_keys}
 # -----------------------------------------------------------------------------
 
 device = ('cuda' if torch.cuda.is_available() else 'cpu') if device == 'auto' else device
 try:
+    moe.require_device(device)
     device_type = torch.device(device).type
-except RuntimeError:
-    raise SystemExit(f"bench: device={device!r}: use auto, cpu, cuda or cuda:N")
+except RuntimeError as e:
+    raise SystemExit(f"bench: {e}")
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 dtype_asked = dtype # checked in main, whatever the device
 dtype = dtype if device_type == 'cuda' else 'float32' # the CPU runs the kernels in the interpreter: fp32
@@ -879,9 +880,9 @@ def plot_sweep(rows, png):
 
 def make_train_step(name, route, use_compile):
     """A fresh GPT (same seed for every backend), its fused AdamW, and step(): one optimizer step
-    as train.py runs it (forward under autocast, backward, the gradients clipped, their norm from the
-    kernels' sums of squares and the experts' bf16 copies where train.py takes them, AdamW step) on
-    random tokens or on data/<dataset>/train.bin.
+    as train.py runs it, but never as CUDA graphs (forward under autocast, backward, the gradients clipped,
+    their norm from the kernels' sums of squares and the experts' bf16 copies where train.py takes them,
+    AdamW step) on random tokens or on data/<dataset>/train.bin.
     Returns (model, step); step() returns the last micro-batch's loss."""
     torch.manual_seed(seed)
     args = dict(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
@@ -1252,7 +1253,8 @@ def exposed_us(comm, other):
 
 def profile_backend(name, route):
     """burnin steps, then profile_steps steps under torch.profiler: eager with the parts marked by ranges,
-    compiled (compile=True, as train.py runs it) with none, the parts found from the ops (op_part)."""
+    compiled (compile=True, as train.py compiles it, but not as CUDA graphs) with none, the parts found from
+    the ops (op_part)."""
     raw, step = make_train_step(name, route, use_compile=compile)
     cuda = device_type == 'cuda'
     sync = torch.cuda.synchronize if cuda else (lambda: None)

@@ -34,7 +34,7 @@ class GPTConfig:
     n_dense_layers: int = 0         # the first layers keep a dense MLP, as in DeepSeek
     dense_size: int = 0             # width of those dense MLPs; 0 -> top_k*expert_size (iso active)
     moe_backend: str = "torch"      # "torch" (reference) | "sonic" (Triton) | "grouped_mm" (peer)
-    # routing (all in fp32)
+    # routing (fp32, but for sonic's logits GEMM under bf16: router_dtype)
     router_type: str = "softmax_topk"  # "softmax_topk" | "topk_softmax" (Qwen3) | "sigmoid" (DSv3)
     router_dtype: str = "bf16x2"    # sonic's router GEMM under bf16: "bf16x2" (weight as hi+lo bf16) | "bf16" | "fp32"
     norm_topk_prob: bool = True     # topk_softmax: renormalise the K selected probabilities
@@ -49,15 +49,20 @@ class GPTConfig:
         def need(ok, msg):
             if not ok:
                 raise ValueError(f"GPTConfig: {msg}")
+        for k in ('block_size', 'vocab_size', 'n_layer', 'n_head', 'n_embd'):
+            need(getattr(self, k) >= 1, f"{k}={getattr(self, k)} must be at least 1")
         need(self.n_embd % self.n_head == 0, f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        need(0 <= self.dropout < 1, f"dropout={self.dropout} must be in [0, 1)")
         need(1 <= self.top_k <= self.n_expert, f"top_k={self.top_k} must be in [1, n_expert={self.n_expert}]")
-        need(self.expert_size > 0, "expert_size must be positive")
+        need(self.expert_size > 0, f"expert_size={self.expert_size} must be positive")
         need(self.moe_backend in MOE_BACKENDS, f"moe_backend={self.moe_backend!r}; choose one of {MOE_BACKENDS}")
         need(self.router_type in ROUTER_TYPES, f"router_type={self.router_type!r}; choose one of {ROUTER_TYPES}")
         need(self.router_dtype in ROUTER_DTYPES, f"router_dtype={self.router_dtype!r}; choose one of {ROUTER_DTYPES}")
         need(self.rounding_mode in ROUNDING_MODES, f"rounding_mode={self.rounding_mode!r}; choose one of {ROUNDING_MODES}")
-        need(self.rounding_tile >= 1, "rounding_tile must be >= 1")
-        need(0 <= self.n_dense_layers <= self.n_layer, "n_dense_layers must be in [0, n_layer]")
+        need(self.rounding_tile >= 1, f"rounding_tile={self.rounding_tile} must be >= 1")
+        need(0 <= self.n_dense_layers <= self.n_layer, f"n_dense_layers={self.n_dense_layers} must be in [0, n_layer={self.n_layer}]")
+        for k in ('n_shared_experts', 'dense_size', 'aux_loss_coef', 'z_loss_coef', 'bias_update_rate'):
+            need(getattr(self, k) >= 0, f"{k}={getattr(self, k)} must be 0 or more")
 
 
 class LayerNorm(nn.Module):

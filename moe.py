@@ -1,7 +1,7 @@
 """
 The fine-grained Mixture-of-Experts layer: MoE(config), used as the feed-forward of model.py's GPT.
 
-A fp32 router (MoE.router) picks top_k of n_expert SwiGLU experts of width expert_size per token.
+A router (MoE.router; fp32 weights and scores) picks top_k of n_expert SwiGLU experts of width expert_size per token.
 Three interchangeable backends compute the experts:
   - "torch":      readable PyTorch, the numerical reference (groups tokens by expert, fp32 sum);
   - "sonic":      our Triton kernels (sonic_kernels.py), IO-aware, constant activation memory;
@@ -50,6 +50,28 @@ def require_cuda(device, what, interpretable=False):
         return
     raise RuntimeError(f"{what} needs a CUDA GPU and the device is {device.type!r}: use moe_backend='torch' "
                        f"here (sonic also runs, slowly, in Triton's CPU interpreter with TRITON_INTERPRET=1)")
+
+
+def require_device(device):
+    """The check that this torch can use `device` (the scripts' --device): a CUDA one as require_cuda says and by
+    its index, any other by allocating on it, so that mps on Linux or cuda:7 on one GPU stops here with one line."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise RuntimeError(f"device={device!r} names no device: use 'cpu', 'cuda' or 'cuda:<index>'") from None
+    if kind == "cuda":  # no allocation: under torchrun every rank would make a context on GPU 0 before its own
+        require_cuda(device, f"device={device!r}")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise RuntimeError(f"device={device!r}, but {torch.cuda.device_count()} GPU(s) are visible: "
+                               f"use 'cuda' or 'cuda:<index>' below that")
+        return
+    try:
+        torch.empty(1, device=device)
+    except RuntimeError as e:
+        why = str(e).splitlines()[0] if e.args else type(e).__name__
+        why = why if len(why) <= 100 else "this torch build cannot allocate memory there"  # torch's can list every backend
+        raise RuntimeError(f"device={device!r}: {why}; use 'cpu', 'cuda' or 'cuda:<index>'") from None
 
 
 class SwiGLU(nn.Module):

@@ -3,8 +3,8 @@ Sample from a model trained by train.py.
 
 $ python sample.py --out_dir=out-default --start="def " --num_samples=3 --max_new_tokens=300
 
-The text is decoded with the meta.pkl of the dataset the model was trained on: raw bytes for
-stdlib, characters for shakespeare_char, GPT-2 BPE (tiktoken) for openwebtext.
+The text is decoded with the vocabulary of the data the model was trained on (its meta.pkl, which the
+checkpoint keeps): raw bytes for stdlib, characters for shakespeare_char, GPT-2 BPE (tiktoken) for openwebtext.
 """
 import os
 import pickle
@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import torch
 
 from model import GPTConfig, GPT, load_checkpoint
-from moe import require_cuda
+from moe import require_cuda, require_device
 
 # -----------------------------------------------------------------------------
 out_dir = 'out' # the run to sample from: out_dir/ckpt.pt
@@ -21,11 +21,11 @@ start = "\n" # the prompt; or "FILE:prompt.txt" to read it from a file
 num_samples = 3 # number of samples to draw
 max_new_tokens = 500 # number of tokens generated in each sample
 temperature = 0.8 # 1.0 = no change, < 1.0 = less random, > 1.0 = more random, in predictions
-top_k = 200 # sampling: retain only the top_k most likely tokens (not the model's experts per token)
+top_k = 200 # sampling: retain only the top_k most likely tokens, 0 all of them (not the model's experts per token)
 seed = 1337
 device = 'auto' # 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
 dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloat16' or 'float16'
-moe_backend = '' # '' keeps the checkpoint's; 'torch' runs a GPU-trained model on a cpu
+moe_backend = '' # '' keeps the checkpoint's, or 'torch' on a cpu (the GPU backends cannot run there)
 compile = False # use PyTorch 2.0 to compile the model to be faster
 # -----------------------------------------------------------------------------
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator.py')).read()) # overrides from command line or config file
@@ -35,11 +35,10 @@ torch.manual_seed(seed)
 if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
 device_type = device.split(':')[0]
-if device_type == 'cuda':
-    try:
-        require_cuda(device, f"device={device!r}")
-    except RuntimeError as e:
-        raise SystemExit(str(e))
+try:
+    require_device(device)
+except RuntimeError as e:
+    raise SystemExit(str(e))
 if dtype == 'auto':
     dtype = 'bfloat16' if device_type == 'cuda' else 'float32'
 ptdtypes = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -47,8 +46,9 @@ if dtype not in ptdtypes:
     raise SystemExit(f"dtype={dtype!r}; use 'auto' or one of {', '.join(ptdtypes)}")
 if temperature <= 0:
     raise SystemExit(f"temperature={temperature}; it must be above 0 (for greedy decoding use --top_k=1)")
-if top_k is not None and top_k < 1:
-    raise SystemExit(f"top_k={top_k}; it must be 1 or more (it keeps the top_k most likely tokens)")
+if top_k < 0:
+    raise SystemExit(f"top_k={top_k}; it must be 1 or more (it keeps the top_k most likely tokens), or 0 for all")
+top_k = top_k or None # generate's None: no cut
 if num_samples < 1 or max_new_tokens < 0:
     raise SystemExit(f"num_samples={num_samples}, max_new_tokens={max_new_tokens}; use at least 1 and 0")
 ptdtype = ptdtypes[dtype]
@@ -83,11 +83,16 @@ if compile:
 # the tokenizer of the training data
 data_root = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
 meta_path = os.path.join(train_config['data_dir'] or os.path.join(data_root, train_config['dataset']), 'meta.pkl')
-if not os.path.exists(meta_path):
-    raise SystemExit(f"{meta_path}, the vocabulary of the training data, is missing; "
-                     f"run python data/{train_config['dataset']}/prepare.py")
-with open(meta_path, 'rb') as f:
-    meta = pickle.load(f)
+meta = checkpoint.get('meta') # train.py saves the vocabulary in the checkpoint; older checkpoints only name the data
+if meta is None:
+    if not os.path.exists(meta_path):
+        raise SystemExit(f"{meta_path}, the vocabulary of the training data, is missing; "
+                         f"run python data/{train_config['dataset']}/prepare.py")
+    with open(meta_path, 'rb') as f:
+        meta = pickle.load(f)
+    if meta['vocab_size'] != model_args['vocab_size']:
+        raise SystemExit(f"{meta_path} has a vocabulary of {meta['vocab_size']}, the model {model_args['vocab_size']}: "
+                         f"the data was prepared again with another one; prepare it as it was")
 if 'stoi' in meta: # characters
     stoi, itos = meta['stoi'], meta['itos']
     encode = lambda s: [stoi[c] for c in s if c in stoi] # characters outside the vocabulary are dropped

@@ -17,7 +17,8 @@ expert_load.jsonl (tokens routed to each expert of each MoE layer, summed over e
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes a checkpoint and prints the command
 that resumes (the same one with --init_from=resume); a second Ctrl-C quits at once, without saving.
-A resume takes every setting from the checkpoint, except those given on its own command line.
+A resume takes the training settings from the checkpoint, except those given on its own command line;
+the launch's own (out_dir, compile_mode, expert_copies, fsdp, ep_size, ...: launch_keys below) come from this launch.
 """
 
 import os
@@ -40,7 +41,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from model import GPTConfig, GPT, load_checkpoint, clipped_fused_step, folds_clip
-from moe import EP_EXCHANGES, require_cuda, sonic_kernels
+from moe import EP_EXCHANGES, require_cuda, require_device, sonic_kernels
 
 # -----------------------------------------------------------------------------
 # default config values: a small MoE on the stdlib corpus; configs/*.py and --key=value override
@@ -175,7 +176,7 @@ if init_from == 'resume':
                 continue
             say(f"note: {k}={v!r} from the checkpoint, not {config[k]!r}")
         elif k in explicit_keys:
-            say(f"note: {k}={config[k]!r} from the command line (the checkpoint had {v!r})")
+            say(f"note: {k}={config[k]!r} from this launch's arguments (the checkpoint had {v!r})")
             continue
         globals()[k] = config[k] = v
 elif init_from != 'scratch':
@@ -187,6 +188,12 @@ for k in ('batch_size', 'block_size', 'gradient_accumulation_steps', 'eval_inter
         raise SystemExit(f"{k}={globals()[k]}; it must be at least 1")
 if max_iters < 0:
     raise SystemExit(f"max_iters={max_iters}; it must be 0 or more")
+for k in ('learning_rate', 'min_lr', 'weight_decay', 'grad_clip', 'warmup_iters', 'lr_decay_iters'):
+    if globals()[k] < 0:
+        raise SystemExit(f"{k}={globals()[k]}; it must be 0 or more")
+for k in ('beta1', 'beta2'):
+    if not 0 <= globals()[k] < 1:
+        raise SystemExit(f"{k}={globals()[k]}; it must be in [0, 1) (AdamW's defaults here: 0.9 and 0.95)")
 if token_rounding and not eval_only and n_layer > n_dense_layers and batch_size * block_size < rounding_tile:
     raise SystemExit(f"token_rounding=True with rounding_tile={rounding_tile}, but a micro-batch has only "
                      f"batch_size*block_size={batch_size * block_size} tokens, so every expert would round to 0 "
@@ -227,8 +234,7 @@ if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
 device_type = device.split(':')[0] # for torch.autocast and the RNG states
 try:
-    if device_type == 'cuda':
-        require_cuda(device, f"device={device!r}")
+    require_device(device)
     if moe_backend != 'torch':
         require_cuda(device, f"moe_backend={moe_backend!r}", interpretable=moe_backend == 'sonic')
 except RuntimeError as e:
@@ -320,6 +326,8 @@ tokens_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size * bl
 if master_process:
     print(f"tokens per iteration will be: {tokens_per_iter:,}")
 err = None # an evaluation writes nothing, so it may read any out_dir
+if master_process and eval_only and init_from == 'scratch' and os.path.exists(ckpt_path):
+    print(f"note: eval_only=True evaluates a fresh model; add --init_from=resume to evaluate the run in {out_dir}")
 if master_process and not eval_only and init_from == 'scratch' and not overwrite and os.path.exists(ckpt_path):
     err = (f"{out_dir} already holds a run ({ckpt_path}), which a run from scratch would overwrite: continue it "
            f"with --init_from=resume, choose another --out_dir, or pass --overwrite=True to replace it")
@@ -356,7 +364,12 @@ for name in ('train.bin', 'val.bin', 'meta.pkl'):
         raise SystemExit(f"dataset '{dataset}' is not prepared: {os.path.join(data_dir, name)} is missing.\n"
                          f"Prepare it first with: python data/{dataset}/prepare.py{out}")
 with open(os.path.join(data_dir, 'meta.pkl'), 'rb') as f:
-    meta_vocab_size = pickle.load(f)['vocab_size']
+    meta = pickle.load(f) # the vocabulary, a few KB at most: checkpoints keep it, so sample.py needs no data
+meta_vocab_size = meta['vocab_size']
+if init_from == 'resume' and (checkpoint.get('meta', meta) != meta or
+                              checkpoint['model_args']['vocab_size'] != meta_vocab_size):
+    raise SystemExit(f"{data_dir} now holds data of another vocabulary than this run trained on (its meta.pkl "
+                     f"differs from the checkpoint's): prepare the dataset as it was, or start a new run")
 for split in ('train', 'val'):
     n_tokens = len(np.memmap(os.path.join(data_dir, f'{split}.bin'), dtype=np.uint16, mode='r'))
     if n_tokens <= block_size:
@@ -468,7 +481,8 @@ try:
     optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, fused=not fsdp,
                                            state_dtype=getattr(torch, adamw_states)) # foreach AdamW for FSDP2's sharded parameters
 except ValueError as e:
-    raise SystemExit(f"adamw_states={adamw_states!r}: {e}; or use --adamw_states=float32")
+    raise SystemExit(f"adamw_states={adamw_states!r}: {e}; or use --adamw_states=float32" if adamw_states != 'float32'
+                     else f"optimizer: {e}")
 opt_names = model.optimizer_param_names() # optimizer state index -> parameter name
 # TritonAdamW (CUDA) or a fused AdamW clips inside its update (clipped_fused_step), saving
 # clip_grad_norm_'s read and write of every gradient; not under an enabled GradScaler (fp16), which
@@ -631,7 +645,7 @@ def save_checkpoint():
     if master_process:
         checkpoint = {'model': model_sd, 'optimizer': opt_sd,
                       'scaler': scaler.state_dict(), 'model_args': model_args, 'iter_num': iter_num,
-                      'best_val_loss': best_val_loss, 'config': config, 'rng': states}
+                      'best_val_loss': best_val_loss, 'config': config, 'rng': states, 'meta': meta}
         tmp_path = ckpt_path + '.tmp'
         try:
             torch.save(checkpoint, tmp_path)
@@ -708,21 +722,25 @@ def drop_records_from(path, it):
         f.writelines(keep)
     os.replace(path + '.tmp', path)
 
-if master_process and not eval_only: # an evaluation only prints: the run's logs stay as they are
-    log_path, load_path = os.path.join(out_dir, 'log.jsonl'), os.path.join(out_dir, 'expert_load.jsonl')
-    if init_from == 'resume': # a resumed run appends to the logs of the run it continues
-        drop_records_from(log_path, iter_num)
-        drop_records_from(load_path, iter_num)
-    log_file = open(log_path, 'a' if init_from == 'resume' else 'w')
-    load_file = open(load_path, 'a' if init_from == 'resume' else 'w')
 if wandb_log and master_process:
     try:
         import wandb
     except ImportError:
         raise SystemExit("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log=True)")
     wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+log_paths = None # an evaluation only prints: the run's logs stay as they are
+if master_process and not eval_only:
+    log_paths = os.path.join(out_dir, 'log.jsonl'), os.path.join(out_dir, 'expert_load.jsonl')
+    if init_from == 'resume': # a resumed run appends to the logs of the run it continues
+        for path in log_paths:
+            drop_records_from(path, iter_num)
 
 def log(d):
+    # the logs open at the first record: a run from scratch that fails before it (--overwrite=True into a
+    # run, a compile error) leaves the old run's logs beside its checkpoint
+    global log_file, load_file
+    if log_paths is not None and log_file is None:
+        log_file, load_file = (open(path, 'a' if init_from == 'resume' else 'w') for path in log_paths)
     if log_file is not None:
         log_file.write(json.dumps(d) + '\n')
         log_file.flush()

@@ -28,7 +28,7 @@ lr_decay_iters = 300
 min_lr = 3e-5
 warmup_iters = 30
 
-compile = True # 100 against 110 ms an iteration eager on one H200 (docs/LOG.md, 2026-11-30); the first step compiles for ~30 s
+compile = True # the README's step times are compiled (its profile has the eager step beside them); the first step compiles for ~30 s
 log_interval = 10
 eval_interval = 100
 eval_iters = 20

@@ -198,6 +198,15 @@ def test_bad_shape_message(tmp_path):
     assert 'grad_clip=-1.0: use a norm above 0' in bench_fails(tmp_path, '--mode=train', '--grad_clip=-1')
 
 
+def test_help_lists_only_the_keys():
+    # bench.py's own loop over argv must not leak a global that the configurator then takes for a key
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'bench.py'), '--tiny', '--help'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and '--mode=' in p.stdout and '--out_dir=' in p.stdout, p.stdout + p.stderr
+    keys = [l.strip().split('=')[0] for l in p.stdout.splitlines() if l.strip().startswith('--')]
+    assert '--mode' in keys and '--a' not in keys, keys
+
+
 @pytest.mark.skipif(CUDA, reason="the refusal of a machine without a CUDA GPU")
 def test_cuda_graphs_needs_cuda_and_the_layer_modes(tmp_path):
     # stops at once, in one line that says what to do, and writes nothing

@@ -1159,7 +1159,7 @@ def test_grouped_mm_needs_cuda():
 
 
 # Regression test (model.py, experts_grouped_mm): torch._grouped_mm writes only the rows before
-# offs[-1] and leaves the rest of its output uninitialised (pytorch/pytorch#154557). Token rounding's
+# offs[-1] and leaves the rest of its output uninitialised (a known torch limitation). Token rounding's
 # unused slots (token T, expert E) sit past offs[-1]. An early version clamped them onto token T-1
 # with score 0, but 0 * NaN = NaN, and in backward their uninitialised dX rows reached x.grad[T-1].
 # They now read and write spare rows past T, which are dropped. Skipped on the CPU.
@@ -1210,3 +1210,16 @@ def test_a_torch_older_than_the_floor_stops_at_import_saying_what_to_install():
                                                  "(torch 2.9.1+cu128 is installed): pip install -U torch"), r.stderr
     floor = next(line for line in (REPO / 'requirements.txt').read_text().splitlines() if line.startswith('torch>='))
     assert floor.split()[0] == 'torch>=2.10', floor
+
+
+@pytest.mark.parametrize('bad', [dict(n_head=0), dict(n_head=-2), dict(n_embd=0), dict(n_layer=0), dict(block_size=0),
+                                 dict(vocab_size=0), dict(dropout=1.0), dict(dropout=-0.1), dict(n_shared_experts=-1),
+                                 dict(n_dense_layers=1, dense_size=-5), dict(aux_loss_coef=-0.01),
+                                 dict(z_loss_coef=-1.0), dict(bias_update_rate=-1e-3), dict(top_k=0),
+                                 dict(expert_size=0), dict(n_embd=100, n_head=3)])
+def test_a_config_out_of_range_names_its_key(bad):
+    # checked where the config is made: a ValueError naming the key, not a modulo by zero or a negative
+    # tensor shape at the first forward
+    key = next(k for k in bad if k != 'n_dense_layers')
+    with pytest.raises(ValueError, match=f"GPTConfig: {key}="):
+        GPTConfig(**dict(dict(n_layer=2, n_head=2, n_embd=32, n_expert=4, top_k=2, expert_size=16), **bad))

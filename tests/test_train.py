@@ -189,7 +189,7 @@ def test_a_second_ctrl_c_quits_at_once(data_dir, tmp_path):
     assert not (tmp_path / 'ckpt.pt').exists()
 
 
-def test_a_run_from_scratch_never_overwrites_a_run(data_dir, trained, tmp_path):
+def test_a_run_from_scratch_never_overwrites_a_run(data_dir, trained, tmp_path, monkeypatch):
     out = tmp_path / 'run'
     shutil.copytree(trained, out)
     before = {f.name: f.read_bytes() for f in out.iterdir()}
@@ -197,6 +197,15 @@ def test_a_run_from_scratch_never_overwrites_a_run(data_dir, trained, tmp_path):
     assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
     for says in ('already holds a run', '--init_from=resume', 'another --out_dir', '--overwrite=True'):
         assert says in r.stderr, r.stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    # --overwrite=True that fails before its first record (here wandb, which will not import) leaves the
+    # old run whole, its logs too
+    stub = tmp_path / 'stub'
+    stub.mkdir()
+    (stub / 'wandb.py').write_text("raise ImportError('no wandb here')\n")
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(filter(None, [str(stub), os.environ.get('PYTHONPATH')])))
+    r = train(data_dir, out, '--max_iters=4', '--overwrite=True', '--wandb_log=True')
+    assert r.returncode != 0 and 'wandb is not installed' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     ok(train(data_dir, out, '--max_iters=4', '--eval_interval=4', '--overwrite=True'))
     assert load_ckpt(out)['iter_num'] == 4 and read_log(out)[1][0]['iter'] == 0
@@ -210,14 +219,14 @@ def test_resume_takes_the_training_settings_from_the_checkpoint(data_dir, tmp_pa
     out = tmp_path / 'run'
     ok(train(data_dir, out, cfg, '--max_iters=3'))
     r = ok(train(data_dir, out, '--init_from=resume', '--max_iters=6'))
-    assert 'note:' not in r.stdout.replace('note: max_iters=6 from the command line (the checkpoint had 3)', '')
+    assert 'note:' not in r.stdout.replace("note: max_iters=6 from this launch's arguments (the checkpoint had 3)", '')
     logs, evals = read_log(out)
     assert [l['lr'] for l in logs] == [2e-4] * 6 and [e['iter'] for e in evals] == [0, 3, 6]
     saved = load_ckpt(out)['config']
     assert (saved['weight_decay'], saved['beta2'], saved['grad_clip'], saved['max_iters']) == (0.05, 0.99, 0.5, 6)
     # a setting given on the resume's command line wins, and says so
     r = ok(train(data_dir, out, '--init_from=resume', '--max_iters=8', '--learning_rate=1e-4'))
-    assert 'note: learning_rate=0.0001 from the command line (the checkpoint had 0.0002)' in r.stdout, r.stdout
+    assert "note: learning_rate=0.0001 from this launch's arguments (the checkpoint had 0.0002)" in r.stdout, r.stdout
     assert [l['lr'] for l in read_log(out)[0]][6:] == [1e-4] * 2
 
 
@@ -236,6 +245,12 @@ def test_unwritable_out_dir_and_bad_devices_say_what_to_do(data_dir, tmp_path):
             r = run(sys.executable, script, *args, '--device=cuda')
             assert r.returncode != 0 and 'this torch has no CUDA' in r.stderr, r.stderr
             assert 'Traceback' not in r.stderr
+    if not torch.backends.mps.is_available():  # a device torch names but cannot use here: one line, no traceback
+        for script, args in (('train.py', [*TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path / "c"}']),
+                             ('sample.py', ['--out_dir=nowhere']), ('bench.py', ['--tiny'])):
+            r = run(sys.executable, script, *args, '--device=mps')
+            assert r.returncode != 0 and "device='mps'" in r.stderr and "use 'cpu'" in r.stderr, r.stderr
+            assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_a_block_too_big_for_the_device_stops_before_training(data_dir, tmp_path):
@@ -440,8 +455,9 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
     r = ok(train(data_dir, out, '--eval_only=True', '--init_from=resume', '--block_size=16'))
     assert "note: the model's block_size is 32 (the checkpoint's); batches use 16" in r.stdout, r.stdout
     assert 'tokens per iteration will be: 128' in r.stdout and 'step 12: train loss' in r.stdout  # 8 x 16
-    r = ok(train(data_dir, out, '--eval_only=True'))  # a fresh model
+    r = ok(train(data_dir, out, '--eval_only=True'))  # a fresh model, and a note that the run is there
     assert 'step 0: train loss' in r.stdout
+    assert 'note: eval_only=True evaluates a fresh model; add --init_from=resume' in r.stdout, r.stdout
     for f in logs:
         assert (out / f).read_text() == logs[f], f
     assert load_ckpt(out)['iter_num'] == 12
@@ -450,7 +466,8 @@ def test_resume_takes_the_architecture_from_the_checkpoint(data_dir, trained, tm
 @pytest.mark.parametrize('flag', ['--log_interval=0', '--eval_interval=0', '--eval_iters=0', '--batch_size=0',
                                   '--gradient_accumulation_steps=0', '--block_size=-1', '--max_iters=-1',
                                   '--token_rounding=True --rounding_tile=257', '--compile_mode=fast',
-                                  '--adamw_states=float16', '--adamw_states=bfloat16'])
+                                  '--adamw_states=float16', '--adamw_states=bfloat16', '--n_head=0', '--dropout=1.5',
+                                  '--learning_rate=-1', '--beta2=2', '--device=nodevice'])
 def test_bad_settings_stop_with_one_line(data_dir, tmp_path, flag):
     # counts that must be positive; token rounding needs a tile of tokens in a micro-batch (TINY: 8 x 32
     # = 256); compile_mode and adamw_states take named values, and bf16 AdamW moments need TritonAdamW,
@@ -574,16 +591,12 @@ def test_sample_errors_are_clear(trained, tmp_path, monkeypatch):
     for flag, says in [('--start=FILE:no_such_prompt.txt', 'cannot read the prompt file'),
                        (f"--start=FILE:{tmp_path / 'latin1.txt'}", 'cannot read the prompt file as UTF-8'),
                        ('--moe_backend=sonik', 'config error'), ('--temperature=0', 'temperature=0'),
-                       ('--top_k=0', 'top_k=0')]:
+                       ('--top_k=-1', 'top_k=-1')]:
         r = run(sys.executable, 'sample.py', f'--out_dir={trained}', '--device=cpu', flag)
         assert r.returncode != 0 and says in r.stderr and 'Traceback' not in r.stderr, (flag, r.stderr)
     # a GPT-2 BPE model, offline and with no cached vocabulary: a message, not a network traceback
-    data = tmp_path / 'bpe'
-    data.mkdir()
-    with open(data / 'meta.pkl', 'wb') as f:
-        pickle.dump({'vocab_size': 64, 'encoding': 'gpt2'}, f)
     ckpt = load_ckpt(trained)
-    ckpt['config']['data_dir'] = str(data)
+    ckpt['meta'] = {'vocab_size': ckpt['model_args']['vocab_size'], 'encoding': 'gpt2'}
     out = tmp_path / 'bpe_run'
     out.mkdir()
     torch.save(ckpt, out / 'ckpt.pt')
@@ -594,6 +607,39 @@ def test_sample_errors_are_clear(trained, tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     r = run(sys.executable, 'sample.py', f'--out_dir={out}', '--device=cpu', '--max_new_tokens=2')
     assert r.returncode != 0 and 'gpt2 encoding could not be loaded' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_the_checkpoint_keeps_the_vocabulary(data_dir, trained, tmp_path):
+    # sample.py decodes with the checkpoint's vocabulary and needs no data; a resume onto data prepared again
+    # with another vocabulary stops, where it would index past the embedding
+    ckpt = load_ckpt(trained)
+    assert ckpt['meta'] == pickle.loads((data_dir / 'meta.pkl').read_bytes())
+    ckpt['config']['data_dir'] = str(tmp_path / 'gone')
+    (tmp_path / 'moved').mkdir()
+    torch.save(ckpt, tmp_path / 'moved' / 'ckpt.pt')
+    r = ok(run(sys.executable, 'sample.py', f"--out_dir={tmp_path / 'moved'}", '--device=cpu', '--max_new_tokens=20',
+               '--start=def ', '--num_samples=1', '--top_k=0'))  # 0: no top-k cut
+    assert 'def ' in r.stdout
+    # a checkpoint without one (an older train.py's) reads meta.pkl, and stops if its size is not the model's
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'meta.pkl').write_bytes(pickle.dumps({'vocab_size': 64, 'encoding': 'bytes'}))
+    del ckpt['meta']
+    ckpt['config']['data_dir'] = str(other)
+    torch.save(ckpt, tmp_path / 'moved' / 'ckpt.pt')
+    r = run(sys.executable, 'sample.py', f"--out_dir={tmp_path / 'moved'}", '--device=cpu', '--max_new_tokens=2')
+    assert r.returncode != 0 and 'has a vocabulary of 64, the model 256' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    # the data prepared again: its meta.pkl no longer the run's
+    data = tmp_path / 'data'
+    shutil.copytree(data_dir, data)
+    (data / 'meta.pkl').write_bytes(pickle.dumps({'vocab_size': 256, 'encoding': 'latin-1'}))
+    out = tmp_path / 'run'
+    shutil.copytree(trained, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    r = train(data, out, '--init_from=resume', '--max_iters=12')
+    assert r.returncode != 0 and 'another vocabulary than this run trained on' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
 def test_every_model_field_is_a_train_setting():

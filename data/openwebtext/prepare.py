@@ -1,6 +1,6 @@
 """
 OpenWebText (~9B GPT-2 tokens, ~54 GB of download cache), as in nanoGPT. Needs the network and
-`pip install datasets tiktoken`; takes hours on a few cores.
+`pip install datasets` (tiktoken is in requirements.txt); takes hours on a few cores.
 
     python data/openwebtext/prepare.py --num_proc=16
 

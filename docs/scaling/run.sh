@@ -4,9 +4,9 @@
 # two ranks of 8 x 2048, or one GPU with 2 micro-steps, so the loss curves can be compared.
 #   bash docs/scaling/run.sh 2gpu   # the three two-GPU modes
 #   bash docs/scaling/run.sh 1gpu   # the one-GPU reference
-#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ddp100, ep2, ep2gather, fsdp2 or fsdp2keep
+#   bash docs/scaling/run.sh fsdp2  # one mode: gpu1, ddp, ddp100, ep2, ep2gather, ep2chunks, fsdp2 or fsdp2keep
 #   bash docs/scaling/run.sh rounding  # token rounding, DDP against EP=2, 60 iterations
-#   bash docs/scaling/run.sh profile   # a DDP step's parts and its exposed communication (bench.py, eager)
+#   bash docs/scaling/run.sh profile   # a DDP step's parts and its exposed communication (bench.py, compiled as the config)
 # EXTRA adds settings to every run (EXTRA='--max_iters=60 --lr_decay_iters=60'). Logs go to $OUT (default scaling_out/). NVLink multicast stays off, as in the runs the README quotes.
 set -u
 OUT=${OUT:-scaling_out}
