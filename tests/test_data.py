@@ -51,10 +51,13 @@ def test_shakespeare_char_from_local_file(tmp_path):
     assert len(read(tmp_path, 'train')) == int(len(text) * 0.9)
     assert ''.join(meta['itos'][int(i)] for i in ids) == text  # decodes back to the input
     assert all(meta['stoi'][c] == i for i, c in meta['itos'].items())
-    # an input.txt already in out_dir is used without downloading
-    (tmp_path / 'input.txt').write_text(text[::-1])
+    # an input.txt already in out_dir is used without downloading (another text, of another length)
+    other = text[::-1] + "Second Citizen:\nWould you proceed especially against Caius Marcius?\n"
+    (tmp_path / 'input.txt').write_text(other)
     ok(run(sys.executable, 'data/shakespeare_char/prepare.py', f'--out_dir={tmp_path}'))
-    assert len(read(tmp_path, 'val')) == len(text) - int(len(text) * 0.9)
+    meta = pickle.loads((tmp_path / 'meta.pkl').read_bytes())
+    ids = np.concatenate([read(tmp_path, 'train'), read(tmp_path, 'val')])
+    assert ''.join(meta['itos'][int(i)] for i in ids) == other
 
 
 def test_shakespeare_char_bad_input(tmp_path):

@@ -290,7 +290,9 @@ def test_every_config_compiles(arch):
 
 def test_hopper_gates_take_only_what_compiles():
     out = run_script('--gates')
-    assert 'every shape a gate takes compiles' in out or 'no Gluon' in out, out
+    if 'no Gluon' in out:
+        pytest.skip("this Triton has no Gluon, so no Hopper kernel and no gate")
+    assert 'every shape a gate takes compiles' in out, out
 
 
 def test_checker_flags_bad_configs():

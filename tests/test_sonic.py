@@ -634,8 +634,10 @@ def test_torch_compile_fullgraph(extra):
     moe.zero_grad(); x.grad = None
     cmoe = torch.compile(moe, fullgraph=True)
     compiled = grads_of(cmoe, x, g)
+    # the same kernels either way: fp32 on the CPU agrees to rounding (the compiler may reorder the glue's
+    # sums); bf16 on a GPU to about an ulp
     for name, a, b in zip(["out", "dx", "dw1", "dw2", "drouter"], compiled, eager):
-        assert_rel(a, b, 1e-2, name)
+        assert_rel(a, b, 1e-2 if CUDA else 1e-5, name)
 
 
 # -----------------------------------------------------------------------------

@@ -617,9 +617,11 @@ def test_the_checkpoint_keeps_the_vocabulary(data_dir, trained, tmp_path):
     ckpt['config']['data_dir'] = str(tmp_path / 'gone')
     (tmp_path / 'moved').mkdir()
     torch.save(ckpt, tmp_path / 'moved' / 'ckpt.pt')
-    r = ok(run(sys.executable, 'sample.py', f"--out_dir={tmp_path / 'moved'}", '--device=cpu', '--max_new_tokens=20',
-               '--start=def ', '--num_samples=1', '--top_k=0'))  # 0: no top-k cut
-    assert 'def ' in r.stdout
+    args = ['--device=cpu', '--max_new_tokens=40', '--start=def ', '--num_samples=1', '--top_k=0']  # 0: no cut
+    r = ok(run(sys.executable, 'sample.py', f"--out_dir={tmp_path / 'moved'}", *args))
+    with_data = ok(run(sys.executable, 'sample.py', f'--out_dir={trained}', *args))
+    sample = r.stdout.split("Overriding: top_k = 0\n", 1)[1]  # the samples follow the overrides
+    assert sample == with_data.stdout.split("Overriding: top_k = 0\n", 1)[1] and len(sample) >= 40, sample
     # a checkpoint without one (an older train.py's) reads meta.pkl, and stops if its size is not the model's
     other = tmp_path / 'other'
     other.mkdir()
