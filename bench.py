@@ -37,7 +37,8 @@ On the GPU:
   python bench.py --mode=train --backends=sonic,grouped_mm
   python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic   # compiled, as the config says
   python bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic --compile=False
-  torchrun --standalone --nproc_per_node=2 bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic
+  torchrun --standalone --nproc_per_node=2 bench.py --mode=profile --config_file=configs/h200_moe.py --backends=sonic \
+      --gradient_accumulation_steps=2   # global, as in train.py: a multiple of the ranks
   python bench.py --mode=load --load_file=out-default/expert_load.jsonl
   python bench.py --mode=curves --log_files=out-a/log.jsonl,out-b/log.jsonl --labels=sonic,torch
 On the CPU, tiny and slow (tests/test_bench.py does this); the sizes above would run for hours:

@@ -16,7 +16,7 @@ Writes to out_dir: ckpt.pt, log.jsonl (one line per log interval and per eval) a
 expert_load.jsonl (tokens routed to each expert of each MoE layer, summed over each log interval).
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes a checkpoint and prints the command
-that resumes (the same one with --init_from=resume); a second Ctrl-C quits at once, without saving.
+that resumes (the same one with --init_from=resume); in one process a second Ctrl-C quits at once, without saving.
 A resume takes the training settings from the checkpoint, except those given on its own command line;
 the launch's own (out_dir, compile_mode, expert_copies, fsdp, ep_size, ...: launch_keys below) come from this launch.
 """
@@ -142,8 +142,11 @@ def request_stop(signum, frame):
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if first and int(os.environ.get('RANK', 0)) == 0:
         # os.write, not print: a print interrupted by this handler would fail as a reentrant call
+        # under torchrun a second Ctrl-C goes to torchrun, which passes on a SIGTERM (not a quick exit: see above)
+        again = ("torchrun ends the ranks if that outlasts its shutdown timeout" if 'RANK' in os.environ else
+                 "press Ctrl-C again to quit at once without saving")
         os.write(2, f"\n{signal.Signals(signum).name}: stopping after this iteration to save a checkpoint; "
-                    f"press Ctrl-C again to quit at once without saving\n".encode())
+                    f"{again}\n".encode())
 if eval_only:
     signal.signal(signal.SIGINT, signal.SIG_DFL) # an evaluation has nothing to save: Ctrl-C ends it quietly
 else:

@@ -696,3 +696,18 @@ def test_ddp_ranks_stop_together_when_one_is_signalled(data_dir, tmp_path):
     ok(torchrun(*TORCHRUN, *cmd[3:], f'--max_iters={n + 2}'))
     assert load_ckpt(tmp_path)['iter_num'] == n + 2
     assert record_iters(tmp_path) == (list(range(n + 2)), [0, n + 2], list(range(n + 2)))
+
+
+def test_ctrl_c_to_torchrun_stops_every_rank_with_a_checkpoint(data_dir, tmp_path):
+    # a user's Ctrl-C reaches torchrun, which passes a signal on to the ranks: they stop together and save, and
+    # rank 0 offers no quick second Ctrl-C (torchrun passes that on as a SIGTERM, which the ranks do not hurry for)
+    out = []
+    p = start(*TORCHRUN, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+              '--max_iters=100000', '--eval_interval=1000', '--gradient_accumulation_steps=2')
+    read_until(p, 'iter 2:', out)
+    p.send_signal(signal.SIGINT)
+    text = finish(p, out)
+    assert 'stopping after this iteration to save a checkpoint; torchrun ends the ranks' in text, text
+    assert 'press Ctrl-C again' not in text, text
+    n = load_ckpt(tmp_path)['iter_num']
+    assert re.search(f'stopped by SIG(INT|TERM) at iter {n}: saved', text) and len(load_ckpt(tmp_path)['rng']) == 2, text
