@@ -23,6 +23,7 @@ the launch's own (out_dir, compile_mode, expert_copies, fsdp, ep_size, ...: laun
 
 import os
 import sys
+import atexit
 import json
 import math
 import time
@@ -335,6 +336,8 @@ if master_process and not eval_only and init_from == 'scratch' and not overwrite
     err = (f"{out_dir} already holds a run ({ckpt_path}), which a run from scratch would overwrite: continue it "
            f"with --init_from=resume, choose another --out_dir, or pass --overwrite=True to replace it")
 elif master_process and not eval_only:
+    if not os.path.isdir(out_dir): # made here: a run that stops before writing anything takes it away again
+        atexit.register(lambda: os.path.isdir(out_dir) and not os.listdir(out_dir) and os.rmdir(out_dir))
     try:
         os.makedirs(out_dir, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close() # try a write: permission bits do not stop root

@@ -417,8 +417,9 @@ def test_missing_dataset_names_prepare_command(tmp_path):
     r = train(tmp_path / 'empty', tmp_path / 'out', '--max_iters=1')
     assert r.returncode != 0
     assert f'python data/stdlib/prepare.py --out_dir={tmp_path / "empty"}' in r.stderr, r.stderr
-    r = run(sys.executable, 'train.py', *TINY, '--dataset=nope', f'--out_dir={tmp_path}')
+    r = run(sys.executable, 'train.py', *TINY, '--dataset=nope', f"--out_dir={tmp_path / 'new'}")
     assert r.returncode != 0 and "unknown dataset 'nope'" in r.stderr and 'stdlib' in r.stderr, r.stderr
+    assert not (tmp_path / 'new').exists()  # the out_dir it made, empty, is taken away again
 
 
 def test_resume_errors_are_clear(data_dir, trained, tmp_path):
