@@ -2099,12 +2099,14 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=1
 # 4e-6) and dH's error grows from 1.7e-3 to 2.3e-3. 3 stages of 48 KB, a 64 KB hand-over and the 16 KB
 # ring of h: 224 KB. Against 128-column items (with h by TMA, docs/LOG.md, 2026-12-04) 11-13% less time
 # at the paper's d = 4096 shapes, 8% at 7B and 12% at 1.4B (best rounds). 2 stages took 7-55% longer (2026-12-03); a
-# 4th, with the hand-over one consumer's half at a time, as long (2026-12-04). 160 / 160 / 32 registers
-# spill nothing under Triton 3.6 to 3.8 (24 bytes under 3.9, the producer's; 160 / 152 / 40 spills
-# nothing under any, untimed); 168 / 144 / 32 (no spills either, now that the epilogue holds no h)
-# ran within the spread (2026-12-04)
+# 4th, with the hand-over one consumer's half at a time, as long (2026-12-04). Registers (consumer /
+# epilogue / producer): 160 / 160 / 32 spill nothing under Triton 3.6 to 3.8, and under 3.6 ran 0-4%
+# faster than 160 / 152 / 40 at d = 4096; under 3.9 that producer spills 24 bytes, and 160 / 152 / 40
+# (no spill under any) ran 2-4% faster at 1.4B, 7B and h200_moe's shape, within 1% at d = 4096
+# (docs/LOG.md, 2026-12-05)
+_DB_WIDE_PRODUCER_REGS = 40 if tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 9) else 32
 DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=160,
-                      EPILOGUE_REGS=160, PRODUCER_REGS=32)
+                      EPILOGUE_REGS=192 - _DB_WIDE_PRODUCER_REGS, PRODUCER_REGS=_DB_WIDE_PRODUCER_REGS)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
 
 
