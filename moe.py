@@ -56,13 +56,12 @@ def require_device(device):
     """The check that this torch can use `device` (the scripts' --device): a CUDA one as require_cuda says and by
     its index, any other by allocating on it, so that mps on Linux or cuda:7 on one GPU stops here with one line."""
     try:
-        kind = torch.device(device).type
+        dev = torch.device(device)
     except RuntimeError:
         raise RuntimeError(f"device={device!r} names no device: use 'cpu', 'cuda' or 'cuda:<index>'") from None
-    if kind == "cuda":  # no allocation: under torchrun every rank would make a context on GPU 0 before its own
+    if dev.type == "cuda":  # no allocation: under torchrun every rank would make a context on GPU 0 before its own
         require_cuda(device, f"device={device!r}")
-        index = torch.device(device).index
-        if index is not None and index >= torch.cuda.device_count():
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise RuntimeError(f"device={device!r}, but {torch.cuda.device_count()} GPU(s) are visible: "
                                f"use 'cuda' or 'cuda:<index>' below that")
         return

@@ -95,6 +95,7 @@ except ImportError:
 
 BLOCK_M = 128  # the M tile of every expert-segmented kernel; token rounding rounds counts to this
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+TRITON_VERSION = tuple(int(v) for v in triton.__version__.split(".")[:2])  # (major, minor): configs that differ by it
 
 
 # -----------------------------------------------------------------------------
@@ -1343,8 +1344,7 @@ def _gluon_api():
     # the kernel below ran on the H200 with Triton 3.6, and compiles for sm_90 with 3.6 to 3.9
     # (tests/test_sm90.py); Gluon's API moved before 3.6 (warp_specialize's arguments), so older
     # versions keep the Triton kernel
-    version = tuple(int(v) for v in triton.__version__.split(".")[:2])
-    return gluon is not None and version >= (3, 6)
+    return gluon is not None and TRITON_VERSION >= (3, 6)
 
 
 def _use_hopper(flag, name, t, ok, needs):
@@ -2104,9 +2104,9 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=1
 # faster than 160 / 152 / 40 at d = 4096; under 3.9 that producer spills 24 bytes, and 160 / 152 / 40
 # (no spill under any) ran 2-4% faster at 1.4B, 7B and h200_moe's shape, within 1% at d = 4096
 # (docs/LOG.md, 2026-12-05)
-_DB_WIDE_PRODUCER_REGS = 40 if tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 9) else 32
 DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=160,
-                      EPILOGUE_REGS=192 - _DB_WIDE_PRODUCER_REGS, PRODUCER_REGS=_DB_WIDE_PRODUCER_REGS)
+                      **(dict(EPILOGUE_REGS=152, PRODUCER_REGS=40) if TRITON_VERSION >= (3, 9) else
+                         dict(EPILOGUE_REGS=160, PRODUCER_REGS=32)))
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
 
 
