@@ -2208,13 +2208,15 @@ if gluon is not None:
             acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
             r0 = row0 + H * HALF
-            out = acc.to(C.dtype.element_ty)
+            # acc is cast in each branch: cast once before them, Triton 3.8's code made ptxas 12.9 run
+            # every wgmma of the main loop one at a time (its note C7514; the kernel 13-22% slower at
+            # d = 4096 on the H200, docs/LOG.md)
             if r0 + HALF <= row_end:   # all rows the expert's: by TMA, which also clips the columns past N
-                _wg_tma_out(c_smem.index(H), out, c_desc, r0, pn * BLOCK_N, True)
+                _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, r0, pn * BLOCK_N, True)
             else:
                 rows = r0 + gl.arange(0, HALF, layout=gl.SliceLayout(1, mma))
                 cols = pn * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-                gl.store(C + rows.to(gl.int64)[:, None] * stride_cr + cols[None, :], out,
+                gl.store(C + rows.to(gl.int64)[:, None] * stride_cr + cols[None, :], acc.to(C.dtype.element_ty),
                          mask=(rows < row_end)[:, None] & (cols < N)[None, :])
         gl_tma.store_wait(0)            # shared memory outlives the stores only while the program runs
 

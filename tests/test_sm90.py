@@ -4,7 +4,10 @@ the H100/H200 (sm_90), the A100 (sm_80) and the B200 (sm_100): Triton's own ptxa
 ship in its wheel. The interpreter, which the other CPU tests use, never runs the GPU compiler, so
 without this a config that does not build (too many registers, too much shared memory), a main
 loop the pipeliner gave up on, or a GEMM that lost the GPU's asynchronous tensor-core MMA would
-show only on the GPU. The test fails on any of those. Run as a script it prints the report,
+show only on the GPU. Nor would ptxas running a kernel's warp-group MMAs one at a time, which it
+does, with a note (C7514), when it finds the accumulator's registers read while an MMA may still
+write them: it did so under Triton 3.8 to the grouped GEMM, 13-22% slower on the H200 (docs/LOG.md,
+2026-12-05). The test fails on any of those. Run as a script it prints the report,
 registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 one under Triton 3.6.0, what the
 H200 measurements run; sm90_report_triton<version>.txt under the Tritons newer torches pin):
     python tests/test_sm90.py              # sm_90, the 7B layer shape, bf16; about 40 s on 2 cores
@@ -14,6 +17,8 @@ The arguments are specialised as a launch at that shape would be: integers equal
 constants and multiples of 16 are marked divisible by 16 (contiguity decides whether loads can be
 asynchronous copies).
 """
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -30,6 +35,33 @@ TARGETS = {  # compute capability: (GPU, the most shared memory one program may 
     100: ("B200", 227 * 1024, "ttng.tc_gen5_mma"),         # tcgen05, accumulating in tensor memory
 }
 SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
+
+try:   # Gluon, for the selftest's kernel that ptxas must serialise
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma, warpgroup_mma_wait
+except ImportError:
+    gluon = None
+
+if gluon is not None:
+    @gluon.jit
+    def _mma_read_early(Out, n_k, READ: gl.constexpr):
+        # with READ, s reads acc while the MMA just issued still writes those registers
+        mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, 64, 16])
+        layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, 64], gl.bfloat16)
+        a = gl.allocate_shared_memory(gl.bfloat16, [64, 64], layout)
+        b = gl.allocate_shared_memory(gl.bfloat16, [64, 64], layout)
+        acc = gl.zeros((64, 64), gl.float32, mma)
+        s = gl.zeros((64, 64), gl.float32, mma)
+        for k in range(n_k):
+            acc = warpgroup_mma(a, b, acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+            if READ:
+                s += acc
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+        rows = gl.arange(0, 64, layout=gl.SliceLayout(1, mma))
+        cols = gl.arange(0, 64, layout=gl.SliceLayout(0, mma))
+        gl.store(Out + rows[:, None] * 64 + cols[None, :], acc + s)
 
 
 def launches(tma=False):
@@ -141,8 +173,12 @@ def hopper_launches(shape=SHAPE):
 
 def compile_for(arch, jit_fn, args, num_warps, num_stages):
     """Compiles one specialisation for sm_<arch>; returns (registers, spilled bytes, shared bytes,
-    tile loads left unpipelined inside loops, whether the arch's MMA op is used)."""
+    tile loads left unpipelined inside loops, whether the arch's MMA op is used, whether ptxas ran
+    its warp-group MMAs one at a time)."""
     import triton
+    # ptxas's notes come from a compile, not from Triton's cache; Triton prints them to stdout
+    triton.knobs.compilation.always_compile = True
+    triton.knobs.nvidia.dump_ptxas_log = True
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     sig, consts, attrs = {}, {}, {}
@@ -163,7 +199,10 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
     if type(jit_fn).__name__ == 'GluonJITFunction':   # the Hopper kernel written in Gluon
         from triton.experimental.gluon._runtime import GluonASTSource as ASTSource
     src = ASTSource(jit_fn, sig, constexprs=consts, attrs=attrs)
-    k = triton.compile(src, target=GPUTarget('cuda', arch, 32), options=dict(num_warps=num_warps, num_stages=num_stages))
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        k = triton.compile(src, target=GPUTarget('cuda', arch, 32),
+                           options=dict(num_warps=num_warps, num_stages=num_stages))
     cuobjdump = Path(triton.__file__).parent / 'backends' / 'nvidia' / 'bin' / 'cuobjdump'
     with tempfile.NamedTemporaryFile(suffix='.cubin') as f:
         f.write(k.asm['cubin'])
@@ -172,7 +211,7 @@ def compile_for(arch, jit_fn, args, num_warps, num_stages):
     m = re.search(r'REG:(\d+) STACK:(\d+)', res)
     mma = TARGETS[arch][2]
     return (int(m.group(1)), int(m.group(2)), k.metadata.shared, loop_tile_loads(k.asm['ttgir']),
-            mma is None or mma in k.asm['ttgir'])
+            mma is None or mma in k.asm['ttgir'], 'C7514' in log.getvalue())
 
 
 def loop_tile_loads(ttgir):
@@ -216,7 +255,7 @@ def report(arch, cases=None):
                        warps=c.num_warps, stages=c.num_stages, gemm='tl.dot' in fn.src or 'warp_specialize' in fn.src,
                        gluon=type(fn).__name__ == 'GluonJITFunction')
             try:
-                row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'], row['mma'] = \
+                row['regs'], row['spill_bytes'], row['smem'], row['sync_loads'], row['mma'], row['serial'] = \
                     compile_for(arch, fn, {**args, **c.kwargs}, c.num_warps, c.num_stages)
             except Exception as e:
                 row['error'] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
@@ -238,6 +277,9 @@ def problems(arch, rows):
                        f"software-pipelined on sm_{arch}")
         elif r['gemm'] and not r['mma']:
             bad.append(f"{where}: its tl.dot is not lowered to {mma} on sm_{arch}, the {gpu}'s fast tensor-core MMA")
+        elif r['serial']:
+            bad.append(f"{where}: ptxas serialises its warp-group MMAs on sm_{arch} (note C7514: the accumulator is "
+                       f"read while an MMA may write it)")
     return bad
 
 
@@ -322,6 +364,12 @@ def selftest():
     assert len(bad) == 1 and 'not software-pipelined' in bad[0], bad
     bad = problems(100, report(100, [('grouped_mm y', kern3, args3, narrow)]))
     assert len(bad) == 1 and 'not lowered to ttng.tc_gen5_mma' in bad[0], bad
+    import sonic_kernels as sk
+    if sk._gluon_api():   # an accumulator read while its MMA runs: flagged; the same loop without the read: not
+        one = [triton.Config({}, num_warps=4, num_stages=1)]
+        bad = problems(90, report(90, [(f'mma read {r}', _mma_read_early, dict(Out='*fp32', n_k=64, READ=r), one)
+                                       for r in (True, False)]))
+        assert len(bad) == 1 and 'mma read True' in bad[0] and 'serialises' in bad[0], bad
     print("selftest: every bad case flagged")
 
 
