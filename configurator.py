@@ -11,6 +11,8 @@ Arguments, applied in order:
 Only keys the caller already defines can be set, and a value must keep the default's type (an
 int may stand for a float). Anything else stops the run with a message saying how to fix it,
 so a typo like --learning_rte=1e-3 can never pass silently. Names starting with '_' are private.
+A caller may define _file_hint: a config file setting keys it does not know then stops with that
+text, formatted with the file's values (sample.py: a training config names the run's out_dir).
 
 explicit_keys, a set left in the caller's globals, names the keys this command line set: every
 --key=value, and each key a config file changed (a file that assigns a key its current value
@@ -74,9 +76,14 @@ for _arg in _sys.argv[1:]:
                 _tb = _tb.tb_next
             _line = _tb.tb_lineno if _tb is not None else getattr(_e, 'lineno', '?')
             raise SystemExit(f"config error: {_arg}, line {_line}: {type(_e).__name__}: {_e}")
-        for _k, _v in _ns.items():
-            if _k.startswith('_') or isinstance(_v, _ModuleType) or callable(_v):
-                continue  # imports and helpers the config file used, e.g. `import torch`
+        _set = {_k: _v for _k, _v in _ns.items()   # skipping imports and helpers, e.g. `import torch`
+                if not (_k.startswith('_') or isinstance(_v, _ModuleType) or callable(_v))}
+        _unknown = [_k for _k in _set if _k not in _defaults]
+        if _unknown and '_file_hint' in globals():
+            raise SystemExit(f"config error: {_arg} sets keys this script does not take "
+                             f"({', '.join(_unknown[:3])}{', ...' if len(_unknown) > 3 else ''}). "
+                             + _file_hint.format(**_set))
+        for _k, _v in _set.items():
             _v = _check(_k, _v, _arg)
             if type(_v) is not type(globals()[_k]) or _v != globals()[_k]:
                 explicit_keys.add(_k)

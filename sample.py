@@ -27,6 +27,8 @@ device = 'auto' # 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1',
 dtype = 'auto' # 'auto' (bfloat16 on cuda, float32 elsewhere), 'float32', 'bfloat16' or 'float16'
 moe_backend = '' # '' keeps the checkpoint's, or 'torch' on a cpu (the GPU backends cannot run there)
 compile = False # use PyTorch 2.0 to compile the model to be faster
+# a training config passed here: the checkpoint holds the run's settings, so only its out_dir is needed
+_file_hint = "A training config is train.py's; to sample from its run: python sample.py --out_dir={out_dir}"
 # -----------------------------------------------------------------------------
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configurator.py')).read()) # overrides from command line or config file
 # -----------------------------------------------------------------------------

@@ -94,6 +94,24 @@ def test_train_and_sample_reject_typos():
         assert 'Traceback' not in r.stderr
 
 
+def test_file_hint_for_a_config_file_of_another_script(monkeypatch, tmp_path):
+    cfg = tmp_path / 'c.py'
+    cfg.write_text("batch_size = 64\nn_layer = 4\ndataset = 'owt'\n")
+    monkeypatch.setattr(sys, 'argv', ['sample.py', str(cfg)])
+    g = dict(dataset='stdlib', _file_hint="run with --dataset={dataset}")
+    with pytest.raises(SystemExit) as e:
+        exec(SOURCE, g)
+    assert "sets keys this script does not take (batch_size, n_layer)" in str(e.value)
+    assert str(e.value).endswith("run with --dataset=owt")   # formatted with the file's values
+    assert "unknown key 'n_layer'" in error(monkeypatch, str(cfg))   # without a hint: the usual message
+
+
+def test_sample_given_a_training_config_names_its_out_dir():
+    r = run(sys.executable, 'sample.py', 'configs/default.py')
+    assert r.returncode != 0 and r.stderr.strip().endswith('python sample.py --out_dir=out-default'), r.stderr
+    assert 'Traceback' not in r.stderr
+
+
 def test_explicit_keys_name_what_this_command_line_set(monkeypatch, tmp_path):
     # train.py's resume keeps these and takes every other setting from the checkpoint
     cfg = tmp_path / 'c.py'
