@@ -289,8 +289,8 @@ GATE_SHAPES = [(72, 40), (80, 40), (80, 48)]   # (d, n): multiples of 8; d of 16
 def gates():
     """Each Hopper kernel that copies rows by cp.async, compiled for sm_90 at shapes its gate
     (sonic_kernels._use_hopper_*, on CPU tensors of those shapes) takes: a gate that lets through rows
-    the kernel cannot copy would fail here, not on a user's H100. Returns the kernels taken per shape
-    and the failures."""
+    the kernel cannot copy would fail here, not on a user's H100; so would MMAs ptxas serialises at
+    those shapes. Returns the kernels taken per shape and the failures."""
     import torch
     import sonic_kernels as sk
     if not sk._gluon_api():
@@ -309,7 +309,8 @@ def gates():
             if name in taken[d, n]:    # one config each: the copies' width does not depend on it
                 c = configs[0]
                 try:
-                    compile_for(90, kern, {**args, **c.kwargs}, c.num_warps, c.num_stages)
+                    if compile_for(90, kern, {**args, **c.kwargs}, c.num_warps, c.num_stages)[5]:
+                        bad.append(f"{name} at d={d} n={n}: ptxas serialises its warp-group MMAs (note C7514)")
                 except Exception as e:
                     bad.append(f"{name} at d={d} n={n}: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}")
     return taken, bad
