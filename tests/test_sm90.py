@@ -422,7 +422,8 @@ if __name__ == '__main__':
     bad = problems(arch, rows)
     mma = f", every GEMM on {TARGETS[arch][2]}" if TARGETS[arch][2] else ""
     serial = sum(bool(r.get('serial')) for r in rows)
-    mma += f"; {serial} autotuner candidates with serialised MMAs, timed against the others" if serial else ""
+    mma += f"; {serial} autotuner candidate{'s' * (serial > 1)} with serialised MMAs, timed against the others" \
+        if serial else ""
     print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined and within shared memory{mma}")
     if '--check' in sys.argv and bad:
         sys.exit(1)
