@@ -284,9 +284,9 @@ def problems(arch, rows):
                        f"software-pipelined on sm_{arch}")
         elif r['gemm'] and not r['mma']:
             bad.append(f"{where}: its tl.dot is not lowered to {mma} on sm_{arch}, the {gpu}'s fast tensor-core MMA")
-        elif r['serial'] and all(o.get('serial') for o in rows if o['kernel'] == r['kernel']):
-            # one config of several may be (the autotuner times them all and keeps the fastest): the
-            # report marks it; a launch left with no other config may not
+        elif r['serial'] and (r['gluon'] or all(o.get('serial') for o in rows if o['kernel'] == r['kernel'])):
+            # one autotuner candidate of several may be (the autotuner times them all and keeps the
+            # fastest): the report marks it. A Gluon kernel's configs are chosen by shape, not timed
             bad.append(f"{where}: ptxas serialises its warp-group MMAs on sm_{arch}, {r['serial']}")
     return bad
 
@@ -376,10 +376,15 @@ def selftest():
     assert len(bad) == 1 and 'not lowered to ttng.tc_gen5_mma' in bad[0], bad
     import sonic_kernels as sk
     if sk._gluon_api():   # an accumulator read while its MMA runs: flagged; the same loop without the read: not;
-        # the read as one autotuner candidate beside the loop without it: marked, not flagged
+        # the read as one autotuner candidate beside the loop without it: marked, not flagged (as Gluon, whose
+        # configs are chosen by shape, it would be)
         cfg = {r: triton.Config(dict(READ=r), num_warps=4, num_stages=1) for r in (True, False)}
         rows = report(90, [(name, _mma_read_early, dict(Out='*fp32', n_k=64, READ=None), configs) for name, configs in
                            [('read', [cfg[True]]), ('no read', [cfg[False]]), ('both', [cfg[True], cfg[False]])]])
+        bad = problems(90, rows)
+        assert len(bad) == 2 and bad[0].startswith('read [') and bad[1].startswith('both [READ=True'), bad
+        for r in rows[2:]:
+            r['gluon'] = False   # as if a Triton kernel's autotuner candidates
         bad = problems(90, rows)
         assert len(bad) == 1 and bad[0].startswith('read [') and 'serialises' in bad[0], bad
         assert [bool(r['serial']) for r in rows] == [True, False, True, False], rows
