@@ -2208,9 +2208,9 @@ if gluon is not None:
             acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
             mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
             r0 = row0 + H * HALF
-            # acc is cast in each branch: cast once before them, Triton 3.8's code made ptxas 12.9 run
-            # every wgmma of the main loop one at a time (its note C7514; the kernel 13-22% slower at
-            # d = 4096 on the H200, docs/LOG.md)
+            # acc is cast inside each branch, not once before them: from the single cast, Triton 3.8's PTX
+            # made ptxas 12.9 run every wgmma of the main loop one at a time (its note C7514; the kernel
+            # 13-22% slower at d = 4096 on the H200, docs/LOG.md, 2026-12-05)
             if r0 + HALF <= row_end:   # all rows the expert's: by TMA, which also clips the columns past N
                 _wg_tma_out(c_smem.index(H), acc.to(C.dtype.element_ty), c_desc, r0, pn * BLOCK_N, True)
             else:

@@ -318,7 +318,7 @@ def gates():
                 c = configs[0]
                 try:
                     why = compile_for(90, kern, {**args, **c.kwargs}, c.num_warps, c.num_stages)[5]
-                    if why:
+                    if why:   # Gluon configs are chosen by shape, so any serialisation counts (problems())
                         bad.append(f"{name} at d={d} n={n}: ptxas serialises its warp-group MMAs, {why}")
                 except Exception as e:
                     bad.append(f"{name} at d={d} n={n}: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}")
