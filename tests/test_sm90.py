@@ -297,8 +297,8 @@ GATE_SHAPES = [(72, 40), (80, 40), (80, 48)]   # (d, n): multiples of 8; d of 16
 def gates():
     """Each Hopper kernel that copies rows by cp.async, compiled for sm_90 at shapes its gate
     (sonic_kernels._use_hopper_*, on CPU tensors of those shapes) takes: a gate that lets through rows
-    the kernel cannot copy would fail here, not on a user's H100; so would MMAs ptxas serialises at
-    those shapes. Returns the kernels taken per shape and the failures."""
+    the kernel cannot copy would fail here, not on a user's H100, and so would anything problems()
+    finds at those shapes. Returns the kernels taken per shape and the failures."""
     import torch
     import sonic_kernels as sk
     if not sk._gluon_api():
@@ -315,13 +315,7 @@ def gates():
         taken[d, n] = [name for name, ok in gate.items() if ok]
         for name, kern, args, configs in hopper_launches(dict(SHAPE, d=d, n=n)):
             if name in taken[d, n]:    # one config each: the copies' width does not depend on it
-                c = configs[0]
-                try:
-                    why = compile_for(90, kern, {**args, **c.kwargs}, c.num_warps, c.num_stages)[5]
-                    if why:   # Gluon configs are chosen by shape, so any serialisation counts (problems())
-                        bad.append(f"{name} at d={d} n={n}: ptxas serialises its warp-group MMAs, {why}")
-                except Exception as e:
-                    bad.append(f"{name} at d={d} n={n}: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}")
+                bad += problems(90, report(90, [(f"{name} at d={d} n={n}", kern, args, configs[:1])]))
     return taken, bad
 
 
