@@ -95,6 +95,11 @@ except ImportError:
 
 BLOCK_M = 128  # the M tile of every expert-segmented kernel; token rounding rounds counts to this
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+# Triton 3.9 warns at the first compile that fused multiply-adds ("fp fusion") will be off by default from 3.10,
+# which would build every kernel with ptxas --fmad=false, each a * b + c as two instructions. The kernels are written,
+# tested and timed with them: keep them, in every Triton kernel of the process (torch.compile's too, as before 3.10),
+# unless the user has set Triton's variable
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 TRITON_VERSION = tuple(int(v) for v in triton.__version__.split(".")[:2])  # (major, minor): configs that differ by it
 
 
@@ -941,8 +946,11 @@ def _fp32_tile(configs, named_args, **kwargs):
 @triton.autotune(
     # 128 x 256 x 64 tiles on 8 warps won at the four shapes measured, 3 or 4 stages by shape and
     # operand; 128 x 256 x 32 and 128 x 128 x 64 or x 128 lost by 3-26% (H200, persistent with TMA;
-    # docs/LOG.md, 2026-12-01)
-    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=64), 8, 4)],
+    # docs/LOG.md, 2026-12-01). Those two need 104-152 KB of shared memory, more than the 99 KB a
+    # program gets on sm_86, sm_89 and sm_120 (A10, L4, L40S, RTX 3090 to 5090), where they fail at
+    # launch and the autotuner takes the third, 128 x 256 x 32 in 4 stages (80 KB; tests/test_sm90.py)
+    configs=_configs([(dict(BLOCK_N=256, BLOCK_K=64), 8, 3), (dict(BLOCK_N=256, BLOCK_K=64), 8, 4),
+                      (dict(BLOCK_N=256, BLOCK_K=32), 8, 4)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "KD", "USE_TMA"],
     prune_configs_by=dict(early_config_prune=_fp32_tile),

@@ -1,8 +1,9 @@
 """
 Every sonic kernel, at every config its autotuner may pick, compiled on a machine with no GPU for
-the H100/H200 (sm_90), the A100 (sm_80) and the B200 (sm_100): Triton's own ptxas and cuobjdump
-ship in its wheel. The interpreter, which the other CPU tests use, never runs the GPU compiler, so
-without this a config that does not build (too many registers, too much shared memory), a main
+the H100/H200 (sm_90), the A100 (sm_80, whose code sm_86 and sm_89 run too), the B200 (sm_100) and
+the RTX 5090 (sm_120): Triton's own ptxas and cuobjdump ship in its wheel. The interpreter, which
+the other CPU tests use, never runs the GPU compiler, so without this a config that does not build
+(too many registers, too much shared memory), a launch with no config that fits a GPU, a main
 loop the pipeliner gave up on, or a GEMM that lost the GPU's asynchronous tensor-core MMA would
 show only on the GPU. Nor would ptxas running a kernel's warp-group MMAs one at a time, which it
 does, with a note (C7514), when it finds the accumulator's registers read while an MMA may still
@@ -12,7 +13,7 @@ others (the report marks it). The test fails on any of those. Run as a script it
 registers and spilled bytes included (docs/results/sm90_report.txt is the sm_90 one under Triton 3.6.0, what the
 H200 measurements run; sm90_report_triton<version>.txt under the Tritons newer torches pin):
     python tests/test_sm90.py              # sm_90, the 7B layer shape, bf16; about 40 s on 2 cores
-    python tests/test_sm90.py --arch 80    # the same for sm_80 (or 100 for sm_100)
+    python tests/test_sm90.py --arch 80    # the same for sm_80 (or 100 for sm_100, 120 for sm_120)
     python tests/test_sm90.py --gates      # the Hopper kernels at the odd shapes their gates take
 The arguments are specialised as a launch at that shape would be: integers equal to 1 become
 constants and multiples of 16 are marked divisible by 16 (contiguity decides whether loads can be
@@ -28,14 +29,41 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import triton
+import triton.language as tl
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {  # compute capability: (GPU, the most shared memory one program may use, the MMA op every GEMM must use)
     80: ("A100", 163 * 1024, None),                        # mma.sync, the only tensor-core path there
     90: ("H100/H200", 227 * 1024, "ttng.warp_group_dot"),  # warp-group MMA (wgmma)
     100: ("B200", 227 * 1024, "ttng.tc_gen5_mma"),         # tcgen05, accumulating in tensor memory
+    120: ("RTX 5090", 99 * 1024, None),                    # mma.sync and TMA; a program gets 99 KB
 }
+# Where a program gets 99 KB of shared memory (sm_86 and sm_89, which build sm_80's code: A10, A6000, RTX 3090, L4,
+# L40S, RTX 4090; and sm_120) configs that need more fail at launch, and the autotuner, which times them as
+# infinitely slow, takes one that fits: every launch needs one. On the other targets every config must fit
+SMALL_SMEM = 99 * 1024
 SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
+
+@triton.jit
+def _fma_probe(X, Y, a, b):
+    i = tl.arange(0, 16)
+    tl.store(Y + i, tl.load(X + i) * a + b)
+
+
+def fusion():
+    """Whether a * x + b builds as one fused multiply-add for sm_80 once sonic_kernels is imported, and
+    Triton's warnings meanwhile: 3.9 warns that 3.10 turns fusion off by default (sonic_kernels keeps it)."""
+    import warnings
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        import sonic_kernels  # noqa: F401
+        src = ASTSource(_fma_probe, {'X': '*fp32', 'Y': '*fp32', 'a': 'fp32', 'b': 'fp32'})
+        ptx = triton.compile(src, target=GPUTarget('cuda', 80, 32)).asm['ptx']
+    return 'fma.rn.f32' in ptx, [str(w.message) for w in caught]
+
 
 try:   # Gluon, for the selftest's kernel that ptxas must serialise
     from triton.experimental import gluon
@@ -277,7 +305,7 @@ def problems(arch, rows):
         where = f"{r['kernel']} [{r['config']} w{r['warps']} s{r['stages']}]"
         if 'error' in r:
             bad.append(f"{where} does not compile for sm_{arch}: {r['error']}")
-        elif r['smem'] > smem_limit:
+        elif r['smem'] > smem_limit and smem_limit > SMALL_SMEM:
             bad.append(f"{where} needs {r['smem']} bytes of shared memory, more than an {gpu} program gets ({smem_limit})")
         elif r['gemm'] and r['sync_loads'] and not r.get('gluon'):   # Gluon's copies are explicit, not the pipeliner's
             bad.append(f"{where}: {r['sync_loads']} tile loads in its main loop are not asynchronous copies, so it is not "
@@ -288,6 +316,12 @@ def problems(arch, rows):
             # one autotuner candidate of several may be (the autotuner times them all and keeps the
             # fastest): the report marks it. A Gluon kernel's configs are chosen by shape, not timed
             bad.append(f"{where}: ptxas serialises its warp-group MMAs on sm_{arch}, {r['serial']}")
+    if arch in (80, 120):
+        gpus = {80: "sm_86 and sm_89 (A10, L4, L40S, RTX 3090 and 4090)", 120: f"sm_120 ({gpu})"}[arch]
+        for name in dict.fromkeys(r['kernel'] for r in rows):
+            if not any(r.get('smem', SMALL_SMEM + 1) <= SMALL_SMEM for r in rows if r['kernel'] == name):
+                bad.append(f"{name}: no config fits the {SMALL_SMEM} bytes of shared memory a program gets on {gpus}, "
+                           f"so it cannot launch there")
     return bad
 
 
@@ -341,6 +375,17 @@ def test_hopper_gates_take_only_what_compiles():
     assert 'every shape a gate takes compiles' in out, out
 
 
+@pytest.mark.parametrize("user", [None, "0"])
+def test_kernels_keep_fused_multiply_adds(monkeypatch, user):
+    # sonic_kernels sets TRITON_DEFAULT_FP_FUSION=1 unless the user has set it: Triton says nothing, and
+    # the kernels build as they were timed. A user's 0 stands
+    monkeypatch.delenv('TRITON_DEFAULT_FP_FUSION', raising=False)
+    if user is not None:
+        monkeypatch.setenv('TRITON_DEFAULT_FP_FUSION', user)
+    out = run_script('--fusion')
+    assert out.strip() == f"fused: {user is None}; warnings: []", out
+
+
 def test_checker_flags_bad_configs():
     assert 'every bad case flagged' in run_script('--selftest')
 
@@ -351,7 +396,7 @@ def selftest():
     2026-11-29), a main loop whose weight loads cannot be copied asynchronously (W2's k stride not
     1; on sm_80 too, where the wgrad kernels' prefetched loads must pass), and on sm_90 and sm_100
     a GEMM on 2 warps, fewer than the 4 of a warp group, which gets neither warp-group MMA nor
-    tcgen05."""
+    tcgen05, and on sm_120 a launch none of whose configs fits its 99 KB of shared memory."""
     import triton
     named = {name: (kern, args) for name, kern, args, *_ in launches()}
     kern, args = named['wgrad dW1']
@@ -368,6 +413,8 @@ def selftest():
     assert len(bad) == 1 and 'not software-pipelined' in bad[0], bad
     bad = problems(100, report(100, [('grouped_mm y', kern3, args3, narrow)]))
     assert len(bad) == 1 and 'not lowered to ttng.tc_gen5_mma' in bad[0], bad
+    bad = problems(120, report(120, [('grouped_mm y', kern3, args3, kern3.configs[:2])]))   # 104 and 152 KB
+    assert len(bad) == 1 and 'no config fits' in bad[0] and 'sm_120' in bad[0], bad
     import sonic_kernels as sk
     if sk._gluon_api():   # an accumulator read while its MMA runs: flagged; the same loop without the read: not;
         # the read as one autotuner candidate beside the loop without it: marked, not flagged (as Gluon, whose
@@ -389,6 +436,10 @@ if __name__ == '__main__':
     sys.path.insert(0, str(REPO))
     if '--selftest' in sys.argv:
         selftest()
+        sys.exit(0)
+    if '--fusion' in sys.argv:
+        fused, warned = fusion()
+        print(f"fused: {fused}; warnings: {warned}")
         sys.exit(0)
     if '--gates' in sys.argv:
         taken, bad = gates()
@@ -423,6 +474,9 @@ if __name__ == '__main__':
     serial = sum(bool(r.get('serial')) for r in rows)
     mma += f"; {serial} autotuner candidate{'s' * (serial > 1)} with serialised MMAs, timed against the others" \
         if serial else ""
-    print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined and within shared memory{mma}")
+    fit = "each launch with a config" if TARGETS[arch][1] <= SMALL_SMEM else "all"
+    fit += f" within {TARGETS[arch][1] // 1024} KB of shared memory"
+    fit += f", each launch with one within {SMALL_SMEM // 1024} KB (sm_86, sm_89)" if arch == 80 else ""
+    print('\n'.join(bad) if bad else f"{len(rows)} configs compiled, all pipelined, {fit}{mma}")
     if '--check' in sys.argv and bad:
         sys.exit(1)
