@@ -45,6 +45,7 @@ TARGETS = {  # compute capability: (GPU, the most shared memory one program may 
 SMALL_SMEM = 99 * 1024
 SHAPE = dict(T=24576, d=1536, n=256, E=128, K=8)  # the 7B paper shape; every size a multiple of 16
 
+
 @triton.jit
 def _fma_probe(X, Y, a, b):
     i = tl.arange(0, 16)
