@@ -35,16 +35,22 @@ ROUTER_DTYPES = ("bf16x2", "bf16", "fp32")  # the sonic router's logits GEMM und
 EP_EXCHANGES = ("a2a", "gather")   # expert parallelism's token exchange: experts_ep, experts_ep_gather
 
 
-def require_cuda(device, what, interpretable=False):
+def require_cuda(device, what, interpretable=False, sm80=False):
     """The one check for the paths that need a CUDA GPU: the sonic kernels (interpretable: they also
-    run, slowly, in Triton's CPU interpreter under TRITON_INTERPRET=1) and grouped_mm. Raises a
-    one-line error that says what to do instead."""
+    run, slowly, in Triton's CPU interpreter under TRITON_INTERPRET=1) and grouped_mm. sm80: a GPU of
+    compute capability 8.0 or newer, the least Triton supports (the scripts ask it for sonic; a layer's
+    forward does not, to keep torch.compile's graph free of device queries). Raises a one-line error
+    that says what to do instead."""
     device = torch.device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"{what} asked for CUDA, but this torch has no CUDA GPU "
                                f"({'a CPU build' if torch.version.cuda is None else 'no GPU visible'}): "
                                f"use device='cpu' with moe_backend='torch'")
+        if sm80 and torch.version.hip is None and torch.cuda.get_device_capability(device) < (8, 0):
+            cc = ".".join(map(str, torch.cuda.get_device_capability(device)))
+            raise RuntimeError(f"{what} needs an NVIDIA GPU of compute capability 8.0 or newer, the least Triton "
+                               f"supports, and the {torch.cuda.get_device_name(device)} is {cc}: use moe_backend='torch'")
         return
     if interpretable and os.environ.get("TRITON_INTERPRET") == "1":
         return

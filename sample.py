@@ -70,7 +70,7 @@ elif device_type == 'cpu' and model_args['moe_backend'] != 'torch':
 try:
     gptconf = GPTConfig(**model_args) # checks moe_backend names a backend, before any GPU check
     if gptconf.moe_backend != 'torch':
-        require_cuda(device, f"moe_backend={gptconf.moe_backend!r}")
+        require_cuda(device, f"moe_backend={gptconf.moe_backend!r}", sm80=gptconf.moe_backend == 'sonic')
 except ValueError as e:
     raise SystemExit(f"config error: {e}")
 except RuntimeError as e:

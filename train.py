@@ -240,7 +240,8 @@ device_type = device.split(':')[0] # for torch.autocast and the RNG states
 try:
     require_device(device)
     if moe_backend != 'torch':
-        require_cuda(device, f"moe_backend={moe_backend!r}", interpretable=moe_backend == 'sonic')
+        sonic = moe_backend == 'sonic' # the kernels, which also run in Triton's interpreter, on sm_80 or newer
+        require_cuda(device, f"moe_backend={moe_backend!r}", interpretable=sonic, sm80=sonic)
 except RuntimeError as e:
     raise SystemExit(str(e))
 if ddp:

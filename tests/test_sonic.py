@@ -247,6 +247,20 @@ def test_sonic_off_the_gpu_says_what_to_do(monkeypatch, extra):
         MoE(cfg).train()(torch.randn(32, 16))
 
 
+def test_sonic_below_sm80_says_what_to_do(monkeypatch):
+    # Triton supports NVIDIA GPUs of compute capability 8.0 and newer: on a T4 (7.5) the scripts stop with one line
+    import moe
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    with pytest.raises(RuntimeError, match=r"compute capability 8.0 or newer.*Tesla T4 is 7.5: use moe_backend='torch'"):
+        moe.require_cuda("cuda", "moe_backend='sonic'", interpretable=True, sm80=True)
+    moe.require_cuda("cuda", "moe_backend='grouped_mm'")     # the capability is asked for sonic only
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    moe.require_cuda("cuda", "moe_backend='sonic'", interpretable=True, sm80=True)
+
+
 @pytest.mark.parametrize("T", [100, 2500])   # 2500: more than one 2048-token block per expert
 def test_round_select_ties_go_to_lower_tokens(T):
     """With every score equal, the kernel still takes exactly counts[e] tokens: of the chosen it
