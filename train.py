@@ -241,7 +241,8 @@ try:
     require_device(device)
     if moe_backend != 'torch':
         sonic = moe_backend == 'sonic' # the kernels, which also run in Triton's interpreter, on sm_80 or newer
-        require_cuda(device, f"moe_backend={moe_backend!r}", interpretable=sonic, sm80=sonic)
+        own = f"cuda:{os.environ['LOCAL_RANK']}" if ddp and device_type == 'cuda' else device # a rank asks of its GPU
+        require_cuda(own, f"moe_backend={moe_backend!r}", interpretable=sonic, sm80=sonic)
 except RuntimeError as e:
     raise SystemExit(str(e))
 if ddp:
