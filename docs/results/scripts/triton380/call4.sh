@@ -1,5 +1,5 @@
 #!/bin/bash
-# From the repository root on one H200, not yet run (no device was lent after the fix). Carrying .whl/t38.tar.xz as
+# From the repository root on one H200 (it ran on an H100, 2026-12-05: cast_fix/). Carrying .whl/t38.tar.xz as
 # call.sh says: the grouped GEMM with acc cast in each of its epilogue's branches (under 3.8 ptxas had run its main
 # loop's wgmmas one at a time: call3.sh). Its tests under 3.8.0 and 3.6, bench.py's per-kernel profile at 30B and 120B
 # 2048/64/4 under both, then, while the call has time left, one pass of the whole layer at the README's four shapes
