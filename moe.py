@@ -47,10 +47,11 @@ def require_cuda(device, what, interpretable=False, sm80=False):
             raise RuntimeError(f"{what} asked for CUDA, but this torch has no CUDA GPU "
                                f"({'a CPU build' if torch.version.cuda is None else 'no GPU visible'}): "
                                f"use device='cpu' with moe_backend='torch'")
-        if sm80 and torch.version.hip is None and torch.cuda.get_device_capability(device) < (8, 0):
-            cc = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        cc = torch.cuda.get_device_capability(device) if sm80 and torch.version.hip is None else (8, 0)
+        if cc < (8, 0):
             raise RuntimeError(f"{what} needs an NVIDIA GPU of compute capability 8.0 or newer, the least Triton "
-                               f"supports, and the {torch.cuda.get_device_name(device)} is {cc}: use moe_backend='torch'")
+                               f"supports, and the {torch.cuda.get_device_name(device)} is {cc[0]}.{cc[1]}: "
+                               f"use moe_backend='torch'")
         return
     if interpretable and os.environ.get("TRITON_INTERPRET") == "1":
         return
