@@ -47,11 +47,12 @@ def require_cuda(device, what, interpretable=False, sm80=False):
             raise RuntimeError(f"{what} asked for CUDA, but this torch has no CUDA GPU "
                                f"({'a CPU build' if torch.version.cuda is None else 'no GPU visible'}): "
                                f"use device='cpu' with moe_backend='torch'")
-        cc = torch.cuda.get_device_capability(device) if sm80 and torch.version.hip is None else (8, 0)
-        if cc < (8, 0):
-            raise RuntimeError(f"{what} needs an NVIDIA GPU of compute capability 8.0 or newer, the least Triton "
-                               f"supports, and the {torch.cuda.get_device_name(device)} is {cc[0]}.{cc[1]}: "
-                               f"use moe_backend='torch'")
+        if sm80 and torch.version.hip is None:
+            cc = torch.cuda.get_device_capability(device)
+            if cc < (8, 0):
+                raise RuntimeError(f"{what} needs an NVIDIA GPU of compute capability 8.0 or newer, the least Triton "
+                                   f"supports, and the {torch.cuda.get_device_name(device)} is {cc[0]}.{cc[1]}: "
+                                   f"use moe_backend='torch'")
         return
     if interpretable and os.environ.get("TRITON_INTERPRET") == "1":
         return
