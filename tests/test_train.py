@@ -253,6 +253,27 @@ def test_unwritable_out_dir_and_bad_devices_say_what_to_do(data_dir, tmp_path):
             assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_torchrun_rank_asks_its_own_gpu_before_nccl(data_dir, tmp_path):
+    # under torchrun each rank checks the GPU it will use, cuda:LOCAL_RANK, and a T4 stops there with one line before
+    # NCCL starts. Faked on the CPU: rank 1's GPU is a T4 (7.5) beside an sm_90 GPU 0, which a check of the default
+    # GPU would have passed
+    patch = ("import os, torch.distributed as dist\n"
+             "os.environ.update(RANK='1', LOCAL_RANK='1', WORLD_SIZE='2')\n"
+             "torch.version.hip = None\n"
+             "torch.cuda.is_available = lambda: True\n"
+             "torch.cuda.device_count = lambda: 2\n"
+             "one = lambda d: torch.device(d if d is not None else 'cuda').index == 1\n"
+             "torch.cuda.get_device_capability = lambda d=None: (7, 5) if one(d) else (9, 0)\n"
+             "torch.cuda.get_device_name = lambda d=None: 'Tesla T4' if one(d) else 'NVIDIA H100'\n"
+             "def late(*a, **k): raise SystemExit('NCCL set up before the capability check')\n"
+             "dist.init_process_group = torch.cuda.set_device = late\n")
+    r = train_patched(patch, data_dir, tmp_path, '--device=cuda', '--moe_backend=sonic', '--gradient_accumulation_steps=2')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    assert "moe_backend='sonic' needs an NVIDIA GPU of compute capability 8.0" in r.stderr, r.stderr
+    assert "Tesla T4 is 7.5: use moe_backend='torch'" in r.stderr and 'NCCL' not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_a_block_too_big_for_the_device_stops_before_training(data_dir, tmp_path):
     # dropout makes the CPU's SDPA keep its T x T matrices: 1000 x 2 heads x 20000^2, terabytes
     r = train(data_dir, tmp_path, '--block_size=20000', '--batch_size=1000', '--dropout=0.1')
