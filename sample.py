@@ -16,7 +16,7 @@ from model import GPTConfig, GPT, load_checkpoint
 from moe import require_cuda, require_device
 
 # -----------------------------------------------------------------------------
-out_dir = 'out' # the run to sample from: out_dir/ckpt.pt
+out_dir = 'out' # the run to sample from: out_dir/ckpt.pt (ckpt_last.pt where there is no ckpt.pt)
 start = "\n" # the prompt; or "FILE:prompt.txt" to read it from a file
 num_samples = 3 # number of samples to draw
 max_new_tokens = 500 # number of tokens generated in each sample
@@ -58,6 +58,9 @@ ctx = nullcontext() if dtype == 'float32' else torch.amp.autocast(device_type=de
 
 # model
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+last_path = os.path.join(out_dir, 'ckpt_last.pt') # always_save_checkpoint=False: a run stopped before it had a best
+if not os.path.exists(ckpt_path) and os.path.exists(last_path):
+    ckpt_path = last_path
 if not os.path.exists(ckpt_path):
     raise SystemExit(f"no checkpoint at {ckpt_path}; train one first (python train.py configs/default.py) "
                      f"or point --out_dir at a run")

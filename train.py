@@ -14,6 +14,8 @@ $ torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --master_addr=10.0.0.1 --
 
 Writes to out_dir: ckpt.pt, log.jsonl (one line per log interval and per eval) and
 expert_load.jsonl (tokens routed to each expert of each MoE layer, summed over each log interval).
+With always_save_checkpoint=False, ckpt.pt keeps the best evaluated model, and ckpt_last.pt the
+later state where a stop or the end saves one that is not the best.
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes a checkpoint and prints the command
 that resumes (the same one with --init_from=resume); in one process a second Ctrl-C quits at once, without saving.
@@ -52,9 +54,10 @@ eval_interval = 250 # evaluate (and maybe checkpoint) every this many iterations
 log_interval = 10 # print, and check the loss is finite, every this many iterations
 eval_iters = 50 # batches per split in each evaluation
 eval_only = False # if True, evaluate once and exit
-always_save_checkpoint = True # if False, save only when val loss improves, and at the end
+always_save_checkpoint = True # if False, ckpt.pt is saved only when val loss improves (a stop, or the end, saves
+                              # a state that is not the best to ckpt_last.pt, from which a resume continues)
 save_checkpoints = True # False: write no checkpoint at all (throughput runs of big models)
-init_from = 'scratch' # 'scratch' or 'resume' (from out_dir/ckpt.pt, with the settings saved in it)
+init_from = 'scratch' # 'scratch' or 'resume' (from out_dir/ckpt.pt, or the later ckpt_last.pt, with its settings)
 overwrite = False # True lets a run from scratch replace the run (ckpt.pt and logs) already in out_dir
 # wandb logging
 wandb_log = False # needs `pip install wandb`; WANDB_MODE=offline works without an account
@@ -162,13 +165,17 @@ else:
 launch_keys = {'init_from', 'out_dir', 'eval_only', 'overwrite', 'ddp_bucket_mb', 'fsdp', 'fsdp_reshard', 'ep_size',
                'ep_exchange', 'ep_chunks', 'debug_nan_iter', 'compile_mode', 'expert_copies'}
 ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+# always_save_checkpoint=False: ckpt.pt holds the best model, and a later state that is not the best goes
+# here. It exists only while it is newer than ckpt.pt (writing ckpt.pt removes it), so a resume takes it
+last_path = os.path.join(out_dir, 'ckpt_last.pt')
 checkpoint = None
 if init_from == 'resume':
-    if not os.path.exists(ckpt_path):
+    resume_path = last_path if os.path.exists(last_path) else ckpt_path
+    if not os.path.exists(resume_path):
         raise SystemExit(f"init_from='resume' but there is no checkpoint at {ckpt_path}; "
                          f"check out_dir, or start over with --init_from=scratch")
     # map to cpu: the RNG states must stay on the cpu; load_state_dict moves the rest to the device
-    checkpoint = load_checkpoint(ckpt_path, map_location='cpu')
+    checkpoint = load_checkpoint(resume_path, map_location='cpu')
     say = print if int(os.environ.get('RANK', 0)) == 0 else lambda *a: None # notes now, before any check
     shape = {k: v for k, v in checkpoint['model_args'].items() if k not in ('moe_backend', 'dropout')}
     for k, v in {**checkpoint['config'], **shape}.items():
@@ -332,10 +339,11 @@ tokens_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size * bl
 if master_process:
     print(f"tokens per iteration will be: {tokens_per_iter:,}")
 err = None # an evaluation writes nothing, so it may read any out_dir
-if master_process and eval_only and init_from == 'scratch' and os.path.exists(ckpt_path):
+held = next((p for p in (ckpt_path, last_path) if os.path.exists(p)), None) # a run already in out_dir
+if master_process and eval_only and init_from == 'scratch' and held:
     print(f"note: eval_only=True evaluates a fresh model; add --init_from=resume to evaluate the run in {out_dir}")
-if master_process and not eval_only and init_from == 'scratch' and not overwrite and os.path.exists(ckpt_path):
-    err = (f"{out_dir} already holds a run ({ckpt_path}), which a run from scratch would overwrite: continue it "
+if master_process and not eval_only and init_from == 'scratch' and not overwrite and held:
+    err = (f"{out_dir} already holds a run ({held}), which a run from scratch would overwrite: continue it "
            f"with --init_from=resume, choose another --out_dir, or pass --overwrite=True to replace it")
 elif master_process and not eval_only:
     if not os.path.isdir(out_dir): # made here: a run that stops before writing anything takes it away again
@@ -638,7 +646,9 @@ def rng_states():
             'python': random.getstate(),
             'sampler': sampler_state.tolist()} # the state that drew the batch waiting in X, Y
 
-def save_checkpoint():
+def save_checkpoint(path):
+    """Writes the run's state to path (ckpt_path or last_path) on every rank's behalf; a collective."""
+    global last_ckpt_iter, last_ckpt_path
     states = [None] * ddp_world_size
     if ddp:
         dist.all_gather_object(states, rng_states()) # every rank's, so a resume continues each exactly
@@ -654,21 +664,24 @@ def save_checkpoint():
         checkpoint = {'model': model_sd, 'optimizer': opt_sd,
                       'scaler': scaler.state_dict(), 'model_args': model_args, 'iter_num': iter_num,
                       'best_val_loss': best_val_loss, 'config': config, 'rng': states, 'meta': meta}
-        tmp_path = ckpt_path + '.tmp'
+        tmp_path = path + '.tmp'
         try:
             torch.save(checkpoint, tmp_path)
-            os.replace(tmp_path, ckpt_path) # atomic: a crash while saving leaves the previous checkpoint whole
+            os.replace(tmp_path, path) # atomic: a crash while saving leaves the previous checkpoint whole
         except Exception as e:
             if os.path.exists(tmp_path):
                 os.remove(tmp_path)
-            kept = (f"{ckpt_path} still holds iter {last_ckpt_iter}; resume from it with: {resume_command()}"
+            kept = (f"{last_ckpt_path} still holds iter {last_ckpt_iter}; resume from it with: {resume_command()}"
                     if last_ckpt_iter is not None else "this run wrote no checkpoint before")
             why = ("no space left on device" if isinstance(e, OSError) and e.errno == errno.ENOSPC
                    else f"{type(e).__name__}: {e}")
             err = f"failed to write the checkpoint of iter {iter_num} ({why}); {kept}"
     stop_everywhere(err)
+    if master_process and path == ckpt_path and os.path.exists(last_path):
+        os.remove(last_path) # older than the ckpt.pt just written, so no resume may take it
+    last_ckpt_iter, last_ckpt_path = iter_num, path
     if master_process:
-        print(f"saved checkpoint to {ckpt_path}")
+        print(f"saved checkpoint to {path}")
 
 def sync_expert_parallel_grads():
     """EP has no DDP wrapper: average the gradients by hand. Replicated weights average over all
@@ -703,7 +716,7 @@ def stop_if_nonfinite():
     if ddp:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     if flag.item():
-        kept = (f"The last good checkpoint, {ckpt_path} (iter {last_ckpt_iter}), is kept."
+        kept = (f"The last good checkpoint, {last_ckpt_path} (iter {last_ckpt_iter}), is kept."
                 if last_ckpt_iter is not None else "No checkpoint was written by this run.")
         teardown()
         raise SystemExit(f"stopping: the loss became NaN or inf at or before iter {iter_num} (training losses are "
@@ -758,7 +771,8 @@ moe_layers = raw_model.moe_layers()
 load = torch.zeros(len(moe_layers), n_expert, dtype=torch.long, device=device) # tokens per expert, per layer
 rounding = torch.zeros(2, dtype=torch.long, device=device) # pairs dropped and padded by token rounding
 nonfinite = torch.zeros((), dtype=torch.bool, device=device) # did any loss go NaN or inf since the last check
-last_ckpt_iter = iter_num if init_from == 'resume' else None
+last_ckpt_iter = iter_num if init_from == 'resume' else None # the latest checkpoint's iteration and file
+last_ckpt_path = resume_path if init_from == 'resume' else None
 sampler_state = train_gen.get_state()
 X, Y = get_batch('train', train_gen) # fetch the very first batch
 t0 = time.time()
@@ -768,14 +782,12 @@ train_time = 0.0 # seconds spent in training iterations (evaluations and checkpo
 
 def stop_run(signum):
     """Ends the run at this iteration boundary on a stop request: saves, says how to resume, exits."""
-    global last_ckpt_iter
     stop_if_nonfinite() # a diverged model must not replace the last good checkpoint
     if save_checkpoints and iter_num != last_ckpt_iter and iter_num > 0:
-        save_checkpoint()
-        last_ckpt_iter = iter_num
-        saved = f"saved {ckpt_path} at iter {iter_num}"
+        save_checkpoint(ckpt_path if always_save_checkpoint else last_path) # not evaluated: the best stays
+        saved = f"saved {last_ckpt_path} at iter {iter_num}"
     elif last_ckpt_iter is not None:
-        saved = f"{ckpt_path} holds iter {last_ckpt_iter}"
+        saved = f"{last_ckpt_path} holds iter {last_ckpt_iter}"
     else:
         saved = ("nothing to save before the first iteration" if save_checkpoints else
                  "no checkpoint written (save_checkpoints=False)")
@@ -827,10 +839,10 @@ while True:
             # loss shows it, and nothing is saved
             nonfinite.fill_(True)
             stop_if_nonfinite()
-        if save_checkpoints and iter_num > 0 and iter_num != last_ckpt_iter and (losses['val'] < best_val_loss or always_save_checkpoint or iter_num == max_iters):
+        best = losses['val'] < best_val_loss
+        if save_checkpoints and iter_num > 0 and iter_num != last_ckpt_iter and (best or always_save_checkpoint or iter_num == max_iters):
             best_val_loss = min(best_val_loss, losses['val'])
-            save_checkpoint()
-            last_ckpt_iter = iter_num
+            save_checkpoint(ckpt_path if best or always_save_checkpoint else last_path)
         t0 += time.time() - t_eval # evaluation and checkpointing do not count toward the training speed
     if iter_num >= max_iters:
         break
@@ -945,6 +957,6 @@ if ddp and device_type == 'cuda': # every rank's peak: EP ranks differ with thei
         print("peak memory per rank: " + ", ".join(f"{p:.1f}GiB" for p in peaks))
 if master_process:
     print(f"done: iter {iter_num}, {iter_num - iter_start} iterations in {time.time() - t_start:.1f}s; "
-          f"checkpoint: {ckpt_path if last_ckpt_iter is not None else 'none written'}")
+          f"checkpoint: {last_ckpt_path if last_ckpt_iter is not None else 'none written'}")
 teardown()
 exit_process(0)

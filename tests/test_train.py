@@ -174,6 +174,46 @@ def test_a_signal_stops_with_a_checkpoint_and_the_resume_command(data_dir, tmp_p
     assert [l['loss'] for l in read_log(straight)[0]] == [l['loss'] for l in read_log(run_dir)[0]]
 
 
+def test_without_always_save_checkpoint_ckpt_pt_keeps_the_best_model(data_dir, tmp_path):
+    # always_save_checkpoint=False: ckpt.pt holds the best evaluated model. A later state that is not the
+    # best (the end of a resume that a learning rate far too high ruins) goes to ckpt_last.pt, from which a
+    # resume continues; the next ckpt.pt written removes it
+    ok(train(data_dir, tmp_path, '--max_iters=8', '--eval_interval=4', '--always_save_checkpoint=False'))
+    best = load_ckpt(tmp_path)
+    assert best['iter_num'] == 8 and not (tmp_path / 'ckpt_last.pt').exists()
+    r = ok(train(data_dir, tmp_path, '--max_iters=12', '--init_from=resume', '--learning_rate=0.5', '--decay_lr=False'))
+    evals = read_log(tmp_path)[1]
+    assert evals[-1]['iter'] == 12 and evals[-1]['val_loss'] > best['best_val_loss'] + 1, evals
+    assert r.stdout.strip().endswith(f"checkpoint: {tmp_path / 'ckpt_last.pt'}"), r.stdout
+    kept = load_ckpt(tmp_path)
+    assert kept['iter_num'] == 8 and all(torch.equal(v, best['model'][k]) for k, v in kept['model'].items())
+    last = torch.load(tmp_path / 'ckpt_last.pt', map_location='cpu', weights_only=True)
+    assert last['iter_num'] == 12 and last['best_val_loss'] == best['best_val_loss']
+    # the resume starts at iter 12, not at the best's 8; saving every evaluation again, it writes ckpt.pt
+    r = ok(train(data_dir, tmp_path, '--max_iters=14', '--init_from=resume', '--always_save_checkpoint=True'))
+    assert 'step 12:' in r.stdout and 'step 8:' not in r.stdout, r.stdout
+    assert load_ckpt(tmp_path)['iter_num'] == 14 and not (tmp_path / 'ckpt_last.pt').exists()
+    assert record_iters(tmp_path)[:2] == (list(range(14)), [0, 4, 8, 12, 14])
+
+
+def test_a_stop_before_a_best_saves_ckpt_last(data_dir, tmp_path):
+    # always_save_checkpoint=False and no evaluation yet: the stop's state goes to ckpt_last.pt, which
+    # sample.py reads where there is no ckpt.pt, and which a run from scratch will not overwrite
+    out = []
+    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
+              '--max_iters=100000', '--eval_interval=1000', '--always_save_checkpoint=False')
+    read_until(p, 'iter 3:', out)
+    p.send_signal(signal.SIGTERM)
+    text = finish(p, out)
+    n = max(int(i) for i in re.findall(r'^iter (\d+):', text, re.M)) + 1
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f'stopped by SIGTERM at iter {n}: saved {tmp_path / "ckpt_last.pt"}'), text
+    assert not (tmp_path / 'ckpt.pt').exists()
+    ok(run(sys.executable, 'sample.py', f'--out_dir={tmp_path}', '--device=cpu', '--max_new_tokens=4'))
+    r = train(data_dir, tmp_path, '--max_iters=4')
+    assert r.returncode != 0 and f"already holds a run ({tmp_path / 'ckpt_last.pt'})" in r.stderr, r.stderr
+
+
 def test_a_second_ctrl_c_quits_at_once(data_dir, tmp_path):
     # iterations of about half a second: the second Ctrl-C comes long before the first's save
     out = []
