@@ -142,6 +142,15 @@ def finish(p, out):
     return ''.join(out) + rest
 
 
+def signalled(data_dir, out_dir, until, sig, *args):
+    """train.py on TINY, sent sig once a line of its output holds until; returns (the process, its output)."""
+    out = []
+    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={out_dir}', *args)
+    read_until(p, until, out)
+    p.send_signal(sig)
+    return p, finish(p, out)
+
+
 def record_iters(out_dir):
     """The iterations of log.jsonl's training and eval records and of expert_load.jsonl's."""
     logs, evals = read_log(out_dir)
@@ -153,12 +162,8 @@ def record_iters(out_dir):
 def test_a_signal_stops_with_a_checkpoint_and_the_resume_command(data_dir, tmp_path, sig):
     # the run stops at the end of its iteration, saves it, and prints the command that resumes;
     # that command continues exactly where an uninterrupted run would be, and logs nothing twice
-    run_dir, out = tmp_path / 'run', []
-    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={run_dir}',
-              '--max_iters=100000', '--eval_interval=1000')
-    read_until(p, 'iter 3:', out)
-    p.send_signal(sig)
-    text = finish(p, out)
+    run_dir = tmp_path / 'run'
+    p, text = signalled(data_dir, run_dir, 'iter 3:', sig, '--max_iters=100000', '--eval_interval=1000')
     assert p.returncode == 128 + sig, text
     n = max(int(i) for i in re.findall(r'^iter (\d+):', text, re.M)) + 1  # the iterations done
     last = text.strip().splitlines()[-1]
@@ -199,12 +204,8 @@ def test_without_always_save_checkpoint_ckpt_pt_keeps_the_best_model(data_dir, t
 def test_a_stop_before_a_best_saves_ckpt_last(data_dir, tmp_path):
     # always_save_checkpoint=False and no evaluation yet: the stop's state goes to ckpt_last.pt, which
     # sample.py reads where there is no ckpt.pt, and which a run from scratch will not overwrite
-    out = []
-    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
-              '--max_iters=100000', '--eval_interval=1000', '--always_save_checkpoint=False')
-    read_until(p, 'iter 3:', out)
-    p.send_signal(signal.SIGTERM)
-    text = finish(p, out)
+    _, text = signalled(data_dir, tmp_path, 'iter 3:', signal.SIGTERM, '--max_iters=100000', '--eval_interval=1000',
+                        '--always_save_checkpoint=False')
     n = max(int(i) for i in re.findall(r'^iter (\d+):', text, re.M)) + 1
     last = text.strip().splitlines()[-1]
     assert last.startswith(f'stopped by SIGTERM at iter {n}: saved {tmp_path / "ckpt_last.pt"}'), text
@@ -325,12 +326,8 @@ def test_a_block_too_big_for_the_device_stops_before_training(data_dir, tmp_path
 def test_a_cpu_run_far_too_slow_is_warned(data_dir, tmp_path):
     # 8 x 16384 tokens of long attention: a minute or so an iteration on one thread. Stopped with
     # Ctrl-C as soon as warned, which also shows a stop before the first iteration saves nothing
-    out = []
-    p = start(sys.executable, 'train.py', *TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path}',
-              '--block_size=16384', '--max_iters=1', '--eval_iters=1')
-    read_until(p, 'warning: an iteration', out)
-    p.send_signal(signal.SIGINT)
-    text = finish(p, out)
+    p, text = signalled(data_dir, tmp_path, 'warning: an iteration', signal.SIGINT, '--block_size=16384',
+                        '--max_iters=1', '--eval_iters=1')
     line = next(l for l in text.splitlines() if l.startswith('warning: an iteration'))
     assert '131,072 tokens per process' in line and 'CPU threads' in line and 'train on a GPU' in line, line
     assert p.returncode == 128 + signal.SIGINT and 'Traceback' not in text, text
