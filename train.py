@@ -840,7 +840,8 @@ while True:
             nonfinite.fill_(True)
             stop_if_nonfinite()
         best = losses['val'] < best_val_loss
-        if save_checkpoints and iter_num > 0 and iter_num != last_ckpt_iter and (best or always_save_checkpoint or iter_num == max_iters):
+        due = best or always_save_checkpoint or iter_num == max_iters # the end saves too: a resume continues from it
+        if save_checkpoints and iter_num > 0 and iter_num != last_ckpt_iter and due:
             best_val_loss = min(best_val_loss, losses['val'])
             save_checkpoint(ckpt_path if best or always_save_checkpoint else last_path)
         t0 += time.time() - t_eval # evaluation and checkpointing do not count toward the training speed
