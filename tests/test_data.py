@@ -71,3 +71,88 @@ def test_shakespeare_char_bad_input(tmp_path):
 def test_openwebtext_without_packages_says_what_to_install(tmp_path):
     r = run(sys.executable, 'data/openwebtext/prepare.py', f'--out_dir={tmp_path}')
     assert r.returncode != 0 and 'pip install datasets tiktoken' in r.stderr, r.stderr
+
+
+# data/openwebtext/prepare.py with stand-ins for the two packages it needs, so its writing runs offline: the
+# "dataset" is the paragraphs of a folder's docs.txt, a token is a byte, and shard FAIL_AT_SHARD fails as a
+# full disk would (FREE_BYTES: what shutil.disk_usage reports)
+FAKE_TIKTOKEN = '''
+class _Bytes:
+    eot_token = 50256
+    def encode_ordinary(self, text):
+        return list(text.encode())
+def get_encoding(name):
+    return _Bytes()
+'''
+FAKE_DATASETS = '''
+import os, shutil
+import numpy as np
+if os.environ.get('FREE_BYTES'):
+    shutil.disk_usage = lambda path: shutil._ntuple_diskusage(10**12, 10**12, int(os.environ['FREE_BYTES']))
+class Dataset:
+    def __init__(self, rows):
+        self.rows = rows
+    def __len__(self):
+        return len(self.rows)
+    def __getitem__(self, column):
+        return [r[column] for r in self.rows]
+    def train_test_split(self, test_size, seed, shuffle):
+        k = max(1, round(len(self.rows) * test_size))
+        return DatasetDict(train=Dataset(self.rows[k:]), test=Dataset(self.rows[:k]))
+    def map(self, fn, remove_columns=(), **kwargs):
+        return Dataset([{**{c: v for c, v in r.items() if c not in remove_columns}, **fn(r)} for r in self.rows])
+    def shard(self, num_shards, index, contiguous):
+        if os.environ.get('FAIL_AT_SHARD') == str(index):
+            raise OSError(28, 'No space left on device')
+        n = len(self.rows)
+        return Dataset(self.rows[n * index // num_shards:n * (index + 1) // num_shards])
+    def with_format(self, kind):
+        return {'ids': [np.array(r['ids']) for r in self.rows]}
+class DatasetDict(dict):
+    def map(self, fn, **kwargs):
+        return DatasetDict({k: v.map(fn, **kwargs) for k, v in self.items()})
+def load_dataset(name, revision=None, num_proc=None):
+    with open(os.path.join(name, 'docs.txt')) as f:
+        return DatasetDict(train=Dataset([{'text': t} for t in f.read().split('\\n\\n')]))
+'''
+
+
+def test_openwebtext_writes_whole_files_or_keeps_the_old_ones(tmp_path, monkeypatch):
+    fake = tmp_path / 'fake'
+    fake.mkdir()
+    (fake / 'tiktoken.py').write_text(FAKE_TIKTOKEN)
+    (fake / 'datasets.py').write_text(FAKE_DATASETS)
+    monkeypatch.setenv('PYTHONPATH', str(fake))
+    out = tmp_path / 'out'
+
+    def prepare(docs, **env):
+        src = tmp_path / f'src{len(docs)}'
+        src.mkdir(exist_ok=True)
+        (src / 'docs.txt').write_text('\n\n'.join(docs))
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        r = run(sys.executable, 'data/openwebtext/prepare.py', f'--hf_name={src}', f'--out_dir={out}', '--num_proc=1')
+        for k in env:
+            monkeypatch.delenv(k)
+        return r
+
+    docs = [f"document {i}: " + "words " * (i % 7) for i in range(3000)]
+    ok(prepare(docs))
+    files = {name: (out / name).read_bytes() for name in ('train.bin', 'val.bin', 'meta.pkl')}
+    assert pickle.loads(files['meta.pkl']) == {'vocab_size': 50304, 'encoding': 'gpt2'}
+    ids = np.concatenate([read(out, 'val'), read(out, 'train')])  # the fake split puts the first documents in val
+    texts = bytes(ids[ids != 50256].astype(np.uint8)).decode()
+    assert len(read(out, 'val')) > 0 and (ids == 50256).sum() == len(docs) and texts == ''.join(docs)
+    # a second preparation that fails while writing train.bin, or finds too little disk, leaves the first whole
+    other = [d.upper() for d in docs[:2000]]
+    for env, says in (({'FAIL_AT_SHARD': '3'}, 'failed (No space left on device); the data prepared there before is '
+                                                'unchanged'), ({'FREE_BYTES': '1000'}, 'which has 0.0 MB free')):
+        r = prepare(other, **env)
+        assert r.returncode != 0
+        for name, before in files.items():
+            assert (out / name).read_bytes() == before, (env, name)
+        assert sorted(p.name for p in out.iterdir()) == ['meta.pkl', 'train.bin', 'val.bin']  # no temporary files
+        assert says in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    ok(prepare(other))
+    ids = np.concatenate([read(out, 'val'), read(out, 'train')])
+    assert bytes(ids[ids != 50256].astype(np.uint8)).decode() == ''.join(other)

@@ -5,12 +5,14 @@ OpenWebText (~9B GPT-2 tokens, ~54 GB of download cache), as in nanoGPT. Needs t
     python data/openwebtext/prepare.py --num_proc=16
 
 Writes train.bin (~17 GB) and val.bin (~8.5 MB) as uint16 GPT-2 BPE ids, read with np.memmap,
-and meta.pkl naming the encoding. A 0.05% slice of the documents is the val split.
+and meta.pkl naming the encoding. A 0.05% slice of the documents is the val split. The files are
+written whole or not at all: a run stopped or failing part way leaves what out_dir held before.
 With a datasets release that no longer runs dataset scripts, if the default repository fails to
 load, try --revision=refs/convert/parquet (the hub's parquet export).
 """
 import os
 import pickle
+import shutil
 import argparse
 
 import numpy as np
@@ -50,21 +52,46 @@ def main():
         return {'ids': ids, 'len': len(ids)}
 
     tokenized = split.map(process, remove_columns=['text'], desc="tokenizing", num_proc=args.num_proc)
-    for name, dset in tokenized.items():
-        arr_len = np.sum(dset['len'], dtype=np.uint64)
-        filename = os.path.join(args.out_dir, f'{name}.bin')
-        arr = np.memmap(filename, dtype=np.uint16, mode='w+', shape=(arr_len,))  # enc.max_token_value < 2**16
-        idx, total_batches = 0, min(1024, len(dset))  # a shard holds at least one document
-        for batch_idx in range(total_batches):  # write in shards so the whole split never sits in memory
-            batch = dset.shard(num_shards=total_batches, index=batch_idx, contiguous=True).with_format('numpy')
-            arr_batch = np.concatenate(batch['ids'])
-            arr[idx: idx + len(arr_batch)] = arr_batch
-            idx += len(arr_batch)
-        arr.flush()
-        print(f"{name}: {arr_len:,} tokens -> {filename}")
-    with open(os.path.join(args.out_dir, 'meta.pkl'), 'wb') as f:
+    # Each split is written under a temporary name and renamed once whole, then meta.pkl, after the old
+    # one is gone: a run stopped or failing here leaves the data prepared before as it was (or no
+    # meta.pkl, which train.py reads as "not prepared"), never a train.bin cut short beside an old
+    # val.bin and meta.pkl, which train.py would read without a word
+    lengths = {name: int(np.sum(dset['len'], dtype=np.uint64)) for name, dset in tokenized.items()}
+    need, free = 2 * sum(lengths.values()), shutil.disk_usage(args.out_dir).free
+    if need > free:  # checked first: np.memmap makes a sparse file, and a full disk kills the process (SIGBUS)
+        size = lambda b: f"{b / 1e9:.1f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB"
+        raise SystemExit(f"the tokens need {size(need)} in {args.out_dir}, which has {size(free)} free (files "
+                         f"already there stay until the new ones are whole); free some space or pass another --out_dir")
+    tmp = {name: os.path.join(args.out_dir, f'{name}.bin.tmp') for name in tokenized}
+    try:
+        for name, dset in tokenized.items():
+            arr = np.memmap(tmp[name], dtype=np.uint16, mode='w+', shape=(lengths[name],))  # enc.max_token_value < 2**16
+            idx, total_batches = 0, min(1024, len(dset))  # a shard holds at least one document
+            for batch_idx in range(total_batches):  # write in shards so the whole split never sits in memory
+                batch = dset.shard(num_shards=total_batches, index=batch_idx, contiguous=True).with_format('numpy')
+                arr_batch = np.concatenate(batch['ids'])
+                arr[idx: idx + len(arr_batch)] = arr_batch
+                idx += len(arr_batch)
+            arr.flush()
+            del arr
+    except BaseException as e:
+        for path in tmp.values():
+            if os.path.exists(path):
+                os.remove(path)
+        if isinstance(e, OSError):
+            raise SystemExit(f"writing the tokens to {args.out_dir} failed ({e.strerror or e}); the data prepared "
+                             f"there before is unchanged")
+        raise
+    meta_path = os.path.join(args.out_dir, 'meta.pkl')
+    if os.path.exists(meta_path):
+        os.remove(meta_path)
+    for name, path in tmp.items():
+        os.replace(path, os.path.join(args.out_dir, f'{name}.bin'))
+        print(f"{name}: {lengths[name]:,} tokens -> {os.path.join(args.out_dir, f'{name}.bin')}")
+    with open(meta_path + '.tmp', 'wb') as f:
         # 50257 padded up to a multiple of 64: the spare logits are never targets and cost nothing
         pickle.dump({'vocab_size': 50304, 'encoding': 'gpt2'}, f)
+    os.replace(meta_path + '.tmp', meta_path)
 
 
 if __name__ == '__main__':
