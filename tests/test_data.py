@@ -85,10 +85,11 @@ def get_encoding(name):
     return _Bytes()
 '''
 FAKE_DATASETS = '''
-import os, shutil
+import os, shutil, collections
 import numpy as np
 if os.environ.get('FREE_BYTES'):
-    shutil.disk_usage = lambda path: shutil._ntuple_diskusage(10**12, 10**12, int(os.environ['FREE_BYTES']))
+    usage = collections.namedtuple('usage', 'total used free')
+    shutil.disk_usage = lambda path: usage(10**12, 10**12, int(os.environ['FREE_BYTES']))
 class Dataset:
     def __init__(self, rows):
         self.rows = rows
@@ -125,13 +126,14 @@ def test_openwebtext_writes_whole_files_or_keeps_the_old_ones(tmp_path, monkeypa
     monkeypatch.setenv('PYTHONPATH', str(fake))
     out = tmp_path / 'out'
 
-    def prepare(docs, **env):
+    def prepare(docs, *args, **env):
         src = tmp_path / f'src{len(docs)}'
         src.mkdir(exist_ok=True)
         (src / 'docs.txt').write_text('\n\n'.join(docs))
         for k, v in env.items():
             monkeypatch.setenv(k, v)
-        r = run(sys.executable, 'data/openwebtext/prepare.py', f'--hf_name={src}', f'--out_dir={out}', '--num_proc=1')
+        r = run(sys.executable, 'data/openwebtext/prepare.py', f'--hf_name={src}', f'--out_dir={out}', '--num_proc=1',
+                *args)
         for k in env:
             monkeypatch.delenv(k)
         return r
@@ -153,6 +155,10 @@ def test_openwebtext_writes_whole_files_or_keeps_the_old_ones(tmp_path, monkeypa
             assert (out / name).read_bytes() == before, (env, name)
         assert sorted(p.name for p in out.iterdir()) == ['meta.pkl', 'train.bin', 'val.bin']  # no temporary files
         assert says in r.stderr and 'Traceback' not in r.stderr, r.stderr
-    ok(prepare(other))
+    r = prepare(other, '--val_fraction=0')
+    assert r.returncode != 0 and '--val_fraction=0.0; use a share' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert all((out / name).read_bytes() == before for name, before in files.items())
+    ok(prepare(other, '--val_fraction=0.1'))
     ids = np.concatenate([read(out, 'val'), read(out, 'train')])
     assert bytes(ids[ids != 50256].astype(np.uint8)).decode() == ''.join(other)
+    assert (read(out, 'val') == 50256).sum() == 200  # a tenth of the documents

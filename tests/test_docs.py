@@ -185,7 +185,9 @@ def test_readme_flags_modes_and_configs_exist():
                 bad.append(f"{flag}: not a setting of {script} (in: {command})")
             if script == 'bench.py' and key == 'mode' and flag.split('=', 1)[1] not in modes:
                 bad.append(f"{flag}: bench.py knows the modes {sorted(modes)}")
-    # a flag alone in prose (`--fsdp=True`) belongs to whichever script has it
+    # a flag alone in prose (`--fsdp=True`) belongs to whichever script has it, a data/*/prepare.py's too
+    keys['prepare'] = {k for p in REPO.glob('data/*/prepare.py')
+                       for k in re.findall(r"add_argument\('--(\w+)'", p.read_text())}
     for code in inline:
         if code.startswith('--') and not script_flags(code):
             for flag in code.split():

@@ -5,10 +5,18 @@ OpenWebText (~9B GPT-2 tokens, ~54 GB of download cache), as in nanoGPT. Needs t
     python data/openwebtext/prepare.py --num_proc=16
 
 Writes train.bin (~17 GB) and val.bin (~8.5 MB) as uint16 GPT-2 BPE ids, read with np.memmap,
-and meta.pkl naming the encoding. A 0.05% slice of the documents is the val split. The files are
-written whole or not at all: a run stopped or failing part way leaves what out_dir held before.
+and meta.pkl naming the encoding. A 0.05% slice of the documents is the val split (--val_fraction).
+The files are written whole or not at all: a run stopped or failing part way leaves what out_dir
+held before.
 With a datasets release that no longer runs dataset scripts, if the default repository fails to
 load, try --revision=refs/convert/parquet (the hub's parquet export).
+
+Your own text, tokenized the same way: --hf_name takes a folder of .txt files, each line a document
+(datasets' text loader), --val_fraction gives val enough of a smaller corpus, and the data goes
+where --dataset finds it:
+
+    python data/openwebtext/prepare.py --hf_name=path/to/texts --out_dir=data/mytext --val_fraction=0.01
+    python train.py --dataset=mytext ...
 """
 import os
 import pickle
@@ -21,10 +29,14 @@ import numpy as np
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--num_proc', type=int, default=max(1, os.cpu_count() // 2), help='worker processes')
-    parser.add_argument('--hf_name', default='Skylion007/openwebtext', help='the dataset on the Hugging Face hub')
+    parser.add_argument('--hf_name', default='Skylion007/openwebtext',
+                        help='a dataset on the Hugging Face hub, or a folder of .txt files')
     parser.add_argument('--revision', default=None, help='a branch of the dataset repository')
+    parser.add_argument('--val_fraction', type=float, default=0.0005, help="the share of the documents in val")
     parser.add_argument('--out_dir', default=os.path.dirname(os.path.abspath(__file__)), help='where to write')
     args = parser.parse_args()
+    if not 0 < args.val_fraction < 1:
+        raise SystemExit(f"--val_fraction={args.val_fraction}; use a share of the documents between 0 and 1")
     try:  # first, so a bad --out_dir stops before any work
         os.makedirs(args.out_dir, exist_ok=True)
     except OSError as e:
@@ -43,7 +55,7 @@ def main():
                          f"This script needs the network. Offline, use the embedded corpus instead: "
                          f"python data/stdlib/prepare.py")
 
-    split = dataset["train"].train_test_split(test_size=0.0005, seed=2357, shuffle=True)
+    split = dataset["train"].train_test_split(test_size=args.val_fraction, seed=2357, shuffle=True)
     split['val'] = split.pop('test')
 
     def process(example):
@@ -65,7 +77,8 @@ def main():
     tmp = {name: os.path.join(args.out_dir, f'{name}.bin.tmp') for name in tokenized}
     try:
         for name, dset in tokenized.items():
-            arr = np.memmap(tmp[name], dtype=np.uint16, mode='w+', shape=(lengths[name],))  # enc.max_token_value < 2**16
+            # uint16: enc.max_token_value < 2**16
+            arr = np.memmap(tmp[name], dtype=np.uint16, mode='w+', shape=(lengths[name],))
             idx, total_batches = 0, min(1024, len(dset))  # a shard holds at least one document
             for batch_idx in range(total_batches):  # write in shards so the whole split never sits in memory
                 batch = dset.shard(num_shards=total_batches, index=batch_idx, contiguous=True).with_format('numpy')
