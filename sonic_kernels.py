@@ -1953,17 +1953,16 @@ if gluon is not None:
             "rcp.approx.ftz.f32 $0, t; }", "=r,r", [g], dtype=gl.float32, is_pure=True, pack=1)
 
     @gluon.jit
-    def _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, b: gl.constexpr, row, col):
-        # a chunk's h, gate and up, by TMA into buffer b of the ring: no LSU requests beside the epilogue's
-        # stores and the producer's copies. The two descriptors are h's halves, (R, n) each, so rows past R
-        # and columns past n come as zeros, as the masked loads gave them
-        mbarrier.expect(h_bar.index(b), 2 * h_smem.type.shape[1] * h_smem.type.shape[2] * h_smem.type.element_ty.primitive_bitwidth // 8)
-        _tma_load(hg_desc, [row, col], h_bar.index(b), h_smem.index(2 * b))
-        _tma_load(hu_desc, [row, col], h_bar.index(b), h_smem.index(2 * b + 1))
+    def _db_h_issue(h_desc, h_smem, h_bar, b: gl.constexpr, row, col):
+        # a chunk's h, gate and up, by one TMA copy into buffers 2b and 2b + 1 of the ring: no LSU requests
+        # beside the epilogue's stores and the producer's copies. The descriptor views h as (2, R, n), its
+        # halves, so rows past R and columns past n come as zeros, as masked loads would give them
+        mbarrier.expect(h_bar.index(b), 2 * h_smem.type.shape[2] * h_smem.type.shape[3] * h_smem.type.element_ty.primitive_bitwidth // 8)
+        _tma_load(h_desc, [0, row, col], h_bar.index(b), h_smem.index(b))
 
     @gluon.jit
     def _db_epilogue(e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
-                     N, R, stride_hr, stride_ar, num_n, n_items, h_smem, h_bar, hg_desc, hu_desc):
+                     N, R, stride_hr, stride_ar, num_n, n_items, h_smem, h_bar, h_desc):
         # _down_bwd_kernel's epilogue on a whole item, CHUNK rows of a 128-column part at a time: recompute
         # a from h, write dH, A' and this part's share of dS. A chunk's h comes by TMA into a ring of two,
         # issued two chunks ahead (an item's first two while the MMAs run), and its scores into registers a
@@ -1985,8 +1984,8 @@ if gluon is not None:
             col0 = pn * SPLIT * PART
             # chunk q of an item: half q // PER, rows ((q % PER) // SPLIT) * CHUNK on in it, part q % SPLIT.
             # Its first two chunks' h by TMA and its first scores, while the MMAs run
-            _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, 0, row0, col0)
-            _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, 1, row0 + (1 // SPLIT) * CHUNK, col0 + (1 % SPLIT) * PART)
+            _db_h_issue(h_desc, h_smem, h_bar, 0, row0, col0)
+            _db_h_issue(h_desc, h_smem, h_bar, 1, row0 + (1 // SPLIT) * CHUNK, col0 + (1 % SPLIT) * PART)
             s_n = gl.load(S + (row0 + rs).to(gl.int64), mask=row0 + rs < row_end, other=0.0)
             mbarrier.wait(epi_ready, ti & 1)
             # the halves in a loop, their chunks unrolled: with every chunk unrolled, or the parts in the
@@ -1996,12 +1995,13 @@ if gluon is not None:
                 for j in gl.static_range(PER):
                     # PER is even: chunk q's buffer is q % 2
                     mbarrier.wait(h_bar.index(j % 2), ((ti * 2 * PER + hh * PER + j) // 2) & 1)
-                    g = h_smem.index(2 * (j % 2)).load(epi)
-                    u = h_smem.index(2 * (j % 2) + 1).load(epi)
+                    hb = h_smem.index(j % 2).reshape([2 * CHUNK, PART])
+                    g = hb.slice(0, CHUNK).load(epi)
+                    u = hb.slice(CHUNK, CHUNK).load(epi)
                     _cta_barrier()   # every thread has read the buffer before TMA refills it
                     qn = hh * PER + j + 2
                     if qn < 2 * PER:
-                        _db_h_issue(hg_desc, hu_desc, h_smem, h_bar, j % 2, row0 + (qn // PER) * HALF
+                        _db_h_issue(h_desc, h_smem, h_bar, j % 2, row0 + (qn // PER) * HALF
                                     + ((qn % PER) // SPLIT) * CHUNK, col0 + (qn % SPLIT) * PART)
                     sc = s_n
                     jn = j + 1   # the next chunk's scores (past the half: the next half's first; past the item: masked)
@@ -2076,18 +2076,16 @@ if gluon is not None:
         num_n, n_items = _ws_items(offsets, E, N, BLOCK_M, BLOCK_N, NB)
         cargs = (g_smem, w_smem, e_smem, ready_t, ready_c, empty, epi_ready, epi_empty, tile_expert, tile_row0,
                  offsets, D, num_n, n_items)
-        # two chunks of h, gate and up (16 KB), filled by TMA from h's halves
-        h_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([DB_CHUNK, PART], dt)
-        h_smem = gl.allocate_shared_memory(dt, [4, DB_CHUNK, PART], h_layout)
+        # two chunks of h, gate and up (16 KB), each filled by one TMA copy through a (2, R, n) view of h
+        h_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([2, DB_CHUNK, PART], dt)
+        h_smem = gl.allocate_shared_memory(dt, [2, 2, DB_CHUNK, PART], h_layout)
         h_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
         for i in gl.static_range(2):
             mbarrier.init(h_bar.index(i), count=1)
-        hg_desc = gl_tma.make_tensor_descriptor(H, shape=[R, N], strides=[stride_hr, 1], block_shape=[DB_CHUNK, PART],
-                                                layout=h_layout)
-        hu_desc = gl_tma.make_tensor_descriptor(H + N, shape=[R, N], strides=[stride_hr, 1],
-                                                block_shape=[DB_CHUNK, PART], layout=h_layout)
+        h_desc = gl_tma.make_tensor_descriptor(H, shape=[2, R, N], strides=[N, stride_hr, 1],
+                                               block_shape=[2, DB_CHUNK, PART], layout=h_layout)
         eargs = (e_smem, epi_ready, epi_empty, H, S, dH, Ap, dS_part, tile_expert, tile_row0, offsets,
-                 N, R, stride_hr, stride_ar, num_n, n_items, h_smem, h_bar, hg_desc, hu_desc)
+                 N, R, stride_hr, stride_ar, num_n, n_items, h_smem, h_bar, h_desc)
         pargs = (w_desc, g_smem, w_smem, ready_t, ready_c, empty, dO, gather, tile_expert, tile_row0, offsets,
                  N, D, stride_ot, num_n, n_items, False)
         gl.warp_specialize([(_db_consumer0, cargs), (_db_consumer1, cargs), (_db_epilogue, eargs), (_ws_produce, pargs)],
