@@ -1810,11 +1810,11 @@ HOPPER_DOWN_BWD = None  # None: on sm_90 where the operands allow it (_use_hoppe
 
 def _use_hopper_down_bwd(dout, w2, h):
     """Whether down_bwd runs _down_bwd_hopper_kernel (_use_hopper): it takes 16-bit operands of one dtype,
-    TMA's rules on W2 (contiguous, a 16-byte aligned base), rows of dO that cp.async can copy, and
-    h's halves in 16-byte loads (_rows_by_cp_async: d and n multiples of 16)."""
+    TMA's rules on W2 (contiguous, a 16-byte aligned base), rows of dO that cp.async can copy, and TMA's
+    on h seen as (2, R, n) (_rows_by_cp_async: an aligned base, d and n multiples of 16)."""
     ok = (dout.dtype == w2.dtype == h.dtype and dout.dtype in (torch.bfloat16, torch.float16)
           and w2.is_contiguous() and w2.data_ptr() % 16 == 0 and _rows_by_cp_async(dout)
-          and _rows_by_cp_async(h) and h.shape[1] % 32 == 0)   # h's gate and up halves loaded each by itself
+          and _rows_by_cp_async(h) and h.shape[1] % 32 == 0)   # the halves' offset n a multiple of 16 bytes
     return _use_hopper(HOPPER_DOWN_BWD, "HOPPER_DOWN_BWD", dout, ok, "the Hopper dA' kernel needs an sm_90 GPU, "
                        "Triton 3.6 or newer with Gluon, 16-bit operands, a contiguous W2, and d and n multiples of 16")
 
