@@ -1954,8 +1954,8 @@ if gluon is not None:
 
     @gluon.jit
     def _db_h_issue(h_desc, h_smem, h_bar, b: gl.constexpr, row, col):
-        # a chunk's h, gate and up, by one TMA copy into buffers 2b and 2b + 1 of the ring: no LSU requests
-        # beside the epilogue's stores and the producer's copies. The descriptor views h as (2, R, n), its
+        # a chunk's h, gate and up, by one TMA copy into slot b of the ring: no LSU requests beside the
+        # epilogue's stores and the producer's copies. The descriptor views h as (2, R, n), its
         # halves, so rows past R and columns past n come as zeros, as masked loads would give them
         mbarrier.expect(h_bar.index(b), 2 * h_smem.type.shape[2] * h_smem.type.shape[3] * h_smem.type.element_ty.primitive_bitwidth // 8)
         _tma_load(h_desc, [0, row, col], h_bar.index(b), h_smem.index(b))
