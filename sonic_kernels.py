@@ -1995,6 +1995,7 @@ if gluon is not None:
                 for j in gl.static_range(PER):
                     # PER is even: chunk q's buffer is q % 2
                     mbarrier.wait(h_bar.index(j % 2), ((ti * 2 * PER + hh * PER + j) // 2) & 1)
+                    # the slot as 2 * CHUNK rows: indexing its first dim would leave a rank-3 layout on a 2-D view
                     hb = h_smem.index(j % 2).reshape([2 * CHUNK, PART])
                     g = hb.slice(0, CHUNK).load(epi)
                     u = hb.slice(CHUNK, CHUNK).load(epi)
