@@ -6,10 +6,10 @@ export PYTHONPATH=$PWD
 export TRITON_CACHE_DIR=$PWD/out_tcache
 nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader > $OUT/ncu_bytes.log
 M=dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum
-for shape in 30B 7B; do
-  for kind in cublas tree window; do
+for shape in ${SHAPES:-30B 7B}; do
+  for kind in ${KINDS:-cublas tree window}; do
     echo "=== $kind $shape" >> $OUT/ncu_bytes.log
-    if [ $kind = cublas ]; then k="regex:nvjet|gemm|xmma"; else k="regex:_down_bwd_hopper_kernel"; fi
+    case $kind in *cublas) k="regex:nvjet|gemm|xmma";; up_*) k="regex:_up_hopper_kernel";; *) k="regex:_down_bwd_hopper_kernel";; esac
     timeout -s KILL 100 ncu --clock-control none --kernel-name "$k" --launch-skip 1 --launch-count 1 --metrics $M \
       python docs/results/scripts/gather_rows/ncu_bytes.py $kind $shape >> $OUT/ncu_bytes.log 2>&1; echo "rc $?" >> $OUT/ncu_bytes.log
   done
