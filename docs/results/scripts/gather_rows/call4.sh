@@ -1,7 +1,8 @@
 #!/bin/bash
 # From the repository root on the machine the device lends (torch 2.11 + Triton 3.6, the image's): Nsight Compute's
 # DRAM bytes read and written, L2 hit rate and duration for cuBLAS's dense GEMM of dA''s size, the tree's dA' and the
-# window proxy (ncu_bytes.py), at 30B and 7B. One log under $OUT.
+# window proxy (ncu_bytes.py), at 30B and 7B; SHAPES and KINDS, where set, name others (KINDS="up_cublas up_tree
+# up_window": the same for the up-projection). One log under $OUT.
 export PYTHONPATH=$PWD
 export TRITON_CACHE_DIR=$PWD/out_tcache
 nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader > $OUT/ncu_bytes.log
