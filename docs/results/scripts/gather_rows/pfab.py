@@ -1,6 +1,6 @@
-"""The gathered rows' latency in dA' and the up-projection (the Hopper kernels, parts), by a proxy and a change:
+"""The gathered rows in dA' and the up-projection (the Hopper kernels, parts), by a proxy and a change:
 - window: the tree's kernel with every gathered row taken from the first W tokens (8 MiB of rows, so they stay in L2):
-  the same instructions and requests, the rows' DRAM latency gone (outputs not compared);
+  the same instructions and requests, the rows' DRAM bytes and latency gone (outputs not compared);
 - pfP: the producer also prefetches the gathered rows into L2 by bulk prefetches (cp.async.bulk.prefetch.L2), one a
   row, in the form the module at VARIANT holds, with SK_PF=P: every step the columns it will copy P steps later
   (`per_step.patch.txt`), or every P steps the next P steps' columns, P steps ahead (`chunked.patch.txt`). Outputs
