@@ -1904,6 +1904,7 @@ if gluon is not None:
         PART: gl.constexpr = w_smem.type.shape[1]
         BLOCK_K: gl.constexpr = w_smem.type.shape[2]
         mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, PART, 16])
+        a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
         n_k = (D + BLOCK_K - 1) // BLOCK_K
         it = 0
         ti = 0   # items so far: the hand-over barriers' phase
@@ -1915,17 +1916,28 @@ if gluon is not None:
                 mbarrier.wait(ready_t.index(s), (it // STAGES) & 1)
                 mbarrier.wait(ready_c.index(s), (it // STAGES) & 1)
                 fence_async_shared()   # cp.async wrote through the generic proxy; wgmma reads through the async one
-                acc0 = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(SPLIT * s).permute((1, 0)), acc0, is_async=True)
                 if SPLIT == 2:
-                    acc1 = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(SPLIT * s + 1).permute((1, 0)), acc1,
-                                         is_async=True)
-                # this step's MMAs in flight: the last step's are done, so its buffers go back
-                acc0, acc1 = warpgroup_mma_wait(num_outstanding=SPLIT, deps=(acc0, acc1))
-                if j > 0:
-                    mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+                    # both parts multiply the same rows of dO: read from shared memory once, into registers,
+                    # not once a part, so a step reads 80 KB of operands there, not 96, beside the 48 KB the
+                    # producer writes (4-5% less time at 7B and 30B, docs/LOG.md, 2026-12-06). Those registers
+                    # stay the MMAs' until they are done, and a second set (the next step's, loaded while these
+                    # run) does not fit, so each step waits for its own MMAs; the other consumer's keep the
+                    # tensor cores busy meanwhile
+                    a = g_smem.index(2 * s + HH).load(a_layout)
+                    acc0 = warpgroup_mma(a, w_smem.index(2 * s).permute((1, 0)), acc0, is_async=True)
+                    acc1 = warpgroup_mma(a, w_smem.index(2 * s + 1).permute((1, 0)), acc1, is_async=True)
+                    acc0, acc1, a = warpgroup_mma_wait(num_outstanding=0, deps=(acc0, acc1, a))
+                    mbarrier.arrive(empty.index(s), count=1)
+                else:
+                    acc0 = warpgroup_mma(g_smem.index(2 * s + HH), w_smem.index(s).permute((1, 0)), acc0, is_async=True)
+                    # this step's MMA in flight: the last step's is done, so its buffers go back
+                    acc0, acc1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc0, acc1))
+                    if j > 0:
+                        mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
                 it += 1
-            acc0, acc1 = warpgroup_mma_wait(num_outstanding=0, deps=(acc0, acc1))
-            mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
+            if SPLIT == 1:
+                acc0, acc1 = warpgroup_mma_wait(num_outstanding=0, deps=(acc0, acc1))
+                mbarrier.arrive(empty.index((it + STAGES - 1) % STAGES), count=1)
             mbarrier.wait(epi_empty, (ti & 1) ^ 1)   # the epilogue has read the last item (a new barrier passes phase 1)
             # fp32, or rounded to 16 bits where two parts' fp32 would not fit (DB_WIDE_CONFIG)
             e_smem.index(SPLIT * HH).store(acc0.to(e_smem.type.element_ty))
@@ -2107,13 +2119,11 @@ DB_CONFIG = dict(BLOCK_N=128, BLOCK_K=64, STAGES=4, ACC16=False, CONSUMER_REGS=1
 # ring of h: 224 KB. Against 128-column items (with h by TMA, docs/LOG.md, 2026-12-04) 11-13% less time
 # at the paper's d = 4096 shapes, 8% at 7B and 12% at 1.4B (best rounds). 2 stages took 7-55% longer (2026-12-03); a
 # 4th, with the hand-over one consumer's half at a time, as long (2026-12-04). Registers (consumer /
-# epilogue / producer): 160 / 160 / 32 spill nothing under Triton 3.6 to 3.8, and under 3.6 ran 0-4%
-# faster than 160 / 152 / 40 at d = 4096; under 3.9 that producer spills 24 bytes, and 160 / 152 / 40
-# (no spill under any) ran 2-4% faster at 1.4B, 7B and h200_moe's shape, within 1% at d = 4096
-# (docs/LOG.md, 2026-12-05)
-DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=160,
-                      **(dict(EPILOGUE_REGS=152, PRODUCER_REGS=40) if TRITON_VERSION >= (3, 9) else
-                         dict(EPILOGUE_REGS=160, PRODUCER_REGS=32)))
+# epilogue / producer): the consumers hold their two accumulators and the step's rows of dO (_db_consume),
+# and below 176 ptxas runs their MMAs one at a time; at 176 / 120 / 40 nothing spills under Triton 3.6
+# to 3.8, and the consumers spill 8 bytes under 3.9
+DB_WIDE_CONFIG = dict(BLOCK_N=256, BLOCK_K=64, STAGES=3, ACC16=True, CONSUMER_REGS=176, EPILOGUE_REGS=120,
+                      PRODUCER_REGS=40)
 DB_WIDE = None   # None: DB_WIDE_CONFIG where n is a multiple of 256; True / False force it or not
 
 
