@@ -619,13 +619,17 @@ def dense_inputs(gemms):
                 for M, N, Kd, b in g] for k, g in gemms.items()}
 
 
-def timed_mm(a, w):
-    """torch.mm, or torch.bmm for a batch (cuBLAS), between two recorded CUDA events, which it returns."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    torch.bmm(a, w) if a.shape[0] > 1 else torch.mm(a[0], w[0])
-    end.record()
-    return start, end
+CUBLAS_RANGE = 'cublas:'  # kernels mode's record_function range around each dense GEMM: '<prefix><kernel>:<i>'
+
+
+def dense_mm(a, w, label):
+    """torch.mm, or torch.bmm for a batch (cuBLAS), inside a profiler range named label: its device time is the
+    time of the kernels it launched, measured as the expert kernels' are. CUDA events around it would also count
+    any wait for the host's launch: just after a layer that the host paces, the device is idle when the start
+    event is enqueued, and the first dense GEMM of a pass read up to a third low in some passes (docs/LOG.md,
+    2026-12-06)."""
+    with record_function(label):
+        torch.bmm(a, w) if a.shape[0] > 1 else torch.mm(a[0], w[0])
 
 
 def warm_up(fn, ms):
@@ -645,17 +649,23 @@ def warm_up(fn, ms):
         torch.cuda.synchronize()
 
 
-def kernel_totals(fn, iters):
-    """Runs fn() iters times under the profiler: ({kernel name: its CUDA microseconds over the runs}, what each
-    call of fn returned)."""
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        out = [fn() for _ in range(iters)]
-        torch.cuda.synchronize()
-    totals = collections.Counter()
+def kernel_totals(fn, iters, prefix=None):
+    """Runs fn() iters times under the profiler: {kernel name: its CUDA microseconds over the runs}, and
+    {range name: [its kernels' CUDA microseconds, each time it ran]} for the record_function ranges whose
+    names start with prefix."""
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            fn()
+        if device_type == 'cuda':
+            torch.cuda.synchronize()
+    totals, ranges = collections.Counter(), collections.defaultdict(list)
     for e in prof.events():
-        if e.device_type == DeviceType.CUDA and not e.is_async:
+        if prefix and e.name.startswith(prefix):   # the range on the host, and its span on the device
+            if e.device_type == DeviceType.CPU:
+                ranges[e.name].append(e.device_time_total)
+        elif e.device_type == DeviceType.CUDA and not e.is_async:
             totals[e.name] += e.time_range.elapsed_us()
-    return totals, out
+    return totals, ranges
 
 
 def kernel_profile(name, T, d, n, E, K, route):
@@ -676,9 +686,11 @@ def kernel_profile(name, T, d, n, E, K, route):
     # each expert GEMM beside cuBLAS on a dense GEMM of its size: on a GPU, for sonic under top-K
     dense = dense_inputs(expert_gemms(T, d, n, E, K)) if cuda and name == 'sonic' and route == 'topk' else {}
 
-    def run_dense():   # the layer, then each dense GEMM, its CUDA time by events around it
+    def run_dense():   # the layer, then each dense GEMM in a profiler range
         run()
-        return {k: [timed_mm(a, b) for a, b in pairs] for k, pairs in dense.items()}
+        for k, pairs in dense.items():
+            for i, (a, b) in enumerate(pairs):
+                dense_mm(a, b, f"{CUBLAS_RANGE}{k}:{i}")
     warm_up(run_dense, kernel_warm_ms)
     enqueue, run_ms = [], []
     for _ in range(max(3, kernel_iters)):
@@ -716,7 +728,7 @@ def kernel_profile(name, T, d, n, E, K, route):
         # clock the same load sets. cuBLAS timed apart (do_bench) ran at a lower clock than the layer's kernels
         # in a short profile just after an idle GPU, and that read the up-projection at 1.4B and 7B ~15% nearer
         # cuBLAS than timed side by side (docs/LOG.md, 2026-12-04)
-        ours, passes = kernel_totals(run_dense, kernel_iters)
+        ours, ranges = kernel_totals(run_dense, kernel_iters, CUBLAS_RANGE)
         gemms = expert_gemms(T, d, n, E, K)
         for k in kernels:
             g = GEMM_ALIASES.get(k['name'], k['name'])
@@ -724,8 +736,7 @@ def kernel_profile(name, T, d, n, E, K, route):
                 k['ms_beside_cublas'] = ours[k['name']] / kernel_iters / 1e3
                 k['tflops'] = gemm_flops(gemms[g]) / (k['ms_beside_cublas'] * 1e9)
                 # each dense GEMM's median over the passes, summed over the kernel's GEMMs
-                ms = sum(statistics.median(ev[0].elapsed_time(ev[1]) for ev in (p[g][i] for p in passes))
-                         for i in range(len(gemms[g])))
+                ms = sum(statistics.median(ranges[f"{CUBLAS_RANGE}{g}:{i}"]) for i in range(len(gemms[g]))) / 1e3
                 k['cublas_tflops'] = gemm_flops(gemms[g]) / (ms * 1e9)
     # busy_ms sums the table; busy_span_ms is the time anything ran, each moment once: the two agree
     # unless kernels overlap (several streams), or, on the CPU, an op were counted with its children

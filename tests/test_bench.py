@@ -302,6 +302,22 @@ def test_kernels(tmp_path):
     assert out.count('more)') == tables and out.count('100.0%') == tables and 'host enqueue' in out
 
 
+def test_kernel_totals_times_each_dense_gemm_apart():
+    # kernels mode's dense GEMMs each run in a profiler range of their own: kernel_totals gives each range's
+    # time every time it ran (on a GPU, its kernels' time), and keeps the ranges out of the kernel table
+    a, w = torch.randn(1, 64, 32, device=bench.device_type), torch.randn(1, 32, 16, device=bench.device_type)
+    names = [f"{bench.CUBLAS_RANGE}_up_swiglu_kernel:{i}" for i in range(2)]
+
+    def fn():
+        for name in names:
+            bench.dense_mm(a, w, name)
+    totals, ranges = bench.kernel_totals(fn, 3, bench.CUBLAS_RANGE)
+    assert sorted(ranges) == names and all(len(ranges[n]) == 3 for n in names), dict(ranges)
+    assert not any(k.startswith(bench.CUBLAS_RANGE) for k in totals)
+    if CUDA:
+        assert all(v > 0 for n in names for v in ranges[n]) and sum(totals.values()) > 0
+
+
 def test_warm_up_runs_for_its_time():
     # kernels mode's untimed passes before its profiles: fn again and again for about the time asked, at
     # least once; none for 0 ms (--tiny)

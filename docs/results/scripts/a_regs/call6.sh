@@ -1,5 +1,6 @@
 #!/bin/bash
-# Prepared, not run yet. Nsight Compute's Memory Workload Analysis tables (shared memory's bank reads and writes and
+# Ran at 7B (SHAPES=7B) from ../kmode_gap/call1.sh on 2026-12-06; its log is ../../kmode_gap/call1/ncu_smem.log, where
+# the shared-memory tables did not print. Nsight Compute's Memory Workload Analysis tables (shared memory's bank reads and writes and
 # its share of peak) and Compute Workload Analysis (the pipes' utilisation) for dA' before the change that reads its
 # rows of dO once a step into registers (.gpu/sk_tip/sonic_kernels.py = `git show eff1b70:sonic_kernels.py`, carried)
 # and after it, and for cuBLAS's GEMM of its size, at 7B and 30B (SHAPES overrides), through
