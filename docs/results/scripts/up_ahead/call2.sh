@@ -1,0 +1,14 @@
+#!/bin/bash
+# The up-projection with W1's bytes of a later step prefetched into L2 (the probe's W_PF, in the working tree's
+# sonic_kernels.py at the time; the patch is w_prefetch.patch.txt): 1 whole rows 4 steps on, 2 whole rows 8 on, 3 the
+# item's gate and up blocks 4 on; against the tree's kernel, bit for bit and timed by ../a_regs/upab.py. Logs under $OUT.
+export PYTHONPATH=$PWD
+export TRITON_CACHE_DIR=$PWD/out_tcache
+nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv,noheader > $OUT/env.log
+python -c "import torch, triton; print(torch.__version__, triton.__version__)" >> $OUT/env.log
+cat $OUT/env.log
+timeout -s KILL 400 python docs/results/scripts/a_regs/upab.py $OUT/upab.json pfr4=W_PF:1 pfr8=W_PF:2 pfb4=W_PF:3 \
+  > $OUT/upab.log 2>&1
+echo rc $? >> $OUT/upab.log
+grep -v -i warn $OUT/upab.log | tail -n 22
+echo "at $SECONDS s"
