@@ -2,7 +2,7 @@
 The sonic kernels against plain PyTorch. On CPU they run in Triton's interpreter (fp32 and fp16,
 tiny shapes); on a CUDA device the same file also checks bf16, larger shapes, the int64 offsets,
 torch.compile and the absence of host syncs:
-    python -m pytest -q tests/test_sonic.py        # on the GPU: the whole suite in bf16 and fp32
+    python -m pytest -q tests/test_sonic.py        # on the GPU: the whole suite in bf16, fp16 and fp32
 """
 
 import copy
