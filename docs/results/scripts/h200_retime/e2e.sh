@@ -1,6 +1,7 @@
 #!/bin/bash
-# The README's 60-iteration h200_moe run, on an H200 only, three times with sonic (three calls on one machine, as
-# they ran: the first, then two), then once with grouped_mm. Logs under $OUT.
+# The README's 60-iteration h200_moe run on an H200 only: three device calls on one machine, a line each, as they ran
+# (a sonic run that compiles; two more; one with grouped_mm). As one script, $SECONDS counts from its start. Logs under
+# $OUT.
 export TRITON_CACHE_DIR=$PWD/out_tcache; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 || exit 3; python data/stdlib/prepare.py > $OUT/prep.log 2>&1; timeout -s KILL 330 python train.py configs/h200_moe.py --max_iters=60 --lr_decay_iters=60 --warmup_iters=10 --eval_interval=1000 --eval_iters=2 --save_checkpoints=False --out_dir=$OUT/e2e > $OUT/e2e.log 2>&1; echo rc $? >> $OUT/e2e.log; grep -E "^iter (20|30|40|50)|val|rc" $OUT/e2e.log | tail -8; echo "at $SECONDS s"
 export TRITON_CACHE_DIR=$PWD/out_tcache; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 || exit 3; for p in 2 3; do timeout -s KILL 120 python train.py configs/h200_moe.py --max_iters=60 --lr_decay_iters=60 --warmup_iters=10 --eval_interval=1000 --eval_iters=2 --save_checkpoints=False --out_dir=$OUT/e2e$p > $OUT/e2e$p.log 2>&1; echo rc $? >> $OUT/e2e$p.log; grep -E "^iter (20|30|40|50)|val|rc" $OUT/e2e$p.log | cut -c1-110 | tail -6; [ $SECONDS -lt 130 ] || break; done; echo "at $SECONDS s"
 export TRITON_CACHE_DIR=$PWD/out_tcache; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 || exit 3; timeout -s KILL 170 python train.py configs/h200_moe.py --moe_backend=grouped_mm --max_iters=60 --lr_decay_iters=60 --warmup_iters=10 --eval_interval=1000 --eval_iters=2 --save_checkpoints=False --out_dir=$OUT/gmm > $OUT/gmm.log 2>&1; echo rc $? >> $OUT/gmm.log; grep -E "^step|^iter (20|50)|rc" $OUT/gmm.log | cut -c1-110; echo "at $SECONDS s"
