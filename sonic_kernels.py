@@ -113,6 +113,16 @@ def _configs(gpu_configs, cpu_config):
     return [triton.Config(kw, num_warps=w, num_stages=s) for kw, w, s in gpu_configs]
 
 
+def _timed(kernel_call, quantiles):
+    # the autotuners' timing. Under torch.use_deterministic_algorithms (train.py's --deterministic) every
+    # config that launches ties, so each process takes the first of the list that fits the GPU: timings
+    # vary between runs, and configs that cut a sum differently (dA''s dS over its N tiles) give other bits
+    if torch.are_deterministic_algorithms_enabled():
+        kernel_call()  # a config too big for the GPU raises here, and the autotuner passes it over
+        return [0.0] * len(quantiles)
+    return triton.runtime.driver.active.get_benchmarker()(kernel_call, quantiles=quantiles)
+
+
 def cdiv(a, b):
     # ceil(a / b) for the host's ints. triton.cdiv and triton.next_power_of_2 are constexpr functions
     # that cost the host ~4-5 us a call (Triton 3.6 and 3.9), and a layer's forward and backward
@@ -860,6 +870,7 @@ def _n_programs(device, work):
     configs=_configs([(dict(BLOCK_N=128, BLOCK_K=64), 8, 4), (dict(BLOCK_N=128, BLOCK_K=32), 8, 5)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "D", "USE_TMA"],
+    do_bench=_timed,
 )
 @triton.jit
 def _up_swiglu_kernel(
@@ -953,6 +964,7 @@ def _fp32_tile(configs, named_args, **kwargs):
                       (dict(BLOCK_N=256, BLOCK_K=32), 8, 4)],
                      dict(BLOCK_N=32, BLOCK_K=32)),
     key=["N", "KD", "USE_TMA"],
+    do_bench=_timed,
     prune_configs_by=dict(early_config_prune=_fp32_tile),
 )
 @triton.jit
@@ -1139,6 +1151,7 @@ def _down_bwd_epilogue(acc, s, rows64, mask_m, cols, N, H, dH, Ap, stride_hr, st
                       (dict(SPLIT_M=1, NACC=2, BLOCK_N=64, BLOCK_K=64), 8, 5)],
                      dict(SPLIT_M=2, NACC=2, BLOCK_N=16, BLOCK_K=32)),
     key=["N", "D", "USE_TMA"],
+    do_bench=_timed,
     reset_to_zero=["dS_part"],  # configs differ in N tiles; rows a config does not write must stay 0
 )
 @triton.jit
@@ -1258,6 +1271,7 @@ def down_bwd(dout, w2, h, r: Routing):
                       (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32), 4, 4)],
                      dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=32)),
     key=["M", "N", "rows_hint", "USE_TMA"],
+    do_bench=_timed,
 )
 @triton.jit
 def _wgrad_kernel(

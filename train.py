@@ -115,6 +115,7 @@ compile = False # use PyTorch 2.0 to compile the model to be faster
 compile_mode = 'default' # torch.compile's mode; 'reduce-overhead' also replays the compiled forward and backward
                          # as CUDA graphs (static shapes), so the host's kernel launches leave the step
 seed = 1337
+deterministic = False # True: a GPU step repeats bit for bit from the seed (torch's deterministic algorithms), at a cost
 # parallelism (torchrun)
 ddp_bucket_mb = 25.0 # DDP's gradient buckets (MiB): a bucket's all-reduce starts once its gradients are all in;
                      # under compile the graph splits at the buckets. Fewer, larger ones: fewer launches, less overlap
@@ -357,6 +358,15 @@ stop_everywhere(err)
 torch.manual_seed(seed) # the same initial weights on every rank: FSDP2 and EP shard them in place
 np.random.seed(seed + ddp_rank)
 random.seed(seed + ddp_rank)
+if deterministic:
+    # our kernels have no atomics, but attention's backward and the embedding's gradient (eager, and as
+    # torch.compile writes it) add with them, and torch.compile's reductions and our portable kernels'
+    # autotuners pick configs by timings that vary between runs: this takes torch's deterministic
+    # versions and one config each. cuBLAS reads its workspace setting when it starts, after this line
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False # its NaN fill of each new tensor costs time, and
+                                                                # nothing here reads memory it has not written
 torch.backends.cuda.matmul.allow_tf32 = True # allow tf32 on matmul
 torch.backends.cudnn.allow_tf32 = True # allow tf32 on cudnn
 if dtype == 'auto':

@@ -1132,6 +1132,60 @@ def test_deterministic():
         assert torch.equal(a, b)
 
 
+def test_deterministic_algorithms_take_the_first_config():
+    """sonic_kernels._timed, the autotuners' timing: under torch.use_deterministic_algorithms every config
+    that launches ties, so the first of the list runs in every process (one that cannot launch raises
+    in it, and the autotuner passes it over); the kernel still computes its result."""
+    import triton
+    import triton.language as tl
+
+    @triton.autotune(configs=[triton.Config({"B": 32}), triton.Config({"B": 16})], key=["n"], do_bench=sk._timed)
+    @triton.jit
+    def twice(X, Y, n, B: tl.constexpr):
+        i = tl.program_id(0) * B + tl.arange(0, B)
+        tl.store(Y + i, 2 * tl.load(X + i, mask=i < n), mask=i < n)
+
+    x = torch.randn(100, device=DEV)
+    y = torch.empty_like(x)
+    torch.use_deterministic_algorithms(True)
+    try:
+        twice[lambda meta: (triton.cdiv(100, meta["B"]),)](x, y, 100)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert twice.best_config.kwargs == {"B": 32} and torch.equal(y, 2 * x)
+
+
+@pytest.mark.skipif(not CUDA, reason="the interpreter has one config a kernel: there is nothing to choose")
+def test_deterministic_algorithms_fix_the_autotuners_choice(monkeypatch):
+    """Under torch.use_deterministic_algorithms (train.py's --deterministic) the portable kernels take
+    the first config that launches, not the fastest by a timing that varies between processes."""
+    for flag in ("HOPPER_UP", "HOPPER_GROUPED", "HOPPER_DOWN_BWD", "HOPPER_WGRAD"):
+        monkeypatch.setattr(sk, flag, False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    kernels = [sk._up_swiglu_kernel, sk._grouped_mm_kernel, sk._down_bwd_kernel, sk._wgrad_kernel]
+    saved = [dict(k.cache) for k in kernels]
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = []
+        for _ in range(2):
+            for k in kernels:
+                k.cache.clear()
+            torch.manual_seed(0)
+            moe, x = make_moe(300, 64, 32, 8, 3, torch.bfloat16, "sonic")
+            runs.append((grads_of(moe, x, torch.randn(x.shape, device=DEV)), [str(k.best_config) for k in kernels]))
+    finally:
+        torch.use_deterministic_algorithms(False)
+        for k, c in zip(kernels, saved):
+            k.cache.clear()
+            k.cache.update(c)
+    (ga, picks), (gb, picks_b) = runs
+    assert picks == picks_b
+    if torch.cuda.get_device_capability()[0] == 9:  # 228 KB of shared memory: every first config fits
+        assert picks == [str(k.configs[0]) for k in kernels]
+    for a, b in zip(ga, gb):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("router_type,extra", [
     ("softmax_topk", {}),
     ("topk_softmax", {}),

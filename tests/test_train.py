@@ -557,12 +557,31 @@ def test_cuda_graphs_train_as_the_compiled_step(data_dir, tmp_path):
                 assert abs(a[k] - b[k]) < 2e-2 * abs(a[k]), (a, b)
 
 
+def test_deterministic_changes_nothing_on_the_cpu(data_dir, trained, tmp_path):
+    # the CPU's step repeats already; the switch (torch's deterministic algorithms) keeps it as it was
+    ok(train(data_dir, tmp_path, '--max_iters=10', '--eval_interval=5', '--deterministic=True'))
+    assert_same_run(trained, tmp_path, 10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='the switch makes a GPU step repeat; a CPU step does already')
+@pytest.mark.parametrize('backend', ['sonic', 'grouped_mm', 'torch'])
+def test_deterministic_gpu_runs_repeat_bit_for_bit(data_dir, tmp_path, backend):
+    # without the switch two runs of one seed part: attention's backward and the embedding's gradient
+    # add with atomics. With it: the same losses and weights, compiled, in bf16, on each expert backend
+    common = ['--device=cuda', f'--moe_backend={backend}', '--compile=True', '--max_iters=6', '--eval_interval=3',
+              '--deterministic=True', '--n_embd=128', '--block_size=128', '--expert_size=64']
+    for r in 'ab':
+        ok(train(data_dir, tmp_path / r, *common, timeout=600))
+    assert_same_run(tmp_path / 'a', tmp_path / 'b', 6)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='TritonAdamW and bf16 sonic kernels need a CUDA GPU')
 @pytest.mark.parametrize('mode', ['default', 'reduce-overhead'])
 def test_expert_copies_train_as_the_cast_compiled(data_dir, tmp_path, mode):
     # compiled, bf16, TritonAdamW: the copies (MoE buffers, written in place between replays) train as
     # the forward's cast, in both compile modes. Not bit for bit: a CUDA step is not deterministic
-    # (the embedding's backward adds with atomics), and the two differed by 2e-6 at the sixth step;
+    # without --deterministic (the embedding's backward adds with atomics), and the two differed by
+    # 2e-6 at the sixth step;
     # tests/test_sonic.py and tests/test_model.py check the layer and the optimizer bit for bit
     common = ['--device=cuda', '--moe_backend=sonic', '--compile=True', '--max_iters=6', '--eval_interval=3',
               '--log_interval=1', f'--compile_mode={mode}']
