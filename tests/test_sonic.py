@@ -1147,11 +1147,14 @@ def test_deterministic_algorithms_take_the_first_config():
 
     x = torch.randn(100, device=DEV)
     y = torch.empty_like(x)
+    calls = []
     torch.use_deterministic_algorithms(True)
     try:
+        tie = sk._timed(lambda: calls.append(1), (0.5, 0.2, 0.8))  # a launch, and no timing: every config ties
         twice[lambda meta: (triton.cdiv(100, meta["B"]),)](x, y, 100)
     finally:
         torch.use_deterministic_algorithms(False)
+    assert tie == [0.0, 0.0, 0.0] and calls == [1]
     assert twice.best_config.kwargs == {"B": 32} and torch.equal(y, 2 * x)
 
 
