@@ -14,7 +14,8 @@ Modes (--mode=...):
            sonic expert GEMM's TFLOPS beside cuBLAS's on a dense GEMM of the same size, the two timed
            in the same passes (each pass: the layer, then the dense GEMMs), after a warm-up long
            enough for the clock to settle
-  train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory
+  train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory, and the spread
+           of the timed steps
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
            communication and device idle time: ms per step and % of the step, and beside it the same
@@ -961,14 +962,29 @@ def train_backend(name, route):
     sync = torch.cuda.synchronize if device_type == 'cuda' else (lambda: None)
     if device_type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    for n_steps in (burnin, steps):
+    for _ in range(burnin):
+        loss = step()
+    # each timed step by the device's clock at the steps' boundaries, no sync between them (on the CPU, where
+    # an op returns when done, the host's): the intervals sum to the window, so the mean is the throughput,
+    # and their spread says whether a run that reads off another's varies within itself
+    marks = [torch.cuda.Event(enable_timing=True) for _ in range(steps + 1)] if device_type == 'cuda' else []
+    sync()
+    stamps = [time.perf_counter()]
+    for i in range(steps):
+        if marks:
+            marks[i].record()
+        loss = step()
+        stamps.append(time.perf_counter())
+    if marks:
+        marks[-1].record()
         sync()
-        t0 = time.perf_counter()
-        for _ in range(n_steps):
-            loss = step()
-        sync()
-        step_s = (time.perf_counter() - t0) / max(n_steps, 1)
+        step_list = [a.elapsed_time(b) / 1e3 for a, b in zip(marks, marks[1:])]
+    else:
+        step_list = [b - a for a, b in zip(stamps, stamps[1:])]
+    step_s = sum(step_list) / len(step_list)
     row = dict(backend=name, routing=route, step_ms=step_s * 1e3, loss=loss.item(),
+               step_ms_median=statistics.median(step_list) * 1e3, step_ms_min=min(step_list) * 1e3,
+               step_ms_max=max(step_list) * 1e3,
                tokens_per_s=batch_size * block_size * gradient_accumulation_steps / step_s,
                mfu=raw.estimate_mfu(batch_size * gradient_accumulation_steps, step_s),
                params=raw.get_num_params(), active_params=raw.get_num_active_params(),
@@ -1507,7 +1523,8 @@ if __name__ == '__main__':
                 elif mode == 'profile':
                     print_profile(r)
                 else:
-                    print(f"{name:<11}{route:<9}{r['step_ms']:9.1f} ms/step {r['tokens_per_s']:10.0f} tok/s  "
+                    print(f"{name:<11}{route:<9}{r['step_ms']:9.1f} ms/step (steps {r['step_ms_min']:.1f}-"
+                          f"{r['step_ms_max']:.1f}) {r['tokens_per_s']:10.0f} tok/s  "
                           f"MFU {100 * r['mfu']:5.1f}%  peak {fmt(r['peak_mib'], '.0f')} MiB  one MoE layer fwd "
                           f"{fmt(r['moe_layer_mib_fwd'], '.0f')} MiB  loss {r['loss']:.3f}")
                 path = write_json(f'{mode}.json', dict(results=rows, **(dict(parts=STEP_PARTS) if mode == 'profile' else {})))

@@ -139,6 +139,9 @@ def test_train(tmp_path):
             continue
         for k in ('step_ms', 'tokens_per_s', 'mfu', 'loss'):
             assert positive(r[k]), (k, r)
+        # the mean step lies within its timed steps' spread: both come from the same timed steps
+        assert 0 < r['step_ms_min'] <= r['step_ms_median'] <= r['step_ms_max'], r
+        assert r['step_ms_min'] * (1 - 1e-9) <= r['step_ms'] <= r['step_ms_max'] * (1 + 1e-9), r
         assert r['active_params'] < r['params']
         if CUDA:
             assert positive(r['peak_mib']) and positive(r['moe_layer_mib_fwd'])
