@@ -967,20 +967,21 @@ def train_backend(name, route):
     # each timed step by the device's clock at the steps' boundaries, no sync between them (on the CPU, where
     # an op returns when done, the host's): the intervals sum to the window, so the mean is the throughput,
     # and their spread says whether a run that reads off another's varies within itself
-    marks = [torch.cuda.Event(enable_timing=True) for _ in range(steps + 1)] if device_type == 'cuda' else []
+    marks = []
+
+    def mark():
+        if device_type == 'cuda':
+            marks.append(torch.cuda.Event(enable_timing=True))
+            marks[-1].record()
+        else:
+            marks.append(time.perf_counter())
     sync()
-    stamps = [time.perf_counter()]
-    for i in range(steps):
-        if marks:
-            marks[i].record()
+    mark()
+    for _ in range(steps):
         loss = step()
-        stamps.append(time.perf_counter())
-    if marks:
-        marks[-1].record()
-        sync()
-        step_list = [a.elapsed_time(b) / 1e3 for a, b in zip(marks, marks[1:])]
-    else:
-        step_list = [b - a for a, b in zip(stamps, stamps[1:])]
+        mark()
+    sync()
+    step_list = [a.elapsed_time(b) / 1e3 if device_type == 'cuda' else b - a for a, b in zip(marks, marks[1:])]
     step_s = sum(step_list) / len(step_list)
     row = dict(backend=name, routing=route, step_ms=step_s * 1e3, loss=loss.item(),
                step_ms_median=statistics.median(step_list) * 1e3, step_ms_min=min(step_list) * 1e3,
