@@ -15,7 +15,7 @@ Modes (--mode=...):
            in the same passes (each pass: the layer, then the dense GEMMs), after a warm-up long
            enough for the clock to settle
   train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory, and the spread
-           of the timed steps
+           of the timed steps (each one in the JSON, in order)
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
            communication and device idle time: ms per step and % of the step, and beside it the same
@@ -985,7 +985,7 @@ def train_backend(name, route):
     step_s = sum(step_list) / len(step_list)
     row = dict(backend=name, routing=route, step_ms=step_s * 1e3, loss=loss.item(),
                step_ms_median=statistics.median(step_list) * 1e3, step_ms_min=min(step_list) * 1e3,
-               step_ms_max=max(step_list) * 1e3,
+               step_ms_max=max(step_list) * 1e3, step_ms_each=[round(t * 1e3, 3) for t in step_list],
                tokens_per_s=batch_size * block_size * gradient_accumulation_steps / step_s,
                mfu=raw.estimate_mfu(batch_size * gradient_accumulation_steps, step_s),
                params=raw.get_num_params(), active_params=raw.get_num_active_params(),

@@ -142,6 +142,9 @@ def test_train(tmp_path):
         # the mean step lies within its timed steps' spread: both come from the same timed steps
         assert 0 < r['step_ms_min'] <= r['step_ms_median'] <= r['step_ms_max'], r
         assert r['step_ms_min'] * (1 - 1e-9) <= r['step_ms'] <= r['step_ms_max'] * (1 + 1e-9), r
+        each = r['step_ms_each']  # every timed step in order, so a slow one can be found
+        assert len(each) == 2 and min(each) == pytest.approx(r['step_ms_min'], abs=1e-3), r
+        assert sum(each) / len(each) == pytest.approx(r['step_ms'], abs=1e-3), r
         assert r['active_params'] < r['params']
         if CUDA:
             assert positive(r['peak_mib']) and positive(r['moe_layer_mib_fwd'])
