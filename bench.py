@@ -966,7 +966,9 @@ def train_backend(name, route):
         loss = step()
     # each timed step by the device's clock at the steps' boundaries, no sync between them (on the CPU, where
     # an op returns when done, the host's): the intervals sum to the window, so the mean is the throughput,
-    # and their spread says whether a run that reads off another's varies within itself
+    # and their spread says whether a run that reads off another's varies within itself. The first mark
+    # follows the burn-in unsynced: after a sync the GPU waits for the host to enqueue the first step's
+    # kernels, which made the first timed step 5-7% slower than the next on an H100 (eager, docs/LOG.md)
     marks = []
 
     def mark():
@@ -975,7 +977,6 @@ def train_backend(name, route):
             marks[-1].record()
         else:
             marks.append(time.perf_counter())
-    sync()
     mark()
     for _ in range(steps):
         loss = step()
