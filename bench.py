@@ -956,6 +956,23 @@ def norm_from_kernels():
     return None if sk is None or sk.GRAD_SQUARES is None else sk.GRAD_SQUARES.taken
 
 
+def mark():
+    """A point in the device's stream (on the CPU, where an op returns when done, the host's clock) that times
+    back-to-back steps with no sync between them. Taken after the burn-in, not after a sync: after one the GPU
+    waits for the host to enqueue the next step's kernels, which made the first timed step 5-7% slower than
+    the next on an H100 (eager, docs/LOG.md) and is a wait that steps run back to back do not have."""
+    if device_type != 'cuda':
+        return time.perf_counter()
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
+
+
+def seconds(a, b):
+    """Seconds between two marks (on the GPU, once b has been reached: after a sync)."""
+    return a.elapsed_time(b) / 1e3 if device_type == 'cuda' else b - a
+
+
 def train_backend(name, route):
     """Burn-in then timed optimizer steps of a fresh GPT (same seed for every backend)."""
     raw, step = make_train_step(name, route, compile)
@@ -964,25 +981,14 @@ def train_backend(name, route):
         torch.cuda.reset_peak_memory_stats()
     for _ in range(burnin):
         loss = step()
-    # each timed step by the device's clock at the steps' boundaries, no sync between them (on the CPU, where
-    # an op returns when done, the host's): the intervals sum to the window, so the mean is the throughput,
-    # and their spread says whether a run that reads off another's varies within itself. The first mark
-    # follows the burn-in unsynced: after a sync the GPU waits for the host to enqueue the first step's
-    # kernels, which made the first timed step 5-7% slower than the next on an H100 (eager, docs/LOG.md)
-    marks = []
-
-    def mark():
-        if device_type == 'cuda':
-            marks.append(torch.cuda.Event(enable_timing=True))
-            marks[-1].record()
-        else:
-            marks.append(time.perf_counter())
-    mark()
+    # each timed step between marks at the steps' boundaries: the intervals sum to the window, so the mean is
+    # the throughput, and their spread says whether a run that reads off another's varies within itself
+    marks = [mark()]
     for _ in range(steps):
         loss = step()
-        mark()
+        marks.append(mark())
     sync()
-    step_list = [a.elapsed_time(b) / 1e3 if device_type == 'cuda' else b - a for a, b in zip(marks, marks[1:])]
+    step_list = [seconds(a, b) for a, b in zip(marks, marks[1:])]
     step_s = sum(step_list) / len(step_list)
     row = dict(backend=name, routing=route, step_ms=step_s * 1e3, loss=loss.item(),
                step_ms_median=statistics.median(step_list) * 1e3, step_ms_min=min(step_list) * 1e3,
@@ -1293,14 +1299,14 @@ def profile_backend(name, route):
     with nullcontext() if compile else part_ranges(raw):
         for _ in range(burnin):
             step()
-        sync()
         # the same number of steps unprofiled first: the profiler's host cost leaves the device waiting
         # (3.8-26 ms a step on h200_moe, by the host), so a step's own wait is its unprofiled time less the kernels'
-        t0 = time.perf_counter()
+        t0 = mark()
         for _ in range(profile_steps):
             step()
+        t1 = mark()
         sync()
-        unprofiled_us = (time.perf_counter() - t0) * 1e6
+        unprofiled_us = seconds(t0, t1) * 1e6
         with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []),
                      record_shapes=compile) as prof:
             t0 = time.perf_counter()
