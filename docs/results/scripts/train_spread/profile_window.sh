@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench.py --mode=profile's unprofiled window: opened after a sync (bench_old.py, the code before) against
 # opened after the burn-in unsynced and timed by CUDA events (bench.py), alternated in one call
+# .gpu/v5/bench_old.py held the code before the change: git show 19926de:bench.py
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $OUT/gpu.txt
 cp .gpu/v5/bench_old.py bench_old.py
 prof() {  # $1 tag, $2 script, then bench's flags
