@@ -15,7 +15,8 @@ Modes (--mode=...):
            in the same passes (each pass: the layer, then the dense GEMMs), after a warm-up long
            enough for the clock to settle
   train    full training steps of the GPT for each backend: tokens/s, MFU, peak memory, and the spread
-           of the timed steps (each one in the JSON, in order)
+           of the timed steps (each one in the JSON, in order, beside its busiest expert's load over the
+           mean: as the weights train, the routing and with it the step's time move)
   profile  training steps of the GPT under torch.profiler, split into attention, the MoE layers'
            router, routing and experts, norms and residuals, embeddings and head, loss, optimizer,
            communication and device idle time: ms per step and % of the step, and beside it the same
@@ -985,9 +986,12 @@ def train_backend(name, route):
     # each timed step between marks at the steps' boundaries: the intervals sum to the window, so the mean is
     # the throughput, and their spread says whether a run that reads off another's varies within itself
     marks = [mark()]
+    layers, loads = raw.moe_layers(), []
     for _ in range(steps):
         loss = step()
         marks.append(mark())
+        if layers:  # the step's expert loads beside its time (the routing moves as the weights train): no sync
+            loads.append(torch.stack([m.tokens_per_expert for m in layers]).float())
     sync()
     step_list = [seconds(a, b) for a, b in zip(marks, marks[1:])]
     step_s = sum(step_list) / len(step_list)
@@ -998,11 +1002,12 @@ def train_backend(name, route):
                mfu=raw.estimate_mfu(batch_size * gradient_accumulation_steps, step_s),
                params=raw.get_num_params(), active_params=raw.get_num_active_params(),
                peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device_type == 'cuda' else None,
-               norm_from_kernels=norm_from_kernels())
+               norm_from_kernels=norm_from_kernels(),
+               # each timed step's busiest expert over the mean, in the MoE layer where that is largest
+               load_max_over_mean_each=[round((l.amax(1) / l.mean(1)).max().item(), 4) for l in loads] or None)
     del loss
     # activation memory of one MoE layer: forward on a (batch*block, n_embd) input, output kept
     row['moe_layer_mib_fwd'] = None
-    layers = raw.moe_layers()
     if device_type == 'cuda' and layers:
         xin = torch.randn(batch_size * block_size, n_embd, device=device, requires_grad=True)
         free_memory()
@@ -1535,7 +1540,8 @@ if __name__ == '__main__':
                     print(f"{name:<11}{route:<9}{r['step_ms']:9.1f} ms/step (steps {r['step_ms_min']:.1f}-"
                           f"{r['step_ms_max']:.1f}) {r['tokens_per_s']:10.0f} tok/s  "
                           f"MFU {100 * r['mfu']:5.1f}%  peak {fmt(r['peak_mib'], '.0f')} MiB  one MoE layer fwd "
-                          f"{fmt(r['moe_layer_mib_fwd'], '.0f')} MiB  loss {r['loss']:.3f}")
+                          f"{fmt(r['moe_layer_mib_fwd'], '.0f')} MiB  loss {r['loss']:.3f}"
+                          + (f"  load max/mean {min(ld):.2f}-{max(ld):.2f}" if (ld := r.get('load_max_over_mean_each')) else ''))
                 path = write_json(f'{mode}.json', dict(results=rows, **(dict(parts=STEP_PARTS) if mode == 'profile' else {})))
         print(f"wrote {path}")
         if mode == 'profile':

@@ -145,6 +145,10 @@ def test_train(tmp_path):
         each = r['step_ms_each']  # every timed step in order, so a slow one can be found
         assert len(each) == 2 and min(each) == pytest.approx(r['step_ms_min'], abs=1e-3), r
         assert sum(each) / len(each) == pytest.approx(r['step_ms'], abs=1e-3), r
+        # each step's busiest expert over the mean: 1 when balanced, n_expert / top_k when one expert takes
+        # every token (a token picks top_k different experts)
+        load = r['load_max_over_mean_each']
+        assert len(load) == 2 and all(1 <= x <= 4 / 2 for x in load), r
         assert r['active_params'] < r['params']
         if CUDA:
             assert positive(r['peak_mib']) and positive(r['moe_layer_mib_fwd'])
