@@ -991,7 +991,7 @@ def train_backend(name, route):
         loss = step()
         marks.append(mark())
         if layers:  # the step's expert loads beside its time (the routing moves as the weights train): no sync
-            loads.append(torch.stack([m.tokens_per_expert for m in layers]).float())
+            loads.append(torch.stack([m.tokens_per_expert for m in layers]))
     sync()
     step_list = [seconds(a, b) for a, b in zip(marks, marks[1:])]
     step_s = sum(step_list) / len(step_list)
@@ -1004,7 +1004,7 @@ def train_backend(name, route):
                peak_mib=torch.cuda.max_memory_allocated() / 2**20 if device_type == 'cuda' else None,
                norm_from_kernels=norm_from_kernels(),
                # each timed step's busiest expert over the mean, in the MoE layer where that is largest
-               load_max_over_mean_each=[round((l.amax(1) / l.mean(1)).max().item(), 4) for l in loads] or None)
+               load_max_over_mean_each=[round((l.amax(1) / l.float().mean(1)).max().item(), 4) for l in loads] or None)
     del loss
     # activation memory of one MoE layer: forward on a (batch*block, n_embd) input, output kept
     row['moe_layer_mib_fwd'] = None
