@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run on the same warm H100 as call5.sh, right after it
 # Two 40-step sonic runs of bench.py --mode=train with the GPU's SM clock, power and temperature sampled every
-# 100 ms, the step boundaries' host times beside them: does the step's rise after 10-19 steps follow the clock?
+# 100 ms, each run's start and end beside them: does the step's rise after 10-19 steps follow the clock?
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active \
   --format=csv -lms 100 > $OUT/smi.csv 2>&1 &
 smi=$!
