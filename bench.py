@@ -28,7 +28,8 @@ Modes (--mode=...):
   load     heatmaps of the per-expert load that train.py logs to expert_load.jsonl
   curves   train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
-train and kernels PNG plots too.
+train and kernels PNG plots too. As in train.py, fp32 matmuls run on TF32 (the fp32 router logits of the
+torch and grouped_mm backends and of token rounding; sonic's router has its own); the checks run without it.
 
 On the GPU:
   python bench.py                                                  # layer mode, the paper's 12 shapes
@@ -411,9 +412,22 @@ def clear_grads(leaves):
 def reference(args, dy):
     """Output and grads (x, w1, w2, pair_score) of the torch backend in fp32 on the same inputs."""
     x, w1, w2, pt, pe, ps = [t.detach().float().requires_grad_() if t.is_floating_point() else t for t in args]
-    out = moe.experts_torch(x, w1, w2, pt, pe, ps)
-    out.backward(dy.float())
+    with tf32_off():
+        out = moe.experts_torch(x, w1, w2, pt, pe, ps)
+        out.backward(dy.float())
     return [out.detach(), x.grad, w1.grad, w2.grad, ps.grad]
+
+
+@contextmanager
+def tf32_off():
+    """The checks (the fp32 reference and the checked pass) run without TF32, which the timed runs use as
+    train.py does: it would put ~1e-3 of error into the reference and into an fp32 torch row."""
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def memory_mib(forward, backward, leaves):
@@ -534,8 +548,9 @@ def run_experts(name, args, dy, R, d, n, ref):
     """Check, memory and timing of one backend's experts alone on fixed inputs and routing."""
     fn, leaves, part = EXPERT_BACKENDS[name], leaves_of(args), dict(pairs=R)
     clear_grads(leaves)
-    out = fn(*args)  # the first pass also compiles and autotunes the Triton kernels
-    out.backward(dy)
+    with tf32_off():  # the checked pass; it also compiles and autotunes the Triton kernels
+        out = fn(*args)
+        out.backward(dy)
     if ref is not None:
         part['err'] = {k: rel_err(a, b) for k, a, b in zip(ERR_KEYS, [out] + [t.grad for t in leaves], ref)}
         part['check_ok'] = max(part['err'].values()) < CHECK_TOL[dt]
@@ -776,7 +791,7 @@ def run_info():
     name = torch.cuda.get_device_name() if device_type == 'cuda' else (platform.processor() or 'cpu')
     triton_version = moe.sonic_kernels.triton.__version__ if moe.sonic_kernels else None
     return dict(device=name, torch=torch.__version__, triton=triton_version, dtype=dtype,
-                triton_interpret=os.environ.get('TRITON_INTERPRET', '0'),
+                triton_interpret=os.environ.get('TRITON_INTERPRET', '0'), tf32=torch.backends.cuda.matmul.allow_tf32,
                 command=' '.join(['python'] + [shlex.quote(a) for a in sys.argv]), config=config)
 
 
@@ -1481,6 +1496,10 @@ if __name__ == '__main__':
         if not ok:
             raise SystemExit(f"bench: {msg}")
     os.makedirs(out_dir, exist_ok=True)
+    # as train.py sets them: fp32 matmuls on TF32 tensor cores. They are the fp32 router logits of the torch and
+    # grouped_mm backends and of token rounding (sonic's own router ignores it); the checks' reference turns it off
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     routes = ['topk', 'rounding'] if routing == 'both' else [routing]
     print(f"device {device} ({run_info()['device']}), dtype {dtype}, backends {backend_names}")
     if mode in ('layer', 'sweep'):

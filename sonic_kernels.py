@@ -75,6 +75,7 @@ bf16 arithmetic). Whether a device can run them is moe.require_cuda's to say, be
 """
 
 import collections
+import contextlib
 import functools
 import os
 from typing import NamedTuple, Optional
@@ -234,7 +235,23 @@ def logit_parts(x, weight, router_dtype):
 
 
 def _parts_product(x, w):
-    return x.float() @ w.t() if w.dtype == torch.float32 else _mm_f32(x, w.t())
+    if w.dtype != torch.float32:
+        return _mm_f32(x, w.t())
+    with _no_tf32():
+        return x.float() @ w.t()
+
+
+@contextlib.contextmanager
+def _no_tf32():
+    # router_dtype 'fp32' means fp32 products: train.py and bench.py allow TF32 for fp32 matmuls, whose
+    # logits differ from float64's by ~2e-4 (docs/LOG.md, 2026-11-30), more than bf16x2's. A custom op's
+    # body runs eagerly, so the flag can change here under torch.compile too
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def router_logits(x, weight, router_dtype):
@@ -535,7 +552,8 @@ def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: 
                                        BLOCK_T=bt, BLOCK_E=next_pow2(E))
     del logits
     if not split:
-        return (dl @ w).to(x.dtype), dl.t() @ x.float()
+        with _no_tf32():
+            return (dl @ w).to(x.dtype), dl.t() @ x.float()
     # dx in the activation dtype straight from one GEMM: the lo half of dlogits would change the router's
     # share of dx by 2^-9 of itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both
     # halves (one GEMM over the stacked halves, then their sum), so it is as accurate as an fp32 GEMM on

@@ -114,6 +114,34 @@ def test_layer_topk_and_rounding(tmp_path):
     assert 'check sonic' in out and 'vs gmm' in out and '/contract' in out
     assert_png(tmp_path / 'layer_tflops.png')
     assert_png(tmp_path / 'layer_memory.png')
+    assert d['tf32'] is True  # the timed runs use TF32 for fp32 matmuls, as train.py does
+
+
+def test_checks_run_without_tf32(monkeypatch):
+    # the fp32 reference and a checked pass run with TF32 off, whatever the timed runs use, and leave it as it was
+    seen = []
+    real = bench.moe.experts_torch
+
+    def spy(*a):
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+        return real(*a)
+    monkeypatch.setattr(bench.moe, 'experts_torch', spy)
+    old = torch.backends.cuda.matmul.allow_tf32  # a property of torch's, which monkeypatch cannot set
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        torch.manual_seed(0)
+        T, d, n, E = 8, 4, 3, 2
+        x, w1, w2 = torch.randn(T, d), torch.randn(E, d, 2 * n), torch.randn(E, n, d)
+        pe = torch.randint(0, E, (T,))
+        out, dx, dw1, dw2, ds = bench.reference((x, w1, w2, torch.arange(T), pe, torch.rand(T)), torch.randn(T, d))
+        assert seen == [False] and torch.backends.cuda.matmul.allow_tf32 is True
+        assert torch.isfinite(out).all() and out.shape == (T, d) and dw1.shape == w1.shape and ds.shape == (T,)
+        with pytest.raises(RuntimeError), bench.tf32_off():  # an error inside still restores it
+            assert torch.backends.cuda.matmul.allow_tf32 is False
+            raise RuntimeError
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def test_sweep(tmp_path):

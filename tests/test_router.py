@@ -135,6 +135,31 @@ def test_router_logits_precision(router_dtype, bound):
         assert err > 1e-4  # the rounding of the weight is visible: the test can tell the modes apart
 
 
+def test_fp32_router_products_ignore_tf32(monkeypatch):
+    """router_dtype 'fp32' gives fp32 products even where TF32 is allowed for fp32 matmuls (train.py and
+    bench.py allow it): every matmul of its forward and backward runs with the flag off, and it is restored."""
+    flags, matmul = [], torch.Tensor.__matmul__
+
+    def spy(a, b):
+        flags.append(torch.backends.cuda.matmul.allow_tf32)
+        return matmul(a, b)
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    T, E, K, d = 40, 8, 2, 16
+    x = torch.randn(T, d, device=DEV, requires_grad=True)
+    w = (0.5 * torch.randn(E, d, device=DEV)).requires_grad_()
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        _, gates, loss, _ = sk.router(x, w, torch.zeros(E, device=DEV), K, "softmax_topk", True, "fp32", 0.05, 0.0)
+        ((gates * torch.randn(T, K, device=DEV)).sum() + loss).backward()
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    # the forward's product, the backward's recomputed one, and dx and dw
+    assert len(flags) == 4 and not any(flags), flags
+    assert torch.isfinite(x.grad).all() and torch.isfinite(w.grad).all()
+
+
 @pytest.mark.parametrize("router_type", ["softmax_topk", "sigmoid"])
 def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
     """The whole MoE module's saved tensors, router and balancing loss included: x once, h, and O(T*K)
