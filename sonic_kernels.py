@@ -237,15 +237,16 @@ def logit_parts(x, weight, router_dtype):
 def _parts_product(x, w):
     if w.dtype != torch.float32:
         return _mm_f32(x, w.t())
-    with _no_tf32():
+    with no_tf32():
         return x.float() @ w.t()
 
 
 @contextlib.contextmanager
-def _no_tf32():
-    # router_dtype 'fp32' means fp32 products: train.py and bench.py allow TF32 for fp32 matmuls, whose
-    # logits differ from float64's by ~2e-4 (docs/LOG.md, 2026-11-30), more than bf16x2's. A custom op's
-    # body runs eagerly, so the flag can change here under torch.compile too
+def no_tf32():
+    # fp32 matmuls in IEEE fp32 inside, whatever torch's flag. train.py and bench.py allow TF32, but router_dtype
+    # 'fp32' means fp32 products (TF32 logits differ from float64's by ~2e-4, docs/LOG.md 2026-11-30: more than
+    # bf16x2's), and bench.py's checks need an exact fp32 reference. A custom op's body runs eagerly, so the flag
+    # can change there under torch.compile too
     old = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
@@ -552,7 +553,7 @@ def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: 
                                        BLOCK_T=bt, BLOCK_E=next_pow2(E))
     del logits
     if not split:
-        with _no_tf32():
+        with no_tf32():
             return (dl @ w).to(x.dtype), dl.t() @ x.float()
     # dx in the activation dtype straight from one GEMM: the lo half of dlogits would change the router's
     # share of dx by 2^-9 of itself, below the bf16 rounding of dx. The fp32 weight's gradient keeps both
