@@ -419,7 +419,7 @@ def reference(args, dy):
 
 
 # The checks (the fp32 reference and the checked pass) run without TF32, which the timed runs use as train.py
-# does: it would put ~1e-3 of error into the reference and into an fp32 torch row. No Triton, no GPU: nothing to turn off
+# does: it would put ~1e-3 of error into the reference and into an fp32 torch row. Without Triton, no switch to share
 tf32_off = moe.sonic_kernels.no_tf32 if moe.sonic_kernels is not None else nullcontext
 
 
@@ -1489,8 +1489,7 @@ if __name__ == '__main__':
         if not ok:
             raise SystemExit(f"bench: {msg}")
     os.makedirs(out_dir, exist_ok=True)
-    # as train.py sets them: fp32 matmuls on TF32 tensor cores. They are the fp32 router logits of the torch and
-    # grouped_mm backends and of token rounding (sonic's own router ignores it); the checks' reference turns it off
+    # TF32 for fp32 matmuls, as train.py sets it (the module docstring says which; tf32_off keeps it from the checks)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     routes = ['topk', 'rounding'] if routing == 'both' else [routing]
