@@ -2587,6 +2587,12 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
     r = Routing(gather_idx, offsets, rev, tok_offsets, tile_expert, tile_row0, row_score)
     dout, x, w1, w2 = dout.contiguous(), x.contiguous(), w1.contiguous(), w2.contiguous()
     dH, Ap, dscore = down_bwd(dout, w2, h, r)               # (R, 2n), (R, n) grouped order; (R,) pair order
+    # dx first: dX~ (R, d) is summed into dx (T, d) and freed before the weight gradients are made. A step's memory
+    # peaks in its first MoE layer's backward, where dX~ beside both fp32 weight gradients set h200_moe's peak: this
+    # order took 0.33 GiB off it, the layer's time held (docs/LOG.md, 2026-12-07)
+    dxr = grouped_mm(dH, w1, r, trans_b=True)                 # dX~ = dH @ W1_e^T (R, d)
+    dx = gather_sum(dxr, r)                                   # (T, d)
+    del dxr
     gdt = torch.float32 if fp32_grads else None
     # the Hopper kernel's tile order, made once for both weight gradients
     order = expert_order(offsets) if _use_hopper_wgrad(Ap, dout, False, True) else None
@@ -2596,13 +2602,11 @@ def moe_bwd_impl(dout: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, w2: torc
     del Ap
     dw1 = wgrad(x, dH, r, gather_a=True, gather_b=False, out_dtype=gdt, order=order,       # dW1_e = X[gather_e]^T @ dH_e
                 squares=sq is not None)
+    del dH
     if sq is not None:
         (dw1, parts1), (dw2, parts2) = dw1, dw2
         sq.add(dw1, parts1)
         sq.add(dw2, parts2)
-    dxr = grouped_mm(dH, w1, r, trans_b=True)                 # dX~ = dH @ W1_e^T (R, d)
-    del dH
-    dx = gather_sum(dxr, r)                                   # (T, d)
     return dx, dw1, dw2, dscore
 
 
