@@ -29,7 +29,7 @@ Modes (--mode=...):
   curves   train and val loss against iteration from train.py's log.jsonl files, one line per run
 Each mode writes out_dir/<mode>.json (numbers, device, versions, command line), and every mode but
 train and kernels PNG plots too. As in train.py, fp32 matmuls run on TF32 (the fp32 router logits of the
-torch and grouped_mm backends and of token rounding; sonic's router has its own); the checks run without it.
+torch and grouped_mm backends; sonic's router has its own router_dtype); the checks run without it.
 
 On the GPU:
   python bench.py                                                  # layer mode, the paper's 12 shapes
@@ -1036,7 +1036,7 @@ STEP_PARTS = {
     'embeddings and head': "token and position embeddings, lm_head, and the glue in GPT.forward",
     'attention': "CausalSelfAttention: qkv and output projections, scaled_dot_product_attention",
     'moe router': "what MoE.forward runs outside routing and experts: the router (on sonic, its fused GEMMs and kernels, top-K included), the balancing loss, the counts",
-    'moe routing': "top-K and gates on the reference path (route_topk, sonic's topk_softmax under rounding), token rounding, "
+    'moe routing': "top-K and gates on the reference path (route_topk), token rounding, "
                    "and on sonic the routing metadata (the pairs' counting sort by expert, the tile map)",
     'moe experts': "the expert backend (on sonic its GEMMs and the gather-sum), and shared experts, if any",
     'dense mlp': "the dense SwiGLU MLPs of the first n_dense_layers layers",
@@ -1058,7 +1058,7 @@ COMM = ('nccl', 'c10d::', 'gloo', 'record_param_comms', 'all_reduce', 'allreduce
 # (launched from COMPILED_GRAPH) by the ops their names list (FUSED_PARTS). Fusion blurs the edges: a fused
 # kernel that adds a residual and normalises counts as norms and residuals
 SONIC_OPS = {'sonic::router_fwd': 'moe router', 'sonic::router_bwd': 'moe router', 'sonic::moe_fwd': 'moe experts',
-             'sonic::moe_bwd': 'moe experts', 'sonic::topk_softmax': 'moe routing', 'sonic::round_select': 'moe routing',
+             'sonic::moe_bwd': 'moe experts', 'sonic::round_select': 'moe routing',
              'sonic::adamw_': 'optimizer'}
 GEMMS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm', 'aten::_grouped_mm')
 COMPILED_GRAPH = '## Call CompiledFxGraph'   # the range inductor's wrapper puts around a compiled graph's run
@@ -1124,12 +1124,11 @@ def part_ranges(model):
                 return fn(*args, **kwargs)
         return marked
     sk = moe.sonic_kernels
-    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.topk_softmax,
-             sk and sk.routing_metadata)
+    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.routing_metadata)
     moe.EXPERT_BACKENDS.update({k: wrap(f, 'moe experts') for k, f in saved[0].items()})
     moe.route_topk, moe.round_tokens = wrap(saved[1], 'moe routing'), wrap(saved[2], 'moe routing')
     if sk:  # sonic's expert op builds its routing metadata inside: the innermost range takes its kernels
-        sk.topk_softmax, sk.routing_metadata = wrap(saved[3], 'moe routing'), wrap(saved[4], 'moe routing')
+        sk.routing_metadata = wrap(saved[3], 'moe routing')
     try:
         yield
     finally:
@@ -1138,7 +1137,7 @@ def part_ranges(model):
         moe.EXPERT_BACKENDS.update(saved[0])
         moe.route_topk, moe.round_tokens = saved[1], saved[2]
         if sk:
-            sk.topk_softmax, sk.routing_metadata = saved[3], saved[4]
+            sk.routing_metadata = saved[3]
 
 
 def named_part(name):
@@ -1255,12 +1254,11 @@ def gpu_kernels(events):
                    and not e.name.startswith(RANGE)), key=lambda e: e.time_range.start)
 
 
-# sonic's routing kernels: the metadata's, which run inside its expert op, token rounding's select and the
-# top-K of given logits. The profiler links a kernel to the innermost op around its launch, not to a
-# record_function range inside that op (seen on the H200), so part_ranges' range around
-# sonic_kernels.routing_metadata claims only its torch op (the cumsum): these go to 'moe routing' by name,
-# as nothing else launches them
-ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel', '_round_select_kernel', '_topk_softmax_kernel')
+# sonic's routing kernels: the metadata's, which run inside its expert op, and token rounding's select. The
+# profiler links a kernel to the innermost op around its launch, not to a record_function range inside that op
+# (seen on the H200), so part_ranges' range around sonic_kernels.routing_metadata claims only its torch op (the
+# cumsum): these go to 'moe routing' by name, as nothing else launches them
+ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel', '_round_select_kernel')
 
 
 def kernel_parts(kernels, claimed):

@@ -34,8 +34,8 @@ class GPTConfig:
     n_dense_layers: int = 0         # the first layers keep a dense MLP, as in DeepSeek
     dense_size: int = 0             # width of those dense MLPs; 0 -> top_k*expert_size (iso active)
     moe_backend: str = "torch"      # "torch" (reference) | "sonic" (Triton) | "grouped_mm" (peer)
-    # routing (fp32, but for sonic's logits GEMM under bf16: router_dtype; the torch and grouped_mm backends' and
-    # token rounding's fp32 logits GEMM runs on TF32 where torch allows it, as train.py and bench.py do)
+    # routing (fp32, but for sonic's logits GEMM under bf16: router_dtype; the torch and grouped_mm backends'
+    # fp32 logits GEMM runs on TF32 where torch allows it, as train.py and bench.py do)
     router_type: str = "softmax_topk"  # "softmax_topk" | "topk_softmax" (Qwen3) | "sigmoid" (DSv3)
     router_dtype: str = "bf16x2"    # sonic's router GEMM under bf16: "bf16x2" (weight as hi+lo bf16) | "bf16" | "fp32"
     norm_topk_prob: bool = True     # topk_softmax: renormalise the K selected probabilities

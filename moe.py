@@ -137,7 +137,8 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     backend's path) replace a sort of the whole (T, E) matrix, and the list is built from the T*K
     chosen pairs plus the added candidates, never by compacting (T, E). The first version (a (T, E)
     sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one dump index)
-    cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/LOG.md, 2026-11-29).
+    cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/LOG.md, 2026-11-29). probs (T, E) is
+    route_topk's, or (sonic) a view of the fused router's expert-major (E, T) scores.
     Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool (the
     selection) and chosen (T, E) bool (top-K's)."""
     T, E = probs.shape
@@ -174,9 +175,11 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     tok = torch.cat([torch.arange(T, device=dev).repeat_interleave(K), high.flatten()])
     exp = torch.cat([idx.flatten(), torch.arange(E, device=dev).repeat_interleave(k_add)])
     valid = torch.cat([keep.flatten(), add.flatten()])
-    # the added scores, gathered from probs as it lies (t*E + e), so their backward adds into a
-    # contiguous gradient, not through a transposed view
-    added_score = probs.reshape(-1).gather(0, (high * E + torch.arange(E, device=dev)[:, None]).flatten())
+    # the added scores, indexed (a gather would keep all of probs for its backward; indexing keeps the indices)
+    # in probs' own layout (the sonic router's probs are its (E, T) scores transposed), so that their backward
+    # adds into a contiguous gradient, not through a transposed view
+    st, e = probs.t(), torch.arange(E, device=dev)[:, None]
+    added_score = (st[e, high] if st.is_contiguous() else probs[high, e]).flatten()
     score = torch.cat([gates.flatten(), added_score])
     key, order = torch.sort(torch.where(valid, tok * (E + 1) + exp, T * (E + 1) + E))
     R_max = min(T * E, T * K + E * k_add)                               # valid pairs never exceed this
@@ -474,24 +477,20 @@ class MoE(nn.Module):
             x = x.to(torch.get_autocast_dtype(x.device.type))
         with torch.autocast(device_type=x.device.type, enabled=False):
             fused_losses = None  # the fused router's router_losses, formed in its kernels
-            if sonic and not rounding and sonic_kernels is not None:
-                # the fused router: logits on tensor cores, one pass for the choice, the gates and the losses,
-                # and a backward that recomputes the logits
-                idx, gates, losses, choices = sonic_kernels.router(
+            if sonic and sonic_kernels is not None:
+                # the fused router: logits on tensor cores, one pass for the choice, the gates and the losses
+                # (under rounding also the score matrix, expert-major), and a backward that recomputes the logits
+                idx, gates, losses, choices, *scores = sonic_kernels.router(
                     x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype,
-                    cfg.aux_loss_coef, cfg.z_loss_coef)
+                    cfg.aux_loss_coef, cfg.z_loss_coef, scores=rounding)
+                probs = scores[0].t() if rounding else None               # (T, E), a view of the (E, T) scores
                 p_mean = lse = None
                 if cfg.aux_loss_coef or cfg.z_loss_coef:  # else router_losses' plain zero, which carries no graph
                     fused_losses = losses
             else:
                 # the readable reference: fp32 logits, route_topk, the (T, E) matrices through autograd
                 logits = F.linear(x.float(), self.router.weight.float())   # (T, E)
-                use_fused = sonic and cfg.router_type == "softmax_topk" and sonic_kernels is not None
-                if use_fused:
-                    idx, gates = sonic_kernels.topk_softmax(logits, K)    # fused Triton top-K + softmax
-                    probs = F.softmax(logits, dim=-1)                     # rounding scores additions from all E
-                else:
-                    idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
+                idx, gates, probs = route_topk(logits, cfg, self.expert_bias)
                 lse = torch.logsumexp(logits, dim=-1) if cfg.z_loss_coef > 0 else None
                 p_mean = None
                 if cfg.aux_loss_coef > 0:

@@ -26,11 +26,10 @@ THE MEMORY CONTRACT
 THE KERNELS, in the order the data meets them; in this file each is followed by its host launcher
   router     _router_fwd_kernel      the fused router, on logits = x @ W_r^T from logit_parts: top-K,
                                      gates, logsumexp and the balancing loss's column sums in one pass
+                                     (and, for token rounding, the (E, T) score matrix)
              _router_sums_kernel     the column sums over its programs, and the balancing loss
              _router_bwd_kernel      its dlogits, on the logits recomputed, from the gates' and the
                                      losses' gradients
-             _topk_softmax_kernel    top-K of given fp32 logits, softmax over the K chosen (used with
-                                     token rounding, which also needs the (T, E) probabilities)
   metadata   _route_count_kernel     each block of pairs' count per expert, before a cumsum
              _route_place_kernel     a stable counting sort of the pairs by expert, the expert and
                                      first row of every BLOCK_M tile, and each token's pairs: a Routing
@@ -165,8 +164,7 @@ def _tile_rows(tile_expert, tile_row0, offsets, tile, E):
 # -----------------------------------------------------------------------------
 # Router: the logits GEMM on tensor cores, then one pass over the logits for the selection, the gates
 # and everything the balancing losses need; backward recomputes the logits and keeps no (T, E) tensor.
-# With token rounding, the layer computes the fp32 logits itself and, for the softmax_topk router,
-# takes top-K + softmax from _topk_softmax_kernel, at the end of this section.
+# Token rounding also takes the score matrix from that pass, expert-major for its per-expert selection.
 
 ROUTER_CODES = {"softmax_topk": 0, "topk_softmax": 1, "sigmoid": 2}
 
@@ -284,11 +282,12 @@ def _topk_rounds(work, vals, cols, K: tl.constexpr, BLOCK_K: tl.constexpr, FROM_
 
 
 @triton.jit
-def _router_block(L, BIAS, IDX, G, LSE, SSUM, T, E, stride_lt, blk, K: tl.constexpr, ROUTER: tl.constexpr,
-                  NORM: tl.constexpr, PARTS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
-                  BLOCK_K: tl.constexpr):
-    # _router_fwd_kernel's work on row block blk: writes its idx, gates, lse and ssum, and returns its
-    # column sums of P, its count of the tokens that chose each expert and its sum of lse^2
+def _router_block(L, BIAS, IDX, G, LSE, SSUM, S, T, E, stride_lt, blk, K: tl.constexpr, ROUTER: tl.constexpr,
+                  NORM: tl.constexpr, PARTS: tl.constexpr, SCORES: tl.constexpr, BLOCK_T: tl.constexpr,
+                  BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
+    # _router_fwd_kernel's work on row block blk: writes its idx, gates, lse and ssum (with SCORES its
+    # columns of S too), and returns its column sums of P, its count of the tokens that chose each expert
+    # and its sum of lse^2
     rows = blk * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
     mask_t, mask_e = rows < T, cols < E
@@ -308,10 +307,14 @@ def _router_block(L, BIAS, IDX, G, LSE, SSUM, T, E, stride_lt, blk, K: tl.conste
         bias = tl.load(BIAS + cols, mask=mask_e, other=0.0)
         work = tl.where(mask_e[None, :], s + bias[None, :], float("-inf"))
         P = s / ssum[:, None]
+        scores = s
     else:
         ssum = se
         work = logits
         P = ex / se[:, None]
+        scores = P
+    if SCORES:  # token rounding's scores (route_topk's probs: the softmax over all E, or the sigmoids), (E, T)
+        tl.store(S + cols[None, :].to(tl.int64) * T + rows[:, None], scores, mask=mask)
     psum = tl.sum(tl.where(mask, P, 0.0), axis=0)
     # the selection (_topk_rounds): the softmax routers' gates come from the chosen logits, the sigmoid
     # router's from the chosen sigmoids (its work adds the bias)
@@ -344,11 +347,12 @@ def _router_fwd_kernel(
     L, BIAS, IDX, G, LSE, SSUM, PSUM, CNT,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
     T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
                                             # column sums of P (psum) and the tokens that chose each expert (cnt)
+    S,                                      # with SCORES, out: the scores (E, T) fp32 (route_topk's probs)
     stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
     ZP, z_scale,                            # with ZLOSS, out: z_scale * the program's sum of lse^2 (ZP[pid])
     n_iter,                                 # row blocks a program takes, one after another
     K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, PARTS: tl.constexpr, ZLOSS: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    SCORES: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # ROUTER 0 softmax_topk: top-K of the logits, softmax over the K chosen (SonicMoE's default)
     #        1 topk_softmax: softmax over all E, top-K (the same choice: softmax is monotone), NORM renormalises
@@ -365,8 +369,8 @@ def _router_fwd_kernel(
     cnt = tl.zeros((BLOCK_E,), dtype=tl.int32)
     zsum = tl.sum(psum, axis=0)
     for i in range(0, n_iter):
-        p, c, z = _router_block(L, BIAS, IDX, G, LSE, SSUM, T, E, stride_lt, pid * n_iter + i, K, ROUTER, NORM,
-                                PARTS, BLOCK_T, BLOCK_E, BLOCK_K)
+        p, c, z = _router_block(L, BIAS, IDX, G, LSE, SSUM, S, T, E, stride_lt, pid * n_iter + i, K, ROUTER, NORM,
+                                PARTS, SCORES, BLOCK_T, BLOCK_E, BLOCK_K)
         psum += p
         cnt += c
         zsum += z
@@ -420,10 +424,11 @@ def _loss_scales(T, E, K, aux_coef, z_coef):
 
 
 def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
-                    router_dtype: str, aux_coef: float, z_coef: float) -> tuple[(torch.Tensor,) * 7]:
+                    router_dtype: str, aux_coef: float, z_coef: float, scores: bool) -> tuple[(torch.Tensor,) * 8]:
     """idx (T, k) int64, gates (T, k) fp32, loss () fp32 (MoE.router_losses: the balancing loss and the
     z-loss), counts (E,) int64: what router returns; then what backward reads: lse (T,), ssum (T,) (the
-    softmax's denominators, or the sigmoids' row sums) and the weight as the GEMM read it (_weight_parts)."""
+    softmax's denominators, or the sigmoids' row sums) and the weight as the GEMM read it (_weight_parts);
+    last, with scores, token rounding's score matrix (E, T) fp32 (else empty)."""
     T, E = x.shape[0], weight.shape[0]
     aux_scale, z_scale = _loss_scales(T, E, k, aux_coef, z_coef)
     w = _weight_parts(x, weight, router_dtype)
@@ -440,15 +445,16 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     zloss = z_coef != 0
     # the loss's parts, added by one sum: the balancing loss's per column block, the z-loss's per program
     parts = torch.empty(n_cb + (grid if zloss else 0), device=x.device)
-    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, logits.stride(0),
+    S = torch.empty(E if scores else 0, T, device=x.device)
+    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, S, logits.stride(0),
                                 parts[n_cb:], z_scale, n_iter, K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
-                                ZLOSS=zloss, BLOCK_T=bt, BLOCK_E=next_pow2(E),
+                                ZLOSS=zloss, SCORES=scores, BLOCK_T=bt, BLOCK_E=next_pow2(E),
                                 BLOCK_K=next_pow2(k), num_warps=warps)
     counts = torch.empty(E, device=x.device, dtype=torch.int64)
     _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128,
                                  BLOCK_E=SUMS_BLOCK_E)
     # an op's output may not be one of its inputs: where the GEMM read the weight itself, backward reads it too
-    return idx, gates, parts.sum(), counts, lse, ssum, (w.new_empty(0) if w is weight else w)
+    return idx, gates, parts.sum(), counts, lse, ssum, (w.new_empty(0) if w is weight else w), S
 
 
 @triton.jit
@@ -456,13 +462,15 @@ def _router_bwd_kernel(
     L, LSE, SSUM, IDX, G, DG, DLOSS, COUNTS, DL, DL_LO,  # logits (T, PARTS*E) recomputed; lse, ssum (T,); idx,
     T, E, aux_scale, z_scale,                            # gates, dgates (T, K); the loss's gradient (), counts
     stride_lt, stride_dt,                                # (E,); out: dlogits (T, E), with SPLIT its bf16 hi and lo
+    DS,                                                  # with SCORES, the scores' gradient (E, T) fp32
     K: tl.constexpr, ROUTER: tl.constexpr, NORM: tl.constexpr, SPLIT: tl.constexpr, PARTS: tl.constexpr,
-    LOSS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    LOSS: tl.constexpr, SCORES: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
     # dlogits of one block of rows, from three terms: the gates (through the router's selection), the
     # balancing loss aux_scale * sum_e counts_e psum_e (through P's column sums psum: dpsum_e = dloss *
-    # aux_scale * counts_e) and the z-loss z_scale * sum_t lse_t^2 (dlse_t = dloss * 2 z_scale lse_t). The K
-    # chosen experts enter as K masked column compares, since a tile cannot be indexed by a per-row expert id.
+    # aux_scale * counts_e) and the z-loss z_scale * sum_t lse_t^2 (dlse_t = dloss * 2 z_scale lse_t); with
+    # SCORES a fourth, token rounding's added pairs through the score matrix. The K chosen experts enter as
+    # K masked column compares, since a tile cannot be indexed by a per-row expert id.
     rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
     mask_t, mask_e = rows < T, cols < E
@@ -503,24 +511,28 @@ def _router_bwd_kernel(
     else:
         a = tl.zeros((BLOCK_E,), dtype=tl.float32)
         dlse = tl.zeros((BLOCK_T,), dtype=tl.float32)
+    if SCORES:  # the scores are the sigmoids (router 2) or the softmax over all E: they join ds or v below
+        dsc = tl.load(DS + cols[None, :].to(tl.int64) * T + rows64[:, None], mask=mask, other=0.0)
+    else:
+        dsc = tl.zeros_like(p)
     if ROUTER == 2:
         s = tl.where(mask, tl.sigmoid(logits), 0.0)
         ssum = tl.load(SSUM + rows, mask=mask_t, other=1.0)
         csum = tl.sum(tl.where(chosen, s, 0.0), axis=1)
-        ds = dsel / tl.where(csum > 0, csum, 1.0)[:, None]
+        ds = dsel / tl.where(csum > 0, csum, 1.0)[:, None] + dsc
         P = s / ssum[:, None]
         ds += (a[None, :] - tl.sum(P * a[None, :], axis=1)[:, None]) / ssum[:, None]
         dl = ds * s * (1.0 - s)
     else:
         if ROUTER == 0:
             dl = dsel
-            v = a[None, :] + tl.zeros_like(p)
+            v = a[None, :] + dsc
         else:
             if NORM:
                 csum = tl.sum(tl.where(chosen, p, 0.0), axis=1)
                 dsel = dsel / tl.where(csum > 0, csum, 1.0)[:, None]
             dl = tl.zeros_like(p)
-            v = dsel + a[None, :]
+            v = dsel + a[None, :] + dsc
         dl += p * (v - tl.sum(p * v, axis=1)[:, None])  # the softmax Jacobian
     dl += dlse[:, None] * p                                     # d lse / d logits = softmax
     out = rows64[:, None] * stride_dt + cols[None, :]
@@ -534,8 +546,10 @@ def _router_bwd_kernel(
 
 def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor, lse: torch.Tensor,
                     ssum: torch.Tensor, counts: torch.Tensor, dgates: torch.Tensor, dloss: Optional[torch.Tensor],
-                    router: int, norm: bool, aux_coef: float, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates and of the loss (None: not used).
+                    dscores: Optional[torch.Tensor], router: int, norm: bool, aux_coef: float,
+                    z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """dx (T, d) and dweight (E, d) fp32 from the gradients of gates, of the loss and of the scores (E, T)
+    (None: not used).
     w: the weight as the forward's GEMM read it (_weight_parts), kept for backward: O(E d), made once."""
     T, E, k = x.shape[0], counts.shape[0], idx.shape[1]
     aux_scale, z_scale = _loss_scales(T, E, k, aux_coef, z_coef)
@@ -548,9 +562,10 @@ def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: 
     loss = dloss is not None
     _router_bwd_kernel[(cdiv(T, bt),)](logits, lse, ssum, idx, gates, dgates.float().contiguous(),
                                        dloss.float() if loss else lse, counts, dl, dl_lo, T, E, aux_scale,
-                                       z_scale, logits.stride(0), dl2.stride(0), K=k, ROUTER=router,
+                                       z_scale, logits.stride(0), dl2.stride(0),
+                                       lse if dscores is None else dscores.float().contiguous(), K=k, ROUTER=router,
                                        NORM=norm, SPLIT=split, PARTS=logits.shape[1] // E, LOSS=loss,
-                                       BLOCK_T=bt, BLOCK_E=next_pow2(E))
+                                       SCORES=dscores is not None, BLOCK_T=bt, BLOCK_E=next_pow2(E))
     del logits
     if not split:
         with no_tf32():
@@ -562,44 +577,6 @@ def router_bwd_impl(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor, gates: 
     dx = dl @ w[:E]                                                  # hi: the weight in x's dtype
     dw2 = _mm_f32(dl2.t(), x)                                        # (2E, d): hi's product, then lo's
     return dx, dw2[:E] + dw2[E:]
-
-
-@triton.jit
-def _topk_softmax_kernel(
-    L, IDX, G,                       # logits (T, E) fp32; out: idx (T, K) int64, gates (T, K) fp32
-    T, E,
-    stride_lt, stride_ot,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-):
-    rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    cols = tl.arange(0, BLOCK_E)
-    mask_t = rows < T
-    mask = mask_t[:, None] & (cols[None, :] < E)
-    # padded rows read 0 and padded experts -inf, so every row has a finite max
-    logits = tl.load(L + rows[:, None].to(tl.int64) * stride_lt + cols[None, :], mask=mask, other=0.0)
-    logits = tl.where(cols[None, :] < E, logits, float("-inf"))
-    row_max = tl.max(logits, axis=1)
-    sel, v, _ = _topk_rounds(logits, logits, cols, K, BLOCK_K, False)
-    kcols = tl.arange(0, BLOCK_K)
-    kmask = mask_t[:, None] & (kcols < K)[None, :]
-    w = tl.where(kmask, tl.exp(v - row_max[:, None]), 0.0)    # the top logit is the row max
-    gates = w / tl.maximum(tl.sum(w, axis=1), 1.0)[:, None]  # the sum is >= 1 (the top term is 1); padded rows give 0
-    out = rows[:, None].to(tl.int64) * stride_ot + kcols[None, :]
-    tl.store(IDX + out, sel.to(tl.int64), mask=kmask)
-    tl.store(G + out, gates, mask=kmask)
-
-
-def topk_softmax_impl(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """idx (T, k) int64 and gates (T, k) fp32 of fp32 logits (T, E)."""
-    T, E = logits.shape
-    logits = logits.contiguous()
-    idx = torch.empty(T, k, device=logits.device, dtype=torch.int64)
-    gates = torch.empty(T, k, device=logits.device, dtype=torch.float32)
-    BLOCK_T = _router_block_t(E)
-    _topk_softmax_kernel[(cdiv(T, BLOCK_T),)](logits, idx, gates, T, E, logits.stride(0), idx.stride(0),
-                                               K=k, BLOCK_T=BLOCK_T, BLOCK_E=next_pow2(E),
-                                               BLOCK_K=next_pow2(k))
-    return idx, gates
 
 
 # -----------------------------------------------------------------------------
@@ -2778,37 +2755,38 @@ def _backward_op(ctx, name):
 
 # the fused router
 
-def _router_fwd_fake(x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef):
+def _router_fwd_fake(x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef, scores):
     T, E = x.shape[0], weight.shape[0]
     n_parts, dtype = _parts_layout(x, weight, router_dtype)
     f32 = dict(dtype=torch.float32)
     return (x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k, **f32), x.new_empty((), **f32),
             x.new_empty(E, dtype=torch.int64), x.new_empty(T, **f32), x.new_empty(T, **f32),
             weight.new_empty(*((0,) if (n_parts, dtype) == (1, weight.dtype) else (n_parts * E, weight.shape[1])),
-                             dtype=dtype))
+                             dtype=dtype), x.new_empty(E if scores else 0, T, **f32))
 
 
-def _router_bwd_fake(x, w, idx, gates, lse, ssum, counts, dgates, dloss, router, norm, aux_coef, z_coef):
+def _router_bwd_fake(x, w, idx, gates, lse, ssum, counts, dgates, dloss, dscores, router, norm, aux_coef, z_coef):
     E, d = counts.shape[0], x.shape[1]
     return torch.empty_like(x), x.new_empty(E, d, dtype=torch.float32)
 
 
 def _router_setup(ctx, inputs, output):
-    x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef = inputs
-    idx, gates, loss, counts, lse, ssum, w = output
+    x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef, scores = inputs
+    idx, gates, loss, counts, lse, ssum, w, S = output
     # MEMORY CONTRACT: x (the layer's input, which the experts keep too), the weight as the GEMM read it
     # (a copy of O(E d) under bf16x2: keeping it spares backward a launch) and O(T*K) routing state; the
-    # (T, E) logits and probabilities are recomputed in backward, never kept
+    # (T, E) logits and probabilities (token rounding's scores too) are recomputed in backward, never kept
     ctx.save_for_backward(x, w if w.numel() else weight, idx, gates, lse, ssum, counts)
     ctx.args = (router, norm, aux_coef, z_coef)
     ctx.weight_dtype = weight.dtype
 
 
-def _router_backward(ctx, didx, dgates, dloss, *_):
+def _router_backward(ctx, didx, dgates, dloss, dcounts, dlse, dssum, dw_parts, dscores):
     x, w, idx, gates, lse, ssum, counts = ctx.saved_tensors
     dgates = torch.zeros_like(gates) if dgates is None else dgates
-    dx, dw = _backward_op(ctx, "router_bwd")(x, w, idx, gates, lse, ssum, counts, dgates, dloss, *ctx.args)
-    return dx, dw.to(ctx.weight_dtype), None, None, None, None, None, None, None
+    dscores = dscores if dscores is not None and dscores.numel() else None
+    dx, dw = _backward_op(ctx, "router_bwd")(x, w, idx, gates, lse, ssum, counts, dgates, dloss, dscores, *ctx.args)
+    return dx, dw.to(ctx.weight_dtype), None, None, None, None, None, None, None, None
 
 
 _custom_op("router_bwd", router_bwd_impl, _router_bwd_fake)
@@ -2816,58 +2794,25 @@ _router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _route
                          non_differentiable=(0, 3, 4, 5, 6))    # idx, counts, lse, ssum, the weight's parts
 
 
-def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_coef=0.0):
+def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_coef=0.0, scores=False):
     """The whole router, its losses included, in three kernels, a GEMM and a sum forward, a kernel and
     three GEMMs backward. x (T, d) in the activation dtype, weight (E, d) (fp32), bias (E,) the sigmoid
     router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32, loss () fp32 and counts (E,)
     int64, the tokens that chose each expert. loss is MoE.router_losses': aux_coef * E * sum_e f_e P_e
     (f_e the fraction of the T*k pairs routed to e, P_e the mean over tokens of e's softmax over all E,
-    or of its row-normalised sigmoid) + z_coef * mean_t logsumexp(logits_t)^2. gates and loss are
-    differentiable in x and weight."""
+    or of its row-normalised sigmoid) + z_coef * mean_t logsumexp(logits_t)^2. With scores, a fifth:
+    token rounding's score matrix, route_topk's probs transposed (E, T) fp32 (the softmax over all E, or
+    the sigmoids). gates, loss and the scores are differentiable in x and weight; the scores are written
+    once and not kept (backward recomputes them with the logits)."""
     if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
         raise ValueError(f"router: router_type={router_type!r}, router_dtype={router_dtype!r}; see moe.py's "
                          f"ROUTER_TYPES and ROUTER_DTYPES")
     if not 1 <= k <= weight.shape[0] or x.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
     args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype,
-            float(aux_coef), float(z_coef))
-    idx, gates, loss, counts, *_ = _router_fwd(*args)
-    return idx, gates, loss, counts
-
-
-# top-K + softmax of given logits
-
-def _topk_softmax_fake(logits, k):
-    T = logits.shape[0]
-    return logits.new_empty(T, k, dtype=torch.int64), logits.new_empty(T, k, dtype=torch.float32)
-
-
-def _topk_softmax_setup(ctx, inputs, output):
-    logits, k = inputs
-    idx, gates = output
-    ctx.save_for_backward(idx, gates)   # O(T*K): the (T, E) probabilities are not kept
-    ctx.E = logits.shape[1]
-
-
-def _topk_softmax_backward(ctx, didx, dgates):
-    idx, gates = ctx.saved_tensors
-    # softmax Jacobian over the K chosen logits; the others get zero
-    dsel = gates * (dgates - (gates * dgates).sum(-1, keepdim=True))
-    return torch.zeros(idx.shape[0], ctx.E, device=idx.device, dtype=torch.float32).scatter(1, idx, dsel), None
-
-
-_topk_softmax = _custom_op("topk_softmax", topk_softmax_impl, _topk_softmax_fake, _topk_softmax_setup,
-                           _topk_softmax_backward, non_differentiable=(0,))    # idx
-
-
-def topk_softmax(logits, k):
-    """Router: top-k of fp32 logits (T, E) and a softmax over the chosen. Returns idx (T, k) int64
-    and gates (T, k) fp32, differentiable in logits."""
-    if logits.dtype != torch.float32 or logits.dim() != 2:
-        raise ValueError(f"topk_softmax expects fp32 logits (T, E); got {logits.dtype} {tuple(logits.shape)}")
-    if not 1 <= k <= logits.shape[1]:
-        raise ValueError(f"topk_softmax: k={k} must be in [1, E={logits.shape[1]}]")
-    return _topk_softmax(logits, k)
+            float(aux_coef), float(z_coef), bool(scores))
+    idx, gates, loss, counts, *_, S = _router_fwd(*args)
+    return (idx, gates, loss, counts, S) if scores else (idx, gates, loss, counts)
 
 
 # token rounding's selection: its outputs are integers, so it has no gradient

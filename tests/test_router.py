@@ -68,6 +68,39 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
     assert rel(dx, dx_ref) < 1e-5 and rel(dw, dw_ref) < 1e-5, (rel(dx, dx_ref), rel(dw, dw_ref))
 
 
+@pytest.mark.parametrize("T,E,K,d", SHAPES[:3])
+@pytest.mark.parametrize("router_type,norm", ROUTERS, ids=["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm",
+                                                          "sigmoid"])
+def test_router_scores_against_float64(router_type, norm, T, E, K, d):
+    """Token rounding's scores (E, T) from the router's pass: route_topk's probs (the softmax over all E, or
+    the sigmoids) in float64, and their gradient joined to the gates' and the losses' in dx and dW. The other
+    outputs equal those of the call without scores."""
+    x = torch.randn(T, d, dtype=torch.float64, requires_grad=True)
+    w = (0.5 * torch.randn(E, d, dtype=torch.float64)).requires_grad_()
+    bias = 0.1 * torch.randn(E)
+    _, gates_ref, loss_ref, _ = reference(x, w, bias, K, router_type, norm, 0.05, 0.01)
+    logits = x @ w.t()
+    scores_ref = (torch.sigmoid(logits) if router_type == "sigmoid" else F.softmax(logits, -1)).t()
+    dgates, dscores = torch.randn(T, K, dtype=torch.float64), torch.randn(E, T, dtype=torch.float64)
+    ref = torch.autograd.grad((gates_ref * dgates).sum() + 3.0 * loss_ref + (scores_ref * dscores).sum(), (x, w),
+                              retain_graph=True)
+
+    xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
+    args = (xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2", 0.05, 0.01)
+    *outs, scores = sk.router(*args, scores=True)
+    for a, b in zip(outs, sk.router(*args)):
+        assert torch.equal(a, b)
+    assert scores.shape == (E, T) and scores.is_contiguous()
+    assert rel(scores.cpu(), scores_ref) < 1e-6, rel(scores.cpu(), scores_ref)
+    loss = (outs[1] * dgates.float().to(DEV)).sum() + 3.0 * outs[2] + (scores * dscores.float().to(DEV)).sum()
+    got = [g.cpu() for g in torch.autograd.grad(loss, (xf, wf), retain_graph=True)]
+    assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), [rel(g, r) for g, r in zip(got, ref)]
+    # the scores' term alone, so that an error in it cannot hide behind the others
+    ref = torch.autograd.grad((scores_ref * dscores).sum(), (x, w))
+    got = [g.cpu() for g in torch.autograd.grad((scores * dscores.float().to(DEV)).sum(), (xf, wf))]
+    assert all(rel(g, r) < 1e-5 for g, r in zip(got, ref)), [rel(g, r) for g, r in zip(got, ref)]
+
+
 @pytest.mark.parametrize("router_type,norm", ROUTERS, ids=["softmax_topk", "topk_softmax_norm", "topk_softmax_nonorm",
                                                           "sigmoid"])
 def test_router_programs_walk_several_row_blocks(monkeypatch, router_type, norm):
@@ -160,15 +193,18 @@ def test_fp32_router_products_ignore_tf32(monkeypatch):
     assert torch.isfinite(x.grad).all() and torch.isfinite(w.grad).all()
 
 
+@pytest.mark.parametrize("rounding", [False, True], ids=["topk", "rounding"])
 @pytest.mark.parametrize("router_type", ["softmax_topk", "sigmoid"])
-def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
+def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type, rounding):
     """The whole MoE module's saved tensors, router and balancing loss included: x once, h, and O(T*K)
-    routing state. Nothing of shape (T, E), no second (T, d), no fp32 copy of x."""
-    T, d, n, E, K = 96, 32, 16, 12, 2
+    routing state (with token rounding, O(T*K + E*tile) pair-list state). Nothing of shape (T, E), no
+    second (T, d), no fp32 copy of the 16-bit x."""
+    T, d, n, E, K, tile = 96, 32, 16, 12, 2, 8
+    dt = torch.bfloat16 if DEV == "cuda" else torch.float16    # the interpreter has no bf16 arithmetic
     cfg = GPTConfig(n_embd=d, n_head=2, n_expert=E, top_k=K, expert_size=n, moe_backend="sonic", router_type=router_type,
-                    aux_loss_coef=0.01, z_loss_coef=0.001)
-    moe = MoE(cfg).to(DEV).train()
-    x = torch.randn(T, d, device=DEV, requires_grad=True)
+                    aux_loss_coef=0.01, z_loss_coef=0.001, token_rounding=rounding, rounding_tile=tile)
+    moe = MoE(cfg).to(DEV, dt).train()
+    x = torch.randn(T, d, device=DEV, dtype=dt, requires_grad=True)
     params = {p.data_ptr() for p in moe.parameters()}
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
@@ -177,12 +213,18 @@ def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type):
     shapes = [tuple(t.shape) for t in acts.values()]
     assert (T, E) not in shapes and (E, T) not in shapes, shapes
     assert sum(1 for s in shapes if s == (T, d)) == 1, shapes          # x, once
+    assert all(t.dtype == dt for t in acts.values() if t.dim() == 2 and t.shape[1] in (d, 2 * n)), shapes
     nbytes = sum(t.untyped_storage().nbytes() for t in acts.values())
-    # the experts' contract, then the router's idx (int64), gates, lse and its row sums (fp32), and its
-    # counts (E,) int64, which the balancing loss's gradient reads
-    want = sk.saved_bytes_formula(T, d, n, T * K, E, 4) + T * K * (8 + 4) + T * (4 + 4) + E * 8
+    # the experts' contract on R rows, then the router's idx (int64), gates, lse and its row sums (fp32), and
+    # its counts (E,) int64, which the balancing loss's gradient reads. Rounding's R slots: the T*K chosen pairs
+    # and up to k_add added a expert; its pair list keeps a flag, a position and a score a slot (1 + 8 + 4
+    # bytes), and the added tokens' indices (E, k_add) and the experts' (E, 1), int64
+    k_add = tile // 2 if rounding else 0
+    R = T * K + E * k_add
+    want = (sk.saved_bytes_formula(T, d, n, R, E, x.element_size()) + T * K * (8 + 4) + T * (4 + 4) + E * 8
+            + (R * 13 + E * (k_add + 1) * 8 if rounding else 0))
     assert nbytes <= want, (nbytes, want, shapes)
-    (out.sum() + moe.aux_loss).backward()
+    (out.float().sum() + moe.aux_loss).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in moe.parameters())
 
 

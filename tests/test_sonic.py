@@ -189,7 +189,8 @@ def test_variable_experts_per_token(dtype, tol):
 @pytest.mark.parametrize("mode,tile", [("nearest", 8), ("up", 16), ("down", 8), ("nearest", 1), ("up", 64)])
 def test_round_select_matches_round_tokens(router_type, mode, tile):
     """The sonic backend's token-rounding selection (one radix-select kernel per expert) gives the
-    same pair list, scores, selection and score gradients as round_tokens' top-k path."""
+    same pair list, scores, selection and score gradients as round_tokens' top-k path, also from an
+    expert-major score matrix."""
     T, E, K = 150, 8, 2
     logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
     with torch.no_grad():
@@ -202,9 +203,13 @@ def test_round_select_matches_round_tokens(router_type, mode, tile):
         assert (want[3] != want[4]).any(), "rounding changed nothing: the case is not exercised"
     for a, b in zip(got, want):
         assert torch.equal(a, b)
+    # probs as the sonic router gives them: a view of an expert-major (E, T) matrix
+    got_t = round_tokens(idx, gates, probs.t().contiguous().t(), tile, mode, fused=True)
+    for a, b in zip(got_t, want):
+        assert torch.equal(a, b)
     g = torch.randn(want[2].shape, device=DEV)
-    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
-    assert torch.equal(ga, gb)
+    ga, gb, gt = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want, got_t))
+    assert torch.equal(ga, gb) and torch.equal(gt, gb)
 
 
 def test_round_select_across_blocks():
@@ -334,9 +339,9 @@ def test_expert_order_matches_a_stable_descending_argsort(E):
 
 
 def test_custom_ops_match_eager_path():
-    # eager mode runs the layer and the router through autograd.Function; torch.compile sees the
-    # custom ops sonic::moe_fwd / moe_bwd / topk_softmax instead. Same kernels, so the same numbers;
-    # and the same with plain top-K's pair list given as None
+    # eager mode runs the layer through autograd.Function; torch.compile sees the custom ops
+    # sonic::moe_fwd / moe_bwd instead. Same kernels, so the same numbers; and the same with plain
+    # top-K's pair list given as None
     T, d, n, E, K = 40, 32, 16, 5, 2
     logits = torch.randn(T, E, device=DEV, requires_grad=True)
     x = torch.randn(T, d, device=DEV, requires_grad=True)
@@ -346,10 +351,8 @@ def test_custom_ops_match_eager_path():
     res = []
     for via_op in (False, True):
         for pair_tok in (torch.arange(T, device=DEV).repeat_interleave(K), None):  # None: K pairs a token
-            if via_op:
-                idx, gates = torch.ops.sonic.topk_softmax(logits, K)
-            else:
-                idx, gates = sk.topk_softmax(logits, K)
+            top, idx = torch.topk(logits, K)
+            gates = torch.softmax(top, -1)
             args = (x, w1, w2, pair_tok, idx.flatten(), gates.flatten())
             out = torch.ops.sonic.moe_fwd(*args)[0] if via_op else sk.moe_experts(*args)
             res.append([out] + list(torch.autograd.grad(out, (x, w1, w2, logits), g)))
@@ -546,35 +549,6 @@ def test_pair_dscore_sums_the_parts_in_pair_order(T, E, K, parts):
     assert torch.all(got[idx.flatten() == E] == 0)
 
 
-@pytest.mark.parametrize("T,E,K", [(1, 4, 1), (33, 8, 3), (70, 13, 13), (5, 64, 8)])
-def test_topk_softmax_kernel(T, E, K):
-    logits = torch.randn(T, E, device=DEV, requires_grad=True)
-    idx, gates = sk.topk_softmax(logits, K)
-    ref_logits = logits.detach().clone().requires_grad_()
-    top, ref_idx = torch.topk(ref_logits, K)
-    ref_gates = torch.softmax(top, -1)
-    assert torch.equal(idx, ref_idx)
-    assert_rel(gates, ref_gates, 1e-6, "gates")
-    g = torch.randn(T, K, device=DEV)
-    (dl,) = torch.autograd.grad(gates, logits, g)
-    (dl_ref,) = torch.autograd.grad(ref_gates, ref_logits, g)
-    if K == 1:  # a softmax over one logit is exactly 1: no gradient at all
-        assert torch.all(dl == 0) and torch.all(dl_ref == 0)
-    else:
-        assert_rel(dl, dl_ref, 1e-6, "dlogits")
-
-
-def test_topk_softmax_ties_go_to_the_lower_expert():
-    # quantised logits: many exact ties, which the kernel breaks toward the lower expert index
-    logits = torch.randint(0, 3, (40, 12), device=DEV).float()
-    idx, gates = sk.topk_softmax(logits, 4)
-    for t in range(40):
-        row = logits[t].tolist()
-        want = sorted(range(12), key=lambda e: (-row[e], e))[:4]  # by value, then by index
-        assert idx[t].tolist() == want, (t, row)
-    assert_rel(gates, torch.softmax(logits.gather(1, idx), -1), 1e-6, "gates")
-
-
 def test_bad_shapes_get_clear_errors():
     x = torch.randn(8, 24, device=DEV)
     w1, w2 = torch.randn(4, 24, 32, device=DEV), torch.randn(4, 16, 24, device=DEV)
@@ -584,7 +558,8 @@ def test_bad_shapes_get_clear_errors():
     with pytest.raises(ValueError, match="do not match"):
         sk.moe_experts(torch.randn(8, 32, device=DEV), w1, w2, pt, pe, ps)
     with pytest.raises(ValueError, match="k=9"):
-        sk.topk_softmax(torch.randn(4, 8, device=DEV), 9)
+        sk.router(torch.randn(4, 8, device=DEV), torch.randn(8, 8, device=DEV), torch.zeros(8, device=DEV), 9,
+                  "softmax_topk", True, "bf16x2")
     x, w1, w2 = torch.randn(8, 32, device=DEV), torch.randn(4, 32, 32, device=DEV), torch.randn(4, 16, 32, device=DEV)
     with pytest.raises(ValueError, match="expected x"):
         sk.moe_experts(x[None], w1, w2, pt, pe, ps)
