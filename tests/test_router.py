@@ -217,7 +217,7 @@ def test_whole_module_saves_no_T_by_E_or_extra_T_by_d(router_type, rounding):
     nbytes = sum(t.untyped_storage().nbytes() for t in acts.values())
     # the experts' contract on R rows, then the router's idx (int64), gates, lse and its row sums (fp32), and
     # its counts (E,) int64, which the balancing loss's gradient reads. Rounding's R slots: the T*K chosen pairs
-    # and up to k_add added a expert; its pair list keeps a flag, a position and a score a slot (1 + 8 + 4
+    # and up to k_add added an expert; its pair list keeps a flag, a position and a score a slot (1 + 8 + 4
     # bytes), and the added tokens' indices (E, k_add) and the experts' (E, 1), int64
     k_add = tile // 2 if rounding else 0
     R = T * K + E * k_add
