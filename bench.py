@@ -1058,8 +1058,8 @@ COMM = ('nccl', 'c10d::', 'gloo', 'record_param_comms', 'all_reduce', 'allreduce
 # (launched from COMPILED_GRAPH) by the ops their names list (FUSED_PARTS). Fusion blurs the edges: a fused
 # kernel that adds a residual and normalises counts as norms and residuals
 SONIC_OPS = {'sonic::router_fwd': 'moe router', 'sonic::router_bwd': 'moe router', 'sonic::moe_fwd': 'moe experts',
-             'sonic::moe_bwd': 'moe experts', 'sonic::round_select': 'moe routing',
-             'sonic::adamw_': 'optimizer'}
+             'sonic::moe_bwd': 'moe experts', 'sonic::round_pairs': 'moe routing',
+             'sonic::round_pairs_bwd': 'moe routing', 'sonic::adamw_': 'optimizer'}
 GEMMS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm', 'aten::_grouped_mm')
 COMPILED_GRAPH = '## Call CompiledFxGraph'   # the range inductor's wrapper puts around a compiled graph's run
 FUSED_PARTS = (('nll_loss', 'loss'), ('log_softmax', 'loss'), ('layer_norm', 'norms and residuals'),
@@ -1124,11 +1124,12 @@ def part_ranges(model):
                 return fn(*args, **kwargs)
         return marked
     sk = moe.sonic_kernels
-    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.routing_metadata)
+    saved = (dict(moe.EXPERT_BACKENDS), moe.route_topk, moe.round_tokens, sk and sk.routing_metadata,
+             sk and sk.round_pairs)
     moe.EXPERT_BACKENDS.update({k: wrap(f, 'moe experts') for k, f in saved[0].items()})
     moe.route_topk, moe.round_tokens = wrap(saved[1], 'moe routing'), wrap(saved[2], 'moe routing')
     if sk:  # sonic's expert op builds its routing metadata inside: the innermost range takes its kernels
-        sk.routing_metadata = wrap(saved[3], 'moe routing')
+        sk.routing_metadata, sk.round_pairs = wrap(saved[3], 'moe routing'), wrap(saved[4], 'moe routing')
     try:
         yield
     finally:
@@ -1137,7 +1138,7 @@ def part_ranges(model):
         moe.EXPERT_BACKENDS.update(saved[0])
         moe.route_topk, moe.round_tokens = saved[1], saved[2]
         if sk:
-            sk.routing_metadata = saved[3]
+            sk.routing_metadata, sk.round_pairs = saved[3], saved[4]
 
 
 def named_part(name):
@@ -1254,11 +1255,12 @@ def gpu_kernels(events):
                    and not e.name.startswith(RANGE)), key=lambda e: e.time_range.start)
 
 
-# sonic's routing kernels: the metadata's, which run inside its expert op, and token rounding's select. The
+# sonic's routing kernels: the metadata's, which run inside its expert op, and token rounding's. The
 # profiler links a kernel to the innermost op around its launch, not to a record_function range inside that op
 # (seen on the H200), so part_ranges' range around sonic_kernels.routing_metadata claims only its torch op (the
 # cumsum): these go to 'moe routing' by name, as nothing else launches them
-ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel', '_round_select_kernel')
+ROUTING_KERNELS = ('_route_count_kernel', '_route_place_kernel', '_round_select_kernel', '_round_pairs_kernel',
+                   '_round_pairs_bwd_kernel')
 
 
 def kernel_parts(kernels, claimed):

@@ -123,7 +123,7 @@ def route_topk(logits, config, expert_bias=None):
     return idx, gates, probs
 
 
-def round_tokens(idx, gates, probs, tile, mode, fused=False):
+def round_tokens(idx, gates, probs, tile, mode):
     """Token rounding (SonicMoE section 5): round each expert's token count to a multiple of tile.
     Going down drops that expert's lowest-scoring chosen tokens; going up adds the highest-scoring
     tokens that did not choose it (scored from the full matrix probs). Each expert moves by at most
@@ -133,12 +133,11 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     (nearest: it goes up only from a remainder of at least half a tile) or 0 (down); every slot
     costs metadata work and h rows.
     Only an expert's tile-1 lowest chosen and tile//2 (nearest) highest unchosen tokens can move,
-    so two top-k per expert (or, with fused=True, one Triton radix select per expert: the sonic
-    backend's path) replace a sort of the whole (T, E) matrix, and the list is built from the T*K
-    chosen pairs plus the added candidates, never by compacting (T, E). The first version (a (T, E)
+    so two top-k per expert replace a sort of the whole (T, E) matrix, and the list is built from the
+    T*K chosen pairs plus the added candidates, never by compacting (T, E). The first version (a (T, E)
     sort, a T*E compaction, and a (T*E)-indexed score whose backward serialised on one dump index)
     cost 1.7-5.5 ms a layer more than top-K at E=128-512 (docs/LOG.md, 2026-11-29). probs (T, E) is
-    route_topk's, or (sonic) a view of the fused router's expert-major (E, T) scores.
+    route_topk's. The sonic backend runs the same rule in its own kernels (sonic_kernels.round_pairs).
     Returns pair_tok, pair_exp (R_max,) int64, pair_score (R_max,) fp32, sel (T, E) bool (the
     selection) and chosen (T, E) bool (top-K's)."""
     T, E = probs.shape
@@ -158,28 +157,22 @@ def round_tokens(idx, gates, probs, tile, mode, fused=False):
     pd = probs.detach().t().contiguous()                                # (E, T)
     k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)   # the most an expert can add
     add = torch.arange(k_add, device=dev)[None, :] < n_add[:, None]     # (E, k_add): a real addition
-    if fused:  # one Triton kernel: a radix select per expert (sonic backend)
-        sel, high = sonic_kernels.round_select(pd, chosen, c, k_add)    # (E, T), (E, k_add)
-    else:
-        # drop: each expert's n_drop lowest-scoring chosen tokens (unchosen ones sort last as +inf);
-        # at most tile-1, also when an expert is capped at T
-        k_drop = min(tile - 1, T)
-        low = torch.topk(torch.where(chosen, pd, float("inf")), k_drop, dim=1, largest=False).indices
-        drop = torch.arange(k_drop, device=dev)[None, :] < n_drop[:, None]
-        sel = chosen & ~torch.zeros_like(chosen).scatter_(1, low, drop)
-        # add: each expert's n_add highest-scoring unchosen tokens (chosen ones sort last as -inf)
-        high = torch.topk(torch.where(chosen, float("-inf"), pd), k_add, dim=1).indices     # (E, k_add)
-        sel.scatter_(1, high, add | sel.gather(1, high))
+    # drop: each expert's n_drop lowest-scoring chosen tokens (unchosen ones sort last as +inf);
+    # at most tile-1, also when an expert is capped at T
+    k_drop = min(tile - 1, T)
+    low = torch.topk(torch.where(chosen, pd, float("inf")), k_drop, dim=1, largest=False).indices
+    drop = torch.arange(k_drop, device=dev)[None, :] < n_drop[:, None]
+    sel = chosen & ~torch.zeros_like(chosen).scatter_(1, low, drop)
+    # add: each expert's n_add highest-scoring unchosen tokens (chosen ones sort last as -inf)
+    high = torch.topk(torch.where(chosen, float("-inf"), pd), k_add, dim=1).indices     # (E, k_add)
+    sel.scatter_(1, high, add | sel.gather(1, high))
     keep = sel.gather(0, idx.t()).t()                                   # (T, K): the chosen pair survives
     # the list: chosen pairs, then added candidates; sorted by (token, expert), unused slots last
     tok = torch.cat([torch.arange(T, device=dev).repeat_interleave(K), high.flatten()])
     exp = torch.cat([idx.flatten(), torch.arange(E, device=dev).repeat_interleave(k_add)])
     valid = torch.cat([keep.flatten(), add.flatten()])
-    # the added scores, indexed (a gather would keep all of probs for its backward; indexing keeps the indices)
-    # in probs' own layout (the sonic router's probs are its (E, T) scores transposed), so that their backward
-    # adds into a contiguous gradient, not through a transposed view
-    st, e = probs.t(), torch.arange(E, device=dev)[:, None]
-    added_score = (st[e, high] if st.is_contiguous() else probs[high, e]).flatten()
+    # the added scores, indexed: a gather would keep all of probs for its backward, indexing keeps the indices
+    added_score = probs[high, torch.arange(E, device=dev)[:, None]].flatten()
     score = torch.cat([gates.flatten(), added_score])
     key, order = torch.sort(torch.where(valid, tok * (E + 1) + exp, T * (E + 1) + E))
     R_max = min(T * E, T * K + E * k_add)                               # valid pairs never exceed this
@@ -477,13 +470,14 @@ class MoE(nn.Module):
             x = x.to(torch.get_autocast_dtype(x.device.type))
         with torch.autocast(device_type=x.device.type, enabled=False):
             fused_losses = None  # the fused router's router_losses, formed in its kernels
-            if sonic and sonic_kernels is not None:
+            fused = sonic and sonic_kernels is not None
+            if fused:
                 # the fused router: logits on tensor cores, one pass for the choice, the gates and the losses
-                # (under rounding also the score matrix, expert-major), and a backward that recomputes the logits
+                # (under rounding also the score matrix and the choice, expert-major), and a backward that
+                # recomputes the logits
                 idx, gates, losses, choices, *scores = sonic_kernels.router(
                     x, self.router.weight, self.expert_bias, K, cfg.router_type, cfg.norm_topk_prob, cfg.router_dtype,
                     cfg.aux_loss_coef, cfg.z_loss_coef, scores=rounding)
-                probs = scores[0].t() if rounding else None               # (T, E), a view of the (E, T) scores
                 p_mean = lse = None
                 if cfg.aux_loss_coef or cfg.z_loss_coef:  # else router_losses' plain zero, which carries no graph
                     fused_losses = losses
@@ -503,14 +497,20 @@ class MoE(nn.Module):
                     raise ValueError(f"token rounding needs at least rounding_tile={cfg.rounding_tile} tokens a "
                                      f"forward, and this one has {T}: lower rounding_tile, raise batch_size or "
                                      f"block_size, or set token_rounding=False")
-                pair_tok, pair_exp, pair_score, _, _ = round_tokens(
-                    idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode, fused=sonic and sonic_kernels is not None)
-                # the load after rounding (the last bin counts unused slots); an expert either
-                # drops or adds, so the counts alone give both fractions, with no (T, E) pass
-                counts = torch.zeros(E + 1, dtype=torch.long, device=x.device).scatter_add_(
-                    0, pair_exp, torch.ones_like(pair_exp))[:E]
-                self.rounding_dropped = (choices - counts).clamp(min=0).sum()
-                self.rounding_padded = (counts - choices).clamp(min=0).sum()
+                if fused:  # sonic: the same rule in its kernels, on the router's (E, T) scores and choice
+                    pair_tok, pair_exp, pair_score, _, load = sonic_kernels.round_pairs(
+                        idx, gates, *scores, choices, cfg.rounding_tile, cfg.rounding_mode)
+                    counts = load[0]                                      # the load after rounding
+                    self.rounding_dropped, self.rounding_padded = load[1:].sum(1)
+                else:
+                    pair_tok, pair_exp, pair_score, _, _ = round_tokens(
+                        idx, gates, probs, cfg.rounding_tile, cfg.rounding_mode)
+                    # the load after rounding (the last bin counts unused slots); an expert either
+                    # drops or adds, so the counts alone give both fractions, with no (T, E) pass
+                    counts = torch.zeros(E + 1, dtype=torch.long, device=x.device).scatter_add_(
+                        0, pair_exp, torch.ones_like(pair_exp))[:E]
+                    self.rounding_dropped = (choices - counts).clamp(min=0).sum()
+                    self.rounding_padded = (counts - choices).clamp(min=0).sum()
             else:
                 # (T*K,) in token order. sonic's kernels take None for it (pair p is token p // K's): two
                 # ops fewer a forward, where the small shapes wait on the host

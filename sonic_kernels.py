@@ -33,7 +33,10 @@ THE KERNELS, in the order the data meets them; in this file each is followed by 
   metadata   _route_count_kernel     each block of pairs' count per expert, before a cumsum
              _route_place_kernel     a stable counting sort of the pairs by expert, the expert and
                                      first row of every BLOCK_M tile, and each token's pairs: a Routing
-  rounding   _round_select_kernel    token rounding: each expert's kept and added tokens, by a radix select
+  rounding   _round_select_kernel    token rounding: each expert's count rounded, its kept and added
+                                     tokens taken by a radix select
+             _round_pairs_kernel     the pair list in token order, built from that selection; its
+                                     backward _round_pairs_bwd_kernel hands the scores' gradient back
   forward    _up_swiglu_kernel       h = X[gather] @ W1_e; a = silu(h_gate) * h_up
              _up_hopper_kernel       the same on sm_90, warp-specialised in Gluon with an epilogue
                                      warpgroup; HOPPER_UP
@@ -282,11 +285,11 @@ def _topk_rounds(work, vals, cols, K: tl.constexpr, BLOCK_K: tl.constexpr, FROM_
 
 
 @triton.jit
-def _router_block(L, BIAS, IDX, G, LSE, SSUM, S, T, E, stride_lt, blk, K: tl.constexpr, ROUTER: tl.constexpr,
+def _router_block(L, BIAS, IDX, G, LSE, SSUM, S, CH, T, E, stride_lt, blk, K: tl.constexpr, ROUTER: tl.constexpr,
                   NORM: tl.constexpr, PARTS: tl.constexpr, SCORES: tl.constexpr, BLOCK_T: tl.constexpr,
                   BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
     # _router_fwd_kernel's work on row block blk: writes its idx, gates, lse and ssum (with SCORES its
-    # columns of S too), and returns its column sums of P, its count of the tokens that chose each expert
+    # columns of S and CH too), and returns its column sums of P, its count of the tokens that chose each expert
     # and its sum of lse^2
     rows = blk * BLOCK_T + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_E)
@@ -339,6 +342,8 @@ def _router_block(L, BIAS, IDX, G, LSE, SSUM, S, T, E, stride_lt, blk, K: tl.con
     tl.store(SSUM + rows, ssum, mask=mask_t)
     # the chosen columns are the real experts that work now holds at -inf (every logit is finite)
     chosen = (work == float("-inf")) & mask
+    if SCORES:  # and token rounding's chosen mask beside its scores, (E, T)
+        tl.store(CH + cols[None, :].to(tl.int64) * T + rows[:, None], chosen.to(tl.int8), mask=mask)
     return psum, tl.sum(chosen.to(tl.int32), axis=0), tl.sum(tl.where(mask_t, lse * lse, 0.0))
 
 
@@ -347,7 +352,8 @@ def _router_fwd_kernel(
     L, BIAS, IDX, G, LSE, SSUM, PSUM, CNT,  # logits (T, E) fp32, bias (E,); out: idx (T, K) int64, gates (T, K),
     T, E,                                   # lse (T,), sigmoid row sums (T,), and per program (programs, E): the
                                             # column sums of P (psum) and the tokens that chose each expert (cnt)
-    S,                                      # with SCORES, out: the scores (E, T) fp32 (route_topk's probs)
+    S, CH,                                  # with SCORES, out: the scores (E, T) fp32 (route_topk's probs) and
+                                            # the chosen mask (E, T) int8
     stride_lt,                              # logits come as PARTS column blocks of E (logit_parts), summed here
     ZP, z_scale,                            # with ZLOSS, out: z_scale * the program's sum of lse^2 (ZP[pid])
     n_iter,                                 # row blocks a program takes, one after another
@@ -369,7 +375,7 @@ def _router_fwd_kernel(
     cnt = tl.zeros((BLOCK_E,), dtype=tl.int32)
     zsum = tl.sum(psum, axis=0)
     for i in range(0, n_iter):
-        p, c, z = _router_block(L, BIAS, IDX, G, LSE, SSUM, S, T, E, stride_lt, pid * n_iter + i, K, ROUTER, NORM,
+        p, c, z = _router_block(L, BIAS, IDX, G, LSE, SSUM, S, CH, T, E, stride_lt, pid * n_iter + i, K, ROUTER, NORM,
                                 PARTS, SCORES, BLOCK_T, BLOCK_E, BLOCK_K)
         psum += p
         cnt += c
@@ -424,11 +430,12 @@ def _loss_scales(T, E, K, aux_coef, z_coef):
 
 
 def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int, router: int, norm: bool,
-                    router_dtype: str, aux_coef: float, z_coef: float, scores: bool) -> tuple[(torch.Tensor,) * 8]:
+                    router_dtype: str, aux_coef: float, z_coef: float, scores: bool) -> tuple[(torch.Tensor,) * 9]:
     """idx (T, k) int64, gates (T, k) fp32, loss () fp32 (MoE.router_losses: the balancing loss and the
     z-loss), counts (E,) int64: what router returns; then what backward reads: lse (T,), ssum (T,) (the
     softmax's denominators, or the sigmoids' row sums) and the weight as the GEMM read it (_weight_parts);
-    last, with scores, token rounding's score matrix (E, T) fp32 (else empty)."""
+    last, with scores, token rounding's score matrix (E, T) fp32 and top-K's choice as an (E, T) bool
+    mask (else empty)."""
     T, E = x.shape[0], weight.shape[0]
     aux_scale, z_scale = _loss_scales(T, E, k, aux_coef, z_coef)
     w = _weight_parts(x, weight, router_dtype)
@@ -446,7 +453,9 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     # the loss's parts, added by one sum: the balancing loss's per column block, the z-loss's per program
     parts = torch.empty(n_cb + (grid if zloss else 0), device=x.device)
     S = torch.empty(E if scores else 0, T, device=x.device)
-    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, S, logits.stride(0),
+    chosen = torch.empty(E if scores else 0, T, device=x.device, dtype=torch.bool)
+    _router_fwd_kernel[(grid,)](logits, bias, idx, gates, lse, ssum, psum, cnt, T, E, S, chosen.view(torch.int8),
+                                logits.stride(0),
                                 parts[n_cb:], z_scale, n_iter, K=k, ROUTER=router, NORM=norm, PARTS=logits.shape[1] // E,
                                 ZLOSS=zloss, SCORES=scores, BLOCK_T=bt, BLOCK_E=next_pow2(E),
                                 BLOCK_K=next_pow2(k), num_warps=warps)
@@ -454,7 +463,7 @@ def router_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k
     _router_sums_kernel[(n_cb,)](psum, cnt, counts, parts, aux_scale, grid, E, BLOCK_P=128,
                                  BLOCK_E=SUMS_BLOCK_E)
     # an op's output may not be one of its inputs: where the GEMM read the weight itself, backward reads it too
-    return idx, gates, parts.sum(), counts, lse, ssum, (w.new_empty(0) if w is weight else w), S
+    return idx, gates, parts.sum(), counts, lse, ssum, (w.new_empty(0) if w is weight else w), S, chosen
 
 
 @triton.jit
@@ -708,7 +717,10 @@ def routing_metadata(pair_tok, pair_exp, pair_score, T, E) -> Routing:
 
 
 # -----------------------------------------------------------------------------
-# Token rounding's selection (moe.round_tokens with the sonic backend).
+# Token rounding (moe.round_tokens' rule) on the sonic router's outputs: round_pairs.
+
+ROUND_MODES = {"nearest": 0, "up": 1, "down": 2}
+
 
 @triton.jit
 def _round_key(P, CH, base, t, m):
@@ -720,15 +732,30 @@ def _round_key(P, CH, base, t, m):
 
 
 @triton.jit
-def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T) int8 chosen, C (E,) counts to keep
-                         T, KA,                # out: SEL (E, T) int8, ADD (E, KA) int64: the unchosen tokens taken
+def _round_select_kernel(P, CH, F, SEL, LOAD,  # P (E, T) fp32 scores, CH (E, T) int8 chosen, F (E,) int64 tokens
+                         T, E, TILE,           # that chose each expert; out: SEL (E, T) int8, the selection, and
+                         MODE: tl.constexpr,   # LOAD (3, E) int64: each expert's rounded count, dropped, added
                          BLOCK_T: tl.constexpr):
-    # one program per expert takes its C[e] highest keys. A radix select (four passes of 8-bit
-    # digits, from the top) finds the C[e]-th highest key without sorting the row; a fifth pass
-    # takes every key above it and, of the keys equal to it, the lowest tokens, as a stable sort would
+    # one program per expert rounds its count as round_tokens does (MODE: ROUND_MODES) and takes that many
+    # of its highest keys. A radix select (four passes of 8-bit digits, from the top) finds the c-th
+    # highest key without sorting the row; a fifth pass takes every key above it and, of the keys equal
+    # to it, the lowest tokens, as a stable sort would
     e = tl.program_id(0)
     base = e.to(tl.int64) * T
-    need = tl.load(C + e).to(tl.int32)          # how many to take at or below the digits fixed so far
+    f = tl.load(F + e)
+    lo = f // TILE * TILE
+    hi = (f + TILE - 1) // TILE * TILE
+    if MODE == 0:    # nearest; ties go up
+        c = tl.where(f - lo >= hi - f, hi, lo)
+    elif MODE == 1:  # up
+        c = hi
+    else:            # down
+        c = lo
+    c = tl.where(c > T, lo, c)                  # an expert cannot take more than T
+    tl.store(LOAD + e, c)
+    tl.store(LOAD + E + e, tl.maximum(f - c, 0))
+    tl.store(LOAD + 2 * E + e, tl.maximum(c - f, 0))
+    need = c.to(tl.int32)                       # how many to take at or below the digits fixed so far
     prefix = e.to(tl.int64) * 0                  # the key's digits fixed so far
     bins = tl.arange(0, 256)
     for i in tl.static_range(4):
@@ -744,9 +771,8 @@ def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T)
         d = tl.sum((at_or_above >= need).to(tl.int32), axis=0) - 1      # the highest digit with enough
         need -= tl.sum(tl.where(bins > d, hist, 0), axis=0)
         prefix = prefix * 256 + d
-    # C[e] == 0 leaves need = 0 and prefix = 2^32 - 1, above every key: nothing is taken
+    # c == 0 leaves need = 0 and prefix = 2^32 - 1, above every key: nothing is taken
     n_eq = need * 0
-    n_add = need * 0
     for t0 in range(0, T, BLOCK_T):
         t = t0 + tl.arange(0, BLOCK_T)
         m = t < T
@@ -756,22 +782,103 @@ def _round_select_kernel(P, CH, C, SEL, ADD,   # P (E, T) fp32 scores, CH (E, T)
         take = m & ((key > prefix) | (eq & (rank < need)))
         n_eq += tl.sum(eq.to(tl.int32), axis=0)
         tl.store(SEL + base + t, take.to(tl.int8), mask=m)
-        new = take & (key < (1 << 31))                                  # taken but not chosen: added
-        pos = n_add + tl.cumsum(new.to(tl.int32), 0) - 1
-        tl.store(ADD + e.to(tl.int64) * KA + pos, t.to(tl.int64), mask=new)
-        n_add += tl.sum(new.to(tl.int32), axis=0)
 
 
-def round_select_impl(scores: torch.Tensor, chosen: torch.Tensor, counts: torch.Tensor,
-                      k_add: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """sel (E, T) bool and added (E, k_add) int64, as round_select says."""
-    E, T = scores.shape
-    scores, chosen = scores.contiguous(), chosen.contiguous()
-    sel = torch.empty(E, T, dtype=torch.bool, device=scores.device)
-    added = torch.zeros(E, k_add, dtype=torch.int64, device=scores.device)
-    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), counts, sel.view(torch.int8), added, T, k_add,
-                               BLOCK_T=min(2048, next_pow2(T)))
-    return sel, added
+@triton.jit
+def _round_pairs_kernel(SEL, S, IDX, G, ENDS,  # SEL, S (E, T): the selection, the scores; IDX, G (T, K): top-K's
+                        PT, PE, PS, SRC,       # experts and gates; ENDS (T,) int32: where each token's pairs end
+                        T, E, R_MAX, fill,     # out, (R_MAX,) each: the pair list's token, expert, score, and the
+                        K: tl.constexpr,       # score's source: t*K + k for a gate, T*K + e*T + t for a score
+                        BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
+    # BLOCK_T tokens a program, each with all its experts: a token's pairs go to consecutive slots by
+    # expert, so the list is in (token, expert) order with no sort. Then the program marks its fill
+    # slots of the list that lie past the last pair unused (token T, expert E, score 0)
+    pid = tl.program_id(0)
+    t = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+    e = tl.arange(0, BLOCK_E)
+    mt = t < T
+    off = e[:, None].to(tl.int64) * T + t[None, :]                     # (BLOCK_E, BLOCK_T) into (E, T)
+    take = tl.load(SEL + off, mask=(e < E)[:, None] & mt[None, :], other=0) != 0
+    rank = tl.cumsum(take.to(tl.int32), 0)                             # of its token's pairs, from 1
+    first = tl.load(ENDS + t, mask=mt, other=0) - tl.sum(take.to(tl.int32), axis=0)
+    slot = first[None, :].to(tl.int64) + rank - 1
+    k_of = tl.full((BLOCK_E, BLOCK_T), -1, tl.int32)                   # the k at which t chose e, or -1
+    for k in tl.static_range(K):
+        ik = tl.load(IDX + t.to(tl.int64) * K + k, mask=mt, other=-1)
+        k_of = tl.where(ik[None, :] == e[:, None], k, k_of)
+    chosen = k_of >= 0
+    g_src = t[None, :].to(tl.int64) * K + k_of
+    gate = tl.load(G + g_src, mask=take & chosen, other=0.0)
+    score = tl.load(S + off, mask=take & ~chosen, other=0.0)
+    zero = tl.zeros((BLOCK_E, BLOCK_T), dtype=tl.int64)
+    tl.store(PT + slot, zero + t[None, :], mask=take)
+    tl.store(PE + slot, zero + e[:, None], mask=take)
+    tl.store(PS + slot, tl.where(chosen, gate, score), mask=take)
+    tl.store(SRC + slot, tl.where(chosen, g_src, T.to(tl.int64) * K + off), mask=take)
+    total = tl.load(ENDS + T - 1).to(tl.int64)
+    unused = tl.zeros((BLOCK_F,), dtype=tl.int64)
+    for r0 in range(pid * fill, pid * fill + fill, BLOCK_F):
+        r = r0 + tl.arange(0, BLOCK_F)
+        m = (r < R_MAX) & (r >= total)
+        tl.store(PT + r, unused + T, mask=m)
+        tl.store(PE + r, unused + E, mask=m)
+        tl.store(PS + r, unused.to(tl.float32), mask=m)
+        tl.store(SRC + r, unused - 1, mask=m)
+
+
+@triton.jit
+def _round_pairs_bwd_kernel(SRC, DPS, DG, DS, TK, R_MAX,   # the pairs' sources and score gradients (R_MAX,);
+                            BLOCK: tl.constexpr):          # out, zeroed before: dgates (T*K,), dscores (E*T,)
+    # each source appears once in the list (a pair list has no duplicate pairs): no atomics
+    r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = r < R_MAX
+    src = tl.load(SRC + r, mask=m, other=-1)
+    d = tl.load(DPS + r, mask=m, other=0.0)
+    tl.store(DG + src, d, mask=m & (src >= 0) & (src < TK))
+    tl.store(DS + (src - TK), d, mask=m & (src >= TK))
+
+
+def round_capacity(T, E, K, tile, mode):
+    """R_max, the pair list's length: the most that mode can select (moe.round_tokens)."""
+    k_add = min({"up": tile - 1, "down": 0}.get(mode, tile // 2), T)
+    return min(T * E, T * K + E * k_add)
+
+
+ROUND_FILL_BLOCK = 1024  # unused slots a program marks in one step
+
+
+def round_pairs_impl(idx: torch.Tensor, gates: torch.Tensor, scores: torch.Tensor, chosen: torch.Tensor,
+                     choices: torch.Tensor, tile: int, mode: str) -> tuple[(torch.Tensor,) * 6]:
+    """What round_pairs returns, then the scores' sources (R_max,) int64 for backward."""
+    T, K = idx.shape
+    E, dev = scores.shape[0], scores.device
+    R_max = round_capacity(T, E, K, tile, mode)
+    sel = torch.empty(E, T, dtype=torch.bool, device=dev)
+    load = torch.empty(3, E, dtype=torch.int64, device=dev)
+    _round_select_kernel[(E,)](scores, chosen.view(torch.int8), choices, sel.view(torch.int8), load, T, E, tile,
+                               MODE=ROUND_MODES[mode], BLOCK_T=min(2048, next_pow2(T)))
+    ends = torch.cumsum(sel.sum(0, dtype=torch.int32), 0, dtype=torch.int32)
+    i64 = dict(dtype=torch.int64, device=dev)
+    pair_tok, pair_exp, src = torch.empty(R_max, **i64), torch.empty(R_max, **i64), torch.empty(R_max, **i64)
+    pair_score = torch.empty(R_max, device=dev)
+    be = next_pow2(E)
+    bt = max(1, min(64, 4096 // be))
+    grid = cdiv(T, bt)
+    fill = cdiv(cdiv(R_max, grid), ROUND_FILL_BLOCK) * ROUND_FILL_BLOCK
+    _round_pairs_kernel[(grid,)](sel.view(torch.int8), scores, idx, gates, ends, pair_tok, pair_exp, pair_score, src,
+                                 T, E, R_max, fill, K=K, BLOCK_T=bt, BLOCK_E=be, BLOCK_F=ROUND_FILL_BLOCK)
+    return pair_tok, pair_exp, pair_score, sel, load, src
+
+
+def round_pairs_bwd_impl(src: torch.Tensor, dscore: torch.Tensor, T: int, K: int,
+                         E: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """dgates (T, K) and dscores (E, T) fp32 from the pair scores' gradient (R_max,)."""
+    dg = torch.zeros(T, K, device=src.device)
+    ds = torch.zeros(E, T, device=src.device)
+    R_max = src.numel()
+    _round_pairs_bwd_kernel[(cdiv(R_max, ROUND_FILL_BLOCK),)](src, dscore, dg, ds, T * K, R_max,
+                                                             BLOCK=ROUND_FILL_BLOCK)
+    return dg, ds
 
 
 TMA = None  # operands that are not gathered, by TMA: None = where the device has it and it pays; True/False force it
@@ -2762,7 +2869,8 @@ def _router_fwd_fake(x, weight, bias, k, router, norm, router_dtype, aux_coef, z
     return (x.new_empty(T, k, dtype=torch.int64), x.new_empty(T, k, **f32), x.new_empty((), **f32),
             x.new_empty(E, dtype=torch.int64), x.new_empty(T, **f32), x.new_empty(T, **f32),
             weight.new_empty(*((0,) if (n_parts, dtype) == (1, weight.dtype) else (n_parts * E, weight.shape[1])),
-                             dtype=dtype), x.new_empty(E if scores else 0, T, **f32))
+                             dtype=dtype), x.new_empty(E if scores else 0, T, **f32),
+            x.new_empty(E if scores else 0, T, dtype=torch.bool))
 
 
 def _router_bwd_fake(x, w, idx, gates, lse, ssum, counts, dgates, dloss, dscores, router, norm, aux_coef, z_coef):
@@ -2772,7 +2880,7 @@ def _router_bwd_fake(x, w, idx, gates, lse, ssum, counts, dgates, dloss, dscores
 
 def _router_setup(ctx, inputs, output):
     x, weight, bias, k, router, norm, router_dtype, aux_coef, z_coef, scores = inputs
-    idx, gates, loss, counts, lse, ssum, w, S = output
+    idx, gates, loss, counts, lse, ssum, w, S, chosen = output
     # MEMORY CONTRACT: x (the layer's input, which the experts keep too), the weight as the GEMM read it
     # (a copy of O(E d) under bf16x2: keeping it spares backward a launch) and O(T*K) routing state; the
     # (T, E) logits and probabilities (token rounding's scores too) are recomputed in backward, never kept
@@ -2781,7 +2889,7 @@ def _router_setup(ctx, inputs, output):
     ctx.weight_dtype = weight.dtype
 
 
-def _router_backward(ctx, didx, dgates, dloss, dcounts, dlse, dssum, dw_parts, dscores):
+def _router_backward(ctx, didx, dgates, dloss, dcounts, dlse, dssum, dw_parts, dscores, dchosen):
     x, w, idx, gates, lse, ssum, counts = ctx.saved_tensors
     dgates = torch.zeros_like(gates) if dgates is None else dgates
     dscores = dscores if dscores is not None and dscores.numel() else None
@@ -2791,7 +2899,7 @@ def _router_backward(ctx, didx, dgates, dloss, dcounts, dlse, dssum, dw_parts, d
 
 _custom_op("router_bwd", router_bwd_impl, _router_bwd_fake)
 _router_fwd = _custom_op("router_fwd", router_fwd_impl, _router_fwd_fake, _router_setup, _router_backward,
-                         non_differentiable=(0, 3, 4, 5, 6))    # idx, counts, lse, ssum, the weight's parts
+                         non_differentiable=(0, 3, 4, 5, 6, 8))  # idx, counts, lse, ssum, the weight's parts, chosen
 
 
 def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_coef=0.0, scores=False):
@@ -2800,10 +2908,11 @@ def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_
     router's balancing bias. Returns idx (T, k) int64, gates (T, k) fp32, loss () fp32 and counts (E,)
     int64, the tokens that chose each expert. loss is MoE.router_losses': aux_coef * E * sum_e f_e P_e
     (f_e the fraction of the T*k pairs routed to e, P_e the mean over tokens of e's softmax over all E,
-    or of its row-normalised sigmoid) + z_coef * mean_t logsumexp(logits_t)^2. With scores, a fifth:
-    token rounding's score matrix, route_topk's probs transposed (E, T) fp32 (the softmax over all E, or
-    the sigmoids). gates, loss and the scores are differentiable in x and weight; the scores are written
-    once and not kept (backward recomputes them with the logits)."""
+    or of its row-normalised sigmoid) + z_coef * mean_t logsumexp(logits_t)^2. With scores, two more for
+    token rounding (round_pairs): the score matrix, route_topk's probs transposed (E, T) fp32 (the softmax
+    over all E, or the sigmoids), and the choice as an (E, T) bool mask. gates, loss and the scores are
+    differentiable in x and weight; the scores are written once and not kept (backward recomputes them
+    with the logits)."""
     if router_type not in ROUTER_CODES or router_dtype not in ("bf16x2", "bf16", "fp32"):
         raise ValueError(f"router: router_type={router_type!r}, router_dtype={router_dtype!r}; see moe.py's "
                          f"ROUTER_TYPES and ROUTER_DTYPES")
@@ -2811,26 +2920,57 @@ def router(x, weight, bias, k, router_type, norm, router_dtype, aux_coef=0.0, z_
         raise ValueError(f"router: x {tuple(x.shape)}, weight {tuple(weight.shape)}, k={k}")
     args = (x.contiguous(), weight, bias.float().contiguous(), k, ROUTER_CODES[router_type], bool(norm), router_dtype,
             float(aux_coef), float(z_coef), bool(scores))
-    idx, gates, loss, counts, *_, S = _router_fwd(*args)
-    return (idx, gates, loss, counts, S) if scores else (idx, gates, loss, counts)
+    idx, gates, loss, counts, *_, S, chosen = _router_fwd(*args)
+    return (idx, gates, loss, counts, S, chosen) if scores else (idx, gates, loss, counts)
 
 
-# token rounding's selection: its outputs are integers, so it has no gradient
+# token rounding: the pair scores' gradient goes back to the gates and the scores they came from
 
-def _round_select_fake(scores, chosen, counts, k_add):
-    E, T = scores.shape
-    return scores.new_empty(E, T, dtype=torch.bool), scores.new_empty(E, k_add, dtype=torch.int64)
+def _round_pairs_fake(idx, gates, scores, chosen, choices, tile, mode):
+    (T, K), E = idx.shape, scores.shape[0]
+    R_max = round_capacity(T, E, K, tile, mode)
+    i64 = dict(dtype=torch.int64)
+    return (idx.new_empty(R_max), idx.new_empty(R_max), gates.new_empty(R_max), chosen.new_empty(E, T),
+            idx.new_empty(3, E, **i64), idx.new_empty(R_max))
 
 
-_round_select = _custom_op("round_select", round_select_impl, _round_select_fake)
+def _round_pairs_bwd_fake(src, dscore, T, K, E):
+    return dscore.new_empty(T, K), dscore.new_empty(E, T)
 
 
-def round_select(scores, chosen, counts, k_add):
-    """Per expert e, the counts[e] highest-ranked tokens: top-K's chosen ones first, each group by
-    descending score, ties to the lower token. scores (E, T) fp32 >= 0, chosen (E, T) bool, counts
-    (E,) int, with counts[e] - (chosen tokens of e) <= k_add. Returns sel (E, T) bool and added (E,
-    k_add) int64: the unchosen tokens taken, in token order, then zeros. One kernel, no host sync."""
-    return _round_select(scores, chosen, counts, k_add)
+def _round_pairs_setup(ctx, inputs, output):
+    idx, gates, scores = inputs[:3]
+    ctx.save_for_backward(output[5])    # the sources, O(T*K + E*tile) int64: nothing (T, E) is kept
+    ctx.shape = (idx.shape[0], idx.shape[1], scores.shape[0])
+
+
+def _round_pairs_backward(ctx, dtok, dexp, dscore, dsel, dload, dsrc):
+    if dscore is None:
+        return (None,) * 7
+    dg, ds = _backward_op(ctx, "round_pairs_bwd")(ctx.saved_tensors[0], dscore.contiguous(), *ctx.shape)
+    return None, dg, ds, None, None, None, None
+
+
+_custom_op("round_pairs_bwd", round_pairs_bwd_impl, _round_pairs_bwd_fake)
+_round_pairs = _custom_op("round_pairs", round_pairs_impl, _round_pairs_fake, _round_pairs_setup,
+                          _round_pairs_backward, non_differentiable=(0, 1, 3, 4, 5))
+
+
+def round_pairs(idx, gates, scores, chosen, choices, tile, mode):
+    """moe.round_tokens on what router(..., scores=True) returns, in two kernels, a sum and a cumsum: per
+    expert, its count rounded and its highest-ranked tokens taken by radix select (top-K's chosen
+    first, each group by descending score, ties to the lower token), then the pair list built in
+    token order from that selection, with no sort. idx, gates (T, K) top-K's; scores (E, T) fp32 >= 0
+    and chosen (E, T) bool; choices (E,) int64 the tokens that chose each expert; tile and mode as
+    GPTConfig's rounding_tile and rounding_mode. Returns pair_tok, pair_exp (R_max,) int64 and
+    pair_score (R_max,) fp32, as round_tokens does (pair_score differentiable in gates and scores),
+    then sel (E, T) bool, the selection, and load (3, E) int64: each expert's rounded count, dropped
+    and added pairs. No host sync."""
+    if mode not in ROUND_MODES or tile < 1:
+        raise ValueError(f"round_pairs: rounding_mode={mode!r}, rounding_tile={tile}: choose a mode of "
+                         f"{tuple(ROUND_MODES)} and a tile of at least 1")
+    return _round_pairs(idx.contiguous(), gates.contiguous(), scores.contiguous(), chosen.contiguous(),
+                        choices.contiguous(), int(tile), mode)[:5]
 
 
 # the expert layer

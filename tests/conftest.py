@@ -101,6 +101,16 @@ def assert_small(a, scale, tol, name):
     assert r < tol, f"{name}: {r:.2e} of its scale >= {tol:.0e}"
 
 
+def round_pairs_as_round_tokens(idx, gates, probs, tile, mode):
+    """moe.round_tokens' five outputs from sonic_kernels.round_pairs, fed as the sonic router feeds it:
+    the scores and top-K's choice expert-major, and each expert's count of choices."""
+    import sonic_kernels
+    chosen = torch.zeros(probs.shape[1], probs.shape[0], dtype=torch.bool, device=idx.device).scatter_(0, idx.t(), True)
+    tok, exp, score, sel, _ = sonic_kernels.round_pairs(idx, gates, probs.t().contiguous(), chosen, chosen.sum(1),
+                                                        tile, mode)
+    return tok, exp, score, sel.t(), chosen.t()
+
+
 # -----------------------------------------------------------------------------
 # Running the scripts
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO, assert_rel, assert_small, run
+from conftest import REPO, assert_rel, assert_small, round_pairs_as_round_tokens, run
 from model import GPT, GPTConfig, TritonAdamW, clipped_fused_step
 import sonic_kernels
 from moe import MoE, SwiGLU, experts_grouped_mm, experts_torch, round_tokens, route_topk
@@ -841,21 +841,20 @@ def random_routing(router_type, T, E, K):
     return idx, gates, probs
 
 
-# fused=True is the sonic backend's selection: one Triton kernel, run here on CPU tensors in the
-# interpreter (tests/test_sonic.py checks it on the GPU against the top-k path)
-FUSED = [pytest.param(False, id="topk"),
-         pytest.param(True, id="fused", marks=pytest.mark.skipif(torch.cuda.is_available(),
-                                                                 reason="CPU tensors need the interpreter"))]
+# each check runs on round_tokens and on the sonic backend's kernels (sonic_kernels.round_pairs), the
+# latter on CPU tensors in the interpreter (tests/test_sonic.py checks it on the GPU against round_tokens)
+ON_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="CPU tensors need the interpreter")
+ROUND_FNS = [pytest.param(round_tokens, id="topk"), pytest.param(round_pairs_as_round_tokens, id="fused", marks=ON_GPU)]
 
 
-@pytest.mark.parametrize("fused", FUSED)
+@pytest.mark.parametrize("round_fn", ROUND_FNS)
 @pytest.mark.parametrize("tile", [1, 4, 8, 64])
 @pytest.mark.parametrize("mode", ["nearest", "up", "down"])
 @pytest.mark.parametrize("router_type", ["softmax_topk", "topk_softmax", "sigmoid"])
-def test_round_tokens(router_type, mode, tile, fused):
+def test_round_tokens(router_type, mode, tile, round_fn):
     T, E, K = 77, 8, 2
     idx, gates, probs = random_routing(router_type, T, E, K)
-    pair_tok, pair_exp, pair_score, sel, chosen = round_tokens(idx, gates, probs, tile, mode, fused=fused)
+    pair_tok, pair_exp, pair_score, sel, chosen = round_fn(idx, gates, probs, tile, mode)
     want_chosen, f, c, want_sel = expected_rounding(idx, probs, tile, mode)
     counts = sel.sum(0)
 
@@ -901,9 +900,9 @@ def test_round_tokens(router_type, mode, tile, fused):
     assert torch.equal(pair_score[:n], want_score)
 
 
-@pytest.mark.parametrize("fused", FUSED)
+@pytest.mark.parametrize("round_fn", ROUND_FNS)
 @pytest.mark.parametrize("mode,added", [("nearest", 4), ("up", 7), ("down", 0)])
-def test_round_tokens_capacity_is_tight(mode, added, fused):
+def test_round_tokens_capacity_is_tight(mode, added, round_fn):
     """The pair list's capacity is the most a mode can select, and it can be reached: an expert
     chosen by 9 tokens (1 past a multiple of 8) goes up by 7 under up; chosen by 12 (half a tile
     past one) it goes up by 4 under nearest, its largest move up; down never adds, so T*K."""
@@ -913,34 +912,34 @@ def test_round_tokens_capacity_is_tight(mode, added, fused):
     idx = torch.arange(E).repeat_interleave(f)[:, None]                # token t chose expert t // f
     probs = torch.rand(T, E)
     gates = torch.ones(T, K)
-    pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, tile, mode, fused=fused)
+    pair_tok, pair_exp, _, sel, _ = round_fn(idx, gates, probs, tile, mode)
     assert pair_exp.numel() == T * K + E * added == int(sel.sum())   # full: no unused slot left
     assert torch.all(pair_exp < E)
 
 
-@pytest.mark.parametrize("fused", FUSED)
+@pytest.mark.parametrize("round_fn", ROUND_FNS)
 @pytest.mark.parametrize("mode", ["nearest", "up"])
-def test_round_tokens_cap_at_T(mode, fused):
+def test_round_tokens_cap_at_T(mode, round_fn):
     """An expert every token chose cannot round up past T: it takes the multiple below and drops
     its lowest-scoring tokens."""
     T, E, K, tile = 50, 8, 2, 8
     logits = torch.randn(T, E)
     logits[:, 0] += 5
     idx, gates, probs = route_topk(logits, config(n_expert=E, top_k=K), None)
-    _, _, _, sel, chosen = round_tokens(idx, gates, probs, tile, mode, fused=fused)
+    _, _, _, sel, chosen = round_fn(idx, gates, probs, tile, mode)
     assert chosen[:, 0].all()
     assert sel[:, 0].sum() == 48
     dropped = ~sel[:, 0]
     assert probs[dropped, 0].max() < probs[sel[:, 0], 0].min()
 
 
-@pytest.mark.parametrize("fused", FUSED)
-def test_round_tokens_tile_above_T_drops_every_pair(fused):
+@pytest.mark.parametrize("round_fn", ROUND_FNS)
+def test_round_tokens_tile_above_T_drops_every_pair(round_fn):
     """The code's rule, stated: with tile > T every count rounds to 0 in every mode, so no pairs."""
     T, E, K = 20, 4, 2
     idx, gates, probs = random_routing("softmax_topk", T, E, K)
     for mode in ("nearest", "up", "down"):
-        pair_tok, pair_exp, _, sel, _ = round_tokens(idx, gates, probs, 32, mode, fused=fused)
+        pair_tok, pair_exp, _, sel, _ = round_fn(idx, gates, probs, 32, mode)
         assert sel.sum() == 0 and torch.all(pair_exp == E) and torch.all(pair_tok == T)
 
 

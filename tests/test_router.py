@@ -73,8 +73,8 @@ def test_router_against_float64(router_type, norm, T, E, K, d):
                                                           "sigmoid"])
 def test_router_scores_against_float64(router_type, norm, T, E, K, d):
     """Token rounding's scores (E, T) from the router's pass: route_topk's probs (the softmax over all E, or
-    the sigmoids) in float64, and their gradient joined to the gates' and the losses' in dx and dW. The other
-    outputs equal those of the call without scores."""
+    the sigmoids) in float64, and their gradient joined to the gates' and the losses' in dx and dW; beside them
+    top-K's choice as an (E, T) mask. The other outputs equal those of the call without scores."""
     x = torch.randn(T, d, dtype=torch.float64, requires_grad=True)
     w = (0.5 * torch.randn(E, d, dtype=torch.float64)).requires_grad_()
     bias = 0.1 * torch.randn(E)
@@ -87,10 +87,11 @@ def test_router_scores_against_float64(router_type, norm, T, E, K, d):
 
     xf, wf = x.detach().float().to(DEV).requires_grad_(), w.detach().float().to(DEV).requires_grad_()
     args = (xf, wf, bias.to(DEV), K, router_type, norm, "bf16x2", 0.05, 0.01)
-    *outs, scores = sk.router(*args, scores=True)
+    *outs, scores, chosen = sk.router(*args, scores=True)
     for a, b in zip(outs, sk.router(*args)):
         assert torch.equal(a, b)
     assert scores.shape == (E, T) and scores.is_contiguous()
+    assert torch.equal(chosen, torch.zeros(E, T, dtype=torch.bool, device=DEV).scatter_(0, outs[0].t(), True))
     assert rel(scores.cpu(), scores_ref) < 1e-6, rel(scores.cpu(), scores_ref)
     loss = (outs[1] * dgates.float().to(DEV)).sum() + 3.0 * outs[2] + (scores * dscores.float().to(DEV)).sum()
     got = [g.cpu() for g in torch.autograd.grad(loss, (xf, wf), retain_graph=True)]

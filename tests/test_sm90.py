@@ -110,7 +110,7 @@ def launches(tma=False):
     router = dict(T=T, E=E, stride_lt=2 * E, PARTS=2, K=K, NORM=True, BLOCK_T=sk._router_block_t(E), BLOCK_E=E)
     return [
         *[(f'router_fwd {r}', sk._router_fwd_kernel, dict(L=f32, BIAS=f32, IDX=i64, G=f32, LSE=f32, SSUM=f32, PSUM=f32,
-           CNT=i32, S=f32, ZP=f32, z_scale=1e-3, n_iter=4, ROUTER=code, ZLOSS=True, SCORES=True, BLOCK_K=K,
+           CNT=i32, S=f32, CH='*i8', ZP=f32, z_scale=1e-3, n_iter=4, ROUTER=code, ZLOSS=True, SCORES=True, BLOCK_K=K,
            **{**router, 'BLOCK_T': sk._router_block_t(E, sk._router_fwd_tile(E)[0])}),
            [triton.Config({}, num_warps=sk._router_fwd_tile(E)[1], num_stages=3)]) for r, code in sk.ROUTER_CODES.items()],
         ('router_sums', sk._router_sums_kernel, dict(PSUM=f32, CNT=i32, counts=i64, AUX=f32, aux_scale=1e-3,
@@ -125,8 +125,14 @@ def launches(tma=False):
            tok_offsets=i32, R=R, T=T, n_blk=R // sk.META_BLOCK, E=E, n_tiles=sk._max_tiles(R, E), BLOCK=sk.META_BLOCK,
            PER_TOK=per_tok, BLOCK_M=sk.BLOCK_M, NB=2 * E, BLOCK_T=32)) for name, per_tok in (('listed', 0), ('top-K', K))],
         ('expert_order', sk._expert_order_kernel, dict(offsets=i32, order=i32, E=E, BLOCK=64)),
-        ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', C=i64, SEL='*i8', ADD=i64, T=T,
-         KA=sk.BLOCK_M // 2, BLOCK_T=2048)),  # token rounding, nearest, at the kernels' M tile
+        # token rounding, nearest, at the kernels' M tile
+        ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', F=i64, SEL='*i8', LOAD=i64, T=T, E=E,
+         TILE=sk.BLOCK_M, MODE=sk.ROUND_MODES['nearest'], BLOCK_T=2048)),
+        ('round_pairs', sk._round_pairs_kernel, dict(SEL='*i8', S=f32, IDX=i64, G=f32, ENDS=i32, PT=i64, PE=i64, PS=f32,
+         SRC=i64, T=T, E=E, R_MAX=R + E * sk.BLOCK_M // 2, fill=sk.ROUND_FILL_BLOCK, K=K, BLOCK_T=4096 // E,
+         BLOCK_E=E, BLOCK_F=sk.ROUND_FILL_BLOCK)),
+        ('round_pairs_bwd', sk._round_pairs_bwd_kernel, dict(SRC=i64, DPS=f32, DG=f32, DS=f32, TK=R,
+         R_MAX=R + E * sk.BLOCK_M // 2, BLOCK=sk.ROUND_FILL_BLOCK)),
         ('up_swiglu', sk._up_swiglu_kernel, dict(X=bf, W1=bf, H=bf, A=bf, **meta, N=n, D=d, E=E, stride_xt=d,
          stride_we=d * 2 * n, stride_wk=2 * n, stride_hr=2 * n, stride_ar=n, BLOCK_M=sk.BLOCK_M, DOT_PREC='tf32', **t)),
         ('grouped_mm y', sk._grouped_mm_kernel, dict(Am=bf, B=bf, C=bf, tile_expert=i32, tile_row0=i32, offsets=i32,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import sonic_kernels as sk
-from conftest import assert_rel
+from conftest import assert_rel, round_pairs_as_round_tokens
 from model import GPTConfig
 from moe import MoE, experts_torch, round_tokens, route_topk
 
@@ -187,10 +187,9 @@ def test_variable_experts_per_token(dtype, tol):
 
 @pytest.mark.parametrize("router_type", ["softmax_topk", "sigmoid"])
 @pytest.mark.parametrize("mode,tile", [("nearest", 8), ("up", 16), ("down", 8), ("nearest", 1), ("up", 64)])
-def test_round_select_matches_round_tokens(router_type, mode, tile):
-    """The sonic backend's token-rounding selection (one radix-select kernel per expert) gives the
-    same pair list, scores, selection and score gradients as round_tokens' top-k path, also from an
-    expert-major score matrix."""
+def test_round_pairs_matches_round_tokens(router_type, mode, tile):
+    """The sonic backend's token rounding (a radix select per expert, then the list built from the
+    selection) gives the same pair list, scores, selection and score gradients as round_tokens."""
     T, E, K = 150, 8, 2
     logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
     with torch.no_grad():
@@ -198,21 +197,17 @@ def test_round_select_matches_round_tokens(router_type, mode, tile):
     cfg = GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16, router_type=router_type)
     idx, gates, probs = route_topk(logits, cfg)
     want = round_tokens(idx, gates, probs, tile, mode)
-    got = round_tokens(idx, gates, probs, tile, mode, fused=True)
+    got = round_pairs_as_round_tokens(idx, gates, probs, tile, mode)
     if tile > 1:
         assert (want[3] != want[4]).any(), "rounding changed nothing: the case is not exercised"
     for a, b in zip(got, want):
         assert torch.equal(a, b)
-    # probs as the sonic router gives them: a view of an expert-major (E, T) matrix
-    got_t = round_tokens(idx, gates, probs.t().contiguous().t(), tile, mode, fused=True)
-    for a, b in zip(got_t, want):
-        assert torch.equal(a, b)
     g = torch.randn(want[2].shape, device=DEV)
-    ga, gb, gt = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want, got_t))
-    assert torch.equal(ga, gb) and torch.equal(gt, gb)
+    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
+    assert torch.equal(ga, gb)
 
 
-def test_round_select_across_blocks():
+def test_round_pairs_across_blocks():
     """The kernel walks each expert's tokens in blocks of 2048: additions that straddle a block
     boundary must land in order, after those of the earlier block."""
     T, E, K, tile = 2500, 2, 1, 32
@@ -222,23 +217,29 @@ def test_round_select_across_blocks():
     probs[2042:2054, 1] += 0.5                    # its 12 best unchosen tokens straddle token 2048
     gates = torch.ones(T, K, device=DEV)
     want = round_tokens(idx, gates, probs, tile, "nearest")
-    got = round_tokens(idx, gates, probs, tile, "nearest", fused=True)
+    got = round_pairs_as_round_tokens(idx, gates, probs, tile, "nearest")
     assert torch.equal(want[3][2042:2054, 1], torch.ones(12, dtype=torch.bool, device=DEV))
     for a, b in zip(got, want):
         assert torch.equal(a, b)
 
 
-def test_round_select_under_torch_compile():
-    """torch.compile traces the fused selection as the opaque op sonic::round_select, in one graph,
-    and gets what eager mode gets (aot_eager: no C++ compiler needed on the CPU)."""
+def test_round_pairs_under_torch_compile():
+    """torch.compile traces sonic's token rounding as the opaque op sonic::round_pairs, in one graph,
+    and gets what eager mode gets, the scores' gradients too (aot_eager: no C++ compiler needed on
+    the CPU)."""
     T, E, K = 150, 8, 2
-    logits = torch.randn(T, E, device=DEV) * 2
+    logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
     idx, gates, probs = route_topk(logits, GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16))
-    fn = lambda i, g, p: round_tokens(i, g, p, 8, "nearest", fused=True)
+    chosen = torch.zeros(E, T, dtype=torch.bool, device=DEV).scatter_(0, idx.t(), True)
+    fn = lambda i, g, p: sk.round_pairs(i, g, p.t(), chosen, chosen.sum(1), 8, "nearest")
     torch._dynamo.reset()
     got = torch.compile(fn, fullgraph=True, backend="aot_eager")(idx, gates, probs)
-    for a, b in zip(got, fn(idx, gates, probs)):
+    want = fn(idx, gates, probs)
+    for a, b in zip(got, want):
         assert torch.equal(a, b)
+    g = torch.randn(want[2].shape, device=DEV)
+    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
+    assert torch.equal(ga, gb)
 
 
 @pytest.mark.skipif(CUDA, reason="checks the CPU error")
@@ -268,25 +269,29 @@ def test_sonic_below_sm80_says_what_to_do(monkeypatch):
 
 
 @pytest.mark.parametrize("T", [100, 2500])   # 2500: more than one 2048-token block per expert
-def test_round_select_ties_go_to_lower_tokens(T):
-    """With every score equal, the kernel still takes exactly counts[e] tokens: of the chosen it
-    keeps the lowest token indices, of the unchosen it adds the lowest ones, as a stable sort would."""
-    E, tile = 4, 16
+def test_round_pairs_ties_go_to_lower_tokens(T):
+    """With every score equal, the select still takes exactly each expert's rounded count: of the
+    chosen it keeps the lowest token indices, of the unchosen it adds the lowest ones, as a stable sort
+    would."""
+    E, K, tile = 4, 1, 16
     idx = torch.arange(T, device=DEV)[:, None] % 3       # experts 0-2 share the tokens
     idx[:12] = 3                                           # expert 3: 12 tokens (rounds down to 0, or up to 16)
-    probs = torch.full((T, E), 0.25, device=DEV)
+    probs = torch.full((E, T), 0.25, device=DEV)
+    gates = torch.ones(T, K, device=DEV)
     chosen = torch.zeros(E, T, dtype=torch.bool, device=DEV).scatter_(0, idx.t(), True)
     f = chosen.sum(1)
-    for counts in (torch.div(f, tile, rounding_mode="floor") * tile, (f + tile - 1) // tile * tile):
-        sel, added = sk.round_select(probs.t().contiguous(), chosen, counts, tile - 1)
-        assert torch.equal(sel.sum(1), counts)
+    for mode, counts in (("down", torch.div(f, tile, rounding_mode="floor") * tile),
+                         ("up", (f + tile - 1) // tile * tile)):
+        pair_tok, pair_exp, _, sel, load = sk.round_pairs(idx, gates, probs, chosen, f, tile, mode)
+        assert torch.equal(sel.sum(1), counts) and torch.equal(load[0], counts)
+        assert torch.equal(load[1], (f - counts).clamp(min=0)) and torch.equal(load[2], (counts - f).clamp(min=0))
         for e in range(E):
             mine, others = chosen[e].nonzero().flatten(), (~chosen[e]).nonzero().flatten()
             kept = int(min(counts[e], f[e]))
             assert torch.equal(sel[e, mine], torch.arange(len(mine), device=DEV) < kept)
             n_add = int(counts[e] - kept)
             assert torch.equal(sel[e, others], torch.arange(len(others), device=DEV) < n_add)
-            assert torch.equal(added[e, :n_add], others[:n_add]) and torch.all(added[e, n_add:] == 0)
+            assert torch.equal(pair_tok[pair_exp == e], sel[e].nonzero().flatten())
 
 
 def reference_metadata(pair_tok, pair_exp, pair_score, T, E):
