@@ -787,39 +787,43 @@ def _round_select_kernel(P, CH, F, SEL, LOAD,  # P (E, T) fp32 scores, CH (E, T)
 @triton.jit
 def _round_pairs_kernel(SEL, S, IDX, G, ENDS,  # SEL, S (E, T): the selection, the scores; IDX, G (T, K): top-K's
                         PT, PE, PS, SRC,       # experts and gates; ENDS (T,) int32: where each token's pairs end
-                        T, E, R_MAX, fill,     # out, (R_MAX,) each: the pair list's token, expert, score, and the
+                        T, E, R_MAX, n_tb,     # out, (R_MAX,) each: the pair list's token, expert, score, and the
                         K: tl.constexpr,       # score's source: t*K + k for a gate, T*K + e*T + t for a score
                         BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
-    # BLOCK_T tokens a program, each with all its experts: a token's pairs go to consecutive slots by
-    # expert, so the list is in (token, expert) order with no sort. Then the program marks its fill
-    # slots of the list that lie past the last pair unused (token T, expert E, score 0)
+    # the first n_tb programs take BLOCK_T tokens each and walk their experts BLOCK_E at a time, a running
+    # count per token: a token's pairs go to consecutive slots by expert, so the list is in (token, expert)
+    # order with no sort. The programs after them mark the list's slots past the last pair unused (token T,
+    # expert E, score 0), BLOCK_F each. Tiles stay small and int32 (offsets inside an expert chunk, from
+    # its int64 base): an (E, BLOCK_T) tile of int64 spilled, and took 0.4-0.7 ms where this takes tens of us
     pid = tl.program_id(0)
-    t = pid * BLOCK_T + tl.arange(0, BLOCK_T)
-    e = tl.arange(0, BLOCK_E)
-    mt = t < T
-    off = e[:, None].to(tl.int64) * T + t[None, :]                     # (BLOCK_E, BLOCK_T) into (E, T)
-    take = tl.load(SEL + off, mask=(e < E)[:, None] & mt[None, :], other=0) != 0
-    rank = tl.cumsum(take.to(tl.int32), 0)                             # of its token's pairs, from 1
-    first = tl.load(ENDS + t, mask=mt, other=0) - tl.sum(take.to(tl.int32), axis=0)
-    slot = first[None, :].to(tl.int64) + rank - 1
-    k_of = tl.full((BLOCK_E, BLOCK_T), -1, tl.int32)                   # the k at which t chose e, or -1
-    for k in tl.static_range(K):
-        ik = tl.load(IDX + t.to(tl.int64) * K + k, mask=mt, other=-1)
-        k_of = tl.where(ik[None, :] == e[:, None], k, k_of)
-    chosen = k_of >= 0
-    g_src = t[None, :].to(tl.int64) * K + k_of
-    gate = tl.load(G + g_src, mask=take & chosen, other=0.0)
-    score = tl.load(S + off, mask=take & ~chosen, other=0.0)
-    zero = tl.zeros((BLOCK_E, BLOCK_T), dtype=tl.int64)
-    tl.store(PT + slot, zero + t[None, :], mask=take)
-    tl.store(PE + slot, zero + e[:, None], mask=take)
-    tl.store(PS + slot, tl.where(chosen, gate, score), mask=take)
-    tl.store(SRC + slot, tl.where(chosen, g_src, T.to(tl.int64) * K + off), mask=take)
-    total = tl.load(ENDS + T - 1).to(tl.int64)
-    unused = tl.zeros((BLOCK_F,), dtype=tl.int64)
-    for r0 in range(pid * fill, pid * fill + fill, BLOCK_F):
-        r = r0 + tl.arange(0, BLOCK_F)
-        m = (r < R_MAX) & (r >= total)
+    if pid < n_tb:
+        t = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+        mt = t < T
+        run = tl.load(ENDS + t - 1, mask=mt & (t > 0), other=0)          # the token's first slot
+        el = tl.arange(0, BLOCK_E)
+        local = el[:, None] * T + t[None, :]                             # (BLOCK_E, BLOCK_T) in the chunk
+        for e0 in range(0, E, BLOCK_E):
+            e = e0 + el
+            base = T.to(tl.int64) * e0                                  # the chunk's first row
+            take = tl.load(SEL + base + local, mask=(e < E)[:, None] & mt[None, :], other=0) != 0
+            slot = run[None, :] + tl.cumsum(take.to(tl.int32), 0) - 1
+            k_of = tl.full((BLOCK_E, BLOCK_T), -1, tl.int32)             # the k at which t chose e, or -1
+            for k in tl.static_range(K):
+                ik = tl.load(IDX + t.to(tl.int64) * K + k, mask=mt, other=-1).to(tl.int32)
+                k_of = tl.where(ik[None, :] == e[:, None], k, k_of)
+            chosen = k_of >= 0
+            g_src = t[None, :].to(tl.int64) * K + k_of
+            gate = tl.load(G + g_src, mask=take & chosen, other=0.0)
+            score = tl.load(S + base + local, mask=take & ~chosen, other=0.0)
+            tl.store(PT + slot, tl.broadcast_to(t[None, :], (BLOCK_E, BLOCK_T)).to(tl.int64), mask=take)
+            tl.store(PE + slot, tl.broadcast_to(e[:, None], (BLOCK_E, BLOCK_T)).to(tl.int64), mask=take)
+            tl.store(PS + slot, tl.where(chosen, gate, score), mask=take)
+            tl.store(SRC + slot, tl.where(chosen, g_src, T.to(tl.int64) * K + base + local), mask=take)
+            run += tl.sum(take.to(tl.int32), axis=0)
+    else:
+        r = (pid - n_tb).to(tl.int64) * BLOCK_F + tl.arange(0, BLOCK_F)
+        m = (r < R_MAX) & (r >= tl.load(ENDS + T - 1))
+        unused = tl.zeros((BLOCK_F,), dtype=tl.int64)
         tl.store(PT + r, unused + T, mask=m)
         tl.store(PE + r, unused + E, mask=m)
         tl.store(PS + r, unused.to(tl.float32), mask=m)
@@ -844,7 +848,9 @@ def round_capacity(T, E, K, tile, mode):
     return min(T * E, T * K + E * k_add)
 
 
-ROUND_FILL_BLOCK = 1024  # unused slots a program marks in one step
+# _round_pairs_kernel's tile (tokens, experts a step) and warps; ROUND_FILL_BLOCK: the unused slots a program
+# marks, and the pair scores a program of the backward hands back
+ROUND_PAIRS_T, ROUND_PAIRS_E, ROUND_PAIRS_WARPS, ROUND_FILL_BLOCK = 64, 16, 2, 1024
 
 
 def round_pairs_impl(idx: torch.Tensor, gates: torch.Tensor, scores: torch.Tensor, chosen: torch.Tensor,
@@ -861,12 +867,11 @@ def round_pairs_impl(idx: torch.Tensor, gates: torch.Tensor, scores: torch.Tenso
     i64 = dict(dtype=torch.int64, device=dev)
     pair_tok, pair_exp, src = torch.empty(R_max, **i64), torch.empty(R_max, **i64), torch.empty(R_max, **i64)
     pair_score = torch.empty(R_max, device=dev)
-    be = next_pow2(E)
-    bt = max(1, min(64, 4096 // be))
-    grid = cdiv(T, bt)
-    fill = cdiv(cdiv(R_max, grid), ROUND_FILL_BLOCK) * ROUND_FILL_BLOCK
-    _round_pairs_kernel[(grid,)](sel.view(torch.int8), scores, idx, gates, ends, pair_tok, pair_exp, pair_score, src,
-                                 T, E, R_max, fill, K=K, BLOCK_T=bt, BLOCK_E=be, BLOCK_F=ROUND_FILL_BLOCK)
+    n_tb = cdiv(T, ROUND_PAIRS_T)
+    _round_pairs_kernel[(n_tb + cdiv(R_max, ROUND_FILL_BLOCK),)](
+        sel.view(torch.int8), scores, idx, gates, ends, pair_tok, pair_exp, pair_score, src, T, E, R_max, n_tb, K=K,
+        BLOCK_T=ROUND_PAIRS_T, BLOCK_E=min(ROUND_PAIRS_E, next_pow2(E)), BLOCK_F=ROUND_FILL_BLOCK,
+        num_warps=ROUND_PAIRS_WARPS)
     return pair_tok, pair_exp, pair_score, sel, load, src
 
 
