@@ -223,6 +223,24 @@ def test_round_pairs_across_blocks():
         assert torch.equal(a, b)
 
 
+def test_round_pairs_across_expert_chunks():
+    """The pair-list kernel walks a token's experts ROUND_PAIRS_E at a time and its tokens in blocks of
+    ROUND_PAIRS_T: with E = 40 (two full chunks and a partial one) and T past a block boundary, a
+    token's pairs from different chunks must follow each other in expert order."""
+    T, E, K, tile = 3 * sk.ROUND_PAIRS_T + 5, 40, 5, 8
+    assert E > 2 * sk.ROUND_PAIRS_E and E % sk.ROUND_PAIRS_E
+    logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
+    idx, gates, probs = route_topk(logits, GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16))
+    want = round_tokens(idx, gates, probs, tile, "up")
+    got = round_pairs_as_round_tokens(idx, gates, probs, tile, "up")
+    assert (want[3] != want[4]).any() and (want[3][:, 2 * sk.ROUND_PAIRS_E:] & ~want[4][:, 2 * sk.ROUND_PAIRS_E:]).any()
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    g = torch.randn(want[2].shape, device=DEV)
+    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
+    assert torch.equal(ga, gb)
+
+
 def test_round_pairs_under_torch_compile():
     """torch.compile traces sonic's token rounding as the opaque op sonic::round_pairs, in one graph,
     and gets what eager mode gets, the scores' gradients too (aot_eager: no C++ compiler needed on
