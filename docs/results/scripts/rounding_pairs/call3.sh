@@ -3,7 +3,7 @@
 # this tree (bf16), then the README's rounding command, rounded only (top-K's path is not touched), this tree then
 # the tree before token rounding's kernels (abtest_main/: 6b78125's top-level files); ms/step per run in each.txt.
 export PYTHONPATH=$PWD
-timeout -s KILL 50 python docs/results/scripts/rounding_pairs/probe2.py > $OUT/probe2.log 2>&1
+timeout -s KILL 90 python docs/results/scripts/rounding_pairs/probe2.py > $OUT/probe2.log 2>&1
 echo "rc $? at $SECONDS s" >> $OUT/probe2.log; grep -v Warn $OUT/probe2.log
 timeout -s KILL ${1:-100} python -m pytest -q -rf tests/test_sonic.py tests/test_router.py \
   -k "round_pairs or scores_against or whole_module_saves" > $OUT/gpu_tests.log 2>&1

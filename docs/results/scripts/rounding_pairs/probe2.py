@@ -1,7 +1,8 @@
 """_round_pairs_kernel as it now is (experts walked in chunks, int32 tiles, the unused slots marked by programs of
 their own) at the README's rounding shape (T = 16384, E = 128, K = 8, nearest, tile 128), by do_bench under launch
-settings (ROUND_PAIRS_T, ROUND_PAIRS_E, ROUND_PAIRS_WARPS), each checked against round_pairs' defaults; beside it
-the select kernel, round_pairs whole, and the host's time to enqueue round_pairs.
+settings (ROUND_PAIRS_T, ROUND_PAIRS_E, ROUND_PAIRS_WARPS), each checked against round_pairs' defaults; then the
+select kernel alone under launch settings (BLOCK_T, num_warps), each checked too, and the host's time to enqueue
+round_pairs.
 Run from the repository root: python docs/results/scripts/rounding_pairs/probe2.py"""
 import sys, time
 sys.path.insert(0, '.')
@@ -25,10 +26,14 @@ for cfg in [default, (128, 16, 4), (32, 16, 1), (64, 32, 4), (32, 8, 1), (128, 8
     ms = triton.testing.do_bench(lambda: sk.round_pairs_impl(idx, gates, S, CH, choices, tile, mode), warmup=20, rep=100)
     print(f"round_pairs_impl whole, pairs kernel {cfg}: {ms * 1e3:8.1f} us")
 sk.ROUND_PAIRS_T, sk.ROUND_PAIRS_E, sk.ROUND_PAIRS_WARPS = default
-sel, load = want[3], want[4]
-ms = triton.testing.do_bench(lambda: sk._round_select_kernel[(E,)](S, CH.view(torch.int8), choices,
-                             sel.view(torch.int8), load, T, E, tile, MODE=0, BLOCK_T=2048), warmup=20, rep=100)
-print(f"_round_select_kernel alone: {ms * 1e3:.1f} us")
+sel, load = torch.empty_like(want[3]), torch.empty_like(want[4])
+for bt, warps in [(2048, 4), (1024, 4), (4096, 4), (4096, 8), (8192, 8), (8192, 16), (16384, 16)]:
+    select = lambda: sk._round_select_kernel[(E,)](S, CH.view(torch.int8), choices, sel.view(torch.int8), load, T, E,
+                                                   tile, MODE=0, BLOCK_T=bt, num_warps=warps)
+    select()
+    assert torch.equal(sel, want[3]) and torch.equal(load, want[4]), (bt, warps)
+    ms = triton.testing.do_bench(select, warmup=20, rep=100)
+    print(f"_round_select_kernel alone, BLOCK_T {bt:5d} warps {warps:2d}: {ms * 1e3:.1f} us")
 torch.cuda.synchronize()
 t0 = time.perf_counter()
 for _ in range(50):
