@@ -794,7 +794,8 @@ def _round_pairs_kernel(SEL, S, IDX, G, ENDS,  # SEL, S (E, T): the selection, t
     # count per token: a token's pairs go to consecutive slots by expert, so the list is in (token, expert)
     # order with no sort. The programs after them mark the list's slots past the last pair unused (token T,
     # expert E, score 0), BLOCK_F each. Tiles stay small and int32 (offsets inside an expert chunk, from
-    # its int64 base): an (E, BLOCK_T) tile of int64 spilled, and took 0.4-0.7 ms where this takes tens of us
+    # its int64 base): one (E, BLOCK_T) int64 tile a program took 0.4-0.7 ms a layer at E = 128, where
+    # a chunked walk took 54-68 us (H100, docs/LOG.md, 2026-12-07)
     pid = tl.program_id(0)
     if pid < n_tb:
         t = pid * BLOCK_T + tl.arange(0, BLOCK_T)
