@@ -849,9 +849,11 @@ def round_capacity(T, E, K, tile, mode):
     return min(T * E, T * K + E * k_add)
 
 
-# _round_pairs_kernel's tile (tokens, experts a step) and warps; ROUND_FILL_BLOCK: the unused slots a program
-# marks, and the pair scores a program of the backward hands back
-ROUND_PAIRS_T, ROUND_PAIRS_E, ROUND_PAIRS_WARPS, ROUND_FILL_BLOCK = 64, 16, 2, 1024
+# _round_pairs_kernel's tile (tokens, experts a step) and warps: 8 elements a thread, 120 registers and no
+# spills in ptxas for sm_90a (16 a thread took 220; the first form's (E, 32) tile, 255 and 752 bytes of
+# spills). ROUND_FILL_BLOCK: the unused slots a program marks, and the pair scores a program of the
+# backward hands back
+ROUND_PAIRS_T, ROUND_PAIRS_E, ROUND_PAIRS_WARPS, ROUND_FILL_BLOCK = 64, 16, 4, 1024
 
 
 def round_pairs_impl(idx: torch.Tensor, gates: torch.Tensor, scores: torch.Tensor, chosen: torch.Tensor,
