@@ -225,9 +225,9 @@ def test_round_pairs_across_blocks():
 
 def test_round_pairs_across_expert_chunks():
     """The pair-list kernel walks a token's experts ROUND_PAIRS_E at a time and its tokens in blocks of
-    ROUND_PAIRS_T: with E = 40 (two full chunks and a partial one) and T past a block boundary, a
+    ROUND_PAIRS_T: with E two and a half chunks and T past a block boundary, a
     token's pairs from different chunks must follow each other in expert order."""
-    T, E, K, tile = 3 * sk.ROUND_PAIRS_T + 5, 40, 5, 8
+    T, E, K, tile = 3 * sk.ROUND_PAIRS_T + 5, 2 * sk.ROUND_PAIRS_E + sk.ROUND_PAIRS_E // 2, 5, 8
     assert E > 2 * sk.ROUND_PAIRS_E and E % sk.ROUND_PAIRS_E
     logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
     idx, gates, probs = route_topk(logits, GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16))
