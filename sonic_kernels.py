@@ -853,9 +853,17 @@ def round_capacity(T, E, K, tile, mode):
 # few (ptxas for sm_90a: 140 and no spills at 32 x 8 on one warp, 220 at 16 a thread; the first form's
 # (E, 32) tile, 255 and 752 bytes of spills); 32 x 8 on one warp was among the fastest of eight settings
 # on an H100. ROUND_FILL_BLOCK: the unused slots a program marks, and the pair scores a program of the
-# backward hands back. The select reads a row of T scores five times: 8192 at a time on 16 warps ran
-# 54 us a layer at T = 16384, E = 128 (2048 on 4 warps: 78) (docs/LOG.md, 2026-12-07)
+# backward hands back. ROUND_SELECT_BLOCK: the select reads a row of T scores five times, this many at a
+# time on a warp per 512: 8192 on 16 warps ran 54 us a layer at T = 16384, E = 128 (2048 on 4: 78)
+# (docs/LOG.md, 2026-12-07)
 ROUND_PAIRS_T, ROUND_PAIRS_E, ROUND_PAIRS_WARPS, ROUND_FILL_BLOCK = 32, 8, 1, 1024
+ROUND_SELECT_BLOCK = 8192
+
+
+def _round_select_launch(T):
+    """The select's block of tokens and its warps for T tokens."""
+    block_t = min(ROUND_SELECT_BLOCK, next_pow2(T))
+    return block_t, max(4, block_t // 512)
 
 
 def round_pairs_impl(idx: torch.Tensor, gates: torch.Tensor, scores: torch.Tensor, chosen: torch.Tensor,
@@ -866,9 +874,9 @@ def round_pairs_impl(idx: torch.Tensor, gates: torch.Tensor, scores: torch.Tenso
     R_max = round_capacity(T, E, K, tile, mode)
     sel = torch.empty(E, T, dtype=torch.bool, device=dev)
     load = torch.empty(3, E, dtype=torch.int64, device=dev)
-    block_t = min(8192, next_pow2(T))
+    block_t, warps = _round_select_launch(T)
     _round_select_kernel[(E,)](scores, chosen.view(torch.int8), choices, sel.view(torch.int8), load, T, E, tile,
-                               MODE=ROUND_MODES[mode], BLOCK_T=block_t, num_warps=max(4, block_t // 512))
+                               MODE=ROUND_MODES[mode], BLOCK_T=block_t, num_warps=warps)
     ends = torch.cumsum(sel.sum(0, dtype=torch.int32), 0, dtype=torch.int32)
     i64 = dict(dtype=torch.int64, device=dev)
     pair_tok, pair_exp, src = torch.empty(R_max, **i64), torch.empty(R_max, **i64), torch.empty(R_max, **i64)

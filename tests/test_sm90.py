@@ -127,7 +127,8 @@ def launches(tma=False):
         ('expert_order', sk._expert_order_kernel, dict(offsets=i32, order=i32, E=E, BLOCK=64)),
         # token rounding, nearest, at the kernels' M tile
         ('round_select', sk._round_select_kernel, dict(P=f32, CH='*i8', F=i64, SEL='*i8', LOAD=i64, T=T, E=E,
-         TILE=sk.BLOCK_M, MODE=sk.ROUND_MODES['nearest'], BLOCK_T=2048)),
+         TILE=sk.BLOCK_M, MODE=sk.ROUND_MODES['nearest'], BLOCK_T=sk._round_select_launch(T)[0]),
+         [triton.Config({}, num_warps=sk._round_select_launch(T)[1])]),
         ('round_pairs', sk._round_pairs_kernel, dict(SEL='*i8', S=f32, IDX=i64, G=f32, ENDS=i32, PT=i64, PE=i64, PS=f32,
          SRC=i64, T=T, E=E, R_MAX=R + E * sk.BLOCK_M // 2, n_tb=T // sk.ROUND_PAIRS_T, K=K, BLOCK_T=sk.ROUND_PAIRS_T,
          BLOCK_E=sk.ROUND_PAIRS_E, BLOCK_F=sk.ROUND_FILL_BLOCK), [triton.Config({}, num_warps=sk.ROUND_PAIRS_WARPS)]),

@@ -197,48 +197,50 @@ def test_round_pairs_matches_round_tokens(router_type, mode, tile):
     cfg = GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16, router_type=router_type)
     idx, gates, probs = route_topk(logits, cfg)
     want = round_tokens(idx, gates, probs, tile, mode)
-    got = round_pairs_as_round_tokens(idx, gates, probs, tile, mode)
     if tile > 1:
         assert (want[3] != want[4]).any(), "rounding changed nothing: the case is not exercised"
+    assert_round_pairs_is_round_tokens(idx, gates, probs, tile, mode, logits)
+
+
+def assert_round_pairs_is_round_tokens(idx, gates, probs, tile, mode, logits=None):
+    """round_pairs gives round_tokens' list, selection and choice exactly, and (given the logits they
+    come from) the same gradient of the pair scores."""
+    want = round_tokens(idx, gates, probs, tile, mode)
+    got = round_pairs_as_round_tokens(idx, gates, probs, tile, mode)
     for a, b in zip(got, want):
         assert torch.equal(a, b)
-    g = torch.randn(want[2].shape, device=DEV)
-    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
-    assert torch.equal(ga, gb)
+    if logits is not None:
+        g = torch.randn(want[2].shape, device=DEV)
+        ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
+        assert torch.equal(ga, gb)
 
 
 def test_round_pairs_across_blocks():
-    """The kernel walks each expert's tokens in blocks of 2048: additions that straddle a block
-    boundary must land in order, after those of the earlier block."""
-    T, E, K, tile = 2500, 2, 1, 32
+    """The select walks each expert's tokens in blocks of ROUND_SELECT_BLOCK: additions that straddle
+    a block boundary must land in order, after those of the earlier block."""
+    B = sk.ROUND_SELECT_BLOCK
+    T, E, K, tile = B + 500, 2, 1, 32
     idx = torch.zeros(T, K, dtype=torch.long, device=DEV)
     idx[:20] = 1                                  # expert 1: 20 tokens, rounds up to 32: adds 12
     probs = torch.rand(T, E, device=DEV) * 0.5
-    probs[2042:2054, 1] += 0.5                    # its 12 best unchosen tokens straddle token 2048
+    probs[B - 6:B + 6, 1] += 0.5                  # its 12 best unchosen tokens straddle the boundary
     gates = torch.ones(T, K, device=DEV)
     want = round_tokens(idx, gates, probs, tile, "nearest")
-    got = round_pairs_as_round_tokens(idx, gates, probs, tile, "nearest")
-    assert torch.equal(want[3][2042:2054, 1], torch.ones(12, dtype=torch.bool, device=DEV))
-    for a, b in zip(got, want):
-        assert torch.equal(a, b)
+    assert torch.equal(want[3][B - 6:B + 6, 1], torch.ones(12, dtype=torch.bool, device=DEV))
+    assert_round_pairs_is_round_tokens(idx, gates, probs, tile, "nearest")
 
 
 def test_round_pairs_across_expert_chunks():
     """The pair-list kernel walks a token's experts ROUND_PAIRS_E at a time and its tokens in blocks of
-    ROUND_PAIRS_T: with E two and a half chunks and T past a block boundary, a
-    token's pairs from different chunks must follow each other in expert order."""
+    ROUND_PAIRS_T: with E two and a half chunks and T past a block boundary, a token's pairs from
+    different chunks must follow each other in expert order."""
     T, E, K, tile = 3 * sk.ROUND_PAIRS_T + 5, 2 * sk.ROUND_PAIRS_E + sk.ROUND_PAIRS_E // 2, 5, 8
     assert E > 2 * sk.ROUND_PAIRS_E and E % sk.ROUND_PAIRS_E
     logits = (torch.randn(T, E, device=DEV) * 2).requires_grad_()
     idx, gates, probs = route_topk(logits, GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16))
     want = round_tokens(idx, gates, probs, tile, "up")
-    got = round_pairs_as_round_tokens(idx, gates, probs, tile, "up")
     assert (want[3] != want[4]).any() and (want[3][:, 2 * sk.ROUND_PAIRS_E:] & ~want[4][:, 2 * sk.ROUND_PAIRS_E:]).any()
-    for a, b in zip(got, want):
-        assert torch.equal(a, b)
-    g = torch.randn(want[2].shape, device=DEV)
-    ga, gb = (torch.autograd.grad(r[2], logits, g, retain_graph=True)[0] for r in (got, want))
-    assert torch.equal(ga, gb)
+    assert_round_pairs_is_round_tokens(idx, gates, probs, tile, "up", logits)
 
 
 def test_round_pairs_under_torch_compile():
