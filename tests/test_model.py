@@ -843,8 +843,9 @@ def random_routing(router_type, T, E, K):
 
 # each check runs on round_tokens and on the sonic backend's kernels (sonic_kernels.round_pairs), the
 # latter on CPU tensors in the interpreter (tests/test_sonic.py checks it on the GPU against round_tokens)
-ON_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="CPU tensors need the interpreter")
-ROUND_FNS = [pytest.param(round_tokens, id="topk"), pytest.param(round_pairs_as_round_tokens, id="fused", marks=ON_GPU)]
+CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="CPU tensors need the interpreter")
+ROUND_FNS = [pytest.param(round_tokens, id="topk"),
+             pytest.param(round_pairs_as_round_tokens, id="fused", marks=CPU_ONLY)]
 
 
 @pytest.mark.parametrize("round_fn", ROUND_FNS)
