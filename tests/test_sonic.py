@@ -199,13 +199,12 @@ def test_round_pairs_matches_round_tokens(router_type, mode, tile):
     want = round_tokens(idx, gates, probs, tile, mode)
     if tile > 1:
         assert (want[3] != want[4]).any(), "rounding changed nothing: the case is not exercised"
-    assert_round_pairs_is_round_tokens(idx, gates, probs, tile, mode, logits)
+    assert_round_pairs_is_round_tokens(want, idx, gates, probs, tile, mode, logits)
 
 
-def assert_round_pairs_is_round_tokens(idx, gates, probs, tile, mode, logits=None):
-    """round_pairs gives round_tokens' list, selection and choice exactly, and (given the logits they
-    come from) the same gradient of the pair scores."""
-    want = round_tokens(idx, gates, probs, tile, mode)
+def assert_round_pairs_is_round_tokens(want, idx, gates, probs, tile, mode, logits=None):
+    """round_pairs gives want, round_tokens' list, selection and choice, exactly, and (given the logits
+    they come from) the same gradient of the pair scores."""
     got = round_pairs_as_round_tokens(idx, gates, probs, tile, mode)
     for a, b in zip(got, want):
         assert torch.equal(a, b)
@@ -227,7 +226,7 @@ def test_round_pairs_across_blocks():
     gates = torch.ones(T, K, device=DEV)
     want = round_tokens(idx, gates, probs, tile, "nearest")
     assert torch.equal(want[3][B - 6:B + 6, 1], torch.ones(12, dtype=torch.bool, device=DEV))
-    assert_round_pairs_is_round_tokens(idx, gates, probs, tile, "nearest")
+    assert_round_pairs_is_round_tokens(want, idx, gates, probs, tile, "nearest")
 
 
 def test_round_pairs_across_expert_chunks():
@@ -240,7 +239,7 @@ def test_round_pairs_across_expert_chunks():
     idx, gates, probs = route_topk(logits, GPTConfig(n_embd=16, n_head=1, n_expert=E, top_k=K, expert_size=16))
     want = round_tokens(idx, gates, probs, tile, "up")
     assert (want[3] != want[4]).any() and (want[3][:, 2 * sk.ROUND_PAIRS_E:] & ~want[4][:, 2 * sk.ROUND_PAIRS_E:]).any()
-    assert_round_pairs_is_round_tokens(idx, gates, probs, tile, "up", logits)
+    assert_round_pairs_is_round_tokens(want, idx, gates, probs, tile, "up", logits)
 
 
 def test_round_pairs_under_torch_compile():
