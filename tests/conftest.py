@@ -50,6 +50,15 @@ def seed(request):
     return s
 
 
+@pytest.fixture(autouse=True)
+def release_gpu_cache():
+    """After a test that left more than 2 GiB in torch's CUDA cache, hands it back: pytest-xdist runs
+    several test processes on one GPU, and what one keeps cached the others cannot allocate."""
+    yield
+    if torch.cuda.is_initialized() and torch.cuda.memory_reserved() > 2**31:
+        torch.cuda.empty_cache()
+
+
 def interpreter_problem():
     """Why Triton's CPU interpreter cannot run the kernels here, or None. Triton before 3.7 runs it only
     with numpy<2.4: numpy 2.4 made int() of a one-element array an error, and that interpreter calls it
