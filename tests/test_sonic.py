@@ -1051,12 +1051,14 @@ def test_int64_offsets():
     got = [out] + list(torch.autograd.grad(out, (x, w1, w2, score), g))
     del out
     # the reference in fp32, one expert's pairs at a time (the others marked unused, expert E): all
-    # experts in one autograd graph held ~47 GB, which starved the tests that ran beside it on the GPU
+    # experts in one autograd graph hold several (T*K, d) buffers of 4.3 GB, tens of GB that starved the
+    # tests running beside it on one GPU (docs/LOG.md, 2026-12-08)
     ref_in = [t.detach().float().requires_grad_() for t in (x, w1, w2, score)]
     want = [torch.zeros_like(ref_in[0])] + [torch.zeros_like(t) for t in ref_in]
+    g32 = g.float()
     for e in range(E):
         out = experts_torch(ref_in[0], ref_in[1], ref_in[2], pair_tok, torch.where(pair_exp == e, e, E), ref_in[3])
-        for acc, part in zip(want, [out.detach()] + list(torch.autograd.grad(out, ref_in, g.float()))):
+        for acc, part in zip(want, [out.detach()] + list(torch.autograd.grad(out, ref_in, g32))):
             acc += part
         del out
     for name, a, b in zip(["out", "dx", "dw1", "dw2", "dscore"], got, want):
